@@ -1,0 +1,33 @@
+"""tensorchain: the chain rule of tensor networks, planned by opt_einsum."""
+
+from .errors import (
+    DerivativeError,
+    ShapeError,
+    SpecError,
+    TensorchainError,
+    ValuesError,
+)
+from .labeled import LabeledTensor
+from .lower import SpecWarning
+from .network import Network, load, parse
+from .networks import builtin
+from .reshape import reshape_method
+
+ARTICLE: str = builtin("article")
+"""The spec text of the article's one-layer network."""
+
+__all__ = [
+    "ARTICLE",
+    "DerivativeError",
+    "LabeledTensor",
+    "Network",
+    "ShapeError",
+    "SpecError",
+    "SpecWarning",
+    "TensorchainError",
+    "ValuesError",
+    "builtin",
+    "load",
+    "parse",
+    "reshape_method",
+]

@@ -1,0 +1,163 @@
+"""The chain rule: local Jacobians of each statement, then of the whole network.
+
+Within a statement the expression tree is walked from the root down; each
+step is :meth:`LabeledTensor.chain` with a rule from ``rules``, and the uses
+of one tensor are added. Over the network the same is done statement by
+statement in reverse (from ``of`` towards ``wrt``). Products stay unevaluated:
+a plain chain is one tensor network, contracted once by opt_einsum when the
+result is asked for. Only where paths merge (a tensor used by two statements,
+a local Jacobian that is a sum) are the terms contracted and added, so the
+work grows with the number of edges, never with the number of paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .labeled import LabeledTensor, fresh
+from .lower import Const, Leaf, Lowered, Node, children
+from .plan import Contraction
+from .rules import local_rule
+
+
+def axis_names(*groups: Sequence[str]) -> list[tuple[str, ...]]:
+    """Name axes after their dims, priming repeats: ``(n,), (n, m) -> (n,), (n', m)``."""
+    used: set[str] = set()
+    out = []
+    for dims in groups:
+        names = []
+        for d in dims:
+            name = d
+            while name in used:
+                name += "'"
+            used.add(name)
+            names.append(name)
+        out.append(tuple(names))
+    return out
+
+
+def _depends(node: Node) -> bool:
+    return isinstance(node, Leaf) or any(_depends(c) for c in children(node))
+
+
+def statement_jacobians(
+    stmt: Lowered,
+    node_values: dict[int, np.ndarray],
+    label_sizes: dict[str, int],
+) -> dict[str, LabeledTensor]:
+    """d target / d operand for every tensor the statement uses.
+
+    Axes: the target's (``stmt.labels``, renamed fresh) then the operand's.
+    Each result is contracted to one array per delta structure.
+    """
+    out_labels = tuple(fresh(lab) for lab in stmt.labels)
+    sizes = {
+        **label_sizes,
+        **{o: label_sizes[lab] for o, lab in zip(out_labels, stmt.labels, strict=True)},
+    }
+    k_out = len(out_labels)
+    stack: list[tuple[Node, LabeledTensor]] = [
+        (stmt.root, LabeledTensor.identity((*out_labels, *stmt.labels), sizes))
+    ]
+    found: dict[str, LabeledTensor] = {}
+    while stack:
+        node, adjoint = stack.pop()
+        if isinstance(node, Leaf):
+            found[node.name] = found[node.name] + adjoint if node.name in found else adjoint
+            continue
+        for k, child in enumerate(children(node)):
+            if isinstance(child, Const) or not _depends(child):
+                continue
+            local = local_rule(node, k, node_values, sizes)
+            stack.append((child, adjoint.chain(local, len(node.labels))))
+    assert all(j.ndim >= k_out for j in found.values())
+    out = {}
+    for name, jac in found.items():
+        origin = f"d{stmt.target}/d{name}"
+        terms = [
+            replace(t, factors=tuple(replace(f, origin=origin) for f in t.factors))
+            for t in jac.contracted(name=origin).terms
+        ]
+        out[name] = LabeledTensor(jac.indices, jac.sizes, terms, canonicalize=False)
+    return out
+
+
+@dataclass
+class ChainResult:
+    """What one derivative computation did, kept for printouts."""
+
+    jacobians: dict[str, LabeledTensor]
+    chains: dict[str, LabeledTensor]  # the unevaluated network for each target
+    locals: dict[tuple[str, str], LabeledTensor]  # (of, operand) -> local Jacobian
+    contractions: list[Contraction] = field(default_factory=list)
+
+
+def network_jacobians(
+    statements: Sequence[Lowered],
+    axes: dict[str, tuple[str, ...]],
+    sizes: dict[str, int],
+    local_fn: Callable[[Lowered], dict[str, LabeledTensor]],
+    of: str,
+    wrts: Sequence[str],
+) -> ChainResult:
+    """d of / d w for each w in ``wrts`` by reverse accumulation over statements.
+
+    ``local_fn(stmt)`` returns :func:`statement_jacobians` of a statement with
+    axes named after dims; it is called only for statements on a path.
+    """
+    wanted = set(wrts)
+    downstream = set(wanted)  # tensors that depend on some wrt
+    for stmt in statements:
+        if any(op in downstream for op in stmt.operands):
+            downstream.add(stmt.target)
+    out_names = tuple(fresh(d) for d in axes[of])
+    label_size = {
+        **sizes,
+        **{o: sizes[d] for o, d in zip(out_names, axes[of], strict=True)},
+    }
+
+    def node_axes(name: str) -> tuple[str, ...]:
+        return tuple(f"{name}.{k}" for k in range(len(axes[name])))
+
+    for name in {of, *wrts}:
+        label_size.update(
+            (lab, sizes[d]) for lab, d in zip(node_axes(name), axes[name], strict=True)
+        )
+    adjoint: dict[str, LabeledTensor] = {}
+    if of in downstream:
+        adjoint[of] = LabeledTensor.identity((*out_names, *node_axes(of)), label_size)
+    result = ChainResult({}, {}, {})
+    finished: dict[str, LabeledTensor] = {}
+    for stmt in reversed(statements):
+        target = stmt.target
+        if target not in adjoint:
+            continue
+        adj = adjoint.pop(target)
+        if len(adj.terms) > 1:
+            adj = adj.contracted(name=f"d{of}/d{target}", log=result.contractions)
+        if target in wanted:
+            finished[target] = adj
+        locals_ = local_fn(stmt)
+        for op in stmt.operands:
+            if op not in downstream:
+                continue
+            jac = locals_[op]
+            result.locals[(target, op)] = jac
+            step = adj.chain(jac, len(axes[target]))
+            adjoint[op] = adjoint[op] + step if op in adjoint else step
+    finished.update((w, adj) for w, adj in adjoint.items() if w in wanted)
+    names = axis_names(axes[of], *(axes[w] for w in wrts))
+    for w, w_names in zip(wrts, names[1:], strict=True):
+        indices = (*names[0], *w_names)
+        if w not in finished:
+            shape_sizes = dict(zip(indices, [sizes[d] for d in (*axes[of], *axes[w])], strict=True))
+            result.jacobians[w] = LabeledTensor.zeros(indices, shape_sizes)
+            continue
+        chain = finished[w]
+        result.chains[w] = chain.rename(indices)
+        done = chain.contracted(name=f"d{of}/d{w}", log=result.contractions)
+        result.jacobians[w] = done.rename(indices)
+    return result

@@ -1,0 +1,108 @@
+"""The command line: ``tensorchain derive [SPEC] [--of C] [--wrt W] [--dims n=4,m=3]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .errors import TensorchainError
+from .network import load, parse
+from .networks import builtin
+from .report import RULE, derivation
+
+TOLERANCE = 1e-9
+
+
+def _dims(text: str) -> dict[str, int]:
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, eq, value = part.partition("=")
+        if not eq or not value.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"expected NAME=SIZE like n=4, got {part!r}")
+        out[name.strip()] = int(value)
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tensorchain",
+        description="Derive gradients of tensor networks as labeled tensor chains.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    derive = sub.add_parser(
+        "derive",
+        help="derive a gradient or Jacobian and check it against the reshape method",
+        description=(
+            "Print each local derivative as a labeled tensor, the chain as one einsum,"
+            " opt_einsum's path and cost beside the reshape method's, the result, and"
+            " its largest difference from the reshape method."
+        ),
+    )
+    derive.add_argument("spec", nargs="?", help="a .tc spec file (default: the article's network)")
+    derive.add_argument("--of", help="the tensor to differentiate (default: the last)")
+    derive.add_argument(
+        "--wrt",
+        help="comma-separated tensors to differentiate by (default: every param)",
+    )
+    derive.add_argument(
+        "--dims",
+        type=_dims,
+        default={},
+        help="dim sizes, e.g. n=4,m=3 (default: the spec's)",
+    )
+    derive.add_argument("--seed", type=int, default=0, help="seed of the random values")
+    return parser
+
+
+def derive(args: argparse.Namespace, out=sys.stdout) -> int:
+    if args.spec:
+        net, title = load(args.spec), args.spec
+    else:
+        net, title = parse(builtin("article")), "the article's network (built in)"
+    of = args.of or (net.outputs[-1] if net.outputs else None)
+    if of is None:
+        raise TensorchainError("the spec defines no tensor to differentiate")
+    wrts = args.wrt.split(",") if args.wrt else net.params
+    if not wrts:
+        raise TensorchainError("the spec has no param; name what to differentiate by with --wrt")
+    values = net.random_values(seed=args.seed, **args.dims)
+    sizes = net.sizes(values)
+    print(f"tensorchain derive: {title}\n{RULE}", file=out)
+    print(str(net), file=out)
+    print(
+        f"\nsizes: {', '.join(f'{d}={s}' for d, s in sizes.items())}"
+        f"    values: standard normal, seed {args.seed}\n",
+        file=out,
+    )
+    worst = 0.0
+    for w in (w.strip() for w in wrts):
+        text, diff = derivation(net, of, w, values)
+        print(text + "\n", file=out)
+        worst = max(worst, diff)
+    if worst > TOLERANCE:
+        print(
+            f"tensorchain: error: the result differs from the reshape method by {worst:.1e}",
+            file=sys.stderr,
+        )
+        return 3
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return derive(args)
+    except TensorchainError as err:
+        print(f"tensorchain: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(
+            f"tensorchain: error: cannot read {err.filename}: {err.strerror}",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The exception family: every error tensorchain raises on bad input."""
+
+from __future__ import annotations
+
+
+class TensorchainError(Exception):
+    """Base class of every error raised on bad input."""
+
+
+class SpecError(TensorchainError):
+    """The spec text is malformed or refers to something undeclared.
+
+    ``line`` and ``column`` are 1-based and point at the offending token; the
+    message repeats the source line with a caret under it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        line: int | None = None,
+        column: int | None = None,
+        source_line: str | None = None,
+    ) -> None:
+        self.line = line
+        self.column = column
+        self.bare_message = message
+        text = message
+        if line is not None and column is not None:
+            text = f"line {line}, column {column}: {message}"
+            if source_line is not None:
+                text += f"\n    {source_line}\n    {' ' * (column - 1)}^"
+        super().__init__(text)
+
+
+class ShapeError(SpecError):
+    """Sizes disagree: an index bound to two sizes, a shape mismatch, a bad value.
+
+    A subclass of :class:`SpecError` because most shape errors point at a place
+    in the spec; ``line`` is ``None`` when the conflict comes from values alone.
+    """
+
+
+class ValuesError(TensorchainError, ValueError):
+    """A values dict is missing a tensor, names an unknown one, or has a bad dtype."""
+
+
+class DerivativeError(TensorchainError):
+    """A derivative was asked that cannot be formed as asked (for example ``grad``
+    of a tensor that is not a scalar, or an operation without a rule)."""

@@ -1,0 +1,267 @@
+"""LabeledTensor: named axes, factors, and Kronecker deltas kept symbolic.
+
+A labeled tensor is a sum of terms; each term is ``coeff`` times a product of
+factors (arrays whose axes carry labels) times Kronecker deltas between
+labels. Labels that are not axes of the tensor are summed. A delta is never
+stored: :func:`canonical` eliminates it by renaming one label to the other,
+and only deltas between two axes of the tensor survive (``da/dz`` of an
+elementwise function is ``σ'(z)[i] · δ(i, k)``). ``.array`` is the one place
+that densifies.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+import numpy as np
+
+from .plan import Contraction, contract
+
+_fresh = itertools.count()
+
+
+def fresh(base: str) -> str:
+    """A label no other label shares; ``base`` keeps it readable when printed."""
+    return f"{base.split('~')[0]}~{next(_fresh)}"
+
+
+@dataclass(frozen=True)
+class Factor:
+    array: np.ndarray
+    labels: tuple[str, ...]
+    name: str
+    origin: str = ""  # the local Jacobian it comes from, e.g. "da/dz"
+
+
+@dataclass(frozen=True)
+class Term:
+    coeff: float
+    factors: tuple[Factor, ...]
+    deltas: tuple[tuple[str, str], ...] = ()
+
+    def labels(self) -> set[str]:
+        out = {lab for f in self.factors for lab in f.labels}
+        out.update(lab for d in self.deltas for lab in d)
+        return out
+
+    def rename(self, mapping: dict[str, str]) -> Term:
+        def r(lab: str) -> str:
+            return mapping.get(lab, lab)
+
+        factors = tuple(replace(f, labels=tuple(map(r, f.labels))) for f in self.factors)
+        return Term(self.coeff, factors, tuple((r(a), r(b)) for a, b in self.deltas))
+
+
+def canonical(term: Term, indices: Sequence[str], sizes: dict[str, int]) -> Term:
+    """Eliminate deltas: merge the labels each delta joins, keep one label per class.
+
+    A class that holds axes of the tensor is represented by its first axis and
+    keeps a delta to each other axis in it; a class with no axis and no factor
+    is a trace ``Σ_k δ(k, k)`` and multiplies the coefficient by its size.
+    """
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    for a, b in term.deltas:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[rb] = ra
+    classes: dict[str, list[str]] = {}
+    for lab in term.labels():
+        classes.setdefault(find(lab), []).append(lab)
+    position = {lab: k for k, lab in enumerate(indices)}
+    rename: dict[str, str] = {}
+    deltas: list[tuple[str, str]] = []
+    coeff = term.coeff
+    in_factors = {find(lab) for f in term.factors for lab in f.labels}
+    for root, members in classes.items():
+        axes = sorted((m for m in members if m in position), key=position.__getitem__)
+        rep = axes[0] if axes else min(members)
+        rename.update((m, rep) for m in members)
+        deltas.extend((rep, other) for other in axes[1:])
+        if not axes and root not in in_factors:
+            coeff *= sizes[rep]
+    factors = Term(coeff, term.factors).rename(rename).factors
+    return Term(coeff, factors, tuple(deltas))
+
+
+class LabeledTensor:
+    """A tensor with one name per axis, stored as factors and symbolic deltas.
+
+    Example:
+        >>> import tensorchain as tc
+        >>> net = tc.parse(tc.ARTICLE)
+        >>> J = net.jacobian("a", wrt="W", values=net.random_values(n=4, m=3))
+        >>> J.indices, J.shape
+        (('n', "n'", 'm'), (4, 4, 3))
+        >>> J.deltas
+        (('n', "n'"),)
+    """
+
+    def __init__(
+        self,
+        indices: Sequence[str],
+        sizes: dict[str, int],
+        terms: Sequence[Term],
+        *,
+        canonicalize: bool = True,
+    ) -> None:
+        self.indices: tuple[str, ...] = tuple(indices)
+        if len(set(self.indices)) != len(self.indices):
+            raise ValueError(f"axis names must be distinct, got {self.indices}")
+        self.sizes = sizes
+        if canonicalize:
+            terms = [canonical(t, self.indices, sizes) for t in terms]
+        self.terms: tuple[Term, ...] = tuple(terms)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.sizes[i] for i in self.indices)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.indices)
+
+    @property
+    def deltas(self) -> tuple[tuple[str, str], ...]:
+        """The deltas every term shares: the structure a dense array would hide."""
+        if not self.terms:
+            return ()
+        common = set(self.terms[0].deltas)
+        for t in self.terms[1:]:
+            common &= set(t.deltas)
+        return tuple(d for d in self.terms[0].deltas if d in common)
+
+    @classmethod
+    def identity(cls, indices: Sequence[str], sizes: dict[str, int]) -> LabeledTensor:
+        """δ between the first and second half of ``indices``."""
+        k = len(indices) // 2
+        pairs = tuple(zip(indices[:k], indices[k:], strict=True))
+        return cls(indices, sizes, [Term(1.0, (), pairs)])
+
+    @classmethod
+    def zeros(cls, indices: Sequence[str], sizes: dict[str, int]) -> LabeledTensor:
+        return cls(indices, sizes, [])
+
+    def rename(self, indices: Sequence[str]) -> LabeledTensor:
+        """The same tensor with its axes renamed, in order."""
+        mapping = dict(zip(self.indices, indices, strict=True))
+        sizes = dict(self.sizes)
+        sizes.update((new, self.sizes[old]) for old, new in mapping.items())
+        return LabeledTensor(indices, sizes, [t.rename(mapping) for t in self.terms])
+
+    def _freshened(self, keep: dict[str, str]) -> tuple[list[Term], dict[str, str]]:
+        """Terms with every label renamed fresh except those in ``keep``, and the map."""
+        mapping = dict(keep)
+        for lab in (*self.indices, *(lab for t in self.terms for lab in t.labels())):
+            if lab not in mapping:
+                mapping[lab] = fresh(lab)
+        return [t.rename(mapping) for t in self.terms], mapping
+
+    def chain(self, other: LabeledTensor, k: int) -> LabeledTensor:
+        """Contract the last ``k`` axes of ``self`` with the first ``k`` of ``other``.
+
+        This is one chain-rule step, ``dA/dB · dB/dC``; nothing is evaluated: the
+        factors are collected and the deltas eliminated.
+        """
+        joined = self.indices[len(self.indices) - k :]
+        terms_b, mapping = other._freshened(dict(zip(other.indices[:k], joined, strict=True)))
+        indices = (
+            *self.indices[: len(self.indices) - k],
+            *(mapping[i] for i in other.indices[k:]),
+        )
+        sizes = {
+            **self.sizes,
+            **{new: other.sizes[old] for old, new in mapping.items()},
+        }
+        terms = []
+        for ta in self.terms:
+            for tb in terms_b:
+                term = Term(ta.coeff * tb.coeff, ta.factors + tb.factors, ta.deltas + tb.deltas)
+                # A joined axis broadcast on both sides is summed over nothing but
+                # ones: it contributes its size.
+                labels = term.labels()
+                for lab in joined:
+                    if lab not in labels:
+                        term = replace(term, coeff=term.coeff * sizes[lab])
+                terms.append(term)
+        return LabeledTensor(indices, sizes, terms)
+
+    def __add__(self, other: LabeledTensor) -> LabeledTensor:
+        if other.shape != self.shape:
+            raise ValueError(f"cannot add shapes {self.shape} and {other.shape}")
+        other = other.rename(self.indices) if other.indices != self.indices else other
+        return LabeledTensor(self.indices, {**self.sizes, **other.sizes}, self.terms + other.terms)
+
+    def scale(self, c: float) -> LabeledTensor:
+        terms = [replace(t, coeff=t.coeff * c) for t in self.terms]
+        return LabeledTensor(self.indices, self.sizes, terms, canonicalize=False)
+
+    def contracted(self, name: str | None = None, log: list[Contraction] | None = None):
+        """Contract each term's factors into one array; keep the deltas.
+
+        Terms with the same deltas are then added, so the result has one term
+        per delta structure. ``name`` names the new factors in printouts.
+        """
+        merged: dict[tuple, Term] = {}
+        for t in self.terms:
+            if not t.factors:
+                merged.setdefault((t.deltas, None), t)
+                continue
+            reps = [i for i in self.indices if i not in {b for _, b in t.deltas}]
+            present = {lab for f in t.factors for lab in f.labels}
+            labels = tuple(r for r in reps if r in present)
+            if len(t.factors) == 1 and t.factors[0].labels == labels:
+                factor = t.factors[0]
+            else:
+                data = contract(
+                    [(f.array, f.labels) for f in t.factors],
+                    labels,
+                    self.sizes,
+                    names=[f.origin or f.name for f in t.factors],
+                    log=log if len(t.factors) > 1 else None,
+                )
+                factor = Factor(data, labels, name or "·".join(f.name for f in t.factors))
+            key = (t.deltas, labels)
+            if key in merged:
+                old = merged[key]
+                total = old.coeff * old.factors[0].array + t.coeff * factor.array
+                merged[key] = Term(1.0, (Factor(total, labels, factor.name),), t.deltas)
+            else:
+                merged[key] = Term(t.coeff, (factor,), t.deltas)
+        return LabeledTensor(self.indices, self.sizes, list(merged.values()), canonicalize=False)
+
+    @cached_property
+    def array(self) -> np.ndarray:
+        """The dense array, shape ``self.shape`` (the only place deltas become dense)."""
+        out = np.zeros(self.shape)
+        for t in self.terms:
+            _add_term(out, t, self.indices, self.sizes)
+        return out
+
+    def __repr__(self) -> str:
+        from .render import format_labeled
+
+        return format_labeled(self)
+
+
+def _add_term(out: np.ndarray, term: Term, indices: tuple[str, ...], sizes: dict[str, int]):
+    """``out += term`` writing through a strided view of the delta diagonals."""
+    rep_of = {i: i for i in indices}
+    rep_of.update((b, a) for a, b in term.deltas)
+    reps = list(dict.fromkeys(rep_of[i] for i in indices))
+    data = contract([(f.array, f.labels) for f in term.factors], reps, sizes)
+    strides = dict.fromkeys(reps, 0)
+    for axis, lab in enumerate(indices):
+        strides[rep_of[lab]] += out.strides[axis]
+    view = np.lib.stride_tricks.as_strided(
+        out, shape=[sizes[r] for r in reps], strides=[strides[r] for r in reps]
+    )
+    view += term.coeff * data

@@ -1,0 +1,377 @@
+"""Syntax tree to labeled operations: the meaning of one assignment.
+
+Every value inside a statement is a tensor whose axes carry labels: the
+statement's own index names (``i``, ``j``) in index form, or positional labels
+``#0, #1, ...`` in whole-tensor form. Three operations cover the language:
+
+* :class:`Product` — ``coeff * einsum(factors -> labels)``, optionally divided
+  by the sizes of ``mean_over`` (products, full reductions, top-level terms);
+* :class:`Sum` — a linear combination, each term broadcast to ``labels``;
+* :class:`Map` — an elementwise function.
+
+Inside a top-level term nothing is summed; a top-level term sums the indices
+that are not on the left side (einsum semantics per term).
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ShapeError, SpecError
+from .functions import CALLABLE, ELEMENTWISE, REDUCTIONS
+from .spec import Assign, BinOp, Call, Expr, Neg, Num, Pos, Program, Ref, show
+
+
+class SpecWarning(UserWarning):
+    """A statement is valid but probably not what was meant."""
+
+
+@dataclass(frozen=True, eq=False)
+class Leaf:
+    name: str
+    labels: tuple[str, ...]  # may repeat (W[i, i]) only as a Product factor
+    pos: Pos
+
+
+@dataclass(frozen=True, eq=False)
+class Const:
+    value: float
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Product:
+    coeff: float
+    factors: tuple[Node, ...]
+    labels: tuple[str, ...]
+    mean_over: tuple[str, ...] = ()
+
+    @property
+    def summed(self) -> tuple[str, ...]:
+        seen = dict.fromkeys(lab for f in self.factors for lab in f.labels)
+        return tuple(lab for lab in seen if lab not in self.labels)
+
+
+@dataclass(frozen=True, eq=False)
+class Sum:
+    terms: tuple[tuple[float, Node], ...]
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Map:
+    func: str
+    arg: Node
+    param: float = 0.0
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.arg.labels
+
+
+Node = Leaf | Const | Product | Sum | Map
+
+
+def children(node: Node) -> tuple[Node, ...]:
+    """The operands of ``node``, in order (a tensor used twice appears twice)."""
+    if isinstance(node, Product):
+        return node.factors
+    if isinstance(node, Sum):
+        return tuple(t for _, t in node.terms)
+    if isinstance(node, Map):
+        return (node.arg,)
+    return ()
+
+
+def leaves(node: Node) -> list[Leaf]:
+    out: list[Leaf] = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Leaf):
+            out.append(n)
+        stack.extend(reversed(children(n)))
+    return out
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """One assignment after lowering: ``target[labels] = root``."""
+
+    target: str
+    labels: tuple[str, ...]
+    root: Node
+    index_form: bool
+    pos: Pos
+    text: str
+    operands: tuple[str, ...] = field(default=())  # distinct tensors used, in order
+
+
+def positional(k: int) -> str:
+    return f"#{k}"
+
+
+def _union(nodes: list[Node]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(lab for n in nodes for lab in n.labels))
+
+
+class _Lowering:
+    def __init__(self, program: Program, assign: Assign, ranks: dict[str, tuple[str, ...]]):
+        self.program = program
+        self.assign = assign
+        self.axes = ranks  # tensor name -> its dims, one per axis
+        self.index_form = assign.indices is not None or _has_indices(assign.expr)
+
+    def fail(self, message: str, pos: Pos, cls: type[SpecError] = SpecError) -> SpecError:
+        return self.program.error(message, pos, cls)
+
+    # --- building blocks (constant folding, flattening) ---
+
+    def _check_whole(self, a: Node, b: Node, op: str, pos: Pos, ea: Expr, eb: Expr) -> None:
+        if self.index_form or not a.labels or not b.labels or a.labels == b.labels:
+            return
+        raise self.fail(
+            f"shape mismatch in whole-tensor arithmetic: {show(ea)} has {len(a.labels)}"
+            f" axes but {show(eb)} has {len(b.labels)}; '{op}' needs equal shapes"
+            " (or a scalar). Use index form, e.g. t[i, j] = a[i] * W[i, j]",
+            pos,
+            ShapeError,
+        )
+
+    @staticmethod
+    def product(coeff: float, nodes: list[Node]) -> Node:
+        factors: list[Node] = []
+        for n in nodes:
+            if isinstance(n, Const):
+                coeff *= n.value
+            elif isinstance(n, Product) and not n.summed and not n.mean_over:
+                coeff *= n.coeff
+                factors.extend(n.factors)
+            else:
+                factors.append(n)
+        if not factors:
+            return Const(coeff)
+        labels = _union(factors)
+        if coeff == 1.0 and len(factors) == 1 and factors[0].labels == labels:
+            return factors[0]
+        return Product(coeff, tuple(factors), labels)
+
+    @staticmethod
+    def add(terms: list[tuple[float, Node]]) -> Node:
+        flat: list[tuple[float, Node]] = []
+        const = 0.0
+        for c, n in terms:
+            if isinstance(n, Sum):
+                flat.extend((c * c2, n2) for c2, n2 in n.terms)
+            elif isinstance(n, Const):
+                const += c * n.value
+            else:
+                flat.append((c, n))
+        if not flat:
+            return Const(const)
+        if const != 0.0:
+            flat.append((1.0, Const(const)))
+        return Sum(tuple(flat), _union([n for _, n in flat]))
+
+    # --- expressions ---
+
+    def lower(self, e: Expr) -> Node:
+        if isinstance(e, Num):
+            return Const(e.value)
+        if isinstance(e, Ref):
+            return self.ref(e)
+        if isinstance(e, Neg):
+            return self.product(-1.0, [self.lower(e.operand)])
+        if isinstance(e, Call):
+            return self.call(e)
+        a = self.lower(e.left)
+        if e.op == "^":
+            return self.power(a, e)
+        b = self.lower(e.right)
+        self._check_whole(a, b, e.op, e.pos, e.left, e.right)
+        if e.op in "+-":
+            return self.add([(1.0, a), (1.0 if e.op == "+" else -1.0, b)])
+        if e.op == "*":
+            return self.product(1.0, [a, b])
+        if isinstance(b, Const):
+            if b.value == 0.0:
+                raise self.fail(f"division by the constant zero in {show(e)}", e.pos)
+            return self.product(1.0 / b.value, [a])
+        return self.product(1.0, [a, Map("reciprocal", b)])
+
+    def power(self, base: Node, e: BinOp) -> Node:
+        exponent = self.lower(e.right)
+        if not isinstance(exponent, Const):
+            raise self.fail(
+                f"the exponent in {show(e)} must be a number; for a tensor exponent"
+                " write exp(b * log(a))",
+                e.pos,
+            )
+        p = exponent.value
+        if isinstance(base, Const):
+            return Const(float(base.value**p))
+        if p == 1.0:
+            return base
+        return Map("pow", base, p)
+
+    def ref(self, e: Ref) -> Node:
+        if e.name not in self.axes:
+            raise self.fail(self._undeclared(e.name), e.pos)
+        axes = self.axes[e.name]
+        if e.indices is None:
+            if not axes:
+                return Leaf(e.name, (), e.pos)
+            if self.index_form:
+                example = ", ".join("ijklmnpq"[k % 8] for k in range(len(axes)))
+                raise self.fail(
+                    f"{e.name} has axes [{', '.join(axes)}]; in an index-form statement"
+                    f" write {e.name}[{example}] with one index per axis",
+                    e.pos,
+                )
+            return Leaf(e.name, tuple(positional(k) for k in range(len(axes))), e.pos)
+        if len(e.indices) != len(axes):
+            raise self.fail(
+                f"{e.name} has {len(axes)} axes [{', '.join(axes)}] but"
+                f" {len(e.indices)} indices are given in {show(e)}",
+                e.pos,
+                ShapeError,
+            )
+        labels = tuple(i.name for i in e.indices)
+        leaf = Leaf(e.name, labels, e.pos)
+        if len(set(labels)) < len(labels):  # W[i, i]: the diagonal
+            return Product(1.0, (leaf,), tuple(dict.fromkeys(labels)))
+        return leaf
+
+    def _undeclared(self, name: str) -> str:
+        if name == self.assign.target:
+            return (
+                f"{name} is used on the right side of its own definition; a tensor"
+                " must be defined before it is used"
+            )
+        close = difflib.get_close_matches(name, list(self.axes), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return (
+            f"undeclared tensor {name!r}: declare it with 'input {name}[...]' or"
+            f" 'param {name}[...]', or define it on an earlier line.{hint}"
+        )
+
+    def call(self, e: Call) -> Node:
+        if e.func not in CALLABLE and e.func not in REDUCTIONS:
+            known = (*CALLABLE, *REDUCTIONS)
+            close = difflib.get_close_matches(e.func, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise self.fail(
+                f"unknown function {e.func!r}; {hint}known functions: {', '.join(known)}",
+                e.pos,
+            )
+        if len(e.args) != 1:
+            raise self.fail(f"{e.func} takes one argument, {len(e.args)} given in {show(e)}", e.pos)
+        arg = self.lower(e.args[0])
+        if e.func in REDUCTIONS:
+            if isinstance(arg, Const):
+                return arg
+            inner = arg
+            coeff, factors = 1.0, [arg]
+            if isinstance(arg, Product) and not arg.summed and not arg.mean_over:
+                coeff, factors = arg.coeff, list(arg.factors)
+            mean_over = inner.labels if e.func == "mean" else ()
+            return Product(coeff, tuple(factors), (), mean_over)
+        if isinstance(arg, Const):
+            value = ELEMENTWISE[e.func].value(np.float64(arg.value), 0.0)
+            return Const(float(value))
+        return Map(e.func, arg)
+
+    # --- the statement ---
+
+    def statement(self, text: str) -> Lowered:
+        a = self.assign
+        if not self.index_form:
+            root = self.lower(a.expr)
+            return Lowered(a.target, root.labels, root, False, a.pos, text)
+        left = tuple(i.name for i in a.indices or ())
+        for k, idx in enumerate(a.indices or ()):
+            if idx.name in left[:k]:
+                raise self.fail(f"index {idx.name!r} appears twice on the left side", idx.pos)
+        terms: list[tuple[float, Node]] = []
+        for sign, ast in _top_terms(a.expr):
+            node = self.lower(ast)
+            summed = [lab for lab in node.labels if lab not in left]
+            if summed:
+                self._warn_summed_inside(node, summed, ast)
+                kept = tuple(lab for lab in node.labels if lab in left)
+                if isinstance(node, Product) and not node.summed and not node.mean_over:
+                    node = Product(node.coeff, node.factors, kept)
+                else:
+                    node = Product(1.0, (node,), kept)
+            terms.append((sign, node))
+        present = _union([n for _, n in terms])
+        for idx in a.indices or ():
+            if idx.name not in present:
+                raise self.fail(
+                    f"index {idx.name!r} on the left side appears in no term on the right"
+                    " side, so it has no size; use it on the right or drop it",
+                    idx.pos,
+                )
+        root = self.add(terms)
+        if root.labels != left:
+            root = Sum(((1.0, root),), left)
+        return Lowered(a.target, left, root, True, a.pos, text)
+
+    def _warn_summed_inside(self, node: Node, summed: list[str], ast: Expr) -> None:
+        inside: set[str] = set()
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, Map):
+                inside.update(n.arg.labels)
+            stack.extend(children(n))
+        hit = [lab for lab in summed if lab in inside]
+        if hit:
+            pos = self.assign.pos
+            warnings.warn(
+                f"line {pos.line}: in {show(ast)} the index {hit[0]!r} is summed after a"
+                f" function is applied (it is not on the left side), which adds up"
+                f" f(...) over {hit[0]!r}; for a layer write two statements, e.g."
+                f" h[i] = W[i, j] * x[j] then a = sigmoid(h)",
+                SpecWarning,
+                stacklevel=4,
+            )
+
+
+def _has_indices(e: Expr) -> bool:
+    if isinstance(e, Ref):
+        return e.indices is not None
+    if isinstance(e, Call):
+        return any(_has_indices(a) for a in e.args)
+    if isinstance(e, Neg):
+        return _has_indices(e.operand)
+    if isinstance(e, BinOp):
+        return _has_indices(e.left) or _has_indices(e.right)
+    return False
+
+
+def _top_terms(e: Expr, sign: float = 1.0) -> list[tuple[float, Expr]]:
+    if isinstance(e, BinOp) and e.op in "+-":
+        right = 1.0 if e.op == "+" else -1.0
+        return [*_top_terms(e.left, sign), *_top_terms(e.right, sign * right)]
+    return [(sign, e)]
+
+
+def lower(program: Program, assign: Assign, axes: dict[str, tuple[str, ...]]) -> Lowered:
+    """Lower one assignment, given the dims of every tensor defined before it."""
+    text = program.lines[assign.pos.line - 1].strip()
+    lowered = _Lowering(program, assign, axes).statement(text)
+    operands = tuple(dict.fromkeys(leaf.name for leaf in leaves(lowered.root)))
+    return Lowered(
+        lowered.target,
+        lowered.labels,
+        lowered.root,
+        lowered.index_form,
+        lowered.pos,
+        lowered.text,
+        operands,
+    )

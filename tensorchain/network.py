@@ -1,0 +1,343 @@
+"""Network: declarations, statements, sizes, forward evaluation and derivatives."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .chain import ChainResult, axis_names, network_jacobians, statement_jacobians
+from .errors import DerivativeError, ShapeError, SpecError, ValuesError
+from .evaluate import evaluate_statement
+from .labeled import LabeledTensor
+from .lower import Lowered, lower
+from .shapes import Binding, bind_labels, shape_text
+from .spec import Assign, DimDecl, Pos, Program, TensorDecl, parse_program
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A tensor of the network: ``kind`` is ``"input"``, ``"param"`` or ``"defined"``."""
+
+    name: str
+    kind: str
+    dims: tuple[str, ...]
+    pos: Pos
+
+
+@dataclass
+class Forward:
+    """Values of one evaluation: tensors, dim sizes, and every node of every statement."""
+
+    values: dict[str, np.ndarray]
+    sizes: dict[str, int]
+    nodes: dict[str, dict[int, np.ndarray]]  # statement target -> id(node) -> value
+
+
+class Network:
+    """A network parsed from the spec language.
+
+    Example:
+        >>> import tensorchain as tc
+        >>> net = tc.parse(tc.ARTICLE)
+        >>> vals = net.random_values(seed=0, n=4, m=3)
+        >>> net.grad("C", wrt=["W"], values=vals)["W"].shape
+        (4, 3)
+    """
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.dims: dict[str, int | None] = {}
+        self.tensors: dict[str, TensorInfo] = {}
+        self.statements: list[Lowered] = []
+        self._bindings: dict[str, dict[str, Binding]] = {}
+        self._checked: set[tuple[tuple[str, int], ...]] = set()
+        dim_pos: dict[str, Pos] = {}
+        for st in program.statements:
+            if isinstance(st, DimDecl):
+                if st.name in self.dims:
+                    raise program.error(
+                        f"dim {st.name!r} is already declared on line {dim_pos[st.name].line}",
+                        st.pos,
+                    )
+                self.dims[st.name], dim_pos[st.name] = st.size, st.pos
+            elif isinstance(st, TensorDecl):
+                self._declare(st)
+            else:
+                self._define(st)
+        defaults = {d: s for d, s in self.dims.items() if s is not None}
+        for stmt in self.statements:
+            bind_labels(program, stmt, self.axes, defaults)
+
+    # --- building ---
+
+    @property
+    def axes(self) -> dict[str, tuple[str, ...]]:
+        return {name: t.dims for name, t in self.tensors.items()}
+
+    def _check_new(self, name: str, pos: Pos) -> None:
+        if name in self.tensors:
+            old = self.tensors[name]
+            raise self.program.error(
+                f"{name!r} is already {'defined' if old.kind == 'defined' else 'declared'}"
+                f" on line {old.pos.line}; every tensor is defined once, so give this"
+                " one a new name",
+                pos,
+            )
+
+    def _declare(self, st: TensorDecl) -> None:
+        self._check_new(st.name, st.pos)
+        for axis in st.axes:
+            if axis.name not in self.dims:
+                raise self.program.error(
+                    f"unknown dim {axis.name!r} in the declaration of {st.name}; declare"
+                    f" it first with 'dim {axis.name} = 4' (or 'dim {axis.name}' to take"
+                    " its size from the values)",
+                    axis.pos,
+                )
+        self.tensors[st.name] = TensorInfo(st.name, st.kind, tuple(a.name for a in st.axes), st.pos)
+
+    def _define(self, st: Assign) -> None:
+        self._check_new(st.target, st.pos)
+        stmt = lower(self.program, st, self.axes)
+        defaults = {d: s for d, s in self.dims.items() if s is not None}
+        bound = bind_labels(self.program, stmt, self.axes, defaults)
+        dims = tuple(bound[lab].dim for lab in stmt.labels)
+        self.tensors[st.target] = TensorInfo(st.target, "defined", dims, st.pos)
+        self.statements.append(stmt)
+        self._bindings[st.target] = bound
+
+    # --- what the network has ---
+
+    @property
+    def inputs(self) -> list[str]:
+        return [t.name for t in self.tensors.values() if t.kind == "input"]
+
+    @property
+    def params(self) -> list[str]:
+        return [t.name for t in self.tensors.values() if t.kind == "param"]
+
+    @property
+    def outputs(self) -> list[str]:
+        """Defined tensors, in the order of their statements."""
+        return [s.target for s in self.statements]
+
+    def __str__(self) -> str:
+        return "\n".join(line.rstrip() for line in self.program.lines).strip("\n")
+
+    def __repr__(self) -> str:
+        return f"Network(inputs={self.inputs}, params={self.params}, outputs={self.outputs})"
+
+    # --- sizes and values ---
+
+    def sizes(self, values: Mapping[str, Any] | None = None, **dims: int) -> dict[str, int]:
+        """Every dim's size: spec defaults, overridden by ``dims``, then by ``values``."""
+        for d, s in dims.items():
+            if d not in self.dims:
+                raise ShapeError(
+                    f"unknown dim {d!r}; this network's dims are {', '.join(self.dims)}"
+                )
+            if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s < 1:
+                raise ShapeError(f"dim {d} must be a positive integer, got {s!r}")
+        sizes = {d: s for d, s in self.dims.items() if s is not None}
+        sizes.update((d, int(s)) for d, s in dims.items())
+        source = {d: f"{d}={s} given as an argument" for d, s in dims.items()}
+        for name, value in (values or {}).items():
+            if name not in self.tensors or self.tensors[name].kind == "defined":
+                continue
+            info = self.tensors[name]
+            shape = np.shape(value)
+            if len(shape) != len(info.dims):
+                raise ShapeError(
+                    f"{name} is declared with {len(info.dims)} axes"
+                    f" {shape_text(info.dims, sizes)} but its value has shape {shape}"
+                )
+            for k, (d, s) in enumerate(zip(info.dims, shape, strict=True)):
+                if d in source and sizes[d] != s:
+                    raise ShapeError(
+                        f"dim {d} is {sizes[d]} ({source[d]}) but axis {k} of {name}"
+                        f" has size {s}; make the values agree"
+                    )
+                if d not in source:
+                    sizes[d], source[d] = int(s), f"from the value of {name}"
+        missing = [d for d in self.dims if d not in sizes]
+        if missing:
+            raise ShapeError(
+                f"dim {missing[0]} has no size: give it in the spec (dim {missing[0]} = 8),"
+                f" as an argument ({missing[0]}=8), or through the values"
+            )
+        key = tuple(sorted(sizes.items()))
+        if key not in self._checked:
+            for stmt in self.statements:
+                bind_labels(self.program, stmt, self.axes, sizes)
+            self._checked.add(key)
+        return sizes
+
+    def shape(self, name: str, **dims: int) -> tuple[int, ...]:
+        """The shape of tensor ``name`` for the given (or default) dim sizes."""
+        sizes = self.sizes(**dims)
+        return tuple(sizes[d] for d in self._info(name).dims)
+
+    def random_values(self, seed: int = 0, **dims: int) -> dict[str, np.ndarray]:
+        """Standard-normal values for every input and param (float64)."""
+        sizes = self.sizes(**dims)
+        rng = np.random.default_rng(seed)
+        return {
+            t.name: rng.standard_normal([sizes[d] for d in t.dims])
+            for t in self.tensors.values()
+            if t.kind != "defined"
+        }
+
+    def _info(self, name: str) -> TensorInfo:
+        if not isinstance(name, str) or name not in self.tensors:
+            raise DerivativeError(
+                f"unknown tensor {name!r}; this network has {', '.join(self.tensors)}"
+            )
+        return self.tensors[name]
+
+    def _check_values(self, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        if not isinstance(values, Mapping):
+            raise ValuesError(
+                f"values must be a dict from tensor name to array, got {type(values).__name__}"
+            )
+        leaves = [t.name for t in self.tensors.values() if t.kind != "defined"]
+        for name in values:
+            if name not in self.tensors:
+                raise ValuesError(
+                    f"unknown tensor {name!r} in values; the inputs and params are"
+                    f" {', '.join(leaves)}"
+                )
+            if self.tensors[name].kind == "defined":
+                raise ValuesError(
+                    f"{name!r} is computed by the network (line"
+                    f" {self.tensors[name].pos.line}); leave it out of the values"
+                )
+        missing = [n for n in leaves if n not in values]
+        if missing:
+            raise ValuesError(
+                f"values are missing {', '.join(missing)}; net.random_values(...) makes"
+                " a complete dict to start from"
+            )
+        out = {}
+        for name in leaves:
+            array = np.asarray(values[name])
+            if array.dtype.kind not in "biuf":
+                raise ValuesError(
+                    f"the value of {name} has dtype {array.dtype}; values must be real"
+                    " numbers (integers are converted to float64)"
+                )
+            out[name] = array.astype(np.float64, copy=False)
+        return out
+
+    def forward(self, values: Mapping[str, Any]) -> Forward:
+        """Evaluate every statement, keeping the value of every node."""
+        env = self._check_values(values)
+        sizes = self.sizes(env)
+        nodes = {}
+        for stmt in self.statements:
+            label_sizes = {lab: sizes[b.dim] for lab, b in self._bindings[stmt.target].items()}
+            env[stmt.target], nodes[stmt.target] = evaluate_statement(stmt, env, label_sizes)
+        return Forward(env, sizes, nodes)
+
+    def evaluate(self, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Every tensor's value: the inputs and params given, and every defined one."""
+        return self.forward(values).values
+
+    # --- derivatives ---
+
+    def local_jacobians(self, target: str, forward: Forward) -> dict[str, LabeledTensor]:
+        """d target / d operand for each tensor used by ``target``'s statement,
+        with axes named after dims (``z[n]`` by ``W[n, m]``: ``n, n', m``)."""
+        stmt = next(s for s in self.statements if s.target == target)
+        label_sizes = {lab: forward.sizes[b.dim] for lab, b in self._bindings[target].items()}
+        found = statement_jacobians(stmt, forward.nodes[target], label_sizes)
+        out = {}
+        for name, jac in found.items():
+            a, b = axis_names(self.tensors[target].dims, self.tensors[name].dims)
+            out[name] = jac.rename((*a, *b))
+        return out
+
+    def derivatives(
+        self, of: str, wrt: Sequence[str], values: Mapping[str, Any] | Forward
+    ) -> ChainResult:
+        """The chain rule for ``d of / d w`` for each ``w``, with everything it did."""
+        self._info(of)
+        for w in wrt:
+            self._info(w)
+        forward = values if isinstance(values, Forward) else self.forward(values)
+        cache: dict[str, dict[str, LabeledTensor]] = {}
+
+        def local_fn(stmt: Lowered) -> dict[str, LabeledTensor]:
+            if stmt.target not in cache:
+                cache[stmt.target] = self.local_jacobians(stmt.target, forward)
+            return cache[stmt.target]
+
+        return network_jacobians(self.statements, self.axes, forward.sizes, local_fn, of, list(wrt))
+
+    def jacobian(self, of: str, wrt: str, values: Mapping[str, Any]) -> LabeledTensor:
+        """d of / d wrt as a :class:`LabeledTensor` of shape ``of.shape + wrt.shape``.
+
+        Example:
+            >>> import tensorchain as tc
+            >>> net = tc.parse(tc.ARTICLE)
+            >>> J = net.jacobian("z", wrt="W", values=net.random_values(n=4, m=3))
+            >>> J.array.shape
+            (4, 4, 3)
+        """
+        if not isinstance(wrt, str):
+            raise DerivativeError(
+                f"jacobian takes one wrt tensor, got {wrt!r}; call it once per tensor"
+            )
+        return self.derivatives(of, [wrt], values).jacobians[wrt]
+
+    def grad(
+        self,
+        of: str,
+        wrt: str | Sequence[str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The gradient of the scalar ``of``: a dict of arrays shaped like each ``wrt``.
+
+        ``wrt`` defaults to every param. Example:
+            >>> import tensorchain as tc
+            >>> net = tc.parse(tc.ARTICLE)
+            >>> g = net.grad("C", values=net.random_values(n=4, m=3))
+            >>> sorted(g), g["W"].shape
+            (['W', 'b'], (4, 3))
+        """
+        info = self._info(of)
+        if info.dims:
+            raise DerivativeError(
+                f"grad needs a scalar, but {of} has shape [{', '.join(info.dims)}]; use"
+                f" net.jacobian({of!r}, wrt=...) for the full Jacobian, or reduce {of}"
+                f" to a scalar first (e.g. L = sum({of}))"
+            )
+        if values is None:
+            raise ValuesError("grad needs values: net.grad(of, wrt, values=...)")
+        targets = [wrt] if isinstance(wrt, str) else list(wrt or self.params)
+        if not targets:
+            raise DerivativeError(f"no wrt given and {of!r}'s network has no params")
+        result = self.derivatives(of, targets, values)
+        return {w: result.jacobians[w].array for w in targets}
+
+
+def parse(text: str) -> Network:
+    """Parse spec text into a :class:`Network`.
+
+    Example:
+        >>> import tensorchain as tc
+        >>> net = tc.parse("dim n = 3\\ninput x[n]\\nf = sum(x ^ 2)")
+        >>> net.grad("f", wrt="x", values={"x": [1.0, 2.0, 3.0]})["x"]
+        array([2., 4., 6.])
+    """
+    if not isinstance(text, str):
+        raise SpecError(f"parse takes the spec text as a str, got {type(text).__name__}")
+    return Network(parse_program(text))
+
+
+def load(path: str | Path) -> Network:
+    """Read and parse a ``.tc`` spec file."""
+    return parse(Path(path).read_text(encoding="utf-8"))

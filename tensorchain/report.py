@@ -1,0 +1,101 @@
+"""The derivation report that ``tensorchain derive`` prints."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from .network import Network
+from .plan import Contraction
+from .render import format_array, format_terms, local_shape
+from .reshape import reshape_cost, reshape_method
+
+RULE = "─" * 78
+
+
+def _axes(t) -> str:
+    return f"[{', '.join(t.indices)}]"
+
+
+def _paths(net: Network, of: str, wrt: str) -> list[list[str]]:
+    """Every path of tensors from ``of`` down to ``wrt``."""
+    uses = {s.target: s.operands for s in net.statements}
+    out: list[list[str]] = []
+
+    def walk(path: list[str]) -> None:
+        if len(out) > 64:
+            return
+        if path[-1] == wrt:
+            out.append(path)
+            return
+        for op in uses.get(path[-1], ()):
+            walk([*path, op])
+
+    walk([of])
+    return out
+
+
+def derivation(
+    net: Network, of: str, wrt: str, values: Mapping[str, np.ndarray]
+) -> tuple[str, float]:
+    """The report for ``d of / d wrt`` and the largest difference from the reshape method."""
+    forward = net.forward(values)
+    sizes = forward.sizes
+    result = net.derivatives(of, [wrt], forward)
+    jac = result.jacobians[wrt]
+    dims_of, dims_w = net.tensors[of].dims, net.tensors[wrt].dims
+    scalar = not dims_of
+    title = f"∂{of}/∂{wrt}" if scalar else f"d{of}/d{wrt}"
+    shape = (
+        "×".join(str(sizes[d]) for d in dims_w) if scalar else local_shape(dims_of, dims_w, sizes)
+    )
+    lines = [
+        f"{title}   shape {shape}  ({'gradient' if scalar else 'Jacobian'})",
+        RULE,
+        "local derivatives (labeled; δ is a Kronecker delta kept symbolic, never stored):",
+    ]
+    width = max((len(f"d{t}/d{s}") for t, s in result.locals), default=0)
+    for (t, s), local in result.locals.items():
+        shape = local_shape(net.tensors[t].dims, net.tensors[s].dims, sizes)
+        kind = "dense" if not local.deltas else "structured"
+        lines.append(f"  {f'd{t}/d{s}':<{width}}  {_axes(local):<14} {shape:<10} {kind}")
+        lines.append(f"  {'':<{width}}    = {format_terms(local)}")
+    paths = _paths(net, of, wrt)
+    lines.append("")
+    if len(paths) == 1 and len(paths[0]) > 1:
+        chain = " · ".join(f"d{a}/d{b}" for a, b in zip(paths[0], paths[0][1:], strict=False))
+        lines.append(f"chain:   {title} = {chain}")
+    elif len(paths) > 1:
+        lines.append(
+            f"chain:   {len(paths)} paths from {wrt} to {of}; summed by accumulating"
+            " at each tensor where they merge"
+        )
+    if wrt in result.chains:
+        lines.append(f"after δ elimination:  {title} = {format_terms(result.chains[wrt])}")
+    lines.append("")
+    lines.extend(_contractions(result.contractions))
+    cost = reshape_cost(net, of, wrt, sizes)
+    lines.append(
+        f"reshape method: {' then '.join(cost.products) or 'no products'}"
+        f"\n  FLOPs {cost.flops:,}   largest matrix {cost.largest:,} entries"
+    )
+    reference = reshape_method(net, of, wrt, values)
+    diff = float(np.max(np.abs(jac.array - reference), initial=0.0))
+    lines += ["", f"{title} =", format_array(jac.array), ""]
+    lines.append(f"max |tensorchain − reshape method| = {diff:.1e}")
+    return "\n".join(lines), diff
+
+
+def _contractions(log: list[Contraction]) -> list[str]:
+    if not log:
+        return ["contraction: none needed (the result is one factor)"]
+    lines = []
+    for c in log:
+        origins = ", ".join(c.names)
+        lines.append(f"einsum:  {c.equation}   ({origins})")
+        lines.append(f"  opt_einsum path ({c.optimizer}): {'  then  '.join(c.steps())}")
+    flops = sum(c.flops for c in log)
+    largest = max(c.largest_intermediate for c in log)
+    lines.append(f"  FLOPs {flops:,}   largest intermediate {largest:,} entries")
+    return lines

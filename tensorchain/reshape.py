@@ -1,0 +1,143 @@
+"""The article's reshape method, generalised: the reference every result is checked against.
+
+Every local Jacobian is materialised as a dense matrix (output entries ×
+input entries, row-major vec) and the chain is a product of matrices, summed
+over paths, reshaped at the end to ``of.shape + wrt.shape``. Within a
+statement the matrices come from first principles: a product and a sum are
+linear in each operand, so the derivative is the same einsum with a dense
+identity in the operand's place; an elementwise function gives ``diag(f')``.
+It is deliberately simple and slow; it shares no code with the chain rule.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .functions import ELEMENTWISE
+from .lower import Const, Leaf, Map, Node, Product, children
+
+if TYPE_CHECKING:
+    from .network import Forward, Network
+
+
+def _einsum(operands: list[tuple[np.ndarray, tuple[str, ...]]], out: tuple[str, ...]):
+    letters: dict[str, str] = {}
+    for _, labels in operands:
+        for lab in labels:
+            letters.setdefault(lab, string.ascii_letters[len(letters)])
+    lhs = ",".join("".join(letters[lab] for lab in labels) for _, labels in operands)
+    rhs = "".join(letters[lab] for lab in out)
+    return np.einsum(f"{lhs}->{rhs}", *(a for a, _ in operands))
+
+
+def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict[str, int]):
+    """d node / d children(node)[k] as an (entries of node) × (entries of child) matrix."""
+    child = children(node)[k]
+    child_value = values[id(child)]
+    n_node = int(np.prod([sizes[lab] for lab in node.labels]))
+    if isinstance(node, Map):
+        df = ELEMENTWISE[node.func].derivative(child_value, node.param)
+        return np.diag(df.ravel())
+    new = tuple(f"new{a}" for a in range(child_value.ndim))
+    eye = np.eye(child_value.size).reshape(child_value.shape * 2)
+    operands = [(eye, (*child.labels, *new))]
+    if isinstance(node, Product):
+        coeff = node.coeff / float(np.prod([sizes[m] for m in node.mean_over]))
+        operands += [(values[id(f)], f.labels) for j, f in enumerate(node.factors) if j != k]
+    else:
+        coeff = node.terms[k][0]
+        present = set(child.labels)
+        operands += [(np.ones(sizes[lab]), (lab,)) for lab in node.labels if lab not in present]
+    return coeff * _einsum(operands, (*node.labels, *new)).reshape(n_node, child_value.size)
+
+
+def statement_matrices(net: Network, target: str, forward: Forward) -> dict[str, np.ndarray]:
+    """d target / d operand as dense matrices, for each tensor the statement uses."""
+    stmt = next(s for s in net.statements if s.target == target)
+    values = forward.nodes[target]
+    sizes = {lab: forward.sizes[b.dim] for lab, b in net._bindings[target].items()}
+    size = forward.values[target].size
+    out: dict[str, np.ndarray] = {}
+    stack: list[tuple[Node, np.ndarray]] = [(stmt.root, np.eye(size))]
+    while stack:
+        node, adjoint = stack.pop()
+        if isinstance(node, Leaf):
+            out[node.name] = out.get(node.name, 0) + adjoint
+            continue
+        for k, child in enumerate(children(node)):
+            if not isinstance(child, Const):
+                stack.append((child, adjoint @ _local_matrix(node, k, values, sizes)))
+    return out
+
+
+def _downstream(net: Network, wrt: str) -> set[str]:
+    down = {wrt}
+    for stmt in net.statements:
+        if any(op in down for op in stmt.operands):
+            down.add(stmt.target)
+    return down
+
+
+def reshape_method(net: Network, of: str, wrt: str, values: Mapping[str, Any]) -> np.ndarray:
+    """d of / d wrt by the article's method: dense matrices multiplied, then reshaped.
+
+    Example:
+        >>> import tensorchain as tc
+        >>> net = tc.parse(tc.ARTICLE)
+        >>> tc.reshape_method(net, "C", "W", net.random_values(n=4, m=3)).shape
+        (4, 3)
+    """
+    forward = net.forward(values)
+    net._info(of), net._info(wrt)
+    down = _downstream(net, wrt)
+    n_of = forward.values[of].size
+    adjoint: dict[str, np.ndarray] = {of: np.eye(n_of)} if of in down else {}
+    for stmt in reversed(net.statements):
+        if stmt.target not in adjoint or stmt.target == wrt:
+            continue
+        local = statement_matrices(net, stmt.target, forward)
+        for op, matrix in local.items():
+            if op in down:
+                adjoint[op] = adjoint.get(op, 0) + adjoint[stmt.target] @ matrix
+    shape = forward.values[of].shape + forward.values[wrt].shape
+    if wrt not in adjoint:
+        return np.zeros(shape)
+    return adjoint[wrt].reshape(shape)
+
+
+@dataclass(frozen=True)
+class ReshapeCost:
+    """What the reshape method needs: matrix-product FLOPs and its largest matrix."""
+
+    flops: int
+    largest: int  # entries of the largest matrix it holds
+    products: tuple[str, ...]  # each matrix product, e.g. "1×4 · 4×12"
+
+
+def reshape_cost(net: Network, of: str, wrt: str, sizes: Mapping[str, int]) -> ReshapeCost:
+    """Count the reshape method's work without running it (2·m·k·n per product)."""
+
+    def entries(name: str) -> int:
+        return int(np.prod([sizes[d] for d in net.tensors[name].dims]))
+
+    down = _downstream(net, wrt)
+    n_of = entries(of)
+    reached = {of} if of in down else set()
+    flops, largest, products = 0, 0, []
+    for stmt in reversed(net.statements):
+        if stmt.target not in reached or stmt.target == wrt:
+            continue
+        for op in stmt.operands:
+            if op in down:
+                t, s = entries(stmt.target), entries(op)
+                largest = max(largest, t * s, n_of * s)
+                reached.add(op)
+                if stmt.target != of:  # the first factor needs no product
+                    flops += 2 * n_of * t * s
+                    products.append(f"{n_of}×{t} · {t}×{s}")
+    return ReshapeCost(flops, largest, tuple(products))

@@ -1,0 +1,363 @@
+"""Text to syntax tree: the tokenizer and recursive-descent parser of the spec language.
+
+The parser is hand-written so that every error can point at one token with a
+line, a column and a caret, and say what was expected there. Nothing in the
+text is ever evaluated; numbers are read with ``float``/``int`` only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import SpecError
+
+KEYWORDS = ("dim", "input", "param")
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>[ \t\r]+)
+  | (?P<comment>\#[^\n]*)
+  | (?P<newline>\n)
+  | (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<op>\*\*|[-+*/^()\[\],=])
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True)
+class Pos:
+    """A 1-based line and column in the spec text."""
+
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # "number", "name", "op", "newline", "eof"
+    text: str
+    pos: Pos
+
+
+# --- syntax tree -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Num:
+    value: float
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A tensor reference: ``x`` (whole tensor) or ``W[i, j]`` (indices given)."""
+
+    name: str
+    indices: tuple[Index, ...] | None
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Call:
+    func: str
+    args: tuple[Expr, ...]
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: Expr
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str  # one of + - * / ^
+    left: Expr
+    right: Expr
+    pos: Pos
+
+
+Expr = Num | Ref | Call | Neg | BinOp
+
+
+@dataclass(frozen=True)
+class DimDecl:
+    name: str
+    size: int | None
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class TensorDecl:
+    kind: str  # "input" or "param"
+    name: str
+    axes: tuple[Index, ...]  # each names a dim
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Assign:
+    target: str
+    indices: tuple[Index, ...] | None
+    expr: Expr
+    pos: Pos
+
+
+Statement = DimDecl | TensorDecl | Assign
+
+
+@dataclass(frozen=True)
+class Program:
+    statements: tuple[Statement, ...]
+    lines: tuple[str, ...]
+
+    def error(self, message: str, pos: Pos, cls: type[SpecError] = SpecError) -> SpecError:
+        """An error of class ``cls`` pointing at ``pos`` with the source line quoted."""
+        source = self.lines[pos.line - 1] if 0 < pos.line <= len(self.lines) else None
+        return cls(message, pos.line, pos.column, source)
+
+
+# --- tokenizer -------------------------------------------------------------
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split ``text`` into tokens; newlines inside brackets are dropped."""
+    lines = text.split("\n")
+    tokens: list[Token] = []
+    line, line_start, depth, at = 1, 0, 0, 0
+    while at < len(text):
+        m = _TOKEN.match(text, at)
+        pos = Pos(line, at - line_start + 1)
+        if m is None:
+            raise SpecError(
+                f"unexpected character {text[at]!r}; names use letters, digits and _,"
+                " operators are + - * / ^ ** = and brackets are ( ) [ ]",
+                pos.line,
+                pos.column,
+                lines[line - 1],
+            )
+        kind, value = m.lastgroup, m.group()
+        at = m.end()
+        if kind == "newline":
+            if depth == 0:
+                tokens.append(Token("newline", value, pos))
+            line, line_start = line + 1, at
+        elif kind in ("number", "name"):
+            tokens.append(Token(kind, value, pos))
+        elif kind == "op":
+            if value in ("(", "["):
+                depth += 1
+            elif value in (")", "]") and depth > 0:
+                depth -= 1
+            tokens.append(Token("op", "^" if value == "**" else value, pos))
+    tokens.append(Token("eof", "", Pos(line, at - line_start + 1)))
+    return tokens
+
+
+def _describe(token: Token) -> str:
+    if token.kind == "eof":
+        return "the end of the text"
+    if token.kind == "newline":
+        return "the end of the line"
+    return repr(token.text)
+
+
+# --- parser ----------------------------------------------------------------
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.program = Program((), tuple(text.split("\n")))
+        self.tokens = tokenize(text)
+        self.at = 0
+
+    @property
+    def tok(self) -> Token:
+        return self.tokens[self.at]
+
+    def fail(self, message: str, token: Token | None = None) -> SpecError:
+        token = token or self.tok
+        return self.program.error(message, token.pos)
+
+    def next(self) -> Token:
+        token = self.tok
+        self.at += 1
+        return token
+
+    def accept(self, text: str) -> Token | None:
+        if self.tok.kind == "op" and self.tok.text == text:
+            return self.next()
+        return None
+
+    def expect(self, text: str, what: str) -> Token:
+        token = self.accept(text)
+        if token is None:
+            raise self.fail(f"expected {text!r} {what}, found {_describe(self.tok)}")
+        return token
+
+    def name(self, what: str) -> Token:
+        if self.tok.kind != "name":
+            raise self.fail(f"expected {what}, found {_describe(self.tok)}")
+        return self.next()
+
+    def parse(self) -> Program:
+        statements: list[Statement] = []
+        while self.tok.kind != "eof":
+            if self.tok.kind == "newline":
+                self.next()
+                continue
+            statements.append(self.statement())
+            if self.tok.kind not in ("newline", "eof"):
+                raise self.fail(
+                    f"expected the end of the line after the statement, found"
+                    f" {_describe(self.tok)}; put one statement on each line"
+                )
+        return Program(tuple(statements), self.program.lines)
+
+    def statement(self) -> Statement:
+        first = self.name("a statement (dim, input, param or an assignment)")
+        if first.text == "dim":
+            name = self.name("the name of the dim after 'dim'")
+            size = None
+            if self.accept("="):
+                tok = self.tok
+                if tok.kind != "number" or not tok.text.isdigit() or int(tok.text) < 1:
+                    raise self.fail(
+                        f"expected a positive whole number as the size of dim"
+                        f" {name.text!r}, found {_describe(tok)}"
+                    )
+                size = int(self.next().text)
+            return DimDecl(name.text, size, first.pos)
+        if first.text in ("input", "param"):
+            name = self.name(f"the name of the tensor after {first.text!r}")
+            axes: tuple[Index, ...] = ()
+            if self.accept("["):
+                axes = self.index_list(
+                    "a dim name (declare sizes with 'dim n = 4', then write x[n])"
+                )
+            return TensorDecl(first.text, name.text, axes, first.pos)
+        indices = None
+        if self.accept("["):
+            indices = self.index_list("an index name")
+        if self.tok.kind == "op" and self.tok.text == "(":
+            raise self.fail(
+                f"a statement must start with a tensor name, but {first.text!r} is"
+                " followed by '('; write the result's name first: y = f(x)"
+            )
+        self.expect("=", f"after {first.text!r} to define it")
+        return Assign(first.text, indices, self.expression(), first.pos)
+
+    def index_list(self, what: str) -> tuple[Index, ...]:
+        out = [self._index(what)]
+        while self.accept(","):
+            out.append(self._index(what))
+        self.expect("]", "to close the index list")
+        return tuple(out)
+
+    def _index(self, what: str) -> Index:
+        tok = self.tok
+        if tok.kind == "number":
+            raise self.fail(f"expected {what}, found the number {tok.text}")
+        tok = self.name(what)
+        return Index(tok.text, tok.pos)
+
+    # expression := term (('+' | '-') term)*
+    def expression(self) -> Expr:
+        expr = self.term()
+        while self.tok.kind == "op" and self.tok.text in "+-":
+            op = self.next()
+            expr = BinOp(op.text, expr, self.term(), op.pos)
+        return expr
+
+    # term := unary (('*' | '/') unary)*
+    def term(self) -> Expr:
+        expr = self.unary()
+        while self.tok.kind == "op" and self.tok.text in "*/":
+            op = self.next()
+            expr = BinOp(op.text, expr, self.unary(), op.pos)
+        return expr
+
+    # unary := '-' unary | power ;  -x^2 is -(x^2), as in Python
+    def unary(self) -> Expr:
+        minus = self.accept("-")
+        if minus is not None:
+            return Neg(self.unary(), minus.pos)
+        if self.accept("+") is not None:
+            return self.unary()
+        return self.power()
+
+    # power := atom ('^' unary)?   (right-associative)
+    def power(self) -> Expr:
+        base = self.atom()
+        op = self.accept("^")
+        if op is not None:
+            return BinOp("^", base, self.unary(), op.pos)
+        return base
+
+    def atom(self) -> Expr:
+        tok = self.tok
+        if tok.kind == "number":
+            self.next()
+            return Num(float(tok.text), tok.pos)
+        if tok.kind == "name":
+            self.next()
+            if tok.text in KEYWORDS:
+                raise self.fail(
+                    f"{tok.text!r} is a keyword and cannot be used in an expression",
+                    tok,
+                )
+            if self.accept("("):
+                args = [self.expression()]
+                while self.accept(","):
+                    args.append(self.expression())
+                self.expect(")", f"to close the call of {tok.text!r}")
+                return Call(tok.text, tuple(args), tok.pos)
+            if self.accept("["):
+                return Ref(tok.text, self.index_list("an index name"), tok.pos)
+            return Ref(tok.text, None, tok.pos)
+        if self.accept("("):
+            expr = self.expression()
+            self.expect(")", "to close the parenthesis")
+            return expr
+        raise self.fail(
+            f"expected a number, a tensor, a function call or '(', found {_describe(tok)}"
+        )
+
+
+def parse_program(text: str) -> Program:
+    """Parse spec text into a :class:`Program` (syntax only; see ``network``)."""
+    return _Parser(text).parse()
+
+
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "^": 4}
+
+
+def show(expr: Expr, parent: int = 0) -> str:
+    """Print an expression back as spec text (used in messages and derivations)."""
+    if isinstance(expr, Num):
+        return f"{expr.value:g}"
+    if isinstance(expr, Ref):
+        if expr.indices is None:
+            return expr.name
+        return f"{expr.name}[{', '.join(i.name for i in expr.indices)}]"
+    if isinstance(expr, Call):
+        return f"{expr.func}({', '.join(show(a) for a in expr.args)})"
+    if isinstance(expr, Neg):
+        text = "-" + show(expr.operand, 3)
+        return f"({text})" if parent > 3 else text
+    prec = _PRECEDENCE[expr.op]
+    right_prec = prec if expr.op == "^" else prec + 1
+    left_prec = prec + 1 if expr.op == "^" else prec
+    op = expr.op if expr.op == "^" else f" {expr.op} "
+    text = f"{show(expr.left, left_prec)}{op}{show(expr.right, right_prec)}"
+    return f"({text})" if prec < parent else text

@@ -1,0 +1,127 @@
+"""Hypothesis strategies that draw networks in the spec language (needs ``hypothesis``).
+
+``networks()`` draws a :class:`DrawnNetwork`: spec text, one size per dim and
+the scalar loss to differentiate. Every network is smooth at almost every
+point (no relu/abs kinks, no log or sqrt of a value that can be negative), so
+finite differences are a valid reference. Layers are drawn from: a dense
+layer, an elementwise function, a residual sum, a tied (reused) weight, a
+bilinear layer with a rank-3 parameter (optionally the same tensor twice), an
+outer product and its contraction (a rank-2 activation), whole-tensor
+arithmetic, and a quadratic form. With a batch, every activation has a sample
+index ``s`` on dim ``B``. Failures shrink to small networks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import strategies as st
+
+SMOOTH = ("sigmoid", "tanh", "sin", "cos", "softplus")
+
+
+@dataclass(frozen=True)
+class DrawnNetwork:
+    text: str
+    dims: dict[str, int]
+    of: str
+
+    def __repr__(self) -> str:  # hypothesis prints this on failure
+        return f"DrawnNetwork(dims={self.dims}, of={self.of!r}, text=\n{self.text}\n)"
+
+
+@st.composite
+def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNetwork:
+    """Draw a random network whose last statement is the scalar ``L``."""
+    feature_dims = ["n", "m", "k"][: draw(st.integers(1, 3))]
+    batched = draw(st.booleans())
+    dims = {d: draw(st.integers(1, max_size)) for d in feature_dims}
+    if batched:
+        dims["B"] = draw(st.integers(1, 3))
+    lines = [f"dim {d} = {s}" for d, s in dims.items()]
+    s_ax = ["B"] if batched else []
+    s_ix = ["s"] if batched else []
+
+    def decl(kind: str, name: str, axes: list[str]) -> None:
+        lines.append(f"{kind} {name}[{', '.join(axes)}]" if axes else f"{kind} {name}")
+
+    def ref(name: str, *idx: str) -> str:
+        return f"{name}[{', '.join([*s_ix, *idx])}]"
+
+    # activations: name -> feature dim (each is [B?, d])
+    d0 = draw(st.sampled_from(feature_dims))
+    decl("input", "x", [*s_ax, d0])
+    acts: dict[str, str] = {"x": d0}
+    weights: dict[str, tuple[str, str]] = {}
+    counter = iter(range(1, 100))
+    last = "x"
+    for _ in range(draw(st.integers(1, max_layers))):
+        k = next(counter)
+        kind = draw(
+            st.sampled_from(["dense", "func", "residual", "tied", "bilinear", "outer", "whole"])
+        )
+        prev = last
+        dp = acts[prev]
+        h = f"h{k}"
+        if kind == "dense" or (kind == "tied" and not weights):
+            do = draw(st.sampled_from(feature_dims))
+            decl("param", f"W{k}", [do, dp])
+            weights[f"W{k}"] = (do, dp)
+            bias = draw(st.booleans())
+            if bias:
+                decl("param", f"b{k}", [do])
+            rhs = f"W{k}[i, j] * {ref(prev, 'j')}" + (f" + b{k}[i]" if bias else "")
+            lines.append(f"{ref(h, 'i')} = {rhs}")
+            acts[h] = do
+        elif kind == "tied":
+            name = draw(st.sampled_from(sorted(weights)))
+            do, di = weights[name]
+            sources = [a for a, d in acts.items() if d == di]
+            src = draw(st.sampled_from(sources))
+            lines.append(f"{ref(h, 'i')} = {name}[i, j] * {ref(src, 'j')}")
+            acts[h] = do
+        elif kind == "func":
+            f = draw(st.sampled_from(SMOOTH))
+            lines.append(f"{h} = {f}({prev})")
+            acts[h] = dp
+        elif kind == "residual":
+            same = [a for a, d in acts.items() if d == dp and a != prev]
+            other = draw(st.sampled_from(same)) if same else prev
+            f = draw(st.sampled_from(SMOOTH))
+            lines.append(f"{h} = {prev} + {f}({other})")
+            acts[h] = dp
+        elif kind == "bilinear":
+            same = [a for a, d in acts.items() if d == dp]
+            other = draw(st.sampled_from(same))
+            do = draw(st.sampled_from(feature_dims))
+            decl("param", f"T{k}", [do, dp, dp])
+            lines.append(f"{ref(h, 'i')} = T{k}[i, j, l] * {ref(prev, 'j')} * {ref(other, 'l')}")
+            acts[h] = do
+        elif kind == "outer":
+            src = draw(st.sampled_from(sorted(acts)))
+            ds = acts[src]
+            do = draw(st.sampled_from(feature_dims))
+            decl("param", f"V{k}", [ds, do])
+            lines.append(f"{ref(f'M{k}', 'i', 'j')} = {ref(prev, 'i')} * {ref(src, 'j')}")
+            lines.append(
+                f"{ref(h, 'l')} = {ref(f'M{k}', 'i', 'j')} * V{k}[j, l] * {ref(prev, 'i')}"
+            )
+            acts[h] = do
+        else:  # whole-tensor arithmetic on two same-shaped activations
+            same = [a for a, d in acts.items() if d == dp]
+            other = draw(st.sampled_from(same))
+            c = draw(st.sampled_from(["0.5", "2", "1.5"]))
+            lines.append(f"{h} = {prev} * {other} - {c} * {prev} / (1 + square({other}))")
+            acts[h] = dp
+        last = h
+    if draw(st.booleans()):
+        d = acts[last]
+        decl("param", "A", [d, d])
+        if batched:
+            lines.append(f"L = {ref(last, 'i')} * A[i, j] * {ref(last, 'j')}")
+        else:
+            lines.append(f"L = {last}[i] * A[i, j] * {last}[j]")
+    else:
+        reduce = draw(st.sampled_from(["sum", "mean"]))
+        lines.append(f"L = {reduce}(square({last}) + {last})")
+    return DrawnNetwork("\n".join(lines) + "\n", dims, "L")

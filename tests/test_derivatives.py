@@ -1,0 +1,138 @@
+"""Jacobians and gradients against the reshape method and finite differences."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tensorchain as tc
+from tensorchain.strategies import networks
+from tensorchain.testing import finite_differences, max_relative_error
+
+EXACT = 1e-12  # against the reshape method (float64)
+NUMERIC = 1e-6  # against central differences
+
+ARTICLE = tc.parse(tc.ARTICLE)
+
+
+@given(n=st.integers(1, 6), m=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_article_gradient_matches_reshape_and_finite_differences(n, m, seed):
+    vals = ARTICLE.random_values(seed=seed, n=n, m=m)
+    g = ARTICLE.grad("C", wrt=["W", "b"], values=vals)
+    for w in ("W", "b"):
+        assert g[w].shape == vals[w].shape
+        assert max_relative_error(g[w], tc.reshape_method(ARTICLE, "C", w, vals)) < EXACT
+        fd = finite_differences(ARTICLE, "C", w, vals)
+        assert max_relative_error(g[w], fd) < NUMERIC
+
+
+@given(
+    n=st.integers(1, 5),
+    m=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+    of=st.sampled_from(["z", "a", "C"]),
+    wrt=st.sampled_from(["W", "b", "x", "y", "z"]),
+)
+def test_article_jacobians_of_every_pair(n, m, seed, of, wrt):
+    vals = ARTICLE.random_values(seed=seed, n=n, m=m)
+    J = ARTICLE.jacobian(of, wrt=wrt, values=vals)
+    ref = tc.reshape_method(ARTICLE, of, wrt, vals)
+    assert J.array.shape == ref.shape == ARTICLE.shape(of, n=n, m=m) + ARTICLE.shape(wrt, n=n, m=m)
+    assert max_relative_error(J.array, ref) < EXACT
+    if wrt != "z":
+        assert max_relative_error(J.array, finite_differences(ARTICLE, of, wrt, vals)) < NUMERIC
+
+
+def test_article_structure_keeps_deltas_symbolic():
+    vals = ARTICLE.random_values(n=5, m=3)
+    J = ARTICLE.jacobian("a", wrt="W", values=vals)
+    assert J.indices == ("n", "n'", "m")
+    assert J.deltas == (("n", "n'"),)
+    # Stored: one n×m block, not the n×n×m array.
+    (term,) = J.terms
+    assert sum(f.array.size for f in term.factors) == 5 * 3
+    result = ARTICLE.derivatives("C", ["W"], vals)
+    (contraction,) = result.contractions
+    assert contraction.equation == "a,a,b->ab"
+    assert contraction.names == ("dC/da", "da/dz", "dz/dW")
+
+
+@given(net=networks(), seed=st.integers(0, 2**16))
+def test_random_networks_match_reshape_method(net, seed):
+    network = tc.parse(net.text)
+    vals = network.random_values(seed=seed)
+    for w in [*network.params, *network.inputs]:
+        J = network.jacobian(net.of, wrt=w, values=vals)
+        ref = tc.reshape_method(network, net.of, w, vals)
+        assert max_relative_error(J.array, ref) < EXACT, w
+    if network.params:
+        assert set(network.grad(net.of, values=vals)) == set(network.params)
+
+
+@given(net=networks(max_layers=3, max_size=3), seed=st.integers(0, 2**16))
+def test_random_networks_match_finite_differences(net, seed):
+    network = tc.parse(net.text)
+    vals = network.random_values(seed=seed)
+    g = network.grad(net.of, wrt=[*network.params, *network.inputs], values=vals)
+    for w, value in g.items():
+        assert max_relative_error(value, finite_differences(network, net.of, w, vals)) < 1e-5, w
+
+
+@given(net=networks(max_layers=3, max_size=3), seed=st.integers(0, 2**16))
+def test_jacobians_of_intermediate_tensors(net, seed):
+    network = tc.parse(net.text)
+    vals = network.random_values(seed=seed)
+    for of in network.outputs:
+        for w in network.params[:2]:
+            J = network.jacobian(of, wrt=w, values=vals)
+            assert max_relative_error(J.array, tc.reshape_method(network, of, w, vals)) < EXACT
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # d/dx of xᵀAx is (A + Aᵀ)x: the same tensor twice in one term.
+        (
+            "dim n = 3\ninput x[n]\nparam A[n, n]\nf = x[i] * A[i, j] * x[j]",
+            "quadratic",
+        ),
+        # diagonal extraction: d tr(A) / dA = I
+        ("dim n = 3\nparam A[n, n]\nf = A[i, i]", "trace"),
+    ],
+)
+def test_closed_forms(text, expected):
+    net = tc.parse(text)
+    vals = net.random_values(seed=3)
+    if expected == "quadratic":
+        A, x = vals["A"], vals["x"]
+        g = net.grad("f", wrt=["x", "A"], values=vals)
+        np.testing.assert_allclose(g["x"], (A + A.T) @ x, rtol=1e-13)
+        np.testing.assert_allclose(g["A"], np.outer(x, x), rtol=1e-13)
+    else:
+        np.testing.assert_array_equal(net.grad("f", values=vals)["A"], np.eye(3))
+
+
+def test_a_bias_broadcast_over_the_batch_sums_over_the_batch():
+    # Found by hypothesis: the batch index of d sum(h)/dh is broadcast on both
+    # sides of the chain step and must still be summed (a factor B).
+    net = tc.parse(
+        "dim n = 2\ndim B = 3\ninput x[B, n]\nparam W[n, n]\nparam b[n]\n"
+        "h[s, i] = W[i, j] * x[s, j] + b[i]\nL = sum(h)\n"
+    )
+    vals = net.random_values(seed=1)
+    np.testing.assert_allclose(net.grad("L", wrt="b", values=vals)["b"], [3.0, 3.0])
+    np.testing.assert_allclose(
+        net.grad("L", wrt="W", values=vals)["W"], np.tile(vals["x"].sum(0), (2, 1))
+    )
+
+
+def test_gradient_of_a_tensor_the_output_does_not_depend_on_is_zero():
+    net = tc.parse("dim n = 2\ninput x[n]\nparam w[n]\nparam u[n]\nf = sum(w * x)")
+    g = net.grad("f", values=net.random_values())
+    np.testing.assert_array_equal(g["u"], np.zeros(2))
+
+
+def test_jacobian_of_a_tensor_by_itself_is_the_identity():
+    J = ARTICLE.jacobian("a", wrt="a", values=ARTICLE.random_values(n=3, m=2))
+    assert J.deltas == (("n", "n'"),)
+    np.testing.assert_array_equal(J.array, np.eye(3))
