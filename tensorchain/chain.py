@@ -51,7 +51,8 @@ def statement_jacobians(
     """d target / d operand for every tensor the statement uses.
 
     Axes: the target's (``stmt.labels``, renamed fresh) then the operand's.
-    Each result is contracted to one array per delta structure.
+    Nothing is contracted: each factor remembers the local Jacobian it came
+    from (``origin``), so the network-level chain is planned as a whole.
     """
     out_labels = tuple(fresh(lab) for lab in stmt.labels)
     sizes = {
@@ -79,7 +80,7 @@ def statement_jacobians(
         origin = f"d{stmt.target}/d{name}"
         terms = [
             replace(t, factors=tuple(replace(f, origin=origin) for f in t.factors))
-            for t in jac.contracted(name=origin).terms
+            for t in jac.terms
         ]
         out[name] = LabeledTensor(jac.indices, jac.sizes, terms, canonicalize=False)
     return out

@@ -233,7 +233,8 @@ class LabeledTensor:
             if key in merged:
                 old = merged[key]
                 total = old.coeff * old.factors[0].array + t.coeff * factor.array
-                merged[key] = Term(1.0, (Factor(total, labels, factor.name),), t.deltas)
+                label = name or f"{old.factors[0].name} + {factor.name}"
+                merged[key] = Term(1.0, (Factor(total, labels, label),), t.deltas)
             else:
                 merged[key] = Term(t.coeff, (factor,), t.deltas)
         return LabeledTensor(self.indices, self.sizes, list(merged.values()), canonicalize=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,6 +99,29 @@ def leaves(node: Node) -> list[Leaf]:
     return out
 
 
+def relabel(node: Node, mapping: dict[str, str]) -> Node:
+    """``node`` with the labels in ``mapping`` renamed (bound indices made local)."""
+
+    def r(labels: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(mapping.get(lab, lab) for lab in labels)
+
+    if isinstance(node, Leaf):
+        return Leaf(node.name, r(node.labels), node.pos)
+    if isinstance(node, Product):
+        factors = tuple(relabel(f, mapping) for f in node.factors)
+        return Product(node.coeff, factors, r(node.labels), r(node.mean_over))
+    if isinstance(node, Sum):
+        return Sum(tuple((c, relabel(t, mapping)) for c, t in node.terms), r(node.labels))
+    if isinstance(node, Map):
+        return Map(node.func, relabel(node.arg, mapping), node.param)
+    return node
+
+
+def base_label(label: str) -> str:
+    """The label as the user wrote it (``j`` for the term-local ``j@2``)."""
+    return label.split("@")[0]
+
+
 @dataclass(frozen=True)
 class Lowered:
     """One assignment after lowering: ``target[labels] = root``."""
@@ -125,9 +149,15 @@ class _Lowering:
         self.assign = assign
         self.axes = ranks  # tensor name -> its dims, one per axis
         self.index_form = assign.indices is not None or _has_indices(assign.expr)
+        self.scopes = 0
 
     def fail(self, message: str, pos: Pos, cls: type[SpecError] = SpecError) -> SpecError:
         return self.program.error(message, pos, cls)
+
+    def local(self, node: Node, labels: Sequence[str]) -> Node:
+        """Rename ``labels`` inside ``node`` apart from every other use in the statement."""
+        self.scopes += 1
+        return relabel(node, {lab: f"{base_label(lab)}@{self.scopes}" for lab in labels})
 
     # --- building blocks (constant folding, flattening) ---
 
@@ -274,11 +304,11 @@ class _Lowering:
         if e.func in REDUCTIONS:
             if isinstance(arg, Const):
                 return arg
-            inner = arg
+            arg = self.local(arg, arg.labels)  # the reduced indices are bound here
             coeff, factors = 1.0, [arg]
             if isinstance(arg, Product) and not arg.summed and not arg.mean_over:
                 coeff, factors = arg.coeff, list(arg.factors)
-            mean_over = inner.labels if e.func == "mean" else ()
+            mean_over = arg.labels if e.func == "mean" else ()
             return Product(coeff, tuple(factors), (), mean_over)
         if isinstance(arg, Const):
             value = ELEMENTWISE[e.func].value(np.float64(arg.value), 0.0)
@@ -302,6 +332,7 @@ class _Lowering:
             summed = [lab for lab in node.labels if lab not in left]
             if summed:
                 self._warn_summed_inside(node, summed, ast)
+                node = self.local(node, summed)  # each term sums its own indices
                 kept = tuple(lab for lab in node.labels if lab in left)
                 if isinstance(node, Product) and not node.summed and not node.mean_over:
                     node = Product(node.coeff, node.factors, kept)
@@ -322,23 +353,26 @@ class _Lowering:
         return Lowered(a.target, left, root, True, a.pos, text)
 
     def _warn_summed_inside(self, node: Node, summed: list[str], ast: Expr) -> None:
+        """Warn when a summed index is contracted between factors inside a function:
+        ``sigmoid(W[i, j] * x[j])`` with ``j`` not on the left sums the sigmoids."""
         inside: set[str] = set()
-        stack = [node]
+        stack: list[tuple[Node, bool]] = [(node, False)]
         while stack:
-            n = stack.pop()
-            if isinstance(n, Map):
-                inside.update(n.arg.labels)
-            stack.extend(children(n))
+            n, in_map = stack.pop()
+            if in_map and isinstance(n, Product):
+                seen = [lab for f in n.factors for lab in dict.fromkeys(f.labels)]
+                inside.update(lab for lab in seen if seen.count(lab) > 1)
+            stack.extend((c, in_map or isinstance(n, Map)) for c in children(n))
         hit = [lab for lab in summed if lab in inside]
         if hit:
             pos = self.assign.pos
             warnings.warn(
-                f"line {pos.line}: in {show(ast)} the index {hit[0]!r} is summed after a"
-                f" function is applied (it is not on the left side), which adds up"
-                f" f(...) over {hit[0]!r}; for a layer write two statements, e.g."
-                f" h[i] = W[i, j] * x[j] then a = sigmoid(h)",
+                f"line {pos.line}: in {show(ast)} the index {hit[0]!r} is not on the left"
+                f" side, so f(...) is computed for each {hit[0]!r} and then summed;"
+                " for a layer write two statements, e.g. h[i] = W[i, j] * x[j]"
+                " then a = sigmoid(h)",
                 SpecWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 
 import numpy as np
@@ -72,14 +73,18 @@ def derivation(
             " at each tensor where they merge"
         )
     if wrt in result.chains:
-        lines.append(f"after δ elimination:  {title} = {format_terms(result.chains[wrt])}")
+        text = f"after δ elimination:  {title} = {format_terms(result.chains[wrt])}"
+        lines += textwrap.wrap(text, 78, subsequent_indent="    ", break_long_words=False)
     lines.append("")
     lines.extend(_contractions(result.contractions))
     cost = reshape_cost(net, of, wrt, sizes)
-    lines.append(
-        f"reshape method: {' then '.join(cost.products) or 'no products'}"
-        f"\n  FLOPs {cost.flops:,}   largest matrix {cost.largest:,} entries"
+    products = ", ".join(cost.products) or "none"
+    lines += textwrap.wrap(
+        f"reshape method: {len(cost.products)} matrix products: {products}",
+        78,
+        subsequent_indent="  ",
     )
+    lines.append(f"  FLOPs {cost.flops:,}   largest matrix {cost.largest:,} entries")
     reference = reshape_method(net, of, wrt, values)
     diff = float(np.max(np.abs(jac.array - reference), initial=0.0))
     lines += ["", f"{title} =", format_array(jac.array), ""]
@@ -97,5 +102,6 @@ def _contractions(log: list[Contraction]) -> list[str]:
         lines.append(f"  opt_einsum path ({c.optimizer}): {'  then  '.join(c.steps())}")
     flops = sum(c.flops for c in log)
     largest = max(c.largest_intermediate for c in log)
-    lines.append(f"  FLOPs {flops:,}   largest intermediate {largest:,} entries")
+    total = "total " if len(log) > 1 else ""
+    lines.append(f"  {total}FLOPs {flops:,}   largest intermediate {largest:,} entries")
     return lines

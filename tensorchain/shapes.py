@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import ShapeError
-from .lower import Lowered, leaves
+from .lower import Lowered, base_label, leaves
 from .spec import Pos, Program
 
 
@@ -26,6 +26,7 @@ class Binding:
 
 
 def _describe(label: str) -> str:
+    label = base_label(label)
     return f"axis {label[1:]}" if label.startswith("#") else f"index {label!r}"
 
 
@@ -46,7 +47,7 @@ def bind_labels(
                 continue
             if stmt.index_form:
                 message = (
-                    f"index {label!r} has two sizes: {first.dim}={sizes[first.dim]} as"
+                    f"index {base_label(label)!r} has two sizes: {first.dim}={sizes[first.dim]} as"
                     f" axis {first.axis} of {first.tensor} but {dim}={sizes[dim]} as"
                     f" axis {k} of {leaf.name}; use a separate index for each, or"
                     " declare both axes with the same dim"

@@ -199,9 +199,15 @@ class _Parser:
             return self.next()
         return None
 
-    def expect(self, text: str, what: str) -> Token:
+    def expect(self, text: str, what: str, opener: Token | None = None) -> Token:
         token = self.accept(text)
         if token is None:
+            if opener is not None and self.tok.pos.line != opener.pos.line:
+                raise self.fail(
+                    f"this {opener.text!r} is never closed: expected {text!r} {what},"
+                    f" found {_describe(self.tok)} on line {self.tok.pos.line}",
+                    opener,
+                )
             raise self.fail(f"expected {text!r} {what}, found {_describe(self.tok)}")
         return token
 
@@ -241,13 +247,13 @@ class _Parser:
         if first.text in ("input", "param"):
             name = self.name(f"the name of the tensor after {first.text!r}")
             axes: tuple[Index, ...] = ()
-            if self.accept("["):
+            if self.tok.text == "[":
                 axes = self.index_list(
                     "a dim name (declare sizes with 'dim n = 4', then write x[n])"
                 )
             return TensorDecl(first.text, name.text, axes, first.pos)
         indices = None
-        if self.accept("["):
+        if self.tok.text == "[":
             indices = self.index_list("an index name")
         if self.tok.kind == "op" and self.tok.text == "(":
             raise self.fail(
@@ -258,10 +264,11 @@ class _Parser:
         return Assign(first.text, indices, self.expression(), first.pos)
 
     def index_list(self, what: str) -> tuple[Index, ...]:
+        opener = self.expect("[", "to open the index list")
         out = [self._index(what)]
         while self.accept(","):
             out.append(self._index(what))
-        self.expect("]", "to close the index list")
+        self.expect("]", "to close the index list", opener)
         return tuple(out)
 
     def _index(self, what: str) -> Index:
@@ -316,18 +323,20 @@ class _Parser:
                     f"{tok.text!r} is a keyword and cannot be used in an expression",
                     tok,
                 )
-            if self.accept("("):
+            opener = self.accept("(")
+            if opener is not None:
                 args = [self.expression()]
                 while self.accept(","):
                     args.append(self.expression())
-                self.expect(")", f"to close the call of {tok.text!r}")
+                self.expect(")", f"to close the call of {tok.text!r}", opener)
                 return Call(tok.text, tuple(args), tok.pos)
-            if self.accept("["):
+            if self.tok.text == "[":
                 return Ref(tok.text, self.index_list("an index name"), tok.pos)
             return Ref(tok.text, None, tok.pos)
-        if self.accept("("):
+        opener = self.accept("(")
+        if opener is not None:
             expr = self.expression()
-            self.expect(")", "to close the parenthesis")
+            self.expect(")", "to close the parenthesis", opener)
             return expr
         raise self.fail(
             f"expected a number, a tensor, a function call or '(', found {_describe(tok)}"

@@ -1,0 +1,194 @@
+"""Bad input gets the right TensorchainError subclass with a message that says
+where, what, and what to do instead."""
+
+import re
+
+import numpy as np
+import pytest
+
+import tensorchain as tc
+
+BASE = "dim n = 4\ndim m = 3\ninput x[m]\nparam W[n, m]\n"
+
+
+def error_of(text, cls=tc.SpecError):
+    with pytest.raises(cls) as info:
+        tc.parse(text)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "message"),
+    [
+        ("dim n = 4\ninput x[n\nf = x", 2, 8, r"this '\[' is never closed: expected '\]'"),
+        ("dim n = 4\ninput x[n]\nf = x[i", 3, 8, r"expected '\]' to close the index list, found"),
+        ("dim n = 4\ninput x[n]\nf = sum(x\n\ng = x", 3, 8, r"this '\(' is never closed"),
+        ("dim n = 4\ninput x[n]\nf = sum(x) $ 2", 3, 12, r"unexpected character '\$'"),
+        ("dim n = 4\ninput x[n]\nf = (x + ", 3, 10, r"expected a number, a tensor"),
+        ("dim n = 4\ninput x[n]\nf = x x", 3, 7, r"expected the end of the line"),
+        ("dim n = four", 1, 9, r"expected a positive whole number as the size of dim 'n'"),
+        ("dim n = 4\ninput x[3]", 2, 9, r"expected a dim name .*found the number 3"),
+        ("dim n = 4\ninput x[n]\nsigmoid(x) = x", 3, 8, r"must start with a tensor name"),
+        ("dim n = 4\ninput x[n]\ny x", 3, 3, r"expected '=' after 'y' to define it"),
+        ("dim n = 4\ninput x[n]\nf = input", 3, 5, r"'input' is a keyword"),
+    ],
+)
+def test_syntax_errors_point_at_the_token(text, line, column, message):
+    err = error_of(text)
+    assert (err.line, err.column) == (line, column)
+    assert re.search(message, str(err))
+    # the source line is quoted with a caret under the column
+    quoted, caret = str(err).splitlines()[-2:]
+    assert quoted.strip() == text.splitlines()[line - 1].strip()
+    assert caret.index("^") - 4 == column - 1
+
+
+def test_undeclared_tensor_suggests_the_close_name():
+    err = error_of(BASE + "z[i] = Wt[i, j] * x[j]")
+    assert (err.line, err.column) == (5, 8)
+    assert re.search(r"undeclared tensor 'Wt'.*Did you mean 'W'\?", str(err))
+
+
+def test_tensor_used_in_its_own_definition():
+    with pytest.raises(tc.SpecError, match=r"z is used on the right side of its own definition"):
+        tc.parse(BASE + "z[i] = W[i, j] * z[j]")
+
+
+def test_unknown_function_lists_the_known_ones():
+    with pytest.raises(
+        tc.SpecError,
+        match=r"line 5, column 5: unknown function 'sigmod'; did you mean 'sigmoid'\? "
+        r"known functions: sigmoid, tanh",
+    ):
+        tc.parse(BASE + "a = sigmod(x)")
+
+
+def test_index_used_with_two_sizes_names_both_tensors_and_sizes():
+    err = error_of(BASE + "param v[n]\nf = x[i] * v[i]", tc.ShapeError)
+    assert err.line == 6
+    assert str(err).startswith(
+        "line 6, column 12: index 'i' has two sizes: m=3 as axis 0 of x but n=4 as axis 0 of v"
+    )
+
+
+def test_whole_tensor_shape_mismatch_names_the_tensors_and_shapes():
+    err = error_of(BASE + "param v[n]\nf = x - v", tc.ShapeError)
+    assert re.match(
+        r"line 6, column 9: shape mismatch in whole-tensor arithmetic: x has \[m=3\] but v has"
+        r" \[n=4\]",
+        str(err),
+    )
+
+
+def test_whole_tensor_rank_mismatch():
+    with pytest.raises(
+        tc.ShapeError, match=r"shape mismatch in whole-tensor arithmetic: x has 1 axes but W has 2"
+    ):
+        tc.parse(BASE + "f = x * W")
+
+
+def test_wrong_number_of_indices():
+    with pytest.raises(
+        tc.ShapeError, match=r"W has 2 axes \[n, m\] but 1 indices are given in W\[i\]"
+    ):
+        tc.parse(BASE + "z[i] = W[i]")
+
+
+def test_whole_tensor_reference_in_index_form_says_how_to_index_it():
+    with pytest.raises(tc.SpecError, match=r"x has axes \[m\]; .* write x\[i\]"):
+        tc.parse(BASE + "z[i] = W[i, j] * x")
+
+
+def test_left_index_missing_on_the_right():
+    with pytest.raises(tc.SpecError, match=r"index 'k' on the left side appears in no term"):
+        tc.parse(BASE + "z[i, k] = W[i, j] * x[j]")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (BASE + "dim n = 2", r"line 5, column 1: dim 'n' is already declared on line 1"),
+        (BASE + "param W[n]", r"'W' is already declared on line 4; every tensor is defined once"),
+        (BASE + "input v[k]", r"unknown dim 'k' in the declaration of v; declare it first"),
+        (BASE + "f = x ^ x", r"the exponent in x\^x must be a number"),
+        (BASE + "f = x / 0", r"division by the constant zero"),
+        (BASE + "z[i, i] = W[i, i]", r"index 'i' appears twice on the left side"),
+        (BASE + "f = sum(x, x)", r"sum takes one argument, 2 given"),
+    ],
+)
+def test_other_spec_errors(text, message):
+    with pytest.raises(tc.SpecError, match=message):
+        tc.parse(text)
+
+
+def test_every_error_is_a_tensorchain_error():
+    for cls in (tc.SpecError, tc.ShapeError, tc.ValuesError, tc.DerivativeError):
+        assert issubclass(cls, tc.TensorchainError)
+    assert issubclass(tc.ValuesError, ValueError)
+
+
+NET = tc.parse(tc.ARTICLE)
+
+
+def test_missing_and_unknown_values():
+    vals = NET.random_values()
+    with pytest.raises(tc.ValuesError, match=r"values are missing b; net.random_values"):
+        NET.evaluate({k: v for k, v in vals.items() if k != "b"})
+    with pytest.raises(
+        tc.ValuesError, match=r"unknown tensor 'q' in values; the inputs and params"
+    ):
+        NET.evaluate({**vals, "q": 1.0})
+    with pytest.raises(tc.ValuesError, match=r"'z' is computed by the network \(line 10\)"):
+        NET.evaluate({**vals, "z": np.zeros(4)})
+    with pytest.raises(tc.ValuesError, match=r"the value of x has dtype <U1"):
+        NET.evaluate({**vals, "x": np.array(["a", "b", "c"])})
+
+
+def test_value_shapes_are_checked_against_dims():
+    vals = NET.random_values(n=4, m=3)
+    with pytest.raises(
+        tc.ShapeError, match=r"x is declared with 1 axes \[m=3\] but its value has shape \(3, 1\)"
+    ):
+        NET.evaluate({**vals, "x": np.zeros((3, 1))})
+    with pytest.raises(
+        tc.ShapeError, match=r"dim m is 5 \(from the value of x\) but axis 1 of W has size 3"
+    ):
+        NET.evaluate({**vals, "x": np.zeros(5)})
+    with pytest.raises(
+        tc.ShapeError, match=r"dim n is 2 \(n=2 given as an argument\) but axis 0 of y has size 4"
+    ):
+        NET.sizes(vals, n=2)
+    with pytest.raises(tc.ShapeError, match=r"unknown dim 'q'; this network's dims are m, n"):
+        NET.random_values(q=3)
+    with pytest.raises(tc.ShapeError, match=r"dim n must be a positive integer, got 0"):
+        NET.random_values(n=0)
+
+
+def test_a_dim_without_size_must_be_given():
+    net = tc.parse("dim B\ninput x[B]\nf = sum(x)")
+    with pytest.raises(tc.ShapeError, match=r"dim B has no size: give it in the spec"):
+        net.random_values()
+
+
+def test_a_conflict_that_appears_only_with_new_sizes():
+    net = tc.parse("dim n = 3\ndim m = 3\ninput x[n]\ninput y[m]\nf = x[i] * y[i]")
+    net.evaluate(net.random_values())  # n == m: fine
+    with pytest.raises(tc.ShapeError, match=r"line 5, column 12: index 'i' has two sizes: n=4"):
+        net.random_values(n=4)
+
+
+def test_grad_of_a_non_scalar_says_to_use_jacobian():
+    with pytest.raises(
+        tc.DerivativeError,
+        match=r"grad needs a scalar, but a has shape \[n\]; use net.jacobian\('a'",
+    ):
+        NET.grad("a", values=NET.random_values())
+
+
+def test_unknown_tensor_in_a_derivative():
+    with pytest.raises(
+        tc.DerivativeError, match=r"unknown tensor 'Q'; this network has x, y, W, b, z, a, C"
+    ):
+        NET.jacobian("Q", wrt="W", values=NET.random_values())
+    with pytest.raises(tc.DerivativeError, match=r"jacobian takes one wrt tensor"):
+        NET.jacobian("C", wrt=["W"], values=NET.random_values())

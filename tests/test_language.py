@@ -1,0 +1,167 @@
+"""Every statement form parses and evaluates to what numpy computes directly."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tensorchain as tc
+from tensorchain.spec import parse_program, show
+
+HEADER = """
+dim n = 3
+dim m = 4
+dim r = 2
+input x[n]
+input y[n]
+input u[m]
+param W[m, n]
+param A[n, n]
+param T[r, n, m]
+param s
+"""
+
+# (statement, numpy reference from the values v)
+FORMS = [
+    ("t[i] = W[i, j] * x[j]", lambda v: v["W"] @ v["x"]),
+    ("t[i] = W[i, j] * x[j] + u[i]", lambda v: v["W"] @ v["x"] + v["u"]),
+    ("t[i, j] = W[i, j] - u[i] * x[j]", lambda v: v["W"] - np.outer(v["u"], v["x"])),
+    ("t[j, i] = W[i, j]", lambda v: v["W"].T),
+    ("t = x[i] * A[i, j] * x[j]", lambda v: v["x"] @ v["A"] @ v["x"]),
+    ("t[i] = A[i, i]", lambda v: np.diag(v["A"])),
+    ("t = A[i, i]", lambda v: np.trace(v["A"])),
+    ("t[k] = T[k, i, j] * x[i] * u[j]", lambda v: np.einsum("kij,i,j->k", v["T"], v["x"], v["u"])),
+    ("t[i, j] = x[i] * y[j]", lambda v: np.outer(v["x"], v["y"])),
+    ("t[i] = x[i] * s", lambda v: v["x"] * v["s"]),
+    ("t[i, j] = W[i, j] + x[j]", lambda v: v["W"] + v["x"][None, :]),
+    ("t = 0.5 * (x[i] - y[i]) ^ 2", lambda v: 0.5 * np.sum((v["x"] - v["y"]) ** 2)),
+    ("t = 0.5 * (x[i] - y[i]) ** 2", lambda v: 0.5 * np.sum((v["x"] - v["y"]) ** 2)),
+    ("t[i] = -x[i] + 2", lambda v: -v["x"] + 2),
+    ("t[i] = x[i] / (1 + y[i] ^ 2)", lambda v: v["x"] / (1 + v["y"] ** 2)),
+    ("t[i] = sum(x[j]) * y[i]", lambda v: v["x"].sum() * v["y"]),
+    ("t = x + y", lambda v: v["x"] + v["y"]),
+    ("t = x - 2 * y", lambda v: v["x"] - 2 * v["y"]),
+    ("t = x * y / 4", lambda v: v["x"] * v["y"] / 4),
+    ("t = 1 - y", lambda v: 1 - v["y"]),
+    ("t = -x", lambda v: -v["x"]),
+    ("t = -x ^ 2", lambda v: -(v["x"] ** 2)),
+    ("t = x ^ 3", lambda v: v["x"] ** 3),
+    ("t = x / y", lambda v: v["x"] / v["y"]),
+    ("t = s * W", lambda v: v["s"] * v["W"]),
+    ("t = W * W - 1", lambda v: v["W"] * v["W"] - 1),
+    ("t = sum(W)", lambda v: v["W"].sum()),
+    ("t = mean(W * W)", lambda v: (v["W"] ** 2).mean()),
+    ("t = sum(x * y) + mean(u)", lambda v: v["x"] @ v["y"] + v["u"].mean()),
+    ("t = x[i] * y[i] + u[i]", lambda v: v["x"] @ v["y"] + v["u"].sum()),
+    ("t[i] = sum(x[i]) * u[i]", lambda v: v["x"].sum() * v["u"]),
+    ("t = sigmoid(x)", lambda v: 1 / (1 + np.exp(-v["x"]))),
+    ("t = tanh(x)", lambda v: np.tanh(v["x"])),
+    ("t = relu(x)", lambda v: np.maximum(v["x"], 0)),
+    ("t = exp(x)", lambda v: np.exp(v["x"])),
+    ("t = log(exp(x) + 1)", lambda v: np.log(np.exp(v["x"]) + 1)),
+    ("t = softplus(x)", lambda v: np.log1p(np.exp(v["x"]))),
+    ("t = sin(x) + cos(y)", lambda v: np.sin(v["x"]) + np.cos(v["y"])),
+    ("t = sqrt(square(x) + 1)", lambda v: np.sqrt(v["x"] ** 2 + 1)),
+    ("t = abs(x)", lambda v: np.abs(v["x"])),
+    ("t = 2 ^ 3 * x", lambda v: 8 * v["x"]),
+    ("t = exp(0) + x", lambda v: 1 + v["x"]),
+    ("t[i] = (W[i, j] * x[j] + u[i])", lambda v: v["W"] @ v["x"] + v["u"]),
+    (
+        "t[i] = W[i, j] * (x[j]\n   + y[j])  # a statement may continue inside brackets",
+        lambda v: v["W"] @ (v["x"] + v["y"]),
+    ),
+]
+
+
+@pytest.mark.parametrize(("statement", "reference"), FORMS, ids=[f[0] for f in FORMS])
+def test_statement_evaluates_like_numpy(statement, reference):
+    net = tc.parse(HEADER + statement)
+    vals = net.random_values(seed=1)
+    got = net.evaluate(vals)["t"]
+    expected = reference(vals)
+    assert got.shape == np.shape(expected)
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize(("statement", "reference"), FORMS, ids=[f[0] for f in FORMS])
+def test_statement_derivatives_match_reshape_method(statement, reference):
+    net = tc.parse(HEADER + statement)
+    vals = net.random_values(seed=2)
+    for w in ("x", "W", "s", "T"):
+        J = net.jacobian("t", wrt=w, values=vals).array
+        ref = tc.reshape_method(net, "t", w, vals)
+        np.testing.assert_allclose(J, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_comments_blank_lines_and_dims_without_default():
+    net = tc.parse("# a comment\n\ndim B   # size from values\ninput x[B]\n\nf = sum(x)  # end\n")
+    assert net.dims == {"B": None}
+    assert net.evaluate({"x": np.arange(5.0)})["f"] == 10.0
+    assert net.shape("x", B=7) == (7,)
+
+
+def test_values_override_dim_defaults():
+    net = tc.parse(tc.ARTICLE)
+    vals = net.random_values(n=6, m=2)
+    assert net.evaluate(vals)["z"].shape == (6,)
+    assert net.sizes(vals) == {"m": 2, "n": 6}
+
+
+def test_parse_and_load_agree(tmp_path):
+    path = tmp_path / "article.tc"
+    path.write_text(tc.ARTICLE)
+    assert str(tc.load(path)) == str(tc.parse(tc.ARTICLE))
+    assert tc.load(path).outputs == ["z", "a", "C"]
+
+
+def test_network_lists_its_tensors():
+    net = tc.parse(tc.ARTICLE)
+    assert net.inputs == ["x", "y"]
+    assert net.params == ["W", "b"]
+    assert net.tensors["z"].dims == ("n",)
+    assert net.tensors["C"].dims == ()
+    assert "outputs=['z', 'a', 'C']" in repr(net)
+
+
+def test_summing_inside_a_function_warns_with_the_two_statement_form():
+    with pytest.warns(tc.SpecWarning, match=r"line 12: .*h\[i\] = W\[i, j\] \* x\[j\] then"):
+        tc.parse(HEADER.replace("param s", "") + "t[i] = sigmoid(W[i, j] * x[j])")
+
+
+def test_a_sum_of_squares_does_not_warn():
+    tc.parse(HEADER + "t = 0.5 * (x[i] - y[i]) ^ 2")  # warnings are errors here
+
+
+NAMES = st.sampled_from(["x", "y", "W", "zz"])
+NUMBERS = st.integers(0, 9).map(float)
+
+
+def _exprs():
+    leaf = st.one_of(NAMES, NUMBERS.map(lambda v: f"{v:g}"))
+    return st.recursive(
+        leaf,
+        lambda inner: st.one_of(
+            st.tuples(inner, st.sampled_from(["+", "-", "*", "/", "^"]), inner).map(
+                lambda t: f"({t[0]} {t[1]} {t[2]})"
+            ),
+            inner.map(lambda e: f"-{e}"),
+            inner.map(lambda e: f"tanh({e})"),
+        ),
+        max_leaves=8,
+    )
+
+
+@given(_exprs())
+def test_printing_an_expression_parses_back_to_the_same_tree(text):
+    first = parse_program(f"t = {text}").statements[0].expr
+    again = parse_program(f"t = {show(first)}").statements[0].expr
+    assert show(again) == show(first)
+    assert _strip(again) == _strip(first)
+
+
+def _strip(e):
+    """The tree without positions."""
+    fields = getattr(e, "__dataclass_fields__", None)
+    if fields is None:
+        return tuple(_strip(x) for x in e) if isinstance(e, tuple) else e
+    return (type(e).__name__, *(_strip(getattr(e, f)) for f in fields if f != "pos"))
