@@ -55,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def derive(args: argparse.Namespace, out=sys.stdout) -> int:
+def derive(args: argparse.Namespace) -> int:
+    out = sys.stdout
     if args.spec:
         net, title = load(args.spec), args.spec
     else:

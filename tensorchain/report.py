@@ -54,7 +54,7 @@ def derivation(
     lines = [
         f"{title}   shape {shape}  ({'gradient' if scalar else 'Jacobian'})",
         RULE,
-        "local derivatives (labeled; δ is a Kronecker delta kept symbolic, never stored):",
+        "local derivatives (δ: a Kronecker delta, kept symbolic and never stored):",
     ]
     width = max((len(f"d{t}/d{s}") for t, s in result.locals), default=0)
     for (t, s), local in result.locals.items():
@@ -68,10 +68,7 @@ def derivation(
         chain = " · ".join(f"d{a}/d{b}" for a, b in zip(paths[0], paths[0][1:], strict=False))
         lines.append(f"chain:   {title} = {chain}")
     elif len(paths) > 1:
-        lines.append(
-            f"chain:   {len(paths)} paths from {wrt} to {of}; summed by accumulating"
-            " at each tensor where they merge"
-        )
+        lines.append(f"chain:   {len(paths)} paths from {wrt} to {of}, added where they merge")
     if wrt in result.chains:
         text = f"after δ elimination:  {title} = {format_terms(result.chains[wrt])}"
         lines += textwrap.wrap(text, 78, subsequent_indent="    ", break_long_words=False)
@@ -99,7 +96,8 @@ def _contractions(log: list[Contraction]) -> list[str]:
     for c in log:
         origins = ", ".join(c.names)
         lines.append(f"einsum:  {c.equation}   ({origins})")
-        lines.append(f"  opt_einsum path ({c.optimizer}): {'  then  '.join(c.steps())}")
+        path = f"  opt_einsum path ({c.optimizer}): {'  then  '.join(c.steps())}"
+        lines += textwrap.wrap(path, 78, subsequent_indent="    ", break_long_words=False)
     flops = sum(c.flops for c in log)
     largest = max(c.largest_intermediate for c in log)
     total = "total " if len(log) > 1 else ""

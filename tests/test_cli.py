@@ -1,0 +1,95 @@
+"""The command line, run as a user runs it."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tensorchain.cli import main
+
+EXAMPLES = sorted(Path(__file__).parent.parent.joinpath("examples").glob("*.tc"))
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "tensorchain.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def agreements(stdout):
+    return [float(v) for v in re.findall(r"max \|tensorchain − reshape method\| = (\S+)", stdout)]
+
+
+def test_derive_on_the_builtin_article_network():
+    result = run("derive")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "the article's network (built in)" in out
+    # the three local derivatives of the article, with their labeled shapes
+    assert re.search(r"dC/da\s+\[n\]\s+1×4\s+dense", out)
+    assert re.search(r"da/dz\s+\[n, n'\]\s+4×4\s+structured\n\s+= σ'\(z\)\[n\] · δ\(n, n'\)", out)
+    assert re.search(
+        r"dz/dW\s+\[n, n', m\]\s+4×\(4×3\)\s+structured\n\s+= x\[m\] · δ\(n, n'\)", out
+    )
+    assert "∂C/∂W = dC/da · da/dz · dz/dW" in out
+    assert "einsum:  a,a,b->ab   (dC/da, da/dz, dz/dW)" in out
+    assert re.search(r"reshape method: 2 matrix products: 1×4 · 4×4, 1×4 · 4×12", out)
+    values = agreements(out)
+    assert len(values) == 2  # W and b
+    assert all(v < 1e-12 for v in values)
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
+@pytest.mark.parametrize("spec", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_derive_on_every_example(spec, capsys):
+    assert main(["derive", str(spec)]) == 0
+    out = capsys.readouterr().out
+    values = agreements(out)
+    assert values and all(v < 1e-12 for v in values)
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_derive_options(capsys):
+    assert main(["derive", "--of", "a", "--wrt", "W", "--dims", "n=2,m=5", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "sizes: m=5, n=2" in out
+    assert "da/dW   shape 2×(2×5)  (Jacobian)" in out
+    assert "seed 3" in out
+
+
+def test_a_bad_spec_exits_nonzero_with_the_error_and_no_traceback(tmp_path):
+    spec = tmp_path / "bad.tc"
+    spec.write_text("dim n = 3\ninput x[n]\nf = sigmod(x)\n")
+    result = run("derive", str(spec))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(
+        "tensorchain: error: line 3, column 5: unknown function 'sigmod'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["derive", "missing.tc"], "tensorchain: error: cannot read missing.tc: No such file"),
+        (["derive", "--wrt", "Q"], "tensorchain: error: unknown tensor 'Q'"),
+        (["derive", "--dims", "q=3"], "tensorchain: error: unknown dim 'q'"),
+    ],
+)
+def test_bad_arguments(args, message):
+    result = run(*args)
+    assert result.returncode == 1
+    assert result.stderr.startswith(message)
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_dims_is_a_usage_error():
+    result = run("derive", "--dims", "n4")
+    assert result.returncode == 2
+    assert "expected NAME=SIZE like n=4, got 'n4'" in result.stderr
