@@ -213,7 +213,8 @@ class LabeledTensor:
         merged: dict[tuple, Term] = {}
         for t in self.terms:
             if not t.factors:
-                merged.setdefault((t.deltas, None), t)
+                old = merged.get((t.deltas, None))
+                merged[(t.deltas, None)] = replace(t, coeff=t.coeff + (old.coeff if old else 0.0))
                 continue
             reps = [i for i in self.indices if i not in {b for _, b in t.deltas}]
             present = {lab for f in t.factors for lab in f.labels}
