@@ -1,0 +1,50 @@
+"""The example scripts run, every example spec is checked against the reshape
+method for every param and input, and the docstring examples hold."""
+
+import doctest
+import importlib
+import pkgutil
+import runpy
+from pathlib import Path
+
+import pytest
+
+import tensorchain as tc
+from tensorchain.testing import max_relative_error
+
+ROOT = Path(__file__).parent.parent
+SCRIPTS = sorted(ROOT.joinpath("examples").glob("*.py"))
+SPECS = sorted(ROOT.joinpath("examples").glob("*.tc"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
+def test_example_script_runs(script, capsys):
+    runpy.run_path(str(script), run_name="__main__")
+    assert capsys.readouterr().out
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[p.name for p in SPECS])
+def test_example_spec_against_reshape_method(spec):
+    net = tc.load(spec)
+    vals = net.random_values(seed=7)
+    of = net.outputs[-1]
+    for w in [*net.params, *net.inputs]:
+        got = net.jacobian(of, wrt=w, values=vals).array
+        assert max_relative_error(got, tc.reshape_method(net, of, w, vals)) < 1e-12, w
+
+
+def test_builtin_article_is_the_example():
+    assert tc.ARTICLE == ROOT.joinpath("examples", "article.tc").read_text()
+
+
+MODULES = [
+    importlib.import_module(f"tensorchain.{m.name}")
+    for m in pkgutil.iter_modules(tc.__path__)
+    if m.name != "strategies"
+]
+
+
+@pytest.mark.parametrize("module", MODULES, ids=[m.__name__ for m in MODULES])
+def test_docstring_examples(module):
+    failures, _ = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert failures == 0
