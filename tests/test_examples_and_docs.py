@@ -34,7 +34,7 @@ def test_example_spec_against_reshape_method(spec):
 
 
 def test_builtin_article_is_the_example():
-    assert tc.ARTICLE == ROOT.joinpath("examples", "article.tc").read_text()
+    assert ROOT.joinpath("examples", "article.tc").read_text() == tc.ARTICLE
 
 
 MODULES = [
