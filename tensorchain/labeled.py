@@ -204,7 +204,9 @@ class LabeledTensor:
         terms = [replace(t, coeff=t.coeff * c) for t in self.terms]
         return LabeledTensor(self.indices, self.sizes, terms, canonicalize=False)
 
-    def contracted(self, name: str | None = None, log: list[Contraction] | None = None):
+    def contracted(
+        self, name: str | None = None, log: list[Contraction] | None = None
+    ) -> LabeledTensor:
         """Contract each term's factors into one array; keep the deltas.
 
         Terms with the same deltas are then added, so the result has one term

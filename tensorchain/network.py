@@ -179,7 +179,7 @@ class Network:
     def shape(self, name: str, **dims: int) -> tuple[int, ...]:
         """The shape of tensor ``name`` for the given (or default) dim sizes."""
         sizes = self.sizes(**dims)
-        return tuple(sizes[d] for d in self._info(name).dims)
+        return tuple(sizes[d] for d in self.info(name).dims)
 
     def random_values(self, seed: int = 0, **dims: int) -> dict[str, np.ndarray]:
         """Standard-normal values for every input and param (float64)."""
@@ -191,12 +191,17 @@ class Network:
             if t.kind != "defined"
         }
 
-    def _info(self, name: str) -> TensorInfo:
+    def info(self, name: str) -> TensorInfo:
+        """The :class:`TensorInfo` of ``name``, or an error listing the tensors."""
         if not isinstance(name, str) or name not in self.tensors:
             raise DerivativeError(
                 f"unknown tensor {name!r}; this network has {', '.join(self.tensors)}"
             )
         return self.tensors[name]
+
+    def label_sizes(self, target: str, sizes: Mapping[str, int]) -> dict[str, int]:
+        """The size of every index label in ``target``'s statement, given dim sizes."""
+        return {lab: sizes[b.dim] for lab, b in self._bindings[target].items()}
 
     def _check_values(self, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
         if not isinstance(values, Mapping):
@@ -238,7 +243,7 @@ class Network:
         sizes = self.sizes(env)
         nodes = {}
         for stmt in self.statements:
-            label_sizes = {lab: sizes[b.dim] for lab, b in self._bindings[stmt.target].items()}
+            label_sizes = self.label_sizes(stmt.target, sizes)
             env[stmt.target], nodes[stmt.target] = evaluate_statement(stmt, env, label_sizes)
         return Forward(env, sizes, nodes)
 
@@ -252,7 +257,7 @@ class Network:
         """d target / d operand for each tensor used by ``target``'s statement,
         with axes named after dims (``z[n]`` by ``W[n, m]``: ``n, n', m``)."""
         stmt = next(s for s in self.statements if s.target == target)
-        label_sizes = {lab: forward.sizes[b.dim] for lab, b in self._bindings[target].items()}
+        label_sizes = self.label_sizes(target, forward.sizes)
         found = statement_jacobians(stmt, forward.nodes[target], label_sizes)
         out = {}
         for name, jac in found.items():
@@ -264,9 +269,9 @@ class Network:
         self, of: str, wrt: Sequence[str], values: Mapping[str, Any] | Forward
     ) -> ChainResult:
         """The chain rule for ``d of / d w`` for each ``w``, with everything it did."""
-        self._info(of)
+        self.info(of)
         for w in wrt:
-            self._info(w)
+            self.info(w)
         forward = values if isinstance(values, Forward) else self.forward(values)
         cache: dict[str, dict[str, LabeledTensor]] = {}
 
@@ -308,7 +313,7 @@ class Network:
             >>> sorted(g), g["W"].shape
             (['W', 'b'], (4, 3))
         """
-        info = self._info(of)
+        info = self.info(of)
         if info.dims:
             raise DerivativeError(
                 f"grad needs a scalar, but {of} has shape [{', '.join(info.dims)}]; use"

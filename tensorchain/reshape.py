@@ -60,7 +60,7 @@ def statement_matrices(net: Network, target: str, forward: Forward) -> dict[str,
     """d target / d operand as dense matrices, for each tensor the statement uses."""
     stmt = next(s for s in net.statements if s.target == target)
     values = forward.nodes[target]
-    sizes = {lab: forward.sizes[b.dim] for lab, b in net._bindings[target].items()}
+    sizes = net.label_sizes(target, forward.sizes)
     size = forward.values[target].size
     out: dict[str, np.ndarray] = {}
     stack: list[tuple[Node, np.ndarray]] = [(stmt.root, np.eye(size))]
@@ -93,7 +93,7 @@ def reshape_method(net: Network, of: str, wrt: str, values: Mapping[str, Any]) -
         (4, 3)
     """
     forward = net.forward(values)
-    net._info(of), net._info(wrt)
+    net.info(of), net.info(wrt)
     down = _downstream(net, wrt)
     n_of = forward.values[of].size
     adjoint: dict[str, np.ndarray] = {of: np.eye(n_of)} if of in down else {}

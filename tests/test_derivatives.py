@@ -43,6 +43,25 @@ def test_article_jacobians_of_every_pair(n, m, seed, of, wrt):
         assert max_relative_error(J.array, finite_differences(ARTICLE, of, wrt, vals)) < NUMERIC
 
 
+def test_a_gradient_never_holds_a_dense_delta():
+    n, m = 3000, 2  # a dense n×n delta would be 9 million entries
+    vals = ARTICLE.random_values(n=n, m=m)
+    result = ARTICLE.derivatives("C", ["W", "b"], vals)
+    for w in ("W", "b"):
+        for term in result.chains[w].terms:
+            assert all(f.array.size <= n for f in term.factors)
+    assert result.contractions
+    assert all(c.largest_intermediate <= n * m for c in result.contractions)
+    assert (
+        max_relative_error(
+            result.jacobians["W"].array,
+            np.outer((vals_a := ARTICLE.evaluate(vals))["a"] - vals["y"], vals["x"])
+            * (vals_a["a"] * (1 - vals_a["a"]))[:, None],
+        )
+        < EXACT
+    )
+
+
 def test_article_structure_keeps_deltas_symbolic():
     vals = ARTICLE.random_values(n=5, m=3)
     J = ARTICLE.jacobian("a", wrt="W", values=vals)

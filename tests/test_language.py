@@ -27,6 +27,7 @@ FORMS = [
     ("t[i] = W[i, j] * x[j] + u[i]", lambda v: v["W"] @ v["x"] + v["u"]),
     ("t[i, j] = W[i, j] - u[i] * x[j]", lambda v: v["W"] - np.outer(v["u"], v["x"])),
     ("t[j, i] = W[i, j]", lambda v: v["W"].T),
+    ("t[i, j] = W[i, j] - W[i, k] * A[j, k]", lambda v: v["W"] - v["W"] @ v["A"].T),
     ("t = x[i] * A[i, j] * x[j]", lambda v: v["x"] @ v["A"] @ v["x"]),
     ("t[i] = A[i, i]", lambda v: np.diag(v["A"])),
     ("t = A[i, i]", lambda v: np.trace(v["A"])),
