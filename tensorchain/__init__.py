@@ -13,6 +13,8 @@ from .network import Network, load, parse
 from .networks import builtin
 from .reshape import reshape_method
 
+__version__ = "0.1.0"
+
 ARTICLE: str = builtin("article")
 """The spec text of the article's one-layer network."""
 
@@ -26,6 +28,7 @@ __all__ = [
     "SpecWarning",
     "TensorchainError",
     "ValuesError",
+    "__version__",
     "builtin",
     "load",
     "parse",

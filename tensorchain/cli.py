@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from . import __version__
 from .errors import TensorchainError
 from .network import load, parse
 from .networks import builtin
@@ -29,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="tensorchain",
         description="Derive gradients of tensor networks as labeled tensor chains.",
     )
+    parser.add_argument("--version", action="version", version=f"tensorchain {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     derive = sub.add_parser(
         "derive",

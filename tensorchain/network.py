@@ -68,9 +68,6 @@ class Network:
                 self._declare(st)
             else:
                 self._define(st)
-        defaults = {d: s for d, s in self.dims.items() if s is not None}
-        for stmt in self.statements:
-            bind_labels(program, stmt, self.axes, defaults)
 
     # --- building ---
 
