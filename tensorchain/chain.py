@@ -5,9 +5,11 @@ step is :meth:`LabeledTensor.chain` with a rule from ``rules``, and the uses
 of one tensor are added. Over the network the same is done statement by
 statement in reverse (from ``of`` towards ``wrt``). Products stay unevaluated:
 a plain chain is one tensor network, contracted once by opt_einsum when the
-result is asked for. Only where paths merge (a tensor used by two statements,
-a local Jacobian that is a sum) are the terms contracted and added, so the
-work grows with the number of edges, never with the number of paths.
+result is asked for. Where paths merge (a tensor used by two statements, a
+local Jacobian that is a sum) the terms are contracted and added, and where
+they fork (a tensor whose statement uses several tensors on a path to a
+target) the chain so far is contracted once and shared: the work grows with
+the number of edges, never with the number of paths or targets.
 """
 
 from __future__ import annotations
@@ -137,7 +139,11 @@ def network_jacobians(
         if target not in adjoint:
             continue
         adj = adjoint.pop(target)
-        if len(adj.terms) > 1:
+        fan_out = sum(op in downstream for op in stmt.operands)
+        lazy = any(len(t.factors) > 1 for t in adj.terms)
+        if len(adj.terms) > 1 or (fan_out > 1 and lazy):
+            # Shared by several paths (or a sum): contract once, so the upstream
+            # work is done once for all of them (backprop's cotangent).
             adj = adj.contracted(name=f"d{of}/d{target}", log=result.contractions)
         if target in wanted:
             finished[target] = adj
