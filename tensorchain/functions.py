@@ -16,11 +16,16 @@ Array = np.ndarray
 
 @dataclass(frozen=True)
 class Elementwise:
-    """A scalar function applied entrywise; ``param`` is the exponent of ``pow``."""
+    """A scalar function applied entrywise.
+
+    ``value(x, p)`` and ``derivative(x, y, p)``, where ``y = value(x, p)`` is
+    passed in so that ``σ' = y (1 − y)`` or ``tanh' = 1 − y²`` reuse the forward
+    pass (as backprop does); ``p`` is the exponent of ``pow``, unused elsewhere.
+    """
 
     name: str
     value: Callable[[Array, float], Array]
-    derivative: Callable[[Array, float], Array]
+    derivative: Callable[[Array, Array, float], Array]
     derivative_name: str  # "{f}" stands for the argument
 
     def derivative_text(self, arg: str, p: float = 0.0) -> str:
@@ -30,51 +35,45 @@ class Elementwise:
         return self.derivative_name.format(f=arg)
 
 
-def _sigmoid(x: Array, _: float = 0.0) -> Array:
+def _sigmoid(x: Array, p: float = 0.0) -> Array:
     # 0.5 (1 + tanh(x/2)) equals 1/(1+e^-x) and never overflows.
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def _pow(x: Array, p: float) -> Array:
-    return x**2 if p == 2 else np.power(x, p)
+    return x * x if p == 2 else np.power(x, p)
 
 
-def _dpow(x: Array, p: float) -> Array:
+def _dpow(x: Array, y: Array, p: float) -> Array:
     return 2.0 * x if p == 2 else p * np.power(x, p - 1)
+
+
+def _f(name: str, value, derivative, text: str) -> Elementwise:
+    return Elementwise(name, value, derivative, text)
 
 
 ELEMENTWISE: dict[str, Elementwise] = {
     f.name: f
     for f in (
-        Elementwise(
-            "sigmoid",
-            _sigmoid,
-            lambda x, _: _sigmoid(x) * (1.0 - _sigmoid(x)),
-            "σ'({f})",
-        ),
-        Elementwise(
-            "tanh",
-            lambda x, _: np.tanh(x),
-            lambda x, _: 1.0 - np.tanh(x) ** 2,
-            "tanh'({f})",
-        ),
-        Elementwise(
+        _f("sigmoid", _sigmoid, lambda x, y, p: y * (1.0 - y), "σ'({f})"),
+        _f("tanh", lambda x, p: np.tanh(x), lambda x, y, p: 1.0 - y * y, "tanh'({f})"),
+        _f(
             "relu",
-            lambda x, _: np.maximum(x, 0.0),
-            lambda x, _: (x > 0).astype(x.dtype),
+            lambda x, p: np.maximum(x, 0.0),
+            lambda x, y, p: (x > 0).astype(x.dtype),
             "[{f} > 0]",
         ),
-        Elementwise("exp", lambda x, _: np.exp(x), lambda x, _: np.exp(x), "exp({f})"),
-        Elementwise("log", lambda x, _: np.log(x), lambda x, _: 1.0 / x, "1/{f}"),
-        Elementwise("softplus", lambda x, _: np.logaddexp(0.0, x), _sigmoid, "σ({f})"),
-        Elementwise("sin", lambda x, _: np.sin(x), lambda x, _: np.cos(x), "cos({f})"),
-        Elementwise("cos", lambda x, _: np.cos(x), lambda x, _: -np.sin(x), "-sin({f})"),
-        Elementwise("sqrt", lambda x, _: np.sqrt(x), lambda x, _: 0.5 / np.sqrt(x), "1/(2√{f})"),
-        Elementwise("square", lambda x, _: x * x, lambda x, _: 2.0 * x, "2 {f}"),
-        Elementwise("abs", lambda x, _: np.abs(x), lambda x, _: np.sign(x), "sign({f})"),
+        _f("exp", lambda x, p: np.exp(x), lambda x, y, p: y, "exp({f})"),
+        _f("log", lambda x, p: np.log(x), lambda x, y, p: 1.0 / x, "1/{f}"),
+        _f("softplus", lambda x, p: np.logaddexp(0.0, x), lambda x, y, p: _sigmoid(x), "σ({f})"),
+        _f("sin", lambda x, p: np.sin(x), lambda x, y, p: np.cos(x), "cos({f})"),
+        _f("cos", lambda x, p: np.cos(x), lambda x, y, p: -np.sin(x), "-sin({f})"),
+        _f("sqrt", lambda x, p: np.sqrt(x), lambda x, y, p: 0.5 / y, "1/(2√{f})"),
+        _f("square", lambda x, p: x * x, lambda x, y, p: 2.0 * x, "2 {f}"),
+        _f("abs", lambda x, p: np.abs(x), lambda x, y, p: np.sign(x), "sign({f})"),
         # Internal: produced by `a / b` and `a ^ p`; not callable by name.
-        Elementwise("reciprocal", lambda x, _: 1.0 / x, lambda x, _: -1.0 / (x * x), "-1/{f}²"),
-        Elementwise("pow", _pow, _dpow, ""),
+        _f("reciprocal", lambda x, p: 1.0 / x, lambda x, y, p: -(y * y), "-1/{f}²"),
+        _f("pow", _pow, _dpow, ""),
     )
 }
 

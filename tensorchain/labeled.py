@@ -19,6 +19,7 @@ from functools import cached_property
 import numpy as np
 
 from .plan import Contraction, contract
+from .program import apply
 
 _fresh = itertools.count()
 
@@ -230,25 +231,47 @@ class LabeledTensor:
                     self.sizes,
                     names=[f.origin or f.name for f in t.factors],
                     log=log if len(t.factors) > 1 else None,
+                    fresh=len(t.factors) > 1,  # usually free: a contraction's result is new
                 )
                 factor = Factor(data, labels, name or "·".join(f.name for f in t.factors))
             key = (t.deltas, labels)
             if key in merged:
                 old = merged[key]
-                total = old.coeff * old.factors[0].array + t.coeff * factor.array
+                c1, c2 = old.coeff, t.coeff
+                total = apply(
+                    lambda a, b, c1=c1, c2=c2: c1 * a + c2 * b,
+                    old.factors[0].array,
+                    factor.array,
+                    shape=[self.sizes[lab] for lab in labels],
+                )
                 label = name or f"{old.factors[0].name} + {factor.name}"
                 merged[key] = Term(1.0, (Factor(total, labels, label),), t.deltas)
             else:
                 merged[key] = Term(t.coeff, (factor,), t.deltas)
         return LabeledTensor(self.indices, self.sizes, list(merged.values()), canonicalize=False)
 
+    def with_arrays(self, arrays: Sequence[np.ndarray]) -> LabeledTensor:
+        """The same structure with the factors' arrays replaced, in term order."""
+        it = iter(arrays)
+        terms = [
+            replace(t, factors=tuple(replace(f, array=next(it)) for f in t.factors))
+            for t in self.terms
+        ]
+        return LabeledTensor(self.indices, self.sizes, terms, canonicalize=False)
+
     @cached_property
     def array(self) -> np.ndarray:
         """The dense array, shape ``self.shape`` (the only place deltas become dense)."""
-        out = np.zeros(self.shape)
+        if len(self.terms) == 1 and not self.terms[0].deltas:
+            (t,) = self.terms
+            operands = [(f.array, f.labels) for f in t.factors]
+            return contract(operands, self.indices, self.sizes, scale=t.coeff, fresh=True)
+        datas, placements = [], []
         for t in self.terms:
-            _add_term(out, t, self.indices, self.sizes)
-        return out
+            reps, strides = _diagonal(t, self.indices, self.shape)
+            datas.append(contract([(f.array, f.labels) for f in t.factors], reps, self.sizes))
+            placements.append((t.coeff, [self.sizes[r] for r in reps], strides))
+        return apply(_assemble(self.shape, placements), *datas, shape=self.shape)
 
     def __repr__(self) -> str:
         from .render import format_labeled
@@ -256,16 +279,32 @@ class LabeledTensor:
         return format_labeled(self)
 
 
-def _add_term(out: np.ndarray, term: Term, indices: tuple[str, ...], sizes: dict[str, int]):
-    """``out += term`` writing through a strided view of the delta diagonals."""
+def _diagonal(term: Term, indices: tuple[str, ...], shape: tuple[int, ...]):
+    """The term's distinct axes (one per delta class) and, for each, its stride
+    in a C-ordered float64 array of ``shape``: the sum of the strides of the
+    axes the deltas tie together."""
     rep_of = {i: i for i in indices}
     rep_of.update((b, a) for a, b in term.deltas)
     reps = list(dict.fromkeys(rep_of[i] for i in indices))
-    data = contract([(f.array, f.labels) for f in term.factors], reps, sizes)
+    c_strides = np.zeros(len(shape), dtype=np.int64)
+    step = np.dtype(np.float64).itemsize
+    for axis in reversed(range(len(shape))):
+        c_strides[axis] = step
+        step *= shape[axis]
     strides = dict.fromkeys(reps, 0)
     for axis, lab in enumerate(indices):
-        strides[rep_of[lab]] += out.strides[axis]
-    view = np.lib.stride_tricks.as_strided(
-        out, shape=[sizes[r] for r in reps], strides=[strides[r] for r in reps]
-    )
-    view += term.coeff * data
+        strides[rep_of[lab]] += int(c_strides[axis])
+    return reps, [strides[r] for r in reps]
+
+
+def _assemble(shape: tuple[int, ...], placements: list):
+    """A function that adds each term's data into zeros through a strided view."""
+
+    def run(*datas: np.ndarray) -> np.ndarray:
+        out = np.zeros(shape)
+        for data, (coeff, view_shape, strides) in zip(datas, placements, strict=True):
+            view = np.lib.stride_tricks.as_strided(out, shape=view_shape, strides=strides)
+            view += coeff * data
+        return out
+
+    return run

@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -185,6 +185,8 @@ class _Lowering:
                 factors.append(n)
         if not factors:
             return Const(coeff)
+        if len(factors) == 1 and isinstance(factors[0], Product):  # 0.5 * sum(...)
+            return replace(factors[0], coeff=coeff * factors[0].coeff)
         labels = _union(factors)
         if coeff == 1.0 and len(factors) == 1 and factors[0].labels == labels:
             return factors[0]
@@ -333,7 +335,7 @@ class _Lowering:
             if summed:
                 self._warn_summed_inside(node, summed, ast)
                 node = self.local(node, summed)  # each term sums its own indices
-                kept = tuple(lab for lab in node.labels if lab in left)
+                kept = tuple(lab for lab in left if lab in node.labels)
                 if isinstance(node, Product) and not node.summed and not node.mean_over:
                     node = Product(node.coeff, node.factors, kept)
                 else:
@@ -348,7 +350,9 @@ class _Lowering:
                     idx.pos,
                 )
         root = self.add(terms)
-        if root.labels != left:
+        if isinstance(root, Sum):
+            root = Sum(root.terms, left)  # broadcast every term to the left side
+        elif root.labels != left:
             root = Sum(((1.0, root),), left)
         return Lowered(a.target, left, root, True, a.pos, text)
 

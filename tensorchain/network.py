@@ -14,8 +14,10 @@ from .errors import DerivativeError, ShapeError, SpecError, ValuesError
 from .evaluate import evaluate_statement
 from .labeled import LabeledTensor
 from .lower import Lowered, lower
+from .program import Program, tracing
 from .shapes import Binding, bind_labels, shape_text
-from .spec import Assign, DimDecl, Pos, Program, TensorDecl, parse_program
+from .spec import Assign, DimDecl, Pos, TensorDecl, parse_program
+from .spec import Program as SpecProgram
 
 
 @dataclass(frozen=True)
@@ -48,13 +50,14 @@ class Network:
         (4, 3)
     """
 
-    def __init__(self, program: Program) -> None:
+    def __init__(self, program: SpecProgram) -> None:
         self.program = program
         self.dims: dict[str, int | None] = {}
         self.tensors: dict[str, TensorInfo] = {}
         self.statements: list[Lowered] = []
         self._bindings: dict[str, dict[str, Binding]] = {}
         self._checked: set[tuple[tuple[str, int], ...]] = set()
+        self._cache: dict[tuple, Compiled] = {}
         dim_pos: dict[str, Pos] = {}
         for st in program.statements:
             if isinstance(st, DimDecl):
@@ -234,19 +237,24 @@ class Network:
             out[name] = array.astype(np.float64, copy=False)
         return out
 
-    def forward(self, values: Mapping[str, Any]) -> Forward:
-        """Evaluate every statement, keeping the value of every node."""
-        env = self._check_values(values)
-        sizes = self.sizes(env)
+    def _run_forward(self, env: dict[str, Any], sizes: dict[str, int]) -> Forward:
         nodes = {}
         for stmt in self.statements:
             label_sizes = self.label_sizes(stmt.target, sizes)
             env[stmt.target], nodes[stmt.target] = evaluate_statement(stmt, env, label_sizes)
         return Forward(env, sizes, nodes)
 
+    def forward(self, values: Mapping[str, Any]) -> Forward:
+        """Evaluate every statement, keeping the value of every node."""
+        env = self._check_values(values)
+        return self._run_forward(env, self.sizes(env))
+
     def evaluate(self, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Every tensor's value: the inputs and params given, and every defined one."""
-        return self.forward(values).values
+        """Every tensor's value: the inputs and params given, and every defined one.
+
+        The forward pass is compiled once per set of sizes and reused."""
+        env = self._check_values(values)
+        return self._compiled("forward", "", (), self.sizes(env)).run(env)
 
     # --- derivatives ---
 
@@ -282,18 +290,16 @@ class Network:
     def jacobian(self, of: str, wrt: str, values: Mapping[str, Any]) -> LabeledTensor:
         """d of / d wrt as a :class:`LabeledTensor` of shape ``of.shape + wrt.shape``.
 
-        Example:
+        Compiled once per (of, wrt, sizes) and reused. Example:
             >>> import tensorchain as tc
             >>> net = tc.parse(tc.ARTICLE)
             >>> J = net.jacobian("z", wrt="W", values=net.random_values(n=4, m=3))
             >>> J.array.shape
             (4, 4, 3)
         """
-        if not isinstance(wrt, str):
-            raise DerivativeError(
-                f"jacobian takes one wrt tensor, got {wrt!r}; call it once per tensor"
-            )
-        return self.derivatives(of, [wrt], values).jacobians[wrt]
+        self._wrt_one(wrt)
+        env = self._check_values(values)
+        return self._compiled("jacobian", of, (wrt,), self.sizes(env)).run(env)
 
     def grad(
         self,
@@ -303,13 +309,54 @@ class Network:
     ) -> dict[str, np.ndarray]:
         """The gradient of the scalar ``of``: a dict of arrays shaped like each ``wrt``.
 
-        ``wrt`` defaults to every param. Example:
+        ``wrt`` defaults to every param. The whole computation is compiled once
+        per (of, wrt, sizes) and reused. Example:
             >>> import tensorchain as tc
             >>> net = tc.parse(tc.ARTICLE)
             >>> g = net.grad("C", values=net.random_values(n=4, m=3))
             >>> sorted(g), g["W"].shape
             (['W', 'b'], (4, 3))
         """
+        targets = self._grad_targets(of, wrt)
+        if values is None:
+            raise ValuesError("grad needs values: net.grad(of, wrt, values=...)")
+        env = self._check_values(values)
+        return self._compiled("grad", of, targets, self.sizes(env)).run(env)
+
+    def compile_grad(
+        self,
+        of: str,
+        wrt: str | Sequence[str] | None = None,
+        dims: Mapping[str, int] | None = None,
+    ) -> Compiled:
+        """``grad`` compiled for fixed sizes: a callable from values to gradients.
+
+        Every path is found and every shape checked here, once; calling it only
+        replays array operations. Example:
+            >>> import tensorchain as tc
+            >>> net = tc.parse(tc.ARTICLE)
+            >>> grad = net.compile_grad("C", wrt=["W", "b"], dims={"n": 4, "m": 3})
+            >>> grad(net.random_values(n=4, m=3))["W"].shape
+            (4, 3)
+        """
+        targets = self._grad_targets(of, wrt)
+        return self._compiled("grad", of, targets, self.sizes(**dict(dims or {})))
+
+    def compile_jacobian(
+        self, of: str, wrt: str, dims: Mapping[str, int] | None = None
+    ) -> Compiled:
+        """``jacobian`` compiled for fixed sizes: a callable from values to a
+        :class:`LabeledTensor` (deltas still symbolic)."""
+        self._wrt_one(wrt)
+        return self._compiled("jacobian", of, (wrt,), self.sizes(**dict(dims or {})))
+
+    def _wrt_one(self, wrt: Any) -> None:
+        if not isinstance(wrt, str):
+            raise DerivativeError(
+                f"jacobian takes one wrt tensor, got {wrt!r}; call it once per tensor"
+            )
+
+    def _grad_targets(self, of: str, wrt: str | Sequence[str] | None) -> tuple[str, ...]:
         info = self.info(of)
         if info.dims:
             raise DerivativeError(
@@ -317,13 +364,92 @@ class Network:
                 f" net.jacobian({of!r}, wrt=...) for the full Jacobian, or reduce {of}"
                 f" to a scalar first (e.g. L = sum({of}))"
             )
-        if values is None:
-            raise ValuesError("grad needs values: net.grad(of, wrt, values=...)")
-        targets = [wrt] if isinstance(wrt, str) else list(wrt or self.params)
+        targets = (wrt,) if isinstance(wrt, str) else tuple(wrt or self.params)
         if not targets:
             raise DerivativeError(f"no wrt given and {of!r}'s network has no params")
-        result = self.derivatives(of, targets, values)
-        return {w: result.jacobians[w].array for w in targets}
+        for w in targets:
+            self.info(w)
+        return targets
+
+    def _compiled(
+        self, kind: str, of: str, wrt: tuple[str, ...], sizes: dict[str, int]
+    ) -> Compiled:
+        """The cached compiled program for (kind, of, wrt, sizes), built on a miss."""
+        key = (kind, of, wrt, tuple(sorted(sizes.items())))
+        hit = self._cache.pop(key, None)
+        if hit is None:
+            hit = self._compile(kind, of, wrt, sizes)
+        self._cache[key] = hit  # most recently used last
+        while len(self._cache) > CACHE_SIZE:
+            del self._cache[next(iter(self._cache))]
+        return hit
+
+    def _compile(self, kind: str, of: str, wrt: tuple[str, ...], sizes: dict[str, int]):
+        leaves = [t for t in self.tensors.values() if t.kind != "defined"]
+        shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
+        with tracing() as tape:
+            env = {name: tape.input(name, shape) for name, shape in shapes.items()}
+            forward = self._run_forward(env, sizes)
+            if kind == "forward":
+                names = list(forward.values)
+                outputs = [forward.values[n] for n in names]
+
+                def finish(arrays: list[np.ndarray]) -> Any:
+                    return dict(zip(names, arrays, strict=True))
+
+            else:
+                result = self.derivatives(of, wrt, forward)
+                if kind == "grad":
+                    outputs = [result.jacobians[w].array for w in wrt]
+
+                    def finish(arrays: list[np.ndarray]) -> Any:
+                        return dict(zip(wrt, arrays, strict=True))
+
+                else:
+                    structure = result.jacobians[wrt[0]]
+                    outputs = [f.array for t in structure.terms for f in t.factors]
+                    finish = structure.with_arrays
+        return Compiled(self, shapes, sizes, tape.program(outputs), finish)
+
+
+CACHE_SIZE = 64
+
+
+class Compiled:
+    """A forward pass or derivative compiled for fixed sizes; call it on values.
+
+    ``len(compiled)`` is the number of array operations it replays.
+    """
+
+    def __init__(self, net: Network, shapes, sizes, program: Program, finish) -> None:
+        self.net = net
+        self.shapes: dict[str, tuple[int, ...]] = shapes
+        self.sizes: dict[str, int] = dict(sizes)
+        self.program = program
+        self.finish = finish
+
+    def run(self, env: dict[str, np.ndarray]) -> Any:
+        """Replay on values already checked by the network."""
+        return self.finish(self.program(env))
+
+    def __call__(self, values: Mapping[str, Any]) -> Any:
+        env = self.net._check_values(values)
+        for name, shape in self.shapes.items():
+            if env[name].shape != shape:
+                sizes = ", ".join(f"{d}={s}" for d, s in self.sizes.items())
+                raise ShapeError(
+                    f"{name} has shape {env[name].shape} but this was compiled for"
+                    f" {shape} ({sizes}); compile again for the new sizes, or call"
+                    " net.grad / net.jacobian, which keep one compiled plan per size"
+                )
+        return self.run(env)
+
+    def __len__(self) -> int:
+        return len(self.program)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{d}={s}" for d, s in self.sizes.items())
+        return f"<compiled tensorchain program: {len(self)} steps, {sizes}>"
 
 
 def parse(text: str) -> Network:

@@ -11,6 +11,8 @@ vectors on one index first (``a,a,b->ab``: 24 FLOPs against greedy's 16), and
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,26 +20,110 @@ from typing import Any
 import numpy as np
 import opt_einsum as oe
 
+from .program import apply, is_fresh
+
 Operand = tuple[np.ndarray, Sequence[str]]
 
 DP_LIMIT = 12
 
 
-def plan_path(eq: str, arrays: Sequence[np.ndarray], optimize: Any = None):
-    """``(path, PathInfo, optimizer name)`` for ``eq``: the given optimizer, or
-    the cheaper of greedy and dp."""
+def plan_path(eq: str, shapes: Sequence[tuple[int, ...]], optimize: Any = None):
+    """``(path, PathInfo, optimizer name)`` for ``eq`` on operands of ``shapes``:
+    the given optimizer, or the cheaper of greedy and dp."""
     if optimize is not None:
-        path, info = oe.contract_path(eq, *arrays, optimize=optimize)
+        path, info = oe.contract_path(eq, *shapes, optimize=optimize, shapes=True)
         return path, info, str(optimize)
-    names = ("greedy", "dp") if len(arrays) <= DP_LIMIT else ("greedy",)
+    names = ("greedy", "dp") if len(shapes) <= DP_LIMIT else ("greedy",)
     best = None
     for name in names:
-        path, info = oe.contract_path(eq, *arrays, optimize=name)
+        path, info = oe.contract_path(eq, *shapes, optimize=name, shapes=True)
         key = (int(info.opt_cost), int(info.largest_intermediate))
         if best is None or key < best[0]:
             best = (key, path, info, name)
     assert best is not None
     return best[1], best[2], best[3]
+
+
+@functools.lru_cache(maxsize=8192)
+def _expression(eq: str, shapes: tuple[tuple[int, ...], ...], optimize: Any):
+    _, info, name = plan_path(eq, shapes, optimize)
+    return _executor(eq, shapes, info), info, name
+
+
+def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any):
+    """Run opt_einsum's planned pairwise steps with the least Python per call.
+
+    The same steps as ``opt_einsum.contract`` with that path (BLAS-able pairs
+    as one matrix product, the rest as ``np.einsum``), but every transpose and
+    reshape is worked out here, once, instead of on every call."""
+    size: dict[str, int] = {}
+    for term, shape in zip(eq.split("->")[0].split(","), shapes, strict=True):
+        size.update(zip(term, shape, strict=True))
+    steps = []
+    for inds, removed, step_eq, _, blas in info.contraction_list:
+        inputs, out = step_eq.split("->")
+        terms = inputs.split(",")
+        if blas and "EINSUM" not in blas and len(terms) == 2:
+            fn = _matmul(terms[0], terms[1], out, removed, size)
+        else:
+            fn = functools.partial(np.einsum, oe.parser.convert_to_valid_einsum_chars(step_eq))
+        steps.append((tuple(inds), fn))
+    if len(steps) == 1:
+        ((inds, fn),) = steps
+        if inds == tuple(range(len(shapes) - 1, -1, -1)):
+            return lambda *arrays: fn(*arrays[::-1])
+
+    def run(*arrays: np.ndarray) -> np.ndarray:
+        operands = list(arrays)
+        for inds, fn in steps:
+            operands.append(fn(*[operands.pop(k) for k in inds]))
+        return operands[0]
+
+    return run
+
+
+def _matmul(left: str, right: str, out: str, removed, size: dict[str, int]):
+    """``einsum(left,right->out)`` for a pair with no shared kept index, as one
+    ``np.dot`` of two matrices with precomputed transposes and reshapes."""
+    summed = [s for s in left if s in removed]
+    free_l = [s for s in left if s not in removed]
+    free_r = [s for s in right if s not in removed]
+    perm_l = [left.index(s) for s in free_l + summed]
+    perm_r = [right.index(s) for s in summed + free_r]
+    m = math.prod(size[s] for s in free_l)
+    k = math.prod(size[s] for s in summed)
+    n = math.prod(size[s] for s in free_r)
+    keep_l, keep_r = perm_l == sorted(perm_l), perm_r == sorted(perm_r)
+    natural = free_l + free_r
+    swapped = free_r + free_l
+    shape = [size[s] for s in out]
+
+    def matrices(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a2 = (a if keep_l else a.transpose(perm_l)).reshape(m, k)
+        b2 = (b if keep_r else b.transpose(perm_r)).reshape(k, n)
+        return a2, b2
+
+    if list(out) == natural:
+        return lambda a, b: np.dot(*matrices(a, b)).reshape(shape)
+    if list(out) == swapped:
+
+        def run_swapped(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            a2, b2 = matrices(a, b)
+            return np.dot(b2.T, a2.T).reshape(shape)
+
+        return run_swapped
+    perm_o = [natural.index(s) for s in out]
+    natural_shape = [size[s] for s in natural]
+    return lambda a, b: np.dot(*matrices(a, b)).reshape(natural_shape).transpose(perm_o)
+
+
+def planned(eq: str, shapes: tuple[tuple[int, ...], ...], optimize: Any = None):
+    """A reusable ``contract_expression`` for ``eq``, its PathInfo and optimizer
+    name; cached on (equation, shapes, optimizer), so a path is found once."""
+    try:
+        return _expression(eq, shapes, optimize)
+    except TypeError:  # an unhashable custom optimizer: plan without the cache
+        return _expression.__wrapped__(eq, shapes, optimize)
 
 
 def equation(inputs: Sequence[Sequence[str]], output: Sequence[str]) -> str:
@@ -72,34 +158,52 @@ def contract(
     names: Sequence[str] | None = None,
     optimize: Any = None,
     log: list[Contraction] | None = None,
+    scale: float = 1.0,
+    fresh: bool = False,
 ) -> np.ndarray:
-    """``einsum(operands -> output)``; labels of ``output`` found in no operand
-    are broadcast. With ``log``, the planned path and its cost are appended."""
+    """``scale * einsum(operands -> output)``; labels of ``output`` found in no
+    operand are broadcast. With ``log``, the path and its cost are appended.
+    With ``fresh``, the result is a new writable array (never a view of an
+    operand); otherwise it may be one.
+
+    Goes through :func:`program.apply`, so inside a trace it is recorded."""
     present = {lab for _, labels in operands for lab in labels}
     inner = [lab for lab in output if lab in present]
     arrays = [a for a, _ in operands]
+    full = tuple(sizes[lab] for lab in output)
+    view = (
+        None
+        if len(inner) == len(output)
+        else [sizes[lab] if lab in present else 1 for lab in output]
+    )
     if not operands:
-        result = np.ones(())
-    else:
-        eq = equation([labels for _, labels in operands], inner)
-        if len(operands) <= 2 and log is None:
-            result = oe.contract(eq, *arrays)
-        else:
-            path, info, opt = plan_path(eq, arrays, optimize)
-            result = oe.contract(eq, *arrays, optimize=path)
-            if log is not None:
-                log.append(
-                    Contraction(
-                        eq,
-                        tuple(names or [f"T{k}" for k in range(len(arrays))]),
-                        opt,
-                        int(info.opt_cost),
-                        int(info.largest_intermediate),
-                        info,
-                    )
-                )
-    result = np.asarray(result)
-    if len(inner) == len(output):
+        if fresh:
+            return apply(lambda: np.full(full, scale), shape=full, fresh=True)
+        return apply(lambda: np.broadcast_to(np.asarray(scale, dtype=float), full), shape=full)
+    if len(operands) == 1 and tuple(operands[0][1]) == tuple(output):
+        if scale == 1.0 and (not fresh or is_fresh(arrays[0])):
+            return arrays[0]  # the identity: nothing to do
+        return apply(
+            lambda a: scale * a if scale != 1.0 else a.copy(), arrays[0], shape=full, fresh=True
+        )
+    eq = equation([labels for _, labels in operands], inner)
+    shapes = tuple(tuple(a.shape) for a in arrays)
+    expr, info, opt = planned(eq, shapes, optimize)
+    if log is not None and len(operands) > 1:
+        names = tuple(names or [f"T{k}" for k in range(len(arrays))])
+        flops, largest = int(info.opt_cost), int(info.largest_intermediate)
+        log.append(Contraction(eq, names, opt, flops, largest, info))
+
+    def run(*arrays: np.ndarray) -> np.ndarray:
+        result = expr(*arrays)
+        if scale != 1.0:
+            result = scale * result
+        if view is not None:
+            result = np.broadcast_to(np.reshape(result, view), full)
+        if fresh and (
+            not result.flags.writeable or any(np.may_share_memory(result, a) for a in arrays)
+        ):
+            result = np.array(result)
         return result
-    view = result.reshape([sizes[lab] if lab in present else 1 for lab in output])
-    return np.broadcast_to(view, [sizes[lab] for lab in output])
+
+    return apply(run, *arrays, shape=full, fresh=fresh)

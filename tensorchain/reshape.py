@@ -41,7 +41,8 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
     child_value = values[id(child)]
     n_node = int(np.prod([sizes[lab] for lab in node.labels]))
     if isinstance(node, Map):
-        df = ELEMENTWISE[node.func].derivative(child_value, node.param)
+        f = ELEMENTWISE[node.func]
+        df = f.derivative(child_value, f.value(child_value, node.param), node.param)
         return np.diag(df.ravel())
     new = tuple(f"new{a}" for a in range(child_value.ndim))
     eye = np.eye(child_value.size).reshape(child_value.shape * 2)

@@ -12,6 +12,7 @@ with axes ``node.labels + operand-axes`` (the operand's axes get fresh labels).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -20,6 +21,7 @@ from .errors import DerivativeError
 from .functions import ELEMENTWISE
 from .labeled import Factor, LabeledTensor, Term, fresh
 from .lower import Const, Leaf, Map, Node, Product, Sum, children
+from .program import apply
 
 Values = dict[int, np.ndarray]  # id(node) -> value
 Rule = Callable[[Node, int, Values, dict[str, int]], LabeledTensor]
@@ -81,7 +83,10 @@ def map_rule(node: Map, k: int, values: Values, sizes: dict[str, int]):
     indices, sizes, deltas = _axes(node, node.arg, sizes)
     arg = name_of(node.arg)
     name = f.derivative_text(arg, node.param)
-    df = Factor(f.derivative(values[id(node.arg)], node.param), node.labels, name)
+    shape = [sizes[lab] for lab in node.labels]
+    derivative = functools.partial(f.derivative, p=node.param)
+    x, y = values[id(node.arg)], values[id(node)]
+    df = Factor(apply(derivative, x, y, shape=shape), node.labels, name)
     return LabeledTensor(indices, sizes, [Term(1.0, (df,), deltas)])
 
 

@@ -1,0 +1,152 @@
+"""Compiled programs: trace the array operations of a computation once, replay them.
+
+Everything tensorchain does to arrays goes through :func:`apply` (and
+``plan.contract``, which calls it). Outside a trace ``apply(fn, *args)`` is
+just ``fn(*args)``. Inside ``with tracing() as tape`` the arguments are
+:class:`Slot` placeholders that carry only a shape; ``apply`` records the
+step and returns a new slot. The resulting :class:`Program` replays the steps
+on real arrays: no parsing, shape inference, label bookkeeping or path
+finding is left, and each register is freed after its last use, so peak
+memory is what the computation itself needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class Slot:
+    """A placeholder for a float64 array in a traced program."""
+
+    __slots__ = ("fresh", "reg", "shape")
+
+    def __init__(self, reg: int, shape: tuple[int, ...], fresh: bool = False) -> None:
+        self.reg = reg
+        self.shape = tuple(int(s) for s in shape)
+        self.fresh = fresh  # its step always returns a new array, a view of nothing
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __repr__(self) -> str:
+        return f"Slot(r{self.reg}, shape={self.shape})"
+
+
+@dataclass(frozen=True)
+class Step:
+    fn: Callable[..., np.ndarray]
+    args: tuple[int, ...]
+    out: int
+    free: tuple[int, ...]  # registers whose last use is this step
+
+
+class Tape:
+    """The steps recorded so far; made by :func:`tracing`."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[Callable[..., np.ndarray], tuple[int, ...], int]] = []
+        self.inputs: dict[str, int] = {}
+        self.constants: dict[int, np.ndarray] = {}
+        self.count = 0
+
+    def _new(self, shape: tuple[int, ...]) -> Slot:
+        slot = Slot(self.count, shape)
+        self.count += 1
+        return slot
+
+    def input(self, name: str, shape: tuple[int, ...]) -> Slot:
+        slot = self._new(shape)
+        self.inputs[name] = slot.reg
+        return slot
+
+    def register(self, value: Slot | np.ndarray) -> int:
+        if isinstance(value, Slot):
+            return value.reg
+        slot = self._new(np.shape(value))
+        self.constants[slot.reg] = np.asarray(value)
+        return slot.reg
+
+    def apply(self, fn: Callable[..., np.ndarray], args: Sequence, shape, fresh: bool) -> Slot:
+        regs = tuple(self.register(a) for a in args)
+        out = self._new(tuple(shape))
+        out.fresh = fresh
+        self.steps.append((fn, regs, out.reg))
+        return out
+
+    def program(self, outputs: Sequence[Slot | np.ndarray]) -> Program:
+        out_regs = tuple(self.register(o) for o in outputs)
+        last: dict[int, int] = {}
+        for k, (_, args, _) in enumerate(self.steps):
+            for a in args:
+                last[a] = k
+        keep = set(out_regs) | set(self.constants)
+        steps = tuple(
+            Step(fn, args, out, tuple(sorted({a for a in args if last[a] == k} - keep)))
+            for k, (fn, args, out) in enumerate(self.steps)
+        )
+        return Program(steps, dict(self.inputs), dict(self.constants), out_regs, self.count)
+
+
+_TAPE: ContextVar[Tape | None] = ContextVar("tensorchain_tape", default=None)
+
+
+@contextlib.contextmanager
+def tracing() -> Iterator[Tape]:
+    """Record every :func:`apply` inside the block on a new :class:`Tape`."""
+    tape = Tape()
+    token = _TAPE.set(tape)
+    try:
+        yield tape
+    finally:
+        _TAPE.reset(token)
+
+
+def apply(fn: Callable[..., np.ndarray], *args, shape: Sequence[int], fresh: bool = False):
+    """``fn(*args)`` now, or recorded as a step of the current trace.
+
+    ``fresh`` promises that ``fn`` returns a new array that nothing else holds."""
+    tape = _TAPE.get()
+    if tape is None:
+        return fn(*args)
+    return tape.apply(fn, args, shape, fresh)
+
+
+def is_fresh(value) -> bool:
+    """Whether a traced value is known to be a new array nothing else holds."""
+    return isinstance(value, Slot) and value.fresh
+
+
+@dataclass(frozen=True)
+class Program:
+    """A straight-line program of array steps, replayed by calling it."""
+
+    steps: tuple[Step, ...]
+    inputs: dict[str, int]
+    constants: dict[int, np.ndarray]
+    outputs: tuple[int, ...]
+    registers: int
+
+    def __call__(self, values: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        regs: list = [None] * self.registers
+        for reg, value in self.constants.items():
+            regs[reg] = value
+        for name, reg in self.inputs.items():
+            regs[reg] = values[name]
+        for step in self.steps:
+            regs[step.out] = step.fn(*[regs[a] for a in step.args])
+            for a in step.free:
+                regs[a] = None
+        return [regs[r] for r in self.outputs]
+
+    def __len__(self) -> int:
+        return len(self.steps)
