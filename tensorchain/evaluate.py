@@ -32,6 +32,10 @@ def _linear(node: Sum, sizes: dict[str, int]):
         view = [sizes[lab] if lab in term.labels else 1 for lab in node.labels]
         plans.append((c, None if perm == sorted(perm) else perm, view))
 
+    simple = all(perm is None and tuple(view) == full for _, perm, view in plans)
+    if simple and len(plans) == 2 and plans[0][0] == 1.0 and abs(plans[1][0]) == 1.0:
+        return np.add if plans[1][0] == 1.0 else np.subtract
+
     def run(*arrays: np.ndarray) -> np.ndarray:
         total = None
         for (c, perm, view), a in zip(plans, arrays, strict=True):

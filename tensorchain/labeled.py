@@ -232,8 +232,10 @@ class LabeledTensor:
                     names=[f.origin or f.name for f in t.factors],
                     log=log if len(t.factors) > 1 else None,
                     fresh=len(t.factors) > 1,  # usually free: a contraction's result is new
+                    scale=t.coeff,
                 )
                 factor = Factor(data, labels, name or "·".join(f.name for f in t.factors))
+                t = replace(t, coeff=1.0)
             key = (t.deltas, labels)
             if key in merged:
                 old = merged[key]

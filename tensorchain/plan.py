@@ -64,14 +64,22 @@ def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any):
         inputs, out = step_eq.split("->")
         terms = inputs.split(",")
         if blas and "EINSUM" not in blas and len(terms) == 2:
-            fn = _matmul(terms[0], terms[1], out, removed, size)
+            # Lay an intermediate out in memory in the final output's order, so
+            # that later elementwise steps see operands with the same layout.
+            final = eq.split("->")[1]
+            layout = sorted(out, key=lambda c: final.index(c) if c in final else len(eq))
+            fn = _matmul(terms[0], terms[1], out, removed, size, layout)
+        elif len(terms) == 2 and _is_broadcast_product(terms, out):
+            fn = _multiply(terms, out, size)
         else:
             fn = functools.partial(np.einsum, oe.parser.convert_to_valid_einsum_chars(step_eq))
         steps.append((tuple(inds), fn))
     if len(steps) == 1:
         ((inds, fn),) = steps
-        if inds == tuple(range(len(shapes) - 1, -1, -1)):
-            return lambda *arrays: fn(*arrays[::-1])
+        if inds == (0,):
+            return fn
+        if inds == (1, 0):
+            return lambda a, b: fn(b, a)
 
     def run(*arrays: np.ndarray) -> np.ndarray:
         operands = list(arrays)
@@ -82,9 +90,10 @@ def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any):
     return run
 
 
-def _matmul(left: str, right: str, out: str, removed, size: dict[str, int]):
+def _matmul(left: str, right: str, out: str, removed, size: dict[str, int], layout=None):
     """``einsum(left,right->out)`` for a pair with no shared kept index, as one
-    ``np.dot`` of two matrices with precomputed transposes and reshapes."""
+    ``np.dot`` of two matrices with precomputed transposes and reshapes; the
+    result is laid out in memory in ``layout`` order (a view in ``out`` order)."""
     summed = [s for s in left if s in removed]
     free_l = [s for s in left if s not in removed]
     free_r = [s for s in right if s not in removed]
@@ -98,11 +107,28 @@ def _matmul(left: str, right: str, out: str, removed, size: dict[str, int]):
     swapped = free_r + free_l
     shape = [size[s] for s in out]
 
-    def matrices(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        a2 = (a if keep_l else a.transpose(perm_l)).reshape(m, k)
-        b2 = (b if keep_r else b.transpose(perm_r)).reshape(k, n)
-        return a2, b2
+    # A transposed 2-D operand goes to BLAS as a view (np.dot passes the
+    # transpose flag); reshaping it would copy it first.
+    flat_l = not (len(left) == 2 and len(free_l) == 1)
+    flat_r = not (len(right) == 2 and len(free_r) == 1)
 
+    def matrices(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a2 = a if keep_l else a.transpose(perm_l)
+        b2 = b if keep_r else b.transpose(perm_r)
+        return (a2.reshape(m, k) if flat_l else a2), (b2.reshape(k, n) if flat_r else b2)
+
+    if layout is not None and list(layout) != list(out) and list(layout) in (natural, swapped):
+        first = list(layout)
+        to_out = [first.index(c) for c in out]
+        first_shape = [size[c] for c in first]
+        if first == natural:
+            return lambda a, b: np.dot(*matrices(a, b)).reshape(first_shape).transpose(to_out)
+
+        def run_laid_out(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            a2, b2 = matrices(a, b)
+            return np.dot(b2.T, a2.T).reshape(first_shape).transpose(to_out)
+
+        return run_laid_out
     if list(out) == natural:
         return lambda a, b: np.dot(*matrices(a, b)).reshape(shape)
     if list(out) == swapped:
@@ -115,6 +141,31 @@ def _matmul(left: str, right: str, out: str, removed, size: dict[str, int]):
     perm_o = [natural.index(s) for s in out]
     natural_shape = [size[s] for s in natural]
     return lambda a, b: np.dot(*matrices(a, b)).reshape(natural_shape).transpose(perm_o)
+
+
+def _is_broadcast_product(terms: list[str], out: str) -> bool:
+    """A step that only multiplies entries (nothing summed, no diagonal)."""
+    return all(len(set(t)) == len(t) for t in terms) and set("".join(terms)) == set(out)
+
+
+def _multiply(terms: list[str], out: str, size: dict[str, int]):
+    """``einsum(a,b->out)`` with nothing summed as one broadcast ``np.multiply``."""
+    plans = []
+    for term in terms:
+        order = [c for c in out if c in term]
+        perm = [term.index(c) for c in order]
+        view = [size[c] if c in term else 1 for c in out]
+        plans.append((None if perm == sorted(perm) else perm, view))
+    (perm_a, view_a), (perm_b, view_b) = plans
+    full = [size[c] for c in out]
+
+    def run(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a = np.reshape(a if perm_a is None else a.transpose(perm_a), view_a)
+        b = np.reshape(b if perm_b is None else b.transpose(perm_b), view_b)
+        result = np.multiply(a, b)
+        return result if list(result.shape) == full else np.broadcast_to(result, full).copy()
+
+    return run
 
 
 def planned(eq: str, shapes: tuple[tuple[int, ...], ...], optimize: Any = None):
@@ -194,10 +245,17 @@ def contract(
         flops, largest = int(info.opt_cost), int(info.largest_intermediate)
         log.append(Contraction(eq, names, opt, flops, largest, info))
 
+    if scale == 1.0 and view is None and not fresh:
+        return apply(expr, *arrays, shape=full)
+
+    # A scale is applied to the smallest operand, the cheapest place for it.
+    smallest = min(range(len(shapes)), key=lambda k: math.prod(shapes[k]))
+
     def run(*arrays: np.ndarray) -> np.ndarray:
-        result = expr(*arrays)
         if scale != 1.0:
-            result = scale * result
+            arrays = list(arrays)
+            arrays[smallest] = scale * arrays[smallest]
+        result = expr(*arrays)
         if view is not None:
             result = np.broadcast_to(np.reshape(result, view), full)
         if fresh and (

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .functions import ELEMENTWISE
-from .lower import Const, Leaf, Map, Node, Product, children
+from .lower import Const, Leaf, Map, Node, Product, Sum, children
 
 if TYPE_CHECKING:
     from .network import Forward, Network
@@ -32,7 +32,7 @@ def _einsum(operands: list[tuple[np.ndarray, tuple[str, ...]]], out: tuple[str, 
             letters.setdefault(lab, string.ascii_letters[len(letters)])
     lhs = ",".join("".join(letters[lab] for lab in labels) for _, labels in operands)
     rhs = "".join(letters[lab] for lab in out)
-    return np.einsum(f"{lhs}->{rhs}", *(a for a, _ in operands))
+    return np.einsum(f"{lhs}->{rhs}", *(a for a, _ in operands), optimize="greedy")
 
 
 def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict[str, int]):
@@ -44,9 +44,12 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
         f = ELEMENTWISE[node.func]
         df = f.derivative(child_value, f.value(child_value, node.param), node.param)
         return np.diag(df.ravel())
+    # The identity on the child's entries, one np.eye per axis, in its place.
     new = tuple(f"new{a}" for a in range(child_value.ndim))
-    eye = np.eye(child_value.size).reshape(child_value.shape * 2)
-    operands = [(eye, (*child.labels, *new))]
+    operands = [
+        (np.eye(n), (label, fresh))
+        for n, label, fresh in zip(child_value.shape, child.labels, new, strict=True)
+    ]
     if isinstance(node, Product):
         coeff = node.coeff / float(np.prod([sizes[m] for m in node.mean_over]))
         operands += [(values[id(f)], f.labels) for j, f in enumerate(node.factors) if j != k]
@@ -57,6 +60,13 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
     return coeff * _einsum(operands, (*node.labels, *new)).reshape(n_node, child_value.size)
 
 
+def _is_identity(node: Node, k: int) -> bool:
+    """Whether d node / d children(node)[k] is the identity (a plain ``+`` term)."""
+    return (
+        isinstance(node, Sum) and node.terms[k][0] == 1.0 and node.terms[k][1].labels == node.labels
+    )
+
+
 def statement_matrices(net: Network, target: str, forward: Forward) -> dict[str, np.ndarray]:
     """d target / d operand as dense matrices, for each tensor the statement uses."""
     stmt = next(s for s in net.statements if s.target == target)
@@ -64,15 +74,23 @@ def statement_matrices(net: Network, target: str, forward: Forward) -> dict[str,
     sizes = net.label_sizes(target, forward.sizes)
     size = forward.values[target].size
     out: dict[str, np.ndarray] = {}
-    stack: list[tuple[Node, np.ndarray]] = [(stmt.root, np.eye(size))]
+    # None stands for the identity matrix, so that a chain starting with it
+    # costs no (size × size) product.
+    stack: list[tuple[Node, np.ndarray | None]] = [(stmt.root, None)]
     while stack:
         node, adjoint = stack.pop()
         if isinstance(node, Leaf):
-            out[node.name] = out.get(node.name, 0) + adjoint
+            matrix = np.eye(size) if adjoint is None else adjoint
+            out[node.name] = out.get(node.name, 0) + matrix
             continue
         for k, child in enumerate(children(node)):
-            if not isinstance(child, Const):
-                stack.append((child, adjoint @ _local_matrix(node, k, values, sizes)))
+            if isinstance(child, Const):
+                continue
+            if adjoint is None and _is_identity(node, k):
+                stack.append((child, None))
+                continue
+            local = _local_matrix(node, k, values, sizes)
+            stack.append((child, local if adjoint is None else adjoint @ local))
     return out
 
 

@@ -59,6 +59,8 @@ FORMS = [
     ("t[i] = sum(x[i]) * u[i]", lambda v: v["x"].sum() * v["u"]),
     ("t = sigmoid(x)", lambda v: 1 / (1 + np.exp(-v["x"]))),
     ("t = tanh(x)", lambda v: np.tanh(v["x"])),
+    ("t = sigmoid(s) * tanh(s)", lambda v: np.tanh(v["s"]) / (1 + np.exp(-v["s"]))),
+    ("t = x * sigmoid(0) + tanh(1)", lambda v: 0.5 * v["x"] + np.tanh(1)),
     ("t = relu(x)", lambda v: np.maximum(v["x"], 0)),
     ("t = exp(x)", lambda v: np.exp(v["x"])),
     ("t = log(exp(x) + 1)", lambda v: np.log(np.exp(v["x"]) + 1)),
@@ -94,6 +96,19 @@ def test_statement_derivatives_match_reshape_method(statement, reference):
         J = net.jacobian("t", wrt=w, values=vals).array
         ref = tc.reshape_method(net, "t", w, vals)
         np.testing.assert_allclose(J, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_sigmoid_is_stable_at_extremes():
+    net = tc.parse("dim n = 4\ninput x[n]\nt = sigmoid(x)")
+    x = np.array([-1000.0, -30.0, 30.0, 1000.0])
+    got = net.evaluate({"x": x})["t"]
+    expected = [0.0, 1 / (1 + np.exp(30.0)), 1 / (1 + np.exp(-30.0)), 1.0]
+    np.testing.assert_allclose(got, expected, rtol=1e-14, atol=0)
+    slope = np.diag(net.jacobian("t", wrt="x", values={"x": x}).array)
+    expected = np.exp(-30.0) / (1 + np.exp(-30.0)) ** 2
+    # σ' = y (1 − y) from the forward output, as frameworks do: accurate in
+    # absolute terms, not relative ones where y rounds to 1.
+    np.testing.assert_allclose(slope, [0.0, expected, expected, 0.0], rtol=0, atol=1e-16)
 
 
 def test_comments_blank_lines_and_dims_without_default():

@@ -1,0 +1,231 @@
+"""The benchmark cases: the article's network and deep sigmoid MLPs, tensorchain
+against hand-written numpy, the reshape method, JAX and PyTorch.
+
+Run ``python -m benchmarks`` (``--quick`` for a fast smoke run, ``--out FILE``
+to write the Markdown table). JAX and PyTorch come from the ``bench`` extra and
+are skipped with a note when missing. Everything runs in this one process,
+pinned to one core with one BLAS thread (see ``benchmarks/__init__.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+import tensorchain as tc
+from tensorchain.reshape import reshape_cost
+
+from .harness import Competitor, Row, measure, peak, table
+
+
+def _article(n: int, with_reshape: bool, rounds: int) -> list[Row]:
+    net = tc.parse(tc.ARTICLE)
+    v = net.random_values(seed=0, n=n, m=n)
+    x, y, W, b = v["x"], v["y"], v["W"], v["b"]
+
+    def by_hand() -> np.ndarray:
+        a = 1.0 / (1.0 + np.exp(-(W @ x + b)))
+        return np.outer((a - y) * a * (1.0 - a), x)
+
+    compiled = net.compile_grad("C", wrt=["W"], dims={"n": n, "m": n})
+    competitors = [
+        Competitor("numpy, by hand", by_hand, lambda r: r),
+        Competitor("tensorchain grad", lambda: net.grad("C", "W", v), lambda r: r["W"]),
+        Competitor("tensorchain compiled", lambda: compiled(v), lambda r: r["W"]),
+    ]
+    if with_reshape:
+        competitors.append(
+            Competitor("reshape method", lambda: tc.reshape_method(net, "C", "W", v), lambda r: r)
+        )
+    return measure(f"article n=m={n}", competitors, rounds=rounds)
+
+
+def _article_large(n: int) -> list[Row]:
+    net = tc.parse(tc.ARTICLE)
+    v = net.random_values(seed=0, n=n, m=n)
+    net.grad("C", "W", v)  # compile
+    start = time.perf_counter()
+    g = net.grad("C", "W", v)["W"]
+    seconds = time.perf_counter() - start
+    bytes_ = peak(lambda: net.grad("C", "W", v))
+    a = 1.0 / (1.0 + np.exp(-(v["W"] @ v["x"] + v["b"])))
+    error = float(np.abs(g - np.outer((a - v["y"]) * a * (1 - a), v["x"])).max())
+    cost = reshape_cost(net, "C", "W", net.sizes(v))
+    w_mib = v["W"].nbytes / 2**20
+    return [
+        Row(
+            f"article n=m={n}",
+            "tensorchain grad",
+            seconds,
+            bytes_,
+            error,
+            note=f"peak = {bytes_ / 2**20 / w_mib:.2f} × size of W ({w_mib:.0f} MiB)",
+        ),
+        Row(
+            f"article n=m={n}",
+            "reshape method (forecast, not run)",
+            None,
+            cost.largest * 8,
+            note=f"{cost.flops:.3g} FLOPs; its n×(n·m) matrix alone is"
+            f" {cost.largest * 8 / 2**30:.0f} GiB",
+        ),
+    ]
+
+
+def mlp_spec(depth: int, batch: int, width: int) -> str:
+    lines = [f"dim B = {batch}", f"dim w = {width}", "input x[B, w]", "input y[B, w]"]
+    prev = "x"
+    for k in range(depth):
+        lines += [
+            f"param W{k}[w, w]",
+            f"param b{k}[w]",
+            f"z{k}[s, i] = W{k}[i, j] * {prev}[s, j] + b{k}[i]",
+            f"a{k} = sigmoid(z{k})",
+        ]
+        prev = f"a{k}"
+    lines.append(f"L = 0.5 * sum(({prev} - y) ^ 2)")
+    return "\n".join(lines)
+
+
+def _flat(grads: dict, depth: int) -> np.ndarray:
+    return np.concatenate(
+        [np.ravel(np.asarray(grads[f"{p}{k}"])) for k in range(depth) for p in ("W", "b")]
+    )
+
+
+def _mlp(depth: int, batch: int, width: int, rounds: int) -> list[Row]:
+    net = tc.parse(mlp_spec(depth, batch, width))
+    v = net.random_values(seed=0)
+    x, y = v["x"], v["y"]
+
+    def backprop() -> dict:
+        acts = [x]
+        for k in range(depth):
+            acts.append(1.0 / (1.0 + np.exp(-(acts[-1] @ v[f"W{k}"].T + v[f"b{k}"]))))
+        grads = {}
+        delta = acts[-1] - y
+        for k in reversed(range(depth)):
+            delta = delta * acts[k + 1] * (1.0 - acts[k + 1])
+            grads[f"W{k}"] = delta.T @ acts[k]
+            grads[f"b{k}"] = delta.sum(axis=0)
+            if k:
+                delta = delta @ v[f"W{k}"]
+        return grads
+
+    compiled = net.compile_grad("L", dims={})
+    flat = lambda r: _flat(r, depth)  # noqa: E731
+    competitors = [
+        Competitor("numpy backprop, by hand", backprop, flat),
+        Competitor("tensorchain grad", lambda: net.grad("L", values=v), flat),
+        Competitor("tensorchain compiled", lambda: compiled(v), flat),
+    ]
+    notes = []
+    if importlib.util.find_spec("jax") is not None:
+        competitors.append(_jax_mlp(v, depth))
+    else:
+        notes.append("jax not installed (pip install '.[bench]')")
+    if importlib.util.find_spec("torch") is not None:
+        competitors.append(_torch_mlp(v, depth))
+    else:
+        notes.append("torch not installed (pip install '.[bench]')")
+    rows = measure(f"MLP depth {depth}, batch {batch}, width {width}", competitors, rounds=rounds)
+    if notes:
+        rows[0].note = "; ".join(notes)
+    return rows
+
+
+def _jax_mlp(v: dict, depth: int) -> Competitor:
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    params = [(jnp.asarray(v[f"W{k}"]), jnp.asarray(v[f"b{k}"])) for k in range(depth)]
+    x, y = jnp.asarray(v["x"]), jnp.asarray(v["y"])
+
+    def loss(params, x, y):
+        a = x
+        for W, b in params:
+            a = jax.nn.sigmoid(a @ W.T + b)
+        return 0.5 * jnp.sum((a - y) ** 2)
+
+    grad = jax.jit(jax.grad(loss))
+
+    def run():
+        return jax.block_until_ready(grad(params, x, y))
+
+    def result(r):
+        return np.concatenate([np.ravel(np.asarray(t)) for pair in r for t in pair])
+
+    return Competitor("jax.jit(jax.grad)", run, result, memory=False)
+
+
+def _torch_mlp(v: dict, depth: int) -> Competitor:
+    import torch
+
+    torch.set_num_threads(1)
+    params = []
+    for k in range(depth):
+        params += [
+            torch.tensor(v[f"W{k}"], requires_grad=True),
+            torch.tensor(v[f"b{k}"], requires_grad=True),
+        ]
+    x, y = torch.tensor(v["x"]), torch.tensor(v["y"])
+
+    def run():
+        a = x
+        for k in range(depth):
+            a = torch.sigmoid(a @ params[2 * k].T + params[2 * k + 1])
+        loss = 0.5 * ((a - y) ** 2).sum()
+        return torch.autograd.grad(loss, params)
+
+    def result(r):
+        return np.concatenate([t.detach().numpy().ravel() for t in r])
+
+    return Competitor("torch autograd", run, result, memory=False)
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = [f"Python {platform.python_version()}", f"numpy {np.__version__}"]
+    for name in ("opt_einsum", "jax", "torch"):
+        if importlib.util.find_spec(name) is not None:
+            versions.append(f"{name} {importlib.import_module(name).__version__}")
+    return f"{model}; one core, one BLAS thread; float64; " + ", ".join(versions)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, few rounds (a smoke run)"
+    )
+    parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
+    args = parser.parse_args(argv)
+    rows: list[Row] = []
+    if args.quick:
+        rows += _article(4, True, rounds=3)
+        rows += _mlp(2, 8, 16, rounds=3)
+    else:
+        for n in (4, 64):
+            rows += _article(n, True, rounds=15)
+        rows += _article(512, True, rounds=3)
+        rows += _article_large(4096)
+        for depth in (4, 16):
+            rows += _mlp(depth, 256, 512, rounds=9)
+        rows += _mlp(4, 1, 4, rounds=21)
+    text = f"Machine: {machine()}\n\n{table(rows)}\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    return 0

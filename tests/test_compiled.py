@@ -1,0 +1,103 @@
+"""Compiled programs and the plan cache: same answers, right keys, linear work."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tensorchain as tc
+from tensorchain.strategies import networks
+from tensorchain.testing import max_relative_error
+
+
+@given(net=networks(), seed=st.integers(0, 2**16))
+def test_compiled_equals_uncompiled_and_the_reshape_method(net, seed):
+    network = tc.parse(net.text)
+    vals = network.random_values(seed=seed)
+    wrt = [*network.params, *network.inputs]
+    compiled = network.compile_grad(net.of, wrt=wrt)(vals)
+    direct = network.derivatives(net.of, wrt, vals)  # evaluated step by step, no trace
+    for w in wrt:
+        np.testing.assert_array_equal(compiled[w], direct.jacobians[w].array)
+        assert max_relative_error(compiled[w], tc.reshape_method(network, net.of, w, vals)) < 1e-12
+    np.testing.assert_array_equal(
+        network.evaluate(vals)[net.of], network.forward(vals).values[net.of]
+    )
+
+
+def test_compiled_jacobian_keeps_deltas_symbolic():
+    net = tc.parse(tc.ARTICLE)
+    jac = net.compile_jacobian("a", wrt="W", dims={"n": 300, "m": 2})
+    vals = net.random_values(seed=1, n=300, m=2)
+    J = jac(vals)
+    assert J.deltas == (("n", "n'"),)
+    assert all(f.array.size <= 300 * 2 for t in J.terms for f in t.factors)
+    np.testing.assert_allclose(J.array, tc.reshape_method(net, "a", "W", vals), atol=1e-14)
+
+
+def test_the_cache_is_keyed_on_sizes_and_targets():
+    net = tc.parse(tc.ARTICLE)
+    small, large = net.random_values(n=3, m=2), net.random_values(n=5, m=4)
+    for vals in (small, large, small):
+        g = net.grad("C", values=vals)
+        for w in ("W", "b"):
+            assert g[w].shape == vals[w].shape
+            assert max_relative_error(g[w], tc.reshape_method(net, "C", w, vals)) < 1e-12
+    jz = net.jacobian("a", wrt="z", values=small)
+    jb = net.jacobian("a", wrt="b", values=small)
+    assert jz.shape == jb.shape == (3, 3)
+    np.testing.assert_allclose(jz.array, tc.reshape_method(net, "a", "z", small))
+    np.testing.assert_allclose(jb.array, tc.reshape_method(net, "a", "b", small))
+    np.testing.assert_allclose(
+        net.grad("C", wrt="x", values=small)["x"], tc.reshape_method(net, "C", "x", small)
+    )
+    keys = {(k[0], k[1], k[2], k[3]) for k in net._cache}
+    assert ("grad", "C", ("W", "b"), (("m", 2), ("n", 3))) in keys
+    assert ("grad", "C", ("W", "b"), (("m", 4), ("n", 5))) in keys
+
+
+def test_a_compiled_function_refuses_other_sizes():
+    net = tc.parse(tc.ARTICLE)
+    grad = net.compile_grad("C", dims={"n": 3, "m": 2})
+    with pytest.raises(tc.ShapeError, match=r"x has shape \(4,\) but this was compiled for \(2,\)"):
+        grad(net.random_values(n=3, m=4))
+    assert "steps" in repr(grad)
+
+
+def test_compiled_results_do_not_alias_the_inputs():
+    net = tc.parse("dim n = 3\ninput x[n]\nparam w[n]\nf = w[i] * x[i]")
+    vals = net.random_values()
+    g = net.grad("f", wrt="w", values=vals)["w"]
+    np.testing.assert_array_equal(g, vals["x"])
+    g[:] = 0.0
+    assert np.all(vals["x"] != 0.0)
+
+
+def mlp(depth: int) -> tc.Network:
+    lines = ["dim B = 2", "dim w = 3", "input x[B, w]"]
+    prev = "x"
+    for k in range(depth):
+        lines += [
+            f"param W{k}[w, w]",
+            f"param b{k}[w]",
+            f"z{k}[s, i] = W{k}[i, j] * {prev}[s, j] + b{k}[i]",
+            f"a{k} = tanh(z{k})",
+        ]
+        prev = f"a{k}"
+    lines.append(f"L = sum({prev} ^ 2)")
+    return tc.parse("\n".join(lines))
+
+
+def test_gradient_work_grows_linearly_with_depth():
+    # Counted, not timed: array steps of the compiled program and pairwise
+    # contractions of the chain rule, for depths 4, 8, 16.
+    steps, pairs = [], []
+    for depth in (4, 8, 16):
+        net = mlp(depth)
+        steps.append(len(net.compile_grad("L")))
+        result = net.derivatives("L", net.params, net.random_values())
+        pairs.append(sum(len(c.info.contraction_list) for c in result.contractions))
+    for counts in (steps, pairs):
+        per_layer = (counts[1] - counts[0]) / 4
+        assert counts[2] - counts[1] == 8 * per_layer  # exactly linear
+        assert per_layer <= 12
