@@ -47,7 +47,8 @@ def plan_path(eq: str, shapes: Sequence[tuple[int, ...]], optimize: Any = None):
 @functools.lru_cache(maxsize=8192)
 def _expression(eq: str, shapes: tuple[tuple[int, ...], ...], optimize: Any):
     _, info, name = plan_path(eq, shapes, optimize)
-    return _executor(eq, shapes, info), info, name
+    run, fresh = _executor(eq, shapes, info)
+    return run, fresh, info, name
 
 
 def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any):
@@ -71,15 +72,26 @@ def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any):
             fn = _matmul(terms[0], terms[1], out, removed, size, layout)
         elif len(terms) == 2 and _is_broadcast_product(terms, out):
             fn = _multiply(terms, out, size)
+        elif len(terms) == 1 and _is_reduction(terms[0], out):
+            axes = tuple(k for k, c in enumerate(terms[0]) if c not in out)
+            fn = functools.partial(np.add.reduce, axis=axes)
         else:
             fn = functools.partial(np.einsum, oe.parser.convert_to_valid_einsum_chars(step_eq))
         steps.append((tuple(inds), fn))
+    # Every step but a one-operand np.einsum (a transpose or diagonal: a view)
+    # returns a new array.
+    last = info.contraction_list[-1]
+    fresh = not (
+        len(last[2].split("->")[0].split(",")) == 1
+        and isinstance(steps[-1][1], functools.partial)
+        and steps[-1][1].func is np.einsum
+    )
     if len(steps) == 1:
         ((inds, fn),) = steps
         if inds == (0,):
-            return fn
+            return fn, fresh
         if inds == (1, 0):
-            return lambda a, b: fn(b, a)
+            return (lambda a, b: fn(b, a)), fresh
 
     def run(*arrays: np.ndarray) -> np.ndarray:
         operands = list(arrays)
@@ -87,7 +99,12 @@ def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any):
             operands.append(fn(*[operands.pop(k) for k in inds]))
         return operands[0]
 
-    return run
+    return run, fresh
+
+
+def _is_reduction(term: str, out: str) -> bool:
+    """A one-operand step that only sums axes away, keeping the rest in order."""
+    return len(set(term)) == len(term) and [c for c in term if c in out] == list(out)
 
 
 def _matmul(left: str, right: str, out: str, removed, size: dict[str, int], layout=None):
@@ -169,8 +186,9 @@ def _multiply(terms: list[str], out: str, size: dict[str, int]):
 
 
 def planned(eq: str, shapes: tuple[tuple[int, ...], ...], optimize: Any = None):
-    """A reusable ``contract_expression`` for ``eq``, its PathInfo and optimizer
-    name; cached on (equation, shapes, optimizer), so a path is found once."""
+    """``(run, new_array, PathInfo, optimizer name)`` for ``eq``: a function
+    running the planned path (``new_array``: it always returns a new array),
+    cached on (equation, shapes, optimizer), so a path is found once."""
     try:
         return _expression(eq, shapes, optimize)
     except TypeError:  # an unhashable custom optimizer: plan without the cache
@@ -239,14 +257,14 @@ def contract(
         )
     eq = equation([labels for _, labels in operands], inner)
     shapes = tuple(tuple(a.shape) for a in arrays)
-    expr, info, opt = planned(eq, shapes, optimize)
+    expr, new_array, info, opt = planned(eq, shapes, optimize)
     if log is not None and len(operands) > 1:
         names = tuple(names or [f"T{k}" for k in range(len(arrays))])
         flops, largest = int(info.opt_cost), int(info.largest_intermediate)
         log.append(Contraction(eq, names, opt, flops, largest, info))
 
-    if scale == 1.0 and view is None and not fresh:
-        return apply(expr, *arrays, shape=full)
+    if scale == 1.0 and view is None and (new_array or not fresh):
+        return apply(expr, *arrays, shape=full, fresh=new_array)
 
     # A scale is applied to the smallest operand, the cheapest place for it.
     smallest = min(range(len(shapes)), key=lambda k: math.prod(shapes[k]))
@@ -259,7 +277,8 @@ def contract(
         if view is not None:
             result = np.broadcast_to(np.reshape(result, view), full)
         if fresh and (
-            not result.flags.writeable or any(np.may_share_memory(result, a) for a in arrays)
+            view is not None
+            or (not new_array and any(np.may_share_memory(result, a) for a in arrays))
         ):
             result = np.array(result)
         return result

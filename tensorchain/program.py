@@ -13,6 +13,7 @@ memory is what the computation itself needs.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -126,7 +127,7 @@ def is_fresh(value) -> bool:
     return isinstance(value, Slot) and value.fresh
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Program:
     """A straight-line program of array steps, replayed by calling it."""
 
@@ -142,11 +143,15 @@ class Program:
             regs[reg] = value
         for name, reg in self.inputs.items():
             regs[reg] = values[name]
-        for step in self.steps:
-            regs[step.out] = step.fn(*[regs[a] for a in step.args])
-            for a in step.free:
+        for fn, args, out, free in self._flat:
+            regs[out] = fn(*[regs[a] for a in args])
+            for a in free:
                 regs[a] = None
         return [regs[r] for r in self.outputs]
+
+    @functools.cached_property
+    def _flat(self) -> tuple[tuple, ...]:
+        return tuple((s.fn, s.args, s.out, s.free) for s in self.steps)
 
     def __len__(self) -> int:
         return len(self.steps)
