@@ -1,5 +1,9 @@
 import sys
 
-from .run import main
+from . import pin_one_core
+
+pin_one_core()  # before numpy is imported
+
+from .run import main  # noqa: E402
 
 sys.exit(main())

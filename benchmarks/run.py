@@ -4,13 +4,14 @@ against hand-written numpy, the reshape method, JAX and PyTorch.
 Run ``python -m benchmarks`` (``--quick`` for a fast smoke run, ``--out FILE``
 to write the Markdown table). JAX and PyTorch come from the ``bench`` extra and
 are skipped with a note when missing. Everything runs in this one process,
-pinned to one core with one BLAS thread (see ``benchmarks/__init__.py``).
+pinned to one core with one BLAS thread (``benchmarks.pin_one_core``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import platform
 import time
 from pathlib import Path
@@ -202,7 +203,10 @@ def machine() -> str:
     for name in ("opt_einsum", "jax", "torch"):
         if importlib.util.find_spec(name) is not None:
             versions.append(f"{name} {importlib.import_module(name).__version__}")
-    return f"{model}; one core, one BLAS thread; float64; " + ", ".join(versions)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    pinning = "pinned to one core" if cores == 1 else f"{cores} cores, not pinned"
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    return f"{model}; {pinning}; BLAS threads: {blas}; float64; " + ", ".join(versions)
 
 
 def main(argv: list[str] | None = None) -> int:
