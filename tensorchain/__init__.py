@@ -8,6 +8,7 @@ from .errors import (
     ValuesError,
 )
 from .labeled import LabeledTensor
+from .limits import get_memory_limit, set_memory_limit
 from .lower import SpecWarning
 from .network import Network, load, parse
 from .networks import builtin
@@ -22,7 +23,10 @@ __all__ = [
     "ARTICLE",
     "DerivativeError",
     "LabeledTensor",
+    "MemoryLimitError",
     "Network",
+    "NonFiniteWarning",
+    "PlanError",
     "ShapeError",
     "SpecError",
     "SpecWarning",
@@ -30,7 +34,9 @@ __all__ = [
     "ValuesError",
     "__version__",
     "builtin",
+    "get_memory_limit",
     "load",
     "parse",
     "reshape_method",
+    "set_memory_limit",
 ]

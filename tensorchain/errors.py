@@ -47,3 +47,23 @@ class ValuesError(TensorchainError, ValueError):
 class DerivativeError(TensorchainError):
     """A derivative was asked that cannot be formed as asked (for example ``grad``
     of a tensor that is not a scalar, or an operation without a rule)."""
+
+
+class PlanError(TensorchainError):
+    """A contraction cannot be planned as asked (an unknown optimizer, a
+    contraction beyond what a reference method supports)."""
+
+
+class MemoryLimitError(PlanError, MemoryError):
+    """A computation would need more memory than the limit allows; raised from
+    the forecast, before anything large is allocated. ``forecast`` and ``limit``
+    are in bytes."""
+
+    def __init__(self, message: str, forecast: int, limit: int) -> None:
+        self.forecast = forecast
+        self.limit = limit
+        super().__init__(message)
+
+
+class NonFiniteWarning(UserWarning):
+    """A value holds NaN or infinity (an error instead with ``strict=True``)."""

@@ -14,11 +14,11 @@ from .program import apply, is_fresh
 
 
 def _owned(a: np.ndarray) -> np.ndarray:
-    """A writable float64 array (a broadcast view or 0-d result is copied)."""
+    """A writable C-ordered array (a broadcast view or a view is copied)."""
     a = np.asarray(a)
-    if a.dtype == np.float64 and a.flags.writeable and a.flags.c_contiguous:
+    if a.flags.writeable and a.flags.c_contiguous:
         return a
-    return np.array(a, dtype=np.float64)
+    return np.array(a)
 
 
 def _linear(node: Sum, sizes: dict[str, int]):
@@ -41,7 +41,7 @@ def _linear(node: Sum, sizes: dict[str, int]):
         for (c, perm, view), a in zip(plans, arrays, strict=True):
             a = np.reshape(a if perm is None else a.transpose(perm), view)
             if total is None:
-                total = np.array(a, dtype=np.float64) if c == 1.0 else np.asarray(c * a)
+                total = np.array(a) if c == 1.0 else np.asarray(c * a)
             elif c == 1.0:
                 total = total + a if total.shape != full else np.add(total, a, out=total)
             else:

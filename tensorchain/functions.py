@@ -39,6 +39,8 @@ def _sigmoid(x: Array, p: float = 0.0) -> Array:
     # 1/(1 + e^-x) in place: the fastest form measured here. -x is capped at
     # 709 so that e^-x cannot overflow; σ(-709) is 1.2e-308 either way.
     t = np.negative(x)
+    if np.iscomplexobj(t):
+        return 1.0 / (1.0 + np.exp(t))
     if not isinstance(t, np.ndarray):  # a scalar: nothing to do in place
         return 1.0 / (1.0 + np.exp(min(t, 709.0)))
     np.minimum(t, 709.0, out=t)
@@ -94,6 +96,9 @@ ELEMENTWISE: dict[str, Elementwise] = {
         _f("pow", _pow, _dpow, ""),
     )
 }
+
+#: Functions with no complex derivative (refused for complex values).
+NOT_HOLOMORPHIC = ("relu", "abs", "softplus")
 
 #: Names a spec may call as ``f(x)``.
 CALLABLE = tuple(n for n in ELEMENTWISE if n not in ("reciprocal", "pow"))

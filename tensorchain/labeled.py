@@ -12,12 +12,16 @@ that densifies.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
+from .errors import MemoryLimitError
+from .limits import format_bytes, get_memory_limit
 from .plan import Contraction, contract
 from .program import apply
 
@@ -113,8 +117,10 @@ class LabeledTensor:
         terms: Sequence[Term],
         *,
         canonicalize: bool = True,
+        dtype: Any = None,
     ) -> None:
         self.indices: tuple[str, ...] = tuple(indices)
+        self.dtype = np.dtype(dtype) if dtype is not None else None  # None: from the factors
         if len(set(self.indices)) != len(self.indices):
             raise ValueError(f"axis names must be distinct, got {self.indices}")
         self.sizes = sizes
@@ -252,18 +258,53 @@ class LabeledTensor:
                 merged[key] = Term(t.coeff, (factor,), t.deltas)
         return LabeledTensor(self.indices, self.sizes, list(merged.values()), canonicalize=False)
 
-    def with_arrays(self, arrays: Sequence[np.ndarray]) -> LabeledTensor:
+    def with_arrays(self, arrays: Sequence[np.ndarray], dtype: Any = None) -> LabeledTensor:
         """The same structure with the factors' arrays replaced, in term order."""
         it = iter(arrays)
         terms = [
             replace(t, factors=tuple(replace(f, array=next(it)) for f in t.factors))
             for t in self.terms
         ]
-        return LabeledTensor(self.indices, self.sizes, terms, canonicalize=False)
+        return LabeledTensor(self.indices, self.sizes, terms, canonicalize=False, dtype=dtype)
 
     @cached_property
     def array(self) -> np.ndarray:
-        """The dense array, shape ``self.shape`` (the only place deltas become dense)."""
+        """The dense array, shape ``self.shape`` (the only place deltas become dense).
+
+        Refused with :class:`MemoryLimitError` when it would exceed the memory
+        limit (``tc.set_memory_limit``); see :meth:`dense`."""
+        return self.dense()
+
+    def stored_entries(self) -> int:
+        """How many numbers the structured form holds (its factors' entries)."""
+        return sum(int(np.prod(f.array.shape)) for t in self.terms for f in t.factors)
+
+    def dense(self, memory_limit: int | None = None) -> np.ndarray:
+        """The dense array, after checking its forecast against ``memory_limit``
+        (bytes; default: the limit in force)."""
+        # The output, plus the largest term's data before it is placed.
+        data = (
+            math.prod(self.sizes[r] for r in _diagonal(t, self.indices, self.shape)[0])
+            for t in self.terms
+        )
+        forecast = 8 * (math.prod(self.shape) + max(data, default=0))
+        limit = get_memory_limit(memory_limit)
+        if forecast > limit:
+            shape = " × ".join(map(str, self.shape))
+            raise MemoryLimitError(
+                f"the dense array of this LabeledTensor ({shape}) would need"
+                f" {format_bytes(forecast)}, more than the memory limit of"
+                f" {format_bytes(limit)}; its structured form holds only"
+                f" {self.stored_entries():,} numbers with symbolic δ"
+                f" {', '.join(f'({a}, {b})' for a, b in self.deltas) or '(none)'}: use"
+                " .terms and .deltas, contract it with what you need first, use smaller"
+                " sizes, or raise the limit with tc.set_memory_limit",
+                forecast,
+                limit,
+            )
+        return self._dense()
+
+    def _dense(self) -> np.ndarray:
         if len(self.terms) == 1 and not self.terms[0].deltas:
             (t,) = self.terms
             operands = [(f.array, f.labels) for f in t.factors]
@@ -273,7 +314,7 @@ class LabeledTensor:
             reps, strides = _diagonal(t, self.indices, self.shape)
             datas.append(contract([(f.array, f.labels) for f in t.factors], reps, self.sizes))
             placements.append((t.coeff, [self.sizes[r] for r in reps], strides))
-        return apply(_assemble(self.shape, placements), *datas, shape=self.shape)
+        return apply(_assemble(self.shape, placements, self.dtype), *datas, shape=self.shape)
 
     def __repr__(self) -> str:
         from .render import format_labeled
@@ -283,13 +324,13 @@ class LabeledTensor:
 
 def _diagonal(term: Term, indices: tuple[str, ...], shape: tuple[int, ...]):
     """The term's distinct axes (one per delta class) and, for each, its stride
-    in a C-ordered float64 array of ``shape``: the sum of the strides of the
+    in entries of a C-ordered array of ``shape``: the sum of the strides of the
     axes the deltas tie together."""
     rep_of = {i: i for i in indices}
     rep_of.update((b, a) for a, b in term.deltas)
     reps = list(dict.fromkeys(rep_of[i] for i in indices))
     c_strides = np.zeros(len(shape), dtype=np.int64)
-    step = np.dtype(np.float64).itemsize
+    step = 1
     for axis in reversed(range(len(shape))):
         c_strides[axis] = step
         step *= shape[axis]
@@ -299,13 +340,14 @@ def _diagonal(term: Term, indices: tuple[str, ...], shape: tuple[int, ...]):
     return reps, [strides[r] for r in reps]
 
 
-def _assemble(shape: tuple[int, ...], placements: list):
+def _assemble(shape: tuple[int, ...], placements: list, dtype: np.dtype | None):
     """A function that adds each term's data into zeros through a strided view."""
 
     def run(*datas: np.ndarray) -> np.ndarray:
-        out = np.zeros(shape)
+        out = np.zeros(shape, dtype=dtype or np.result_type(np.float64, *datas))
         for data, (coeff, view_shape, strides) in zip(datas, placements, strict=True):
-            view = np.lib.stride_tricks.as_strided(out, shape=view_shape, strides=strides)
+            byte_strides = [s * out.itemsize for s in strides]
+            view = np.lib.stride_tricks.as_strided(out, shape=view_shape, strides=byte_strides)
             view += coeff * data
         return out
 

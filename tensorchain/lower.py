@@ -88,6 +88,16 @@ def children(node: Node) -> tuple[Node, ...]:
     return ()
 
 
+def walk(node: Node) -> list[Node]:
+    """Every node under ``node``, itself included (without recursion)."""
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        out.append(n)
+        stack.extend(children(n))
+    return out
+
+
 def leaves(node: Node) -> list[Leaf]:
     out: list[Leaf] = []
     stack = [node]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,10 +11,19 @@ from typing import Any
 import numpy as np
 
 from .chain import ChainResult, axis_names, network_jacobians, statement_jacobians
-from .errors import DerivativeError, ShapeError, SpecError, ValuesError
+from .errors import (
+    DerivativeError,
+    MemoryLimitError,
+    NonFiniteWarning,
+    ShapeError,
+    SpecError,
+    ValuesError,
+)
 from .evaluate import evaluate_statement
+from .functions import NOT_HOLOMORPHIC
 from .labeled import LabeledTensor
-from .lower import Lowered, lower
+from .limits import format_bytes, get_memory_limit
+from .lower import Lowered, Map, lower, walk
 from .program import Program, tracing
 from .shapes import Binding, bind_labels, shape_text
 from .spec import Assign, DimDecl, Pos, TensorDecl, parse_program
@@ -203,7 +213,16 @@ class Network:
         """The size of every index label in ``target``'s statement, given dim sizes."""
         return {lab: sizes[b.dim] for lab, b in self._bindings[target].items()}
 
-    def _check_values(self, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    def _check_values(
+        self, values: Mapping[str, Any], strict: bool = False
+    ) -> dict[str, np.ndarray]:
+        """Names, dtypes and finiteness of ``values``, before any work.
+
+        The common dtype is numpy's promotion of the floating and complex
+        values (float32 stays float32, any complex value makes it complex);
+        integer and boolean values take that dtype, float64 if every value is
+        an integer. NaN or infinity warns (:class:`NonFiniteWarning`), or
+        raises with ``strict=True``."""
         if not isinstance(values, Mapping):
             raise ValuesError(
                 f"values must be a dict from tensor name to array, got {type(values).__name__}"
@@ -226,16 +245,50 @@ class Network:
                 f"values are missing {', '.join(missing)}; net.random_values(...) makes"
                 " a complete dict to start from"
             )
-        out = {}
+        arrays = {}
         for name in leaves:
-            array = np.asarray(values[name])
-            if array.dtype.kind not in "biuf":
+            try:
+                array = np.asarray(values[name])
+            except (TypeError, ValueError) as err:  # ragged lists and the like
+                raise ValuesError(f"the value of {name} is not an array: {err}") from None
+            if array.dtype.kind not in "biufc":
                 raise ValuesError(
-                    f"the value of {name} has dtype {array.dtype}; values must be real"
-                    " numbers (integers are converted to float64)"
+                    f"the value of {name} has dtype {array.dtype}; values must be"
+                    " numbers: real (integers are converted), float32, or complex"
                 )
-            out[name] = array.astype(np.float64, copy=False)
+            arrays[name] = array
+        inexact = [a.dtype for a in arrays.values() if a.dtype.kind in "fc"]
+        dtype = np.result_type(*inexact) if inexact else np.dtype(np.float64)
+        if dtype.kind == "f" and dtype.itemsize < 4:
+            dtype = np.dtype(np.float32)  # float16 is computed in float32
+        if dtype.kind == "c":
+            self._check_holomorphic()
+        out = {}
+        for name, array in arrays.items():
+            array = array.astype(dtype, copy=False)
+            if not np.isfinite(array.sum()) and not np.isfinite(array).all():
+                bad = int(array.size - np.isfinite(array).sum())
+                message = (
+                    f"the value of {name} has {bad} non-finite entr{'y' if bad == 1 else 'ies'}"
+                    " (NaN or infinity); results will not be finite either"
+                )
+                if strict:
+                    raise ValuesError(message)
+                warnings.warn(
+                    message + " (strict=True makes this an error)", NonFiniteWarning, stacklevel=3
+                )
+            out[name] = array
         return out
+
+    def _check_holomorphic(self) -> None:
+        for stmt in self.statements:
+            for node in walk(stmt.root):
+                if isinstance(node, Map) and node.func in NOT_HOLOMORPHIC:
+                    raise ValuesError(
+                        f"complex values: {node.func} (line {stmt.pos.line}) has no complex"
+                        " derivative; tensorchain differentiates complex values as"
+                        " holomorphic functions, so use real values with this network"
+                    )
 
     def _run_forward(self, env: dict[str, Any], sizes: dict[str, int]) -> Forward:
         nodes = {}
@@ -249,12 +302,19 @@ class Network:
         env = self._check_values(values)
         return self._run_forward(env, self.sizes(env))
 
-    def evaluate(self, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    def evaluate(
+        self,
+        values: Mapping[str, Any],
+        *,
+        strict: bool = False,
+        memory_limit: int | None = None,
+    ) -> dict[str, np.ndarray]:
         """Every tensor's value: the inputs and params given, and every defined one.
 
         The forward pass is compiled once per set of sizes and reused."""
-        env = self._check_values(values)
-        return self._compiled("forward", "", (), self.sizes(env)).run(env)
+        env = self._check_values(values, strict)
+        compiled = self._compiled("forward", "", (), self.sizes(env), _dtype(env))
+        return compiled.run(env, memory_limit)
 
     # --- derivatives ---
 
@@ -287,7 +347,15 @@ class Network:
 
         return network_jacobians(self.statements, self.axes, forward.sizes, local_fn, of, list(wrt))
 
-    def jacobian(self, of: str, wrt: str, values: Mapping[str, Any]) -> LabeledTensor:
+    def jacobian(
+        self,
+        of: str,
+        wrt: str,
+        values: Mapping[str, Any],
+        *,
+        strict: bool = False,
+        memory_limit: int | None = None,
+    ) -> LabeledTensor:
         """d of / d wrt as a :class:`LabeledTensor` of shape ``of.shape + wrt.shape``.
 
         Compiled once per (of, wrt, sizes) and reused. Example:
@@ -298,14 +366,18 @@ class Network:
             (4, 4, 3)
         """
         self._wrt_one(wrt)
-        env = self._check_values(values)
-        return self._compiled("jacobian", of, (wrt,), self.sizes(env)).run(env)
+        env = self._check_values(values, strict)
+        compiled = self._compiled("jacobian", of, (wrt,), self.sizes(env), _dtype(env))
+        return compiled.run(env, memory_limit)
 
     def grad(
         self,
         of: str,
         wrt: str | Sequence[str] | None = None,
         values: Mapping[str, Any] | None = None,
+        *,
+        strict: bool = False,
+        memory_limit: int | None = None,
     ) -> dict[str, np.ndarray]:
         """The gradient of the scalar ``of``: a dict of arrays shaped like each ``wrt``.
 
@@ -320,14 +392,17 @@ class Network:
         targets = self._grad_targets(of, wrt)
         if values is None:
             raise ValuesError("grad needs values: net.grad(of, wrt, values=...)")
-        env = self._check_values(values)
-        return self._compiled("grad", of, targets, self.sizes(env)).run(env)
+        env = self._check_values(values, strict)
+        compiled = self._compiled("grad", of, targets, self.sizes(env), _dtype(env))
+        return compiled.run(env, memory_limit)
 
     def compile_grad(
         self,
         of: str,
         wrt: str | Sequence[str] | None = None,
         dims: Mapping[str, int] | None = None,
+        memory_limit: int | None = None,
+        dtype: Any = np.float64,
     ) -> Compiled:
         """``grad`` compiled for fixed sizes: a callable from values to gradients.
 
@@ -340,15 +415,24 @@ class Network:
             (4, 3)
         """
         targets = self._grad_targets(of, wrt)
-        return self._compiled("grad", of, targets, self.sizes(**dict(dims or {})))
+        sizes = self.sizes(**dict(dims or {}))
+        compiled = self._compiled("grad", of, targets, sizes, np.dtype(dtype))
+        return compiled.limited(memory_limit)
 
     def compile_jacobian(
-        self, of: str, wrt: str, dims: Mapping[str, int] | None = None
+        self,
+        of: str,
+        wrt: str,
+        dims: Mapping[str, int] | None = None,
+        memory_limit: int | None = None,
+        dtype: Any = np.float64,
     ) -> Compiled:
         """``jacobian`` compiled for fixed sizes: a callable from values to a
         :class:`LabeledTensor` (deltas still symbolic)."""
         self._wrt_one(wrt)
-        return self._compiled("jacobian", of, (wrt,), self.sizes(**dict(dims or {})))
+        sizes = self.sizes(**dict(dims or {}))
+        compiled = self._compiled("jacobian", of, (wrt,), sizes, np.dtype(dtype))
+        return compiled.limited(memory_limit)
 
     def _wrt_one(self, wrt: Any) -> None:
         if not isinstance(wrt, str):
@@ -372,22 +456,24 @@ class Network:
         return targets
 
     def _compiled(
-        self, kind: str, of: str, wrt: tuple[str, ...], sizes: dict[str, int]
+        self, kind: str, of: str, wrt: tuple[str, ...], sizes: dict[str, int], dtype: np.dtype
     ) -> Compiled:
-        """The cached compiled program for (kind, of, wrt, sizes), built on a miss."""
-        key = (kind, of, wrt, tuple(sorted(sizes.items())))
+        """The cached compiled program for (kind, of, wrt, sizes, dtype), built on a miss."""
+        key = (kind, of, wrt, tuple(sorted(sizes.items())), dtype.str)
         hit = self._cache.pop(key, None)
         if hit is None:
-            hit = self._compile(kind, of, wrt, sizes)
+            hit = self._compile(kind, of, wrt, sizes, dtype)
         self._cache[key] = hit  # most recently used last
         while len(self._cache) > CACHE_SIZE:
             del self._cache[next(iter(self._cache))]
         return hit
 
-    def _compile(self, kind: str, of: str, wrt: tuple[str, ...], sizes: dict[str, int]):
+    def _compile(
+        self, kind: str, of: str, wrt: tuple[str, ...], sizes: dict[str, int], dtype: np.dtype
+    ):
         leaves = [t for t in self.tensors.values() if t.kind != "defined"]
         shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
-        with tracing() as tape:
+        with tracing(dtype.itemsize) as tape:
             env = {name: tape.input(name, shape) for name, shape in shapes.items()}
             forward = self._run_forward(env, sizes)
             if kind == "forward":
@@ -408,11 +494,35 @@ class Network:
                 else:
                     structure = result.jacobians[wrt[0]]
                     outputs = [f.array for t in structure.terms for f in t.factors]
-                    finish = structure.with_arrays
-        return Compiled(self, shapes, sizes, tape.program(outputs), finish)
+
+                    def finish(arrays: list[np.ndarray]) -> Any:
+                        return structure.with_arrays(arrays, dtype)
+
+        if kind == "forward":
+            what = "the forward pass"
+        elif kind == "grad":
+            what = f"the gradient of {of} by {', '.join(wrt)}"
+        else:
+            what = f"d{of}/d{wrt[0]}"
+        program = tape.program(outputs)
+        return Compiled(self, shapes, sizes, program, _cast(finish, dtype), what, dtype)
 
 
 CACHE_SIZE = 64
+
+
+def _dtype(env: Mapping[str, np.ndarray]) -> np.dtype:
+    return next(iter(env.values())).dtype if env else np.dtype(np.float64)
+
+
+def _cast(finish, dtype: np.dtype):
+    """``finish`` with every result array in ``dtype`` (constants of the spec
+    are float64, so a float32 computation may be promoted on the way)."""
+
+    def cast(arrays: list[np.ndarray]) -> Any:
+        return finish([np.asarray(a).astype(dtype, copy=False) for a in arrays])
+
+    return cast
 
 
 class Compiled:
@@ -421,19 +531,43 @@ class Compiled:
     ``len(compiled)`` is the number of array operations it replays.
     """
 
-    def __init__(self, net: Network, shapes, sizes, program: Program, finish) -> None:
+    def __init__(
+        self, net: Network, shapes, sizes, program: Program, finish, what: str, dtype
+    ) -> None:
         self.net = net
+        self.what = what
+        self.dtype = np.dtype(dtype)
+        self.memory_limit: int | None = None
         self.shapes: dict[str, tuple[int, ...]] = shapes
         self.sizes: dict[str, int] = dict(sizes)
         self.program = program
         self.finish = finish
 
-    def run(self, env: dict[str, np.ndarray]) -> Any:
-        """Replay on values already checked by the network."""
+    def run(self, env: dict[str, np.ndarray], memory_limit: int | None = None) -> Any:
+        """Replay on values already checked by the network, after checking the
+        memory forecast against the limit."""
+        self.check_memory(memory_limit)
         return self.finish(self.program(env))
 
-    def __call__(self, values: Mapping[str, Any]) -> Any:
-        env = self.net._check_values(values)
+    def check_memory(self, memory_limit: int | None = None) -> None:
+        """Raise :class:`MemoryLimitError` if the forecast peak exceeds the limit."""
+        limit = get_memory_limit(memory_limit if memory_limit is not None else self.memory_limit)
+        peak = self.program.peak
+        if peak.bytes > limit:
+            sizes = ", ".join(f"{d}={s}" for d, s in self.sizes.items())
+            raise MemoryLimitError(
+                f"{self.what} would need about {format_bytes(peak.bytes)} at its peak"
+                f" (an array of shape {peak.shape} among others), more than the memory"
+                f" limit of {format_bytes(limit)}; use smaller sizes than {sizes}, fewer"
+                " targets, or the structured net.jacobian, or raise the limit with"
+                " memory_limit= or tc.set_memory_limit",
+                peak.bytes,
+                limit,
+            )
+
+    def __call__(self, values: Mapping[str, Any], *, strict: bool = False) -> Any:
+        env = self.net._check_values(values, strict)
+        env = {name: a.astype(self.dtype, copy=False) for name, a in env.items()}
         for name, shape in self.shapes.items():
             if env[name].shape != shape:
                 sizes = ", ".join(f"{d}={s}" for d, s in self.sizes.items())
@@ -443,6 +577,17 @@ class Compiled:
                     " net.grad / net.jacobian, which keep one compiled plan per size"
                 )
         return self.run(env)
+
+    def limited(self, memory_limit: int | None) -> Compiled:
+        """This program with its own memory limit (checked on every call)."""
+        if memory_limit is None:
+            return self
+        clone = Compiled(
+            self.net, self.shapes, self.sizes, self.program, self.finish, self.what, self.dtype
+        )
+        clone.memory_limit = memory_limit
+        clone.check_memory()  # refuse now rather than on the first call
+        return clone
 
     def __len__(self) -> int:
         return len(self.program)

@@ -258,13 +258,15 @@ def contract(
     eq = equation([labels for _, labels in operands], inner)
     shapes = tuple(tuple(a.shape) for a in arrays)
     expr, new_array, info, opt = planned(eq, shapes, optimize)
+    # Intermediates of a path of several steps, for the memory forecast.
+    extra = int(info.largest_intermediate) if len(info.contraction_list) > 1 else 0
     if log is not None and len(operands) > 1:
         names = tuple(names or [f"T{k}" for k in range(len(arrays))])
         flops, largest = int(info.opt_cost), int(info.largest_intermediate)
         log.append(Contraction(eq, names, opt, flops, largest, info))
 
     if scale == 1.0 and view is None and (new_array or not fresh):
-        return apply(expr, *arrays, shape=full, fresh=new_array)
+        return apply(expr, *arrays, shape=full, fresh=new_array, extra=extra)
 
     # A scale is applied to the smallest operand, the cheapest place for it.
     smallest = min(range(len(shapes)), key=lambda k: math.prod(shapes[k]))
@@ -283,4 +285,4 @@ def contract(
             result = np.array(result)
         return result
 
-    return apply(run, *arrays, shape=full, fresh=fresh)
+    return apply(run, *arrays, shape=full, fresh=fresh, extra=extra)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -54,15 +55,16 @@ class Step:
 class Tape:
     """The steps recorded so far; made by :func:`tracing`."""
 
-    def __init__(self) -> None:
-        self.steps: list[tuple[Callable[..., np.ndarray], tuple[int, ...], int]] = []
+    def __init__(self, itemsize: int = 8) -> None:
+        self.steps: list[tuple[Callable[..., np.ndarray], tuple[int, ...], int, int]] = []
         self.inputs: dict[str, int] = {}
         self.constants: dict[int, np.ndarray] = {}
-        self.count = 0
+        self.shapes: list[tuple[int, ...]] = []
+        self.itemsize = itemsize
 
     def _new(self, shape: tuple[int, ...]) -> Slot:
-        slot = Slot(self.count, shape)
-        self.count += 1
+        slot = Slot(len(self.shapes), shape)
+        self.shapes.append(slot.shape)
         return slot
 
     def input(self, name: str, shape: tuple[int, ...]) -> Slot:
@@ -77,34 +79,65 @@ class Tape:
         self.constants[slot.reg] = np.asarray(value)
         return slot.reg
 
-    def apply(self, fn: Callable[..., np.ndarray], args: Sequence, shape, fresh: bool) -> Slot:
+    def apply(
+        self, fn: Callable[..., np.ndarray], args: Sequence, shape, fresh: bool, extra: int
+    ) -> Slot:
         regs = tuple(self.register(a) for a in args)
         out = self._new(tuple(shape))
         out.fresh = fresh
-        self.steps.append((fn, regs, out.reg))
+        self.steps.append((fn, regs, out.reg, extra))
         return out
 
     def program(self, outputs: Sequence[Slot | np.ndarray]) -> Program:
         out_regs = tuple(self.register(o) for o in outputs)
         last: dict[int, int] = {}
-        for k, (_, args, _) in enumerate(self.steps):
+        for k, (_, args, _, _) in enumerate(self.steps):
             for a in args:
                 last[a] = k
-        keep = set(out_regs) | set(self.constants)
+        keep = set(out_regs) | set(self.constants) | set(self.inputs.values())
         steps = tuple(
             Step(fn, args, out, tuple(sorted({a for a in args if last[a] == k} - keep)))
-            for k, (fn, args, out) in enumerate(self.steps)
+            for k, (fn, args, out, _) in enumerate(self.steps)
         )
-        return Program(steps, dict(self.inputs), dict(self.constants), out_regs, self.count)
+        return Program(
+            steps,
+            dict(self.inputs),
+            dict(self.constants),
+            out_regs,
+            len(self.shapes),
+            self._peak(steps),
+        )
+
+    def _peak(self, steps: tuple[Step, ...]) -> Peak:
+        """The most bytes the steps hold at once (inputs not counted): every
+        live result, plus the step's own output and its largest intermediate."""
+        size = [math.prod(shape) * self.itemsize for shape in self.shapes]
+        live, best = 0, Peak(0, 0, ())
+        for k, (step, (_, _, _, extra)) in enumerate(zip(steps, self.steps, strict=True)):
+            during = live + size[step.out] + extra * self.itemsize
+            if during > best.bytes:
+                best = Peak(during, k, self.shapes[step.out])
+            live += size[step.out] - sum(size[a] for a in step.free)
+        return best
+
+
+@dataclass(frozen=True)
+class Peak:
+    """A forecast: ``bytes`` at the peak, and the shape of the array made then."""
+
+    bytes: int
+    step: int
+    shape: tuple[int, ...]
 
 
 _TAPE: ContextVar[Tape | None] = ContextVar("tensorchain_tape", default=None)
 
 
 @contextlib.contextmanager
-def tracing() -> Iterator[Tape]:
-    """Record every :func:`apply` inside the block on a new :class:`Tape`."""
-    tape = Tape()
+def tracing(itemsize: int = 8) -> Iterator[Tape]:
+    """Record every :func:`apply` inside the block on a new :class:`Tape`
+    (``itemsize``: bytes per entry, for the memory forecast)."""
+    tape = Tape(itemsize)
     token = _TAPE.set(tape)
     try:
         yield tape
@@ -112,14 +145,22 @@ def tracing() -> Iterator[Tape]:
         _TAPE.reset(token)
 
 
-def apply(fn: Callable[..., np.ndarray], *args, shape: Sequence[int], fresh: bool = False):
+def apply(
+    fn: Callable[..., np.ndarray],
+    *args,
+    shape: Sequence[int],
+    fresh: bool = False,
+    extra: int = 0,
+):
     """``fn(*args)`` now, or recorded as a step of the current trace.
 
-    ``fresh`` promises that ``fn`` returns a new array that nothing else holds."""
+    ``fresh`` promises that ``fn`` returns a new array that nothing else holds;
+    ``extra`` is how many entries ``fn`` holds besides its output (the largest
+    intermediate of a contraction), for the memory forecast."""
     tape = _TAPE.get()
     if tape is None:
         return fn(*args)
-    return tape.apply(fn, args, shape, fresh)
+    return tape.apply(fn, args, shape, fresh, extra)
 
 
 def is_fresh(value) -> bool:
@@ -136,6 +177,7 @@ class Program:
     constants: dict[int, np.ndarray]
     outputs: tuple[int, ...]
     registers: int
+    peak: Peak  # the memory forecast
 
     def __call__(self, values: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         regs: list = [None] * self.registers

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import MemoryLimitError
 from .functions import ELEMENTWISE
+from .limits import format_bytes, get_memory_limit
 from .lower import Const, Leaf, Map, Node, Product, Sum, children
 
 if TYPE_CHECKING:
@@ -102,8 +104,17 @@ def _downstream(net: Network, wrt: str) -> set[str]:
     return down
 
 
-def reshape_method(net: Network, of: str, wrt: str, values: Mapping[str, Any]) -> np.ndarray:
+def reshape_method(
+    net: Network,
+    of: str,
+    wrt: str,
+    values: Mapping[str, Any],
+    memory_limit: int | None = None,
+) -> np.ndarray:
     """d of / d wrt by the article's method: dense matrices multiplied, then reshaped.
+
+    Its largest matrix is forecast first and refused (:class:`MemoryLimitError`)
+    if it exceeds ``memory_limit`` (bytes; default: the limit in force).
 
     Example:
         >>> import tensorchain as tc
@@ -111,8 +122,19 @@ def reshape_method(net: Network, of: str, wrt: str, values: Mapping[str, Any]) -
         >>> tc.reshape_method(net, "C", "W", net.random_values(n=4, m=3)).shape
         (4, 3)
     """
-    forward = net.forward(values)
     net.info(of), net.info(wrt)
+    forward = net.forward(values)
+    cost = reshape_cost(net, of, wrt, forward.sizes)
+    limit = get_memory_limit(memory_limit)
+    if cost.largest * 8 > limit:
+        raise MemoryLimitError(
+            f"the reshape method for d{of}/d{wrt} would hold a"
+            f" {format_bytes(cost.largest * 8)} matrix, more than the memory limit of"
+            f" {format_bytes(limit)}; use net.jacobian({of!r}, {wrt!r}, values), whose"
+            " deltas stay symbolic, or smaller sizes",
+            cost.largest * 8,
+            limit,
+        )
     down = _downstream(net, wrt)
     n_of = forward.values[of].size
     adjoint: dict[str, np.ndarray] = {of: np.eye(n_of)} if of in down else {}

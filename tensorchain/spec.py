@@ -7,9 +7,11 @@ text is ever evaluated; numbers are read with ``float``/``int`` only.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
+from . import limits
 from .errors import SpecError
 
 KEYWORDS = ("dim", "input", "param")
@@ -178,8 +180,37 @@ def _describe(token: Token) -> str:
 class _Parser:
     def __init__(self, text: str) -> None:
         self.program = Program((), tuple(text.split("\n")))
+        if len(text) > limits.MAX_SPEC_CHARS:
+            raise SpecError(
+                f"the spec has {len(text):,} characters, more than the limit of"
+                f" {limits.MAX_SPEC_CHARS:,}; split the network or raise"
+                " tensorchain.limits.MAX_SPEC_CHARS"
+            )
         self.tokens = tokenize(text)
         self.at = 0
+        self.nesting = 0  # recursion depth of the parser, bounded by MAX_DEPTH
+        self.depth: dict[int, int] = {}  # id(node) -> height of its tree
+
+    def enter(self, token: Token) -> None:
+        self.nesting += 1
+        if self.nesting > limits.MAX_DEPTH:
+            raise self._too_deep(token)
+
+    def made(self, node: Expr, token: Token, *kids: Expr) -> Expr:
+        """Record the height of a new node; refuse trees deeper than MAX_DEPTH."""
+        height = 1 + max((self.depth.get(id(k), 1) for k in kids), default=0)
+        if height > limits.MAX_DEPTH:
+            raise self._too_deep(token)
+        self.depth[id(node)] = height
+        return node
+
+    def _too_deep(self, token: Token) -> SpecError:
+        return self.fail(
+            f"the expression nests more than {limits.MAX_DEPTH} levels deep here"
+            " (parentheses, calls, signs and each operator of a chain count);"
+            " split it into several statements",
+            token,
+        )
 
     @property
     def tok(self) -> Token:
@@ -222,6 +253,11 @@ class _Parser:
             if self.tok.kind == "newline":
                 self.next()
                 continue
+            if len(statements) == limits.MAX_STATEMENTS:
+                raise self.fail(
+                    f"the spec has more than {limits.MAX_STATEMENTS:,} statements;"
+                    " split the network or raise tensorchain.limits.MAX_STATEMENTS"
+                )
             statements.append(self.statement())
             if self.tok.kind not in ("newline", "eof"):
                 raise self.fail(
@@ -237,10 +273,15 @@ class _Parser:
             size = None
             if self.accept("="):
                 tok = self.tok
-                if tok.kind != "number" or not tok.text.isdigit() or int(tok.text) < 1:
+                if tok.kind != "number" or not tok.text.isdigit() or int(tok.text[:20]) < 1:
                     raise self.fail(
                         f"expected a positive whole number as the size of dim"
                         f" {name.text!r}, found {_describe(tok)}"
+                    )
+                if len(tok.text) > 15 or int(tok.text) > limits.MAX_DIM:
+                    raise self.fail(
+                        f"dim {name.text!r} = {tok.text[:20]} is larger than the limit"
+                        f" {limits.MAX_DIM:,} (tensorchain.limits.MAX_DIM)"
                     )
                 size = int(self.next().text)
             return DimDecl(name.text, size, first.pos)
@@ -283,7 +324,8 @@ class _Parser:
         expr = self.term()
         while self.tok.kind == "op" and self.tok.text in "+-":
             op = self.next()
-            expr = BinOp(op.text, expr, self.term(), op.pos)
+            right = self.term()
+            expr = self.made(BinOp(op.text, expr, right, op.pos), op, expr, right)
         return expr
 
     # term := unary (('*' | '/') unary)*
@@ -291,16 +333,19 @@ class _Parser:
         expr = self.unary()
         while self.tok.kind == "op" and self.tok.text in "*/":
             op = self.next()
-            expr = BinOp(op.text, expr, self.unary(), op.pos)
+            right = self.unary()
+            expr = self.made(BinOp(op.text, expr, right, op.pos), op, expr, right)
         return expr
 
     # unary := '-' unary | power ;  -x^2 is -(x^2), as in Python
     def unary(self) -> Expr:
+        sign = self.tok
         minus = self.accept("-")
-        if minus is not None:
-            return Neg(self.unary(), minus.pos)
-        if self.accept("+") is not None:
-            return self.unary()
+        if minus is not None or self.accept("+") is not None:
+            self.enter(sign)
+            operand = self.unary()
+            self.nesting -= 1
+            return self.made(Neg(operand, sign.pos), sign, operand) if minus else operand
         return self.power()
 
     # power := atom ('^' unary)?   (right-associative)
@@ -308,14 +353,20 @@ class _Parser:
         base = self.atom()
         op = self.accept("^")
         if op is not None:
-            return BinOp("^", base, self.unary(), op.pos)
+            self.enter(op)
+            exponent = self.unary()
+            self.nesting -= 1
+            return self.made(BinOp("^", base, exponent, op.pos), op, base, exponent)
         return base
 
     def atom(self) -> Expr:
         tok = self.tok
         if tok.kind == "number":
             self.next()
-            return Num(float(tok.text), tok.pos)
+            value = float(tok.text)
+            if not math.isfinite(value):
+                raise self.fail(f"the number {tok.text[:30]} is too large for a float64", tok)
+            return Num(value, tok.pos)
         if tok.kind == "name":
             self.next()
             if tok.text in KEYWORDS:
@@ -325,18 +376,22 @@ class _Parser:
                 )
             opener = self.accept("(")
             if opener is not None:
+                self.enter(opener)
                 args = [self.expression()]
                 while self.accept(","):
                     args.append(self.expression())
                 self.expect(")", f"to close the call of {tok.text!r}", opener)
-                return Call(tok.text, tuple(args), tok.pos)
+                self.nesting -= 1
+                return self.made(Call(tok.text, tuple(args), tok.pos), tok, *args)
             if self.tok.text == "[":
                 return Ref(tok.text, self.index_list("an index name"), tok.pos)
             return Ref(tok.text, None, tok.pos)
         opener = self.accept("(")
         if opener is not None:
+            self.enter(opener)
             expr = self.expression()
             self.expect(")", "to close the parenthesis", opener)
+            self.nesting -= 1
             return expr
         raise self.fail(
             f"expected a number, a tensor, a function call or '(', found {_describe(tok)}"
