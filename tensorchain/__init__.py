@@ -2,6 +2,9 @@
 
 from .errors import (
     DerivativeError,
+    MemoryLimitError,
+    NonFiniteWarning,
+    PlanError,
     ShapeError,
     SpecError,
     TensorchainError,

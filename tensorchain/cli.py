@@ -7,7 +7,15 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import TensorchainError
+from .errors import (
+    DerivativeError,
+    MemoryLimitError,
+    PlanError,
+    ShapeError,
+    SpecError,
+    TensorchainError,
+    ValuesError,
+)
 from .network import load, parse
 from .networks import builtin
 from .report import RULE, derivation
@@ -92,18 +100,30 @@ def derive(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Exit status per error class (the most specific class that matches wins).
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (MemoryLimitError, 9),
+    (PlanError, 8),
+    (DerivativeError, 7),
+    (ValuesError, 6),
+    (ShapeError, 5),
+    (SpecError, 4),
+    (TensorchainError, 1),
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; the exit status says what stopped it: 0 success,
+    1 a file that cannot be read, 2 usage, 3 disagreement with the reshape
+    method, 4-9 by error class (:data:`EXIT_CODES`)."""
     args = _parser().parse_args(argv)
     try:
         return derive(args)
     except TensorchainError as err:
         print(f"tensorchain: error: {err}", file=sys.stderr)
-        return 1
+        return next(code for cls, code in EXIT_CODES if isinstance(err, cls))
     except OSError as err:
-        print(
-            f"tensorchain: error: cannot read {err.filename}: {err.strerror}",
-            file=sys.stderr,
-        )
+        print(f"tensorchain: error: cannot read {err.filename}: {err.strerror}", file=sys.stderr)
         return 1
 
 

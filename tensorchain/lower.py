@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from . import limits
 from .errors import ShapeError, SpecError
 from .functions import CALLABLE, ELEMENTWISE, REDUCTIONS
 from .spec import Assign, BinOp, Call, Expr, Neg, Num, Pos, Program, Ref, show
@@ -413,6 +414,14 @@ def lower(program: Program, assign: Assign, axes: dict[str, tuple[str, ...]]) ->
     """Lower one assignment, given the dims of every tensor defined before it."""
     text = program.lines[assign.pos.line - 1].strip()
     lowered = _Lowering(program, assign, axes).statement(text)
+    labels = {lab for node in walk(lowered.root) for lab in node.labels}
+    if len(labels) > limits.MAX_INDICES:
+        raise program.error(
+            f"this statement uses {len(labels)} distinct indices, more than the limit of"
+            f" {limits.MAX_INDICES} (tensorchain.limits.MAX_INDICES); split it into"
+            " several statements",
+            assign.pos,
+        )
     operands = tuple(dict.fromkeys(leaf.name for leaf in leaves(lowered.root)))
     return Lowered(
         lowered.target,

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from . import limits
 from .chain import ChainResult, axis_names, network_jacobians, statement_jacobians
 from .errors import (
     DerivativeError,
@@ -152,6 +153,11 @@ class Network:
                 )
             if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s < 1:
                 raise ShapeError(f"dim {d} must be a positive integer, got {s!r}")
+            if s > limits.MAX_DIM:
+                raise ShapeError(
+                    f"dim {d}={s} is larger than the limit {limits.MAX_DIM:,}"
+                    " (tensorchain.limits.MAX_DIM)"
+                )
         sizes = {d: s for d, s in self.dims.items() if s is not None}
         sizes.update((d, int(s)) for d, s in dims.items())
         source = {d: f"{d}={s} given as an argument" for d, s in dims.items()}
@@ -170,6 +176,11 @@ class Network:
                     raise ShapeError(
                         f"dim {d} is {sizes[d]} ({source[d]}) but axis {k} of {name}"
                         f" has size {s}; make the values agree"
+                    )
+                if s == 0:
+                    raise ShapeError(
+                        f"axis {k} of {name} has size 0 (dim {d}); every dim needs at"
+                        " least one entry, so leave empty tensors out of the network"
                     )
                 if d not in source:
                     sizes[d], source[d] = int(s), f"from the value of {name}"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import MemoryLimitError
+from .errors import MemoryLimitError, PlanError
 from .functions import ELEMENTWISE
 from .limits import format_bytes, get_memory_limit
 from .lower import Const, Leaf, Map, Node, Product, Sum, children
@@ -29,8 +29,14 @@ if TYPE_CHECKING:
 
 def _einsum(operands: list[tuple[np.ndarray, tuple[str, ...]]], out: tuple[str, ...]):
     letters: dict[str, str] = {}
-    for _, labels in operands:
+    for _, labels in (*operands, (None, out)):
         for lab in labels:
+            if lab not in letters and len(letters) == len(string.ascii_letters):
+                raise PlanError(
+                    "the reshape method writes each local Jacobian as one np.einsum,"
+                    " which takes at most 52 distinct indices; this statement needs"
+                    " more, so check it against finite differences instead"
+                )
             letters.setdefault(lab, string.ascii_letters[len(letters)])
     lhs = ",".join("".join(letters[lab] for lab in labels) for _, labels in operands)
     rhs = "".join(letters[lab] for lab in out)

@@ -66,7 +66,7 @@ def test_a_bad_spec_exits_nonzero_with_the_error_and_no_traceback(tmp_path):
     spec = tmp_path / "bad.tc"
     spec.write_text("dim n = 3\ninput x[n]\nf = sigmod(x)\n")
     result = run("derive", str(spec))
-    assert result.returncode == 1
+    assert result.returncode == 4  # SpecError
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith(
@@ -75,16 +75,16 @@ def test_a_bad_spec_exits_nonzero_with_the_error_and_no_traceback(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "code", "message"),
     [
-        (["derive", "missing.tc"], "tensorchain: error: cannot read missing.tc: No such file"),
-        (["derive", "--wrt", "Q"], "tensorchain: error: unknown tensor 'Q'"),
-        (["derive", "--dims", "q=3"], "tensorchain: error: unknown dim 'q'"),
+        (["derive", "missing.tc"], 1, "tensorchain: error: cannot read missing.tc: No such file"),
+        (["derive", "--wrt", "Q"], 7, "tensorchain: error: unknown tensor 'Q'"),
+        (["derive", "--dims", "q=3"], 5, "tensorchain: error: unknown dim 'q'"),
     ],
 )
-def test_bad_arguments(args, message):
+def test_bad_arguments(args, code, message):
     result = run(*args)
-    assert result.returncode == 1
+    assert result.returncode == code
     assert result.stderr.startswith(message)
     assert "Traceback" not in result.stderr
 

@@ -1,0 +1,311 @@
+"""Failure behaviour: fuzzed specs, limits, no code execution, values, memory."""
+
+import builtins
+import contextlib
+import os
+import time
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tensorchain as tc
+from tensorchain import limits
+from tensorchain.report import derivation
+from tensorchain.strategies import networks
+
+# At least 2,000 fuzzed specs in the default (CI) profile, ten times that in
+# the long mode: HYPOTHESIS_PROFILE=thorough python -m pytest tests/test_hardening.py
+FUZZ_EXAMPLES = 20_000 if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else 2_000
+
+PIECES = st.sampled_from(
+    [
+        "(", ")", "[", "]", ",", "=", "+", "-", "*", "/", "^", "**", "#", "\n", " ",
+        "x", "W", "i", "j", "dim", "input", "param", "sum", "mean", "sigmoid", "softmax",
+        "0", "1e999", "9" * 40, "-1", "0.5", "é", "σ", "∂", "\t", "\r", "'", '"', ";", ".",
+        "__import__", "eval", "\x00", "😀",
+    ]
+)  # fmt: skip
+
+
+@st.composite
+def mutated_specs(draw):
+    base = draw(st.one_of(networks().map(lambda n: n.text), st.text(max_size=40), st.just("")))
+    text = base
+    for _ in range(draw(st.integers(0, 4))):
+        kind = draw(st.sampled_from(["delete", "insert", "swap", "duplicate", "truncate"]))
+        at = draw(st.integers(0, len(text)))
+        if kind == "delete":
+            text = text[:at] + text[at + draw(st.integers(1, 5)) :]
+        elif kind == "insert":
+            text = text[:at] + draw(PIECES) + text[at:]
+        elif kind == "swap":
+            tokens = text.split(" ")
+            if len(tokens) > 1:
+                a, b = draw(st.permutations(range(len(tokens))))[:2]
+                tokens[a], tokens[b] = tokens[b], tokens[a]
+                text = " ".join(tokens)
+        elif kind == "duplicate":
+            lines = text.split("\n")
+            k = draw(st.integers(0, len(lines) - 1))
+            text = "\n".join([*lines[: k + 1], lines[k], *lines[k + 1 :]])
+        else:
+            text = text[:at]
+    return text
+
+
+@settings(max_examples=FUZZ_EXAMPLES, suppress_health_check=list(HealthCheck))
+@given(mutated_specs())
+def test_fuzzed_specs_parse_or_raise_a_spec_error_inside_the_text(text):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tc.SpecWarning)
+        try:
+            net = tc.parse(text)
+        except tc.SpecError as err:
+            lines = text.split("\n")
+            assert err.line is not None and 1 <= err.line <= len(lines), err
+            assert 1 <= err.column <= len(lines[err.line - 1]) + 1, err
+            return
+    # It parsed: evaluating it either works or raises a TensorchainError.
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        with contextlib.suppress(tc.TensorchainError):
+            net.evaluate(net.random_values(seed=0))
+
+
+EVIL = [
+    'f = __import__("os").system("touch pwned")',
+    "import os",
+    "f = open(x)",
+    "f = eval(x)",
+    "f = exec(x)",
+    "f = x.__class__",
+    "dim n = 2; input x[n]",
+    "f = (lambda: 0)()",
+    "f = globals()",
+    "f = `touch pwned`",
+]
+
+
+@pytest.mark.parametrize("line", EVIL)
+def test_no_spec_can_execute_code(line, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("user text reached eval/exec")
+
+    monkeypatch.setattr(builtins, "eval", refuse)
+    monkeypatch.setattr(builtins, "exec", refuse)
+    with pytest.raises(tc.SpecError):
+        tc.parse(f"dim n = 2\ninput x[n]\n{line}\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def chain(k: int) -> str:
+    return "dim n = 2\ninput x[n]\nf = sum(" + " + ".join(["x"] * k) + ")\n"
+
+
+def nest(k: int) -> str:
+    return "dim n = 2\ninput x[n]\nf = sum(" + "tanh(" * k + "x" + ")" * k + ")\n"
+
+
+@pytest.mark.parametrize("make", [chain, nest])
+def test_the_deepest_allowed_expression_works_everywhere(make):
+    depth = limits.MAX_DEPTH - 2  # sum(...) adds a level; leave room
+    net = tc.parse(make(depth))
+    vals = net.random_values(seed=1)
+    g = net.grad("f", wrt="x", values=vals)["x"]
+    np.testing.assert_allclose(g, tc.reshape_method(net, "f", "x", vals), rtol=1e-12)
+    assert "∂f/∂x" in derivation(net, "f", "x", vals)[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        chain(limits.MAX_DEPTH + 1),
+        chain(10_000),
+        nest(limits.MAX_DEPTH + 1),
+        "dim n = 2\ninput x[n]\nf = sum(" + "(" * 10_000 + "x" + ")" * 10_000 + ")",
+        "dim n = 2\ninput x[n]\nf = sum(" + "-" * 10_000 + "x)",
+        "dim n = 2\ninput x[n]\nf = sum(x" + " ^ 2" * 10_000 + ")",
+    ],
+    ids=["chain", "long chain", "nest", "parentheses", "signs", "powers"],
+)
+def test_too_deep_is_a_spec_error_never_a_recursion_error(text):
+    with pytest.raises(tc.SpecError, match=r"nests more than 100 levels deep here"):
+        tc.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "dim n = 99999999999999999999",
+            r"dim 'n' = 99999999999999999999 is larger than the limit",
+        ),
+        ("dim n = " + "9" * 5000, r"is larger than the limit"),
+        (
+            "dim n = 2\ninput x[n]\nf = sum(x) * 1e999",
+            r"the number 1e999 is too large for a float64",
+        ),
+    ],
+)
+def test_huge_numbers(text, message):
+    with pytest.raises(tc.SpecError, match=message):
+        tc.parse(text)
+
+
+def test_too_many_indices_and_too_long_specs(monkeypatch):
+    monkeypatch.setattr(limits, "MAX_INDICES", 3)
+    with pytest.raises(tc.SpecError, match=r"uses 4 distinct indices, more than the limit of 3"):
+        tc.parse("dim n = 2\nparam T[n, n, n, n]\nf = T[i, j, k, l]")
+    monkeypatch.setattr(limits, "MAX_SPEC_CHARS", 10)
+    with pytest.raises(tc.SpecError, match=r"the spec has 11 characters, more than the limit"):
+        tc.parse("dim n = 2\n\n")
+    monkeypatch.setattr(limits, "MAX_STATEMENTS", 2)
+    monkeypatch.setattr(limits, "MAX_SPEC_CHARS", 1000)
+    with pytest.raises(
+        tc.SpecError, match=r"line 3, column 1: the spec has more than 2 statements"
+    ):
+        tc.parse("dim n = 2\ndim m = 2\ndim k = 2")
+    with pytest.raises(tc.ShapeError, match=r"dim n=2199023255553 is larger than the limit"):
+        tc.parse("dim n = 2\ninput x[n]").random_values(n=2**41 + 1)
+
+
+def test_more_than_52_indices_in_one_term():
+    # einsum has 52 letters; opt_einsum's symbol mapping takes the rest.
+    k = 60
+    dims = "\n".join(f"dim d{a} = 1" for a in range(k))
+    params = "\n".join(f"param v{a}[d{a}]" for a in range(k))
+    term = " * ".join(f"v{a}[i{a}]" for a in range(k))
+    net = tc.parse(f"{dims}\n{params}\nf = {term}")
+    vals = net.random_values(seed=0)
+    expected = np.prod([vals[f"v{a}"][0] for a in range(k)])
+    assert net.evaluate(vals)["f"] == pytest.approx(expected)
+    g = net.grad("f", wrt="v7", values=vals)["v7"]
+    assert g[0] == pytest.approx(expected / vals["v7"][0])
+    with pytest.raises(tc.PlanError, match=r"at most 52 distinct indices"):
+        tc.reshape_method(net, "f", "v7", vals)
+
+
+NET = tc.parse(tc.ARTICLE)
+
+
+def test_non_finite_values_warn_or_raise_with_strict():
+    vals = NET.random_values()
+    vals["x"] = vals["x"].copy()
+    vals["x"][1] = np.nan
+    with pytest.warns(tc.NonFiniteWarning, match=r"the value of x has 1 non-finite entry"):
+        NET.grad("C", values=vals)
+    with pytest.raises(tc.ValuesError, match=r"the value of x has 1 non-finite entry"):
+        NET.grad("C", values=vals, strict=True)
+
+
+def test_dtypes_integers_float32_complex():
+    vals = NET.random_values(n=3, m=2)
+    ints = {k: np.round(v * 3).astype(int) for k, v in vals.items()}
+    g = NET.grad("C", values=ints)
+    assert g["W"].dtype == np.float64
+    floats = {k: v.astype(float) for k, v in ints.items()}
+    np.testing.assert_array_equal(g["W"], NET.grad("C", values=floats)["W"])
+
+    single = {k: v.astype(np.float32) for k, v in vals.items()}
+    g32 = NET.grad("C", values=single)
+    assert g32["W"].dtype == np.float32
+    np.testing.assert_allclose(g32["W"], NET.grad("C", values=vals)["W"], rtol=1e-5, atol=1e-6)
+    assert NET.jacobian("a", "W", single).array.dtype == np.float32
+
+    rng = np.random.default_rng(1)
+    cplx = {k: v + 0.3j * rng.standard_normal(v.shape) for k, v in vals.items()}
+    for w in ("W", "b", "x"):
+        J = NET.jacobian("C", w, cplx).array
+        assert J.dtype == np.complex128
+        np.testing.assert_allclose(J, tc.reshape_method(NET, "C", w, cplx), atol=1e-12)
+        # a holomorphic function's derivative along the real axis
+        step = 1e-7
+        plus, minus = dict(cplx), dict(cplx)
+        plus[w], minus[w] = cplx[w] + step, cplx[w] - step
+        along_all = (NET.evaluate(plus)["C"] - NET.evaluate(minus)["C"]) / (2 * step)
+        assert J.sum() == pytest.approx(along_all, rel=1e-6)
+
+
+def test_complex_values_are_refused_for_functions_without_a_complex_derivative():
+    net = tc.parse("dim n = 2\ninput x[n]\nf = sum(relu(x))")
+    with pytest.raises(tc.ValuesError, match=r"complex values: relu \(line 3\) has no complex"):
+        net.grad("f", wrt="x", values={"x": np.array([1 + 1j, 2])})
+
+
+def test_views_read_only_and_non_contiguous_values_are_fine():
+    vals = NET.random_values(n=3, m=3)
+    reference = NET.grad("C", values=vals)
+    W = np.asfortranarray(vals["W"])
+    x = np.repeat(vals["x"], 2)[::2]  # a strided view
+    for arr in (W, x):
+        arr.flags.writeable = False
+    g = NET.grad("C", values={**vals, "W": W, "x": x})
+    np.testing.assert_allclose(g["W"], reference["W"], rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("value", "cls", "message"),
+    [
+        (np.zeros(0), tc.ShapeError, r"axis 0 of x has size 0 \(dim m\); every dim needs"),
+        ([[1.0, 2.0], [3.0]], tc.ValuesError, r"the value of x is not an array"),
+        (np.array([{}, {}, {}]), tc.ValuesError, r"the value of x has dtype object"),
+    ],
+)
+def test_values_that_cannot_be_used(value, cls, message):
+    with pytest.raises(cls, match=message):
+        NET.grad("C", values={**NET.random_values(), "x": value})
+
+
+def test_the_dense_jacobian_at_4096_is_refused_from_its_forecast():
+    vals = NET.random_values(n=4096, m=4096)
+    J = NET.jacobian("z", "W", vals)  # structured: x and a delta
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(
+        tc.MemoryLimitError, match=r"\(4096 × 4096 × 4096\) would need 512 GiB"
+    ) as info:
+        _ = J.array
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert seconds < 0.5
+    assert peak < 2**20  # nothing large was allocated
+    assert info.value.forecast >= 512 * 2**30
+    assert "its structured form holds only 4,096 numbers" in str(info.value)
+
+
+def test_memory_limits_on_compiled_programs_and_the_reshape_method():
+    vals = NET.random_values(n=64, m=64)
+    with pytest.raises(tc.MemoryLimitError, match=r"the gradient of C by W, b would need about"):
+        NET.grad("C", values=vals, memory_limit=1000)
+    with pytest.raises(tc.MemoryLimitError, match=r"more than the memory limit of 1000 B"):
+        NET.compile_grad("C", dims={"n": 64, "m": 64}, memory_limit=1000)
+    with pytest.raises(tc.MemoryLimitError, match=r"reshape method for dz/dW would hold a 2 MiB"):
+        tc.reshape_method(NET, "z", "W", vals, memory_limit=2**20)
+    tc.set_memory_limit(2**20)
+    try:
+        with pytest.raises(tc.MemoryLimitError):
+            _ = NET.jacobian("z", "W", vals).array
+        assert NET.jacobian("z", "W", vals).dense(memory_limit=2**23).shape == (64, 64, 64)
+    finally:
+        tc.set_memory_limit(None)
+    with pytest.raises(tc.PlanError, match=r"a memory limit is a positive number of bytes"):
+        tc.set_memory_limit(-1)
+
+
+def test_every_error_class_has_its_own_exit_status():
+    from tensorchain.cli import EXIT_CODES
+
+    codes = {cls: code for cls, code in EXIT_CODES}
+    assert len(set(codes.values())) == len(codes)
+    for cls in (tc.SpecError, tc.ShapeError, tc.ValuesError, tc.DerivativeError, tc.PlanError):
+        err = cls("x")
+        assert next(c for k, c in EXIT_CODES if isinstance(err, k)) == codes[cls]
+    err = tc.MemoryLimitError("x", 2, 1)
+    assert next(c for k, c in EXIT_CODES if isinstance(err, k)) == 9
