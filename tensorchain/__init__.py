@@ -1,5 +1,8 @@
 """tensorchain: the chain rule of tensor networks, planned by opt_einsum."""
 
+__version__ = "0.1.0"  # first, so that modules can import it
+
+from .derivation import Derivation
 from .errors import (
     DerivativeError,
     MemoryLimitError,
@@ -17,13 +20,12 @@ from .network import Network, load, parse
 from .networks import builtin
 from .reshape import reshape_method
 
-__version__ = "0.1.0"
-
 ARTICLE: str = builtin("article")
 """The spec text of the article's one-layer network."""
 
 __all__ = [
     "ARTICLE",
+    "Derivation",
     "DerivativeError",
     "LabeledTensor",
     "MemoryLimitError",

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .derivation import module_source
 from .errors import (
     DerivativeError,
     MemoryLimitError,
@@ -62,6 +63,18 @@ def _parser() -> argparse.ArgumentParser:
         help="dim sizes, e.g. n=4,m=3 (default: the spec's)",
     )
     derive.add_argument("--seed", type=int, default=0, help="seed of the random values")
+    shown = derive.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--latex", action="store_true", help="print only the formula of each derivative in LaTeX"
+    )
+    shown.add_argument(
+        "--steps", action="store_true", help="print only the chain rule step by step"
+    )
+    shown.add_argument(
+        "--emit",
+        choices=["python"],
+        help="print only standalone numpy source computing the derivatives",
+    )
     return parser
 
 
@@ -77,6 +90,14 @@ def derive(args: argparse.Namespace) -> int:
     wrts = args.wrt.split(",") if args.wrt else net.params
     if not wrts:
         raise TensorchainError("the spec has no param; name what to differentiate by with --wrt")
+    wrts = [w.strip() for w in wrts]
+    if args.latex or args.steps or args.emit:
+        derivations = [net.derive(of, w, **args.dims) for w in wrts]
+        if args.emit:
+            print(module_source(derivations), file=out, end="")
+        for d in derivations if not args.emit else ():
+            print(d.latex() if args.latex else "\n".join([str(d), *d.steps, ""]), file=out)
+        return 0
     values = net.random_values(seed=args.seed, **args.dims)
     sizes = net.sizes(values)
     print(f"tensorchain derive: {title}\n{RULE}", file=out)
@@ -87,7 +108,7 @@ def derive(args: argparse.Namespace) -> int:
         file=out,
     )
     worst = 0.0
-    for w in (w.strip() for w in wrts):
+    for w in wrts:
         text, diff = derivation(net, of, w, values)
         print(text + "\n", file=out)
         worst = max(worst, diff)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -53,6 +53,40 @@ def _linear(node: Sum, sizes: dict[str, int]):
     return run
 
 
+def _own_code(args: Sequence[str]) -> str:
+    return f"np.array({args[0]})"
+
+
+def _linear_code(node: Sum, sizes: dict[str, int]):
+    """Numpy source for :func:`_linear`."""
+    full = tuple(sizes[lab] for lab in node.labels)
+
+    def code(args: Sequence[str]) -> str:
+        parts = []
+        for (c, term), a in zip(node.terms, args, strict=True):
+            order = [lab for lab in node.labels if lab in term.labels]
+            perm = [term.labels.index(lab) for lab in order]
+            if perm != sorted(perm):
+                a = f"np.transpose({a}, {tuple(perm)})"
+            view = tuple(sizes[lab] if lab in term.labels else 1 for lab in node.labels)
+            if view != full:
+                a = f"np.reshape({a}, {view})"
+            parts.append((c, a, view == full))
+        text = ""
+        for c, a, _ in parts:
+            term = a if abs(c) == 1.0 else f"{abs(c)!r} * {a}"
+            text += (
+                (f" - {term}" if c < 0 else f" + {term}")
+                if text
+                else (f"-{term}" if c < 0 else term)
+            )
+        if len(parts) > 1 and any(whole for _, _, whole in parts):
+            return text  # one operand has the full shape: the sum is a new array
+        return f"np.array(np.broadcast_to({text}, {full}))"
+
+    return code
+
+
 def evaluate_node(
     node: Node,
     env: Mapping[str, np.ndarray],
@@ -69,15 +103,23 @@ def evaluate_node(
         value = np.asarray(node.value, dtype=float)
     elif isinstance(node, Map):
         arg = evaluate_node(node.arg, env, sizes, out)
-        f = functools.partial(ELEMENTWISE[node.func].value, p=node.param)
-        value = apply(f, arg, shape=shape, fresh=True)
+        fn = ELEMENTWISE[node.func]
+        value = apply(
+            functools.partial(fn.value, p=node.param),
+            arg,
+            shape=shape,
+            fresh=True,
+            code=lambda a, fn=fn, p=node.param: fn.source(a[0], p),
+        )
     elif isinstance(node, Product):
         operands = [(evaluate_node(f, env, sizes, out), f.labels) for f in node.factors]
         scale = node.coeff / float(np.prod([sizes[m] for m in node.mean_over]))
         value = contract(operands, node.labels, sizes, scale=scale)
     else:
         parts = [evaluate_node(t, env, sizes, out) for _, t in node.terms]
-        value = apply(_linear(node, sizes), *parts, shape=shape, fresh=True)
+        value = apply(
+            _linear(node, sizes), *parts, shape=shape, fresh=True, code=_linear_code(node, sizes)
+        )
     out[id(node)] = value
     return value
 
@@ -91,4 +133,4 @@ def evaluate_statement(
     if is_fresh(result):
         return result, values
     shape = [sizes[lab] for lab in stmt.labels]
-    return apply(_owned, result, shape=shape, fresh=True), values
+    return apply(_owned, result, shape=shape, fresh=True, code=_own_code), values

@@ -21,18 +21,49 @@ class Elementwise:
     ``value(x, p)`` and ``derivative(x, y, p)``, where ``y = value(x, p)`` is
     passed in so that ``σ' = y (1 − y)`` or ``tanh' = 1 − y²`` reuse the forward
     pass (as backprop does); ``p`` is the exponent of ``pow``, unused elsewhere.
+    The ``*_code`` fields are the same as numpy source (``{x}``, ``{y}``,
+    ``{p}`` filled in) for generated code; ``latex`` and ``derivative_latex``
+    print them (``{f}`` the argument).
     """
 
     name: str
     value: Callable[[Array, float], Array]
     derivative: Callable[[Array, Array, float], Array]
     derivative_name: str  # "{f}" stands for the argument
+    value_code: str
+    derivative_code: str
+    latex: str
+    derivative_latex: str
 
     def derivative_text(self, arg: str, p: float = 0.0) -> str:
         """The derivative printed at ``arg``: ``σ'(z)``, ``2 z``, ``3 z^2``."""
         if self.name == "pow":
             return f"{p:g} {arg}" if p == 2 else f"{p:g} {arg}^{p - 1:g}"
         return self.derivative_name.format(f=arg)
+
+    def derivative_tex(self, arg: str, p: float = 0.0) -> str:
+        """The derivative in LaTeX at the LaTeX argument ``arg``."""
+        if self.name == "pow":
+            return f"{p:g} {arg}" if p == 2 else f"{p:g} {arg}^{{{p - 1:g}}}"
+        return self.derivative_latex.replace("{f}", arg)
+
+    def source(self, x: str, p: float = 0.0) -> str:
+        """Numpy source of the value at the expression ``x``."""
+        if self.name == "pow" and p == 2:
+            return f"{x} * {x}"
+        return self.value_code.format(x=x, p=p)
+
+    def derivative_source(self, x: str, y: str, p: float = 0.0) -> str:
+        """Numpy source of the derivative, given the source of ``x`` and ``y``."""
+        if self.name == "pow" and p == 2:
+            return f"2.0 * {x}"
+        return self.derivative_code.format(x=x, y=y, p=p)
+
+    def tex(self, arg: str, p: float = 0.0) -> str:
+        """The function in LaTeX at the LaTeX argument ``arg``."""
+        if self.name == "pow":
+            return f"{arg}^{{{p:g}}}"
+        return self.latex.replace("{f}", arg)
 
 
 def _sigmoid(x: Array, p: float = 0.0) -> Array:
@@ -68,32 +99,144 @@ def _dpow(x: Array, y: Array, p: float) -> Array:
     return 2.0 * x if p == 2 else p * np.power(x, p - 1)
 
 
-def _f(name: str, value, derivative, text: str) -> Elementwise:
-    return Elementwise(name, value, derivative, text)
+def _f(name, value, derivative, text, value_code, derivative_code, latex, dlatex):
+    return Elementwise(name, value, derivative, text, value_code, derivative_code, latex, dlatex)
 
 
 ELEMENTWISE: dict[str, Elementwise] = {
     f.name: f
     for f in (
-        _f("sigmoid", _sigmoid, _dsigmoid, "σ'({f})"),
-        _f("tanh", lambda x, p: np.tanh(x), _dtanh, "tanh'({f})"),
+        _f(
+            "sigmoid",
+            _sigmoid,
+            _dsigmoid,
+            "σ'({f})",
+            "1.0 / (1.0 + np.exp(np.minimum(-{x}, 709.0)))",
+            "{y} * (1.0 - {y})",
+            r"\sigma({f})",
+            r"\sigma'({f})",
+        ),
+        _f(
+            "tanh",
+            lambda x, p: np.tanh(x),
+            _dtanh,
+            "tanh'({f})",
+            "np.tanh({x})",
+            "1.0 - {y} * {y}",
+            r"\tanh({f})",
+            r"(1 - \tanh^2({f}))",
+        ),
         _f(
             "relu",
             lambda x, p: np.maximum(x, 0.0),
             lambda x, y, p: (x > 0).astype(x.dtype),
             "[{f} > 0]",
+            "np.maximum({x}, 0.0)",
+            "({x} > 0).astype({x}.dtype)",
+            r"\mathrm{relu}({f})",
+            r"[{f} > 0]",
         ),
-        _f("exp", lambda x, p: np.exp(x), lambda x, y, p: y, "exp({f})"),
-        _f("log", lambda x, p: np.log(x), lambda x, y, p: 1.0 / x, "1/{f}"),
-        _f("softplus", lambda x, p: np.logaddexp(0.0, x), lambda x, y, p: _sigmoid(x), "σ({f})"),
-        _f("sin", lambda x, p: np.sin(x), lambda x, y, p: np.cos(x), "cos({f})"),
-        _f("cos", lambda x, p: np.cos(x), lambda x, y, p: -np.sin(x), "-sin({f})"),
-        _f("sqrt", lambda x, p: np.sqrt(x), lambda x, y, p: 0.5 / y, "1/(2√{f})"),
-        _f("square", lambda x, p: x * x, lambda x, y, p: 2.0 * x, "2 {f}"),
-        _f("abs", lambda x, p: np.abs(x), lambda x, y, p: np.sign(x), "sign({f})"),
+        _f(
+            "exp",
+            lambda x, p: np.exp(x),
+            lambda x, y, p: y,
+            "exp({f})",
+            "np.exp({x})",
+            "{y}",
+            r"e^{{f}}",
+            r"e^{{f}}",
+        ),
+        _f(
+            "log",
+            lambda x, p: np.log(x),
+            lambda x, y, p: 1.0 / x,
+            "1/{f}",
+            "np.log({x})",
+            "1.0 / {x}",
+            r"\log({f})",
+            r"\frac{1}{{f}}",
+        ),
+        _f(
+            "softplus",
+            lambda x, p: np.logaddexp(0.0, x),
+            lambda x, y, p: _sigmoid(x),
+            "σ({f})",
+            "np.logaddexp(0.0, {x})",
+            "1.0 / (1.0 + np.exp(np.minimum(-{x}, 709.0)))",
+            r"\mathrm{softplus}({f})",
+            r"\sigma({f})",
+        ),
+        _f(
+            "sin",
+            lambda x, p: np.sin(x),
+            lambda x, y, p: np.cos(x),
+            "cos({f})",
+            "np.sin({x})",
+            "np.cos({x})",
+            r"\sin({f})",
+            r"\cos({f})",
+        ),
+        _f(
+            "cos",
+            lambda x, p: np.cos(x),
+            lambda x, y, p: -np.sin(x),
+            "-sin({f})",
+            "np.cos({x})",
+            "-np.sin({x})",
+            r"\cos({f})",
+            r"(-\sin({f}))",
+        ),
+        _f(
+            "sqrt",
+            lambda x, p: np.sqrt(x),
+            lambda x, y, p: 0.5 / y,
+            "1/(2√{f})",
+            "np.sqrt({x})",
+            "0.5 / {y}",
+            r"\sqrt{{f}}",
+            r"\frac{1}{2\sqrt{{f}}}",
+        ),
+        _f(
+            "square",
+            lambda x, p: x * x,
+            lambda x, y, p: 2.0 * x,
+            "2 {f}",
+            "{x} * {x}",
+            "2.0 * {x}",
+            r"{f}^2",
+            r"2 {f}",
+        ),
+        _f(
+            "abs",
+            lambda x, p: np.abs(x),
+            lambda x, y, p: np.sign(x),
+            "sign({f})",
+            "np.abs({x})",
+            "np.sign({x})",
+            r"|{f}|",
+            r"\mathrm{sign}({f})",
+        ),
         # Internal: produced by `a / b` and `a ^ p`; not callable by name.
-        _f("reciprocal", lambda x, p: 1.0 / x, lambda x, y, p: -(y * y), "-1/{f}²"),
-        _f("pow", _pow, _dpow, ""),
+        _f(
+            "reciprocal",
+            lambda x, p: 1.0 / x,
+            lambda x, y, p: -(y * y),
+            "-1/{f}²",
+            "1.0 / {x}",
+            "-({y} * {y})",
+            r"\frac{1}{{f}}",
+            r"\left(-\frac{1}{({f})^2}\right)",
+        ),
+        _f(
+            "pow",
+            _pow,
+            _dpow,
+            "",
+            "np.power({x}, {p!r})",
+            "{p!r} * np.power({x}, {p!r} - 1.0)",
+            "",
+            "",
+        ),
     )
 }
 

@@ -11,6 +11,7 @@ that densifies.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ import numpy as np
 from .errors import MemoryLimitError
 from .limits import format_bytes, get_memory_limit
 from .plan import Contraction, contract
-from .program import apply
+from .program import apply, linear_source
 
 _fresh = itertools.count()
 
@@ -39,6 +40,7 @@ class Factor:
     labels: tuple[str, ...]
     name: str
     origin: str = ""  # the local Jacobian it comes from, e.g. "da/dz"
+    tex: str = ""  # the name in LaTeX ("" when it has none: a contracted factor)
 
 
 @dataclass(frozen=True)
@@ -251,6 +253,8 @@ class LabeledTensor:
                     old.factors[0].array,
                     factor.array,
                     shape=[self.sizes[lab] for lab in labels],
+                    fresh=True,
+                    code=lambda a, c1=c1, c2=c2: linear_source([(c1, a[0]), (c2, a[1])]),
                 )
                 label = name or f"{old.factors[0].name} + {factor.name}"
                 merged[key] = Term(1.0, (Factor(total, labels, label),), t.deltas)
@@ -314,7 +318,14 @@ class LabeledTensor:
             reps, strides = _diagonal(t, self.indices, self.shape)
             datas.append(contract([(f.array, f.labels) for f in t.factors], reps, self.sizes))
             placements.append((t.coeff, [self.sizes[r] for r in reps], strides))
-        return apply(_assemble(self.shape, placements, self.dtype), *datas, shape=self.shape)
+        dtype = self.dtype
+
+        def code(args: Sequence[str]) -> str:
+            kind = "None" if dtype is None else f"np.dtype({dtype.str!r})"
+            return f"place({self.shape}, {placements!r}, {kind}, {', '.join(args)})"
+
+        assemble = _assemble(self.shape, placements, dtype)
+        return apply(assemble, *datas, shape=self.shape, code=code)
 
     def __repr__(self) -> str:
         from .render import format_labeled
@@ -340,15 +351,17 @@ def _diagonal(term: Term, indices: tuple[str, ...], shape: tuple[int, ...]):
     return reps, [strides[r] for r in reps]
 
 
+def place(shape, placements, dtype, *datas):
+    """Zeros of ``shape``, plus each term's data added through a strided view of
+    its delta diagonals (each placement: coefficient, view shape, strides in
+    entries). Symbolic deltas become dense here and nowhere else."""
+    out = np.zeros(shape, dtype=dtype or np.result_type(np.float64, *datas))
+    for data, (coeff, view_shape, strides) in zip(datas, placements, strict=True):
+        byte_strides = [s * out.itemsize for s in strides]
+        view = np.lib.stride_tricks.as_strided(out, shape=view_shape, strides=byte_strides)
+        view += coeff * data
+    return out
+
+
 def _assemble(shape: tuple[int, ...], placements: list, dtype: np.dtype | None):
-    """A function that adds each term's data into zeros through a strided view."""
-
-    def run(*datas: np.ndarray) -> np.ndarray:
-        out = np.zeros(shape, dtype=dtype or np.result_type(np.float64, *datas))
-        for data, (coeff, view_shape, strides) in zip(datas, placements, strict=True):
-            byte_strides = [s * out.itemsize for s in strides]
-            view = np.lib.stride_tricks.as_strided(out, shape=view_shape, strides=byte_strides)
-            view += coeff * data
-        return out
-
-    return run
+    return functools.partial(place, shape, placements, dtype)

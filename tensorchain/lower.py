@@ -218,6 +218,8 @@ class _Lowering:
             return Const(const)
         if const != 0.0:
             flat.append((1.0, Const(const)))
+        if len(flat) == 1 and flat[0][0] == 1.0:
+            return flat[0][1]
         return Sum(tuple(flat), _union([n for _, n in flat]))
 
     # --- expressions ---

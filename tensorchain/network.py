@@ -6,7 +6,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from .program import Program, tracing
 from .shapes import Binding, bind_labels, shape_text
 from .spec import Assign, DimDecl, Pos, TensorDecl, parse_program
 from .spec import Program as SpecProgram
+
+if TYPE_CHECKING:
+    from .derivation import Derivation
 
 
 @dataclass(frozen=True)
@@ -357,6 +360,22 @@ class Network:
             return cache[stmt.target]
 
         return network_jacobians(self.statements, self.axes, forward.sizes, local_fn, of, list(wrt))
+
+    def derive(
+        self, of: str, wrt: str, values: Mapping[str, Any] | None = None, **dims: int
+    ) -> Derivation:
+        """The derivation of ``d of / d wrt``: index notation (``str``), ``.einsum``,
+        ``.latex()``, ``.steps``, ``.matrix_form()`` and ``.to_python()``.
+
+        Symbolic (shapes only, from ``dims`` or the spec's defaults) unless
+        ``values`` are given. Example:
+            >>> import tensorchain as tc
+            >>> print(tc.parse(tc.ARTICLE).derive("C", "b"))
+            ∂C/∂b[i] = 0.5 · 2 (a - y)[i] · σ'(z)[i]
+        """
+        from .derivation import derive
+
+        return derive(self, of, wrt, values, **dims)
 
     def jacobian(
         self,

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import opt_einsum as oe
 
+from .errors import PlanError
 from .program import apply, is_fresh
 
 Operand = tuple[np.ndarray, Sequence[str]]
@@ -247,13 +248,26 @@ def contract(
     )
     if not operands:
         if fresh:
-            return apply(lambda: np.full(full, scale), shape=full, fresh=True)
-        return apply(lambda: np.broadcast_to(np.asarray(scale, dtype=float), full), shape=full)
+            return apply(
+                lambda: np.full(full, scale),
+                shape=full,
+                fresh=True,
+                code=lambda a: f"np.full({full}, {scale!r})",
+            )
+        return apply(
+            lambda: np.broadcast_to(np.asarray(scale, dtype=float), full),
+            shape=full,
+            code=lambda a: f"np.broadcast_to(np.asarray({scale!r}), {full})",
+        )
     if len(operands) == 1 and tuple(operands[0][1]) == tuple(output):
         if scale == 1.0 and (not fresh or is_fresh(arrays[0])):
             return arrays[0]  # the identity: nothing to do
         return apply(
-            lambda a: scale * a if scale != 1.0 else a.copy(), arrays[0], shape=full, fresh=True
+            lambda a: scale * a if scale != 1.0 else a.copy(),
+            arrays[0],
+            shape=full,
+            fresh=True,
+            code=lambda a: f"{scale!r} * {a[0]}" if scale != 1.0 else f"{a[0]}.copy()",
         )
     eq = equation([labels for _, labels in operands], inner)
     shapes = tuple(tuple(a.shape) for a in arrays)
@@ -265,8 +279,19 @@ def contract(
         flops, largest = int(info.opt_cost), int(info.largest_intermediate)
         log.append(Contraction(eq, names, opt, flops, largest, info))
 
+    def code(args: Sequence[str]) -> str:
+        letters = _einsum_letters(eq)
+        text = (
+            f"np.einsum({letters!r}, {', '.join(args)}, optimize={['einsum_path', *info.path]!r})"
+        )
+        if scale != 1.0:
+            text = f"{scale!r} * {text}"
+        if view is not None:
+            text = f"np.array(np.broadcast_to(np.reshape({text}, {tuple(view)}), {full}))"
+        return text
+
     if scale == 1.0 and view is None and (new_array or not fresh):
-        return apply(expr, *arrays, shape=full, fresh=new_array, extra=extra)
+        return apply(expr, *arrays, shape=full, fresh=new_array, extra=extra, code=code)
 
     # A scale is applied to the smallest operand, the cheapest place for it.
     smallest = min(range(len(shapes)), key=lambda k: math.prod(shapes[k]))
@@ -285,4 +310,15 @@ def contract(
             result = np.array(result)
         return result
 
-    return apply(run, *arrays, shape=full, fresh=fresh, extra=extra)
+    return apply(run, *arrays, shape=full, fresh=fresh, extra=extra, code=code)
+
+
+def _einsum_letters(eq: str) -> str:
+    """``eq`` with ascii letters only, as ``np.einsum`` needs (52 at most)."""
+    try:
+        return oe.parser.convert_to_valid_einsum_chars(eq)
+    except ValueError:
+        raise PlanError(
+            "generated numpy code writes each contraction as one np.einsum, which"
+            f" takes at most 52 distinct indices; {eq!r} has more"
+        ) from None

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Writes one step as numpy source, given the source of its arguments.
+Code = Callable[[Sequence[str]], str]
+
 
 class Slot:
     """A placeholder for a float64 array in a traced program."""
@@ -57,6 +60,7 @@ class Tape:
 
     def __init__(self, itemsize: int = 8) -> None:
         self.steps: list[tuple[Callable[..., np.ndarray], tuple[int, ...], int, int]] = []
+        self.codes: list[Code | None] = []
         self.inputs: dict[str, int] = {}
         self.constants: dict[int, np.ndarray] = {}
         self.shapes: list[tuple[int, ...]] = []
@@ -80,12 +84,19 @@ class Tape:
         return slot.reg
 
     def apply(
-        self, fn: Callable[..., np.ndarray], args: Sequence, shape, fresh: bool, extra: int
+        self,
+        fn: Callable[..., np.ndarray],
+        args: Sequence,
+        shape,
+        fresh: bool,
+        extra: int,
+        code: Code | None,
     ) -> Slot:
         regs = tuple(self.register(a) for a in args)
         out = self._new(tuple(shape))
         out.fresh = fresh
         self.steps.append((fn, regs, out.reg, extra))
+        self.codes.append(code)
         return out
 
     def program(self, outputs: Sequence[Slot | np.ndarray]) -> Program:
@@ -106,6 +117,7 @@ class Tape:
             out_regs,
             len(self.shapes),
             self._peak(steps),
+            tuple(self.codes),
         )
 
     def _peak(self, steps: tuple[Step, ...]) -> Peak:
@@ -151,16 +163,38 @@ def apply(
     shape: Sequence[int],
     fresh: bool = False,
     extra: int = 0,
+    code: Code | None = None,
 ):
     """``fn(*args)`` now, or recorded as a step of the current trace.
 
     ``fresh`` promises that ``fn`` returns a new array that nothing else holds;
     ``extra`` is how many entries ``fn`` holds besides its output (the largest
-    intermediate of a contraction), for the memory forecast."""
+    intermediate of a contraction), for the memory forecast; ``code`` writes
+    the step as numpy source, given its arguments' source (for
+    :meth:`Program.source`)."""
     tape = _TAPE.get()
     if tape is None:
         return fn(*args)
-    return tape.apply(fn, args, shape, fresh, extra)
+    return tape.apply(fn, args, shape, fresh, extra, code)
+
+
+def linear_source(pairs: Sequence[tuple[float, str]]) -> str:
+    """``c1 * a + c2 * b - ...`` as readable source (no ``1.0 *``, signs folded)."""
+    text = ""
+    for c, a in pairs:
+        term = a if abs(c) == 1.0 else f"{abs(c)!r} * {a}"
+        if not text:
+            text = f"-{term}" if c < 0 else term
+        else:
+            text += f" - {term}" if c < 0 else f" + {term}"
+    return text
+
+
+def _literal(value: np.ndarray) -> str:
+    value = np.asarray(value)
+    if value.ndim == 0:
+        return f"np.asarray({value.item()!r})"
+    return f"np.array({value.tolist()!r})"
 
 
 def is_fresh(value) -> bool:
@@ -178,6 +212,7 @@ class Program:
     outputs: tuple[int, ...]
     registers: int
     peak: Peak  # the memory forecast
+    codes: tuple[Code | None, ...] = ()
 
     def __call__(self, values: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         regs: list = [None] * self.registers
@@ -190,6 +225,23 @@ class Program:
             for a in free:
                 regs[a] = None
         return [regs[r] for r in self.outputs]
+
+    def source(self, names: Mapping[int, str]) -> tuple[list[str], list[str]]:
+        """The program as numpy statements: ``(lines, outputs)``, one assignment
+        per step. ``names`` names registers (inputs and chosen steps); the rest
+        are ``t1, t2, ...``; constants are written as literals."""
+        var: dict[int, str] = dict(names)
+        for reg, value in self.constants.items():
+            var[reg] = _literal(value)
+        lines, count = [], 0
+        for step, code in zip(self.steps, self.codes, strict=True):
+            if code is None:
+                raise ValueError(f"step {step.fn!r} has no source form")
+            if step.out not in var:
+                count += 1
+                var[step.out] = f"t{count}"
+            lines.append(f"{var[step.out]} = {code([var[a] for a in step.args])}")
+        return lines, [var[r] for r in self.outputs]
 
     @functools.cached_property
     def _flat(self) -> tuple[tuple, ...]:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .derivation import Derivation
 from .network import Network
 from .plan import Contraction
 from .render import format_array, format_terms, local_shape
@@ -69,9 +70,16 @@ def derivation(
         lines.append(f"chain:   {title} = {chain}")
     elif len(paths) > 1:
         lines.append(f"chain:   {len(paths)} paths from {wrt} to {of}, added where they merge")
-    if wrt in result.chains:
-        text = f"after δ elimination:  {title} = {format_terms(result.chains[wrt])}"
-        lines += textwrap.wrap(text, 78, subsequent_indent="    ", break_long_words=False)
+    d = Derivation(net, of, wrt, result, sizes)
+    lines += textwrap.wrap(
+        f"after δ elimination:  {d}", 78, subsequent_indent="    ", break_long_words=False
+    )
+    lines += textwrap.wrap(
+        f"matrix form (the article's): {d.matrix_form()}",
+        78,
+        subsequent_indent="    ",
+        break_long_words=False,
+    )
     lines.append("")
     lines.extend(_contractions(result.contractions))
     cost = reshape_cost(net, of, wrt, sizes)

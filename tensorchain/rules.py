@@ -52,6 +52,38 @@ def name_of(node: Node) -> str:
     return f"({text})"
 
 
+def tex_name(name: str) -> str:
+    """A tensor name in LaTeX: ``W1`` → ``W_{1}``, ``y_hat`` → ``\\mathrm{y\\_hat}``."""
+    head = name.rstrip("0123456789")
+    if len(head) == 1 and head != name:
+        return f"{head}_{{{name[1:]}}}"
+    return name if len(name) == 1 else r"\mathrm{" + name.replace("_", r"\_") + "}"
+
+
+def tex_of(node: Node) -> str:
+    """The LaTeX form of :func:`name_of`."""
+    if isinstance(node, Leaf):
+        return tex_name(node.name)
+    if isinstance(node, Const):
+        return f"{node.value:g}"
+    if isinstance(node, Map):
+        arg = tex_of(node.arg)
+        if node.func == "reciprocal":
+            return rf"\frac{{1}}{{{arg}}}"
+        return ELEMENTWISE[node.func].tex(arg, node.param)
+    if isinstance(node, Product):
+        factors = [tex_of(f) for f in node.factors]
+        if node.coeff != 1.0:
+            factors.insert(0, f"{node.coeff:g}")
+        return r" \, ".join(factors)
+    text = ""
+    for c, t in node.terms:
+        mag = "" if abs(c) == 1.0 else f"{abs(c):g} "
+        sign = "-" if c < 0 else "+"
+        text += f" {sign} {mag}{tex_of(t)}" if text else f"{'-' if c < 0 else ''}{mag}{tex_of(t)}"
+    return rf"\left({text}\right)"
+
+
 def _axes(node: Node, operand: Node, sizes: dict[str, int]):
     new = tuple(fresh(lab) for lab in operand.labels)
     sizes = {
@@ -67,7 +99,9 @@ def product_rule(node: Product, k: int, values: Values, sizes: dict[str, int]):
     indices, sizes, deltas = _axes(node, operand, sizes)
     coeff = node.coeff / float(np.prod([sizes[m] for m in node.mean_over]))
     others = tuple(
-        Factor(values[id(f)], f.labels, name_of(f)) for j, f in enumerate(node.factors) if j != k
+        Factor(values[id(f)], f.labels, name_of(f), tex=tex_of(f))
+        for j, f in enumerate(node.factors)
+        if j != k
     )
     return LabeledTensor(indices, sizes, [Term(coeff, others, deltas)])
 
@@ -86,7 +120,10 @@ def map_rule(node: Map, k: int, values: Values, sizes: dict[str, int]):
     shape = [sizes[lab] for lab in node.labels]
     derivative = functools.partial(f.derivative, p=node.param)
     x, y = values[id(node.arg)], values[id(node)]
-    df = Factor(apply(derivative, x, y, shape=shape), node.labels, name)
+    p = node.param
+    code = lambda a: f.derivative_source(a[0], a[1], p)  # noqa: E731
+    tex = f.derivative_tex(tex_of(node.arg), node.param)
+    df = Factor(apply(derivative, x, y, shape=shape, code=code), node.labels, name, tex=tex)
     return LabeledTensor(indices, sizes, [Term(1.0, (df,), deltas)])
 
 

@@ -1,0 +1,332 @@
+"""Derivations people can read: index notation, einsum, LaTeX, steps, the
+article's matrix form, and standalone numpy source.
+
+``net.derive(of, wrt)`` runs the chain rule on placeholder arrays (shapes
+only), so the whole derivation is symbolic; with ``values`` it is also
+evaluated, and the einsum of each term can be contracted back to check it.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+import itertools
+import keyword
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import __version__
+from .labeled import LabeledTensor, Term, place
+from .program import Slot, tracing
+from .render import format_term
+from .rules import tex_name
+
+if TYPE_CHECKING:
+    from .chain import ChainResult
+    from .network import Network
+
+OUTPUT_LETTERS = "ijklmnoabcdefgh"
+SUMMED_LETTERS = "pqrstuvwxyz"
+
+
+class Derivation:
+    """The derivation of ``d of / d wrt``: what ``net.derive`` returns.
+
+    Example:
+        >>> import tensorchain as tc
+        >>> d = tc.parse(tc.ARTICLE).derive("C", "W")
+        >>> print(d)
+        ∂C/∂W[i, j] = 0.5 · 2 (a - y)[i] · σ'(z)[i] · x[j]
+        >>> d.einsum
+        'i,i,j->ij'
+        >>> d.operands
+        ('2 (a - y)', "σ'(z)", 'x')
+    """
+
+    def __init__(
+        self, net: Network, of: str, wrt: str, result: ChainResult, sizes: dict[str, int]
+    ) -> None:
+        self.net = net
+        self.of = of
+        self.wrt = wrt
+        self.result = result
+        self.sizes = sizes
+        # The chain as it stands before its last contraction (the result itself
+        # when it needs none).
+        self.chain: LabeledTensor = result.chains.get(wrt, result.jacobians[wrt])
+        self._names = _letters(self.chain)
+
+    @property
+    def numeric(self) -> bool:
+        """Whether values were given (``operand_values`` is then available)."""
+        return not any(isinstance(f.array, Slot) for t in self.chain.terms for f in t.factors)
+
+    # --- index notation and einsum ---
+
+    def lhs(self) -> str:
+        out = [self._names[i] for i in self.chain.indices]
+        k = len(self.net.tensors[self.of].dims)
+        if k == 0:
+            return f"∂{self.of}/∂{self.wrt}[{', '.join(out)}]"
+        return f"∂{self.of}[{', '.join(out[:k])}]/∂{self.wrt}[{', '.join(out[k:])}]"
+
+    def __str__(self) -> str:
+        terms = " + ".join(format_term(t, self._names) for t in self.chain.terms) or "0"
+        return f"{self.lhs()} = {terms}"
+
+    def __repr__(self) -> str:
+        return f"<Derivation {self}>"
+
+    @property
+    def terms(self) -> list[tuple[float, str, tuple[str, ...], tuple[tuple[str, str], ...]]]:
+        """Each term as ``(coefficient, einsum, operand names, surviving deltas)``."""
+        out = []
+        for t in self.chain.terms:
+            letters = [[self._names[lab] for lab in f.labels] for f in t.factors]
+            out_letters = [self._names[i] for i in _reps(t, self.chain.indices)]
+            eq = ",".join("".join(x) for x in letters) + "->" + "".join(out_letters)
+            deltas = tuple((self._names[a], self._names[b]) for a, b in t.deltas)
+            out.append((t.coeff, eq, tuple(f.name for f in t.factors), deltas))
+        return out
+
+    @property
+    def einsum(self) -> str:
+        """The einsum of the chain after delta elimination (terms joined by ``+``)."""
+        return " + ".join(eq for _, eq, _, _ in self.terms)
+
+    @property
+    def operands(self) -> tuple[str, ...]:
+        """The names of the einsum's operands (of every term, in order)."""
+        return tuple(name for _, _, names, _ in self.terms for name in names)
+
+    def operand_values(self) -> list[list[np.ndarray]]:
+        """The operands' arrays, term by term (only for a derivation with values)."""
+        if not self.numeric:
+            raise ValueError("this derivation has no values: call net.derive(..., values=...)")
+        return [[f.array for f in t.factors] for t in self.chain.terms]
+
+    # --- LaTeX ---
+
+    def latex(self) -> str:
+        """The formula in LaTeX (inside matplotlib's mathtext subset)."""
+        out = [self._names[i] for i in self.chain.indices]
+        k = len(self.net.tensors[self.of].dims)
+        of = tex_name(self.of) + (f"_{{{''.join(out[:k])}}}" if k else "")
+        wrt = "{" + tex_name(self.wrt) + "}" + (f"_{{{''.join(out[k:])}}}" if out[k:] else "")
+        terms = [self._term_tex(t) for t in self.chain.terms] or ["0"]
+        return rf"\frac{{\partial {of}}}{{\partial {wrt}}} = " + " + ".join(terms)
+
+    def _term_tex(self, term: Term) -> str:
+        parts = [] if term.coeff == 1.0 and term.factors else [f"{term.coeff:g}"]
+        for f in term.factors:
+            labels = "".join(self._names[lab] for lab in f.labels)
+            body = "{" + (f.tex or _tex_of_name(f.name)) + "}"
+            parts.append(f"{body}_{{{labels}}}" if labels else body)
+        parts += [rf"\delta_{{{self._names[a]}{self._names[b]}}}" for a, b in term.deltas]
+        return r" \, ".join(parts)
+
+    def _repr_latex_(self) -> str:
+        return f"$${self.latex()}$$"
+
+    def _repr_html_(self) -> str:
+        body = "\n".join([str(self), "", *self.steps])
+        return f"<pre>{html.escape(body)}</pre>"
+
+    # --- steps and the matrix form ---
+
+    def path(self) -> list[str] | None:
+        """The tensors from ``of`` down to ``wrt`` when there is exactly one path."""
+        uses = {s.target: s.operands for s in self.net.statements}
+        paths: list[list[str]] = []
+        stack = [[self.of]]
+        while stack and len(paths) < 2:
+            p = stack.pop()
+            if p[-1] == self.wrt:
+                paths.append(p)
+                continue
+            stack.extend([*p, op] for op in uses.get(p[-1], ()))
+        return paths[0] if len(paths) == 1 else None
+
+    @property
+    def steps(self) -> list[str]:
+        """The chain step by step: each local derivative with its labeled shape,
+        then each chain-rule product with the deltas it eliminates."""
+        lines = []
+        for (t, s), local in self.result.locals.items():
+            names = _letters(local)
+            value = " + ".join(format_term(term, names) for term in local.terms)
+            shape = " × ".join(map(str, local.shape)) or "1"
+            lines.append(
+                f"d{t}/d{s}  [{', '.join(names[i] for i in local.indices)}]  ({shape})  = {value}"
+            )
+        path = self.path()
+        if path and len(path) > 1:
+            acc = self.result.locals[(path[0], path[1])]
+            for a, b in itertools.pairwise(path[1:]):
+                local = self.result.locals[(a, b)]
+                before = sum(len(t.deltas) for t in (*acc.terms, *local.terms))
+                acc = acc.chain(local, len(self.net.tensors[a].dims))
+                after = sum(len(t.deltas) for t in acc.terms)
+                names = _letters(acc)
+                lines.append(
+                    f"· d{a}/d{b}: {before - after} δ eliminated by renaming → "
+                    + " + ".join(format_term(term, names) for term in acc.terms)
+                )
+        for c in self.result.contractions:
+            lines.append(f"contract: einsum {c.equation}  ({', '.join(c.names)})")
+        return lines
+
+    def matrix_form(self) -> str:
+        """The article's form: each local Jacobian as a matrix (3-way and higher
+        tensors reshaped), multiplied, and the result reshaped."""
+
+        def size(name: str) -> int:
+            return int(np.prod([self.sizes[d] for d in self.net.tensors[name].dims]))
+
+        def shape(name: str) -> str:
+            return "×".join(str(self.sizes[d]) for d in self.net.tensors[name].dims) or "1"
+
+        path = self.path()
+        if path is None:
+            return (
+                f"d{self.of}/d{self.wrt} sums several paths; each is a product of matrices"
+                " like the one below, and the chain rule adds them"
+            )
+        if len(path) == 1:
+            return f"d{self.of}/d{self.of} is the identity ({size(self.of)}×{size(self.of)})"
+        parts = []
+        for a, b in itertools.pairwise(path):
+            rows, cols = size(a), size(b)
+            name = f"d{a}/d{b}"
+            if len(self.net.tensors[b].dims) > 1 or len(self.net.tensors[a].dims) > 1:
+                name = f"reshape({name})"
+            parts.append(f"{name} ({rows}×{cols})")
+        result = f"{size(self.of)}×{size(self.wrt)}"
+        target = (
+            f"{shape(self.wrt)}"
+            if not self.net.tensors[self.of].dims
+            else (f"{shape(self.of)}×{shape(self.wrt)}")
+        )
+        return f"{' · '.join(parts)} = {result} → reshape to {target}"
+
+    # --- code ---
+
+    def to_python(self, name: str | None = None) -> str:
+        """Standalone numpy source of a function computing this derivative.
+
+        The function takes every input and param by name and returns the dense
+        result (the gradient for a scalar ``of``); the contraction order planned
+        here is baked into each ``np.einsum``'s ``optimize`` path, and the
+        derivation is its docstring. Nothing of tensorchain is imported."""
+        return module_source([self], names=[name] if name else None)
+
+
+def derive(
+    net: Network, of: str, wrt: str, values: Mapping[str, Any] | None = None, **dims: int
+) -> Derivation:
+    """``net.derive``: symbolic (placeholder arrays) unless ``values`` are given."""
+    net.info(of), net.info(wrt)
+    if values is not None:
+        forward = net.forward(values)
+        return Derivation(net, of, wrt, net.derivatives(of, [wrt], forward), forward.sizes)
+    sizes = net.sizes(**dims)
+    with tracing():
+        forward = net._run_forward(_slots(net, sizes), sizes)
+        result = net.derivatives(of, [wrt], forward)
+    return Derivation(net, of, wrt, result, sizes)
+
+
+def _slots(net: Network, sizes: dict[str, int]) -> dict[str, Slot]:
+    from .program import _TAPE
+
+    tape = _TAPE.get()
+    assert tape is not None
+    return {
+        t.name: tape.input(t.name, tuple(sizes[d] for d in t.dims))
+        for t in net.tensors.values()
+        if t.kind != "defined"
+    }
+
+
+def _reps(term: Term, indices: Sequence[str]) -> list[str]:
+    tied = {b for _, b in term.deltas}
+    return [i for i in indices if i not in tied]
+
+
+def _letters(t: LabeledTensor) -> dict[str, str]:
+    names: dict[str, str] = {}
+    outputs = iter(OUTPUT_LETTERS)
+    for i in t.indices:
+        names[i] = next(outputs, None) or f"i{len(names)}"
+    summed = iter(SUMMED_LETTERS)
+    for term in t.terms:
+        for f in term.factors:
+            for lab in f.labels:
+                if lab not in names:
+                    names[lab] = next(summed, None) or f"s{len(names)}"
+    return names
+
+
+def _tex_of_name(name: str) -> str:
+    m = re.fullmatch(r"d(\w+)/d(\w+)", name)
+    if m:
+        return rf"\frac{{\partial {tex_name(m[1])}}}{{\partial {tex_name(m[2])}}}"
+    escaped = re.sub(r"([_#$%&{}])", r"\\\1", name)
+    return r"\mathrm{" + escaped + "}"
+
+
+_RESERVED = {"np", "place", *keyword.kwlist, *keyword.softkwlist}
+
+
+def _var(name: str) -> str:
+    """A tensor name as a safe Python variable (keywords and ours get a ``_``)."""
+    return name + "_" if name in _RESERVED or name.startswith("__") else name
+
+
+def module_source(derivations: Sequence[Derivation], names: Sequence[str] | None = None) -> str:
+    """A numpy module with one function per derivation (see ``to_python``)."""
+    functions, needs_place = [], False
+    for k, d in enumerate(derivations):
+        name = (
+            names[k]
+            if names
+            else _var(f"{'grad' if not d.net.tensors[d.of].dims else 'jacobian'}_{d.of}_{d.wrt}")
+        )
+        text = _function_source(d, name)
+        needs_place |= "place(" in text
+        functions.append(text)
+    spec = "\n".join("    " + line if line else "" for line in str(derivations[0].net).splitlines())
+    header = (
+        f'"""Derivatives generated by tensorchain {__version__} from the network:\n\n'
+        f'{spec}\n"""\n\nimport numpy as np\n'
+    )
+    helper = "\n\n" + inspect.getsource(place) if needs_place else ""
+    return header + helper + "\n\n" + "\n\n\n".join(functions) + "\n"
+
+
+def _function_source(d: Derivation, name: str) -> str:
+    net = d.net
+    leaves = [t for t in net.tensors.values() if t.kind != "defined"]
+    with tracing() as tape:
+        env = {t.name: tape.input(t.name, tuple(d.sizes[dim] for dim in t.dims)) for t in leaves}
+        forward = net._run_forward(env, d.sizes)
+        out = net.derivatives(d.of, [d.wrt], forward).jacobians[d.wrt].array
+    program = tape.program([out])
+    names = {tape.inputs[t.name]: _var(t.name) for t in leaves}
+    for stmt in net.statements:
+        value = forward.values[stmt.target]
+        if isinstance(value, Slot) and value.reg not in names:
+            names[value.reg] = _var(stmt.target)
+    lines, (result,) = program.source(names)
+    doc = [str(d), "", f"einsum: {d.einsum}  ({', '.join(d.operands)})", "", "Steps:"]
+    doc += [f"    {step}" for step in d.steps]
+    doc += ["", f"Matrix form: {d.matrix_form()}"]
+    docstring = "\n".join(
+        f"    {line}".replace("\\", "\\\\") if line else "" for line in doc
+    ).lstrip()
+    body = "\n    ".join(lines) or "pass"
+    args = ", ".join(_var(t.name) for t in leaves)
+    return f'def {name}({args}):\n    """{docstring}\n    """\n    {body}\n    return {result}'
