@@ -82,11 +82,15 @@ class Derivation:
 
     @property
     def terms(self) -> list[tuple[float, str, tuple[str, ...], tuple[tuple[str, str], ...]]]:
-        """Each term as ``(coefficient, einsum, operand names, surviving deltas)``."""
+        """Each term as ``(coefficient, einsum, operand names, surviving deltas)``;
+        axes of the result that a term's einsum leaves out are broadcast."""
         out = []
         for t in self.chain.terms:
             letters = [[self._names[lab] for lab in f.labels] for f in t.factors]
-            out_letters = [self._names[i] for i in _reps(t, self.chain.indices)]
+            present = {lab for f in t.factors for lab in f.labels}
+            # Axes of the result that no factor has are broadcast (left out).
+            reps = [i for i in _reps(t, self.chain.indices) if i in present]
+            out_letters = [self._names[i] for i in reps]
             eq = ",".join("".join(x) for x in letters) + "->" + "".join(out_letters)
             deltas = tuple((self._names[a], self._names[b]) for a, b in t.deltas)
             out.append((t.coeff, eq, tuple(f.name for f in t.factors), deltas))
