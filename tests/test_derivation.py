@@ -56,7 +56,7 @@ def evaluate_back(d: tc.Derivation) -> np.ndarray:
     full = [d._names[i] for i in d.chain.indices]
     total = np.zeros(d.chain.shape)
     for (coeff, eq, _, deltas), arrays in zip(d.terms, d.operand_values(), strict=True):
-        inputs, out = eq.split("->")
+        inputs = eq.split("->")[0]
         terms = [*(inputs.split(",") if inputs else []), *("".join(p) for p in deltas)]
         ops = [*arrays, *(np.eye(d.chain.sizes[_index(d, a)]) for a, _ in deltas)]
         kept = [c for c in full if any(c in t for t in terms)]
