@@ -120,10 +120,12 @@ def _mlp(depth: int, batch: int, width: int, rounds: int) -> list[Row]:
 
     compiled = net.compile_grad("L", dims={})
     flat = lambda r: _flat(r, depth)  # noqa: E731
+    generated = _generated(net, depth)
     competitors = [
         Competitor("numpy backprop, by hand", backprop, flat),
         Competitor("tensorchain grad", lambda: net.grad("L", values=v), flat),
         Competitor("tensorchain compiled", lambda: compiled(v), flat),
+        Competitor("tensorchain generated numpy", lambda: generated(v), flat),
     ]
     notes = []
     if importlib.util.find_spec("jax") is not None:
@@ -138,6 +140,18 @@ def _mlp(depth: int, batch: int, width: int, rounds: int) -> list[Row]:
     if notes:
         rows[0].note = "; ".join(notes)
     return rows
+
+
+def _generated(net: tc.Network, depth: int):
+    """The numpy function tensorchain writes for every param's gradient at once
+    (``tensorchain derive --emit python``)."""
+    from tensorchain.derivation import module_source
+
+    params = [f"{p}{k}" for k in range(depth) for p in ("W", "b")]
+    source = module_source([net.derive("L", p) for p in params], names=["grads"], joint=True)
+    namespace: dict = {}
+    exec(compile(source, "<generated>", "exec"), namespace)  # code tensorchain wrote
+    return lambda v: namespace["grads"](**v)
 
 
 def _jax_mlp(v: dict, depth: int) -> Competitor:

@@ -94,7 +94,8 @@ def derive(args: argparse.Namespace) -> int:
     if args.latex or args.steps or args.emit:
         derivations = [net.derive(of, w, **args.dims) for w in wrts]
         if args.emit:
-            print(module_source(derivations), file=out, end="")
+            joint = len(derivations) > 1  # one function, shared work, a dict of results
+            print(module_source(derivations, joint=joint), file=out, end="")
         for d in derivations if not args.emit else ():
             print(d.latex() if args.latex else "\n".join([str(d), *d.steps, ""]), file=out)
         return 0

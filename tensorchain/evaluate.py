@@ -69,9 +69,10 @@ def _linear_code(node: Sum, sizes: dict[str, int]):
             if perm != sorted(perm):
                 a = f"np.transpose({a}, {tuple(perm)})"
             view = tuple(sizes[lab] if lab in term.labels else 1 for lab in node.labels)
-            if view != full:
+            whole = len(term.labels) == len(node.labels)  # has every axis of the sum
+            if not whole:
                 a = f"np.reshape({a}, {view})"
-            parts.append((c, a, view == full))
+            parts.append((c, a, whole))
         text = ""
         for c, a, _ in parts:
             term = a if abs(c) == 1.0 else f"{abs(c)!r} * {a}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,8 +49,8 @@ def plan_path(eq: str, shapes: Sequence[tuple[int, ...]], optimize: Any = None):
 @functools.lru_cache(maxsize=8192)
 def _expression(eq: str, shapes: tuple[tuple[int, ...], ...], optimize: Any):
     _, info, name = plan_path(eq, shapes, optimize)
-    run, fresh = _executor(eq, shapes, info)
-    return run, fresh, info, name
+    run, fresh, source = _executor(eq, shapes, info)
+    return run, fresh, info, name, source
 
 
 def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any):
@@ -76,8 +77,11 @@ def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any):
         elif len(terms) == 1 and _is_reduction(terms[0], out):
             axes = tuple(k for k, c in enumerate(terms[0]) if c not in out)
             fn = functools.partial(np.add.reduce, axis=axes)
+            fn.source = lambda a, axes=axes: f"np.add.reduce({a}, axis={axes})"
         else:
-            fn = functools.partial(np.einsum, oe.parser.convert_to_valid_einsum_chars(step_eq))
+            letters = _einsum_letters(step_eq)
+            fn = functools.partial(np.einsum, letters)
+            fn.source = lambda *a, e=letters: f"np.einsum({e!r}, {', '.join(a)})"
         steps.append((tuple(inds), fn))
     # Every step but a one-operand np.einsum (a transpose or diagonal: a view)
     # returns a new array.
@@ -87,12 +91,20 @@ def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any):
         and isinstance(steps[-1][1], functools.partial)
         and steps[-1][1].func is np.einsum
     )
+
+    def source(args: Sequence[str]) -> str:
+        """The same steps as one numpy expression, given the operands' source."""
+        operands = list(args)
+        for inds, fn in steps:
+            operands.append(fn.source(*[operands.pop(k) for k in inds]))
+        return operands[0]
+
     if len(steps) == 1:
         ((inds, fn),) = steps
         if inds == (0,):
-            return fn, fresh
+            return fn, fresh, source
         if inds == (1, 0):
-            return (lambda a, b: fn(b, a)), fresh
+            return (lambda a, b: fn(b, a)), fresh, source
 
     def run(*arrays: np.ndarray) -> np.ndarray:
         operands = list(arrays)
@@ -100,7 +112,7 @@ def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any):
             operands.append(fn(*[operands.pop(k) for k in inds]))
         return operands[0]
 
-    return run, fresh
+    return run, fresh, source
 
 
 def _is_reduction(term: str, out: str) -> bool:
@@ -135,30 +147,72 @@ def _matmul(left: str, right: str, out: str, removed, size: dict[str, int], layo
         b2 = b if keep_r else b.transpose(perm_r)
         return (a2.reshape(m, k) if flat_l else a2), (b2.reshape(k, n) if flat_r else b2)
 
+    def source(a: str, b: str, swap: bool, reshape: list[int], perm: list[int] | None) -> str:
+        a2 = a if keep_l else _transposed(a, perm_l)
+        b2 = b if keep_r else _transposed(b, perm_r)
+        a2 = f"{a2}.reshape({m}, {k})" if flat_l else a2
+        b2 = f"{b2}.reshape({k}, {n})" if flat_r else b2
+        if swap:
+            text = f"np.dot({_transposed(b2, [1, 0])}, {_transposed(a2, [1, 0])})"
+        else:
+            text = f"np.dot({a2}, {b2})"
+        if list(reshape) != ([n, m] if swap else [m, n]):
+            text = f"{text}.reshape({tuple(reshape)})"
+        return _transposed(text, perm) if perm is not None else text
+
+    def with_source(fn, swap: bool, reshape: list[int], perm: list[int] | None = None):
+        fn.source = lambda a, b: source(a, b, swap, reshape, perm)
+        return fn
+
     if layout is not None and list(layout) != list(out) and list(layout) in (natural, swapped):
         first = list(layout)
         to_out = [first.index(c) for c in out]
         first_shape = [size[c] for c in first]
         if first == natural:
-            return lambda a, b: np.dot(*matrices(a, b)).reshape(first_shape).transpose(to_out)
+            return with_source(
+                lambda a, b: np.dot(*matrices(a, b)).reshape(first_shape).transpose(to_out),
+                False,
+                first_shape,
+                to_out,
+            )
 
         def run_laid_out(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             a2, b2 = matrices(a, b)
             return np.dot(b2.T, a2.T).reshape(first_shape).transpose(to_out)
 
-        return run_laid_out
+        return with_source(run_laid_out, True, first_shape, to_out)
     if list(out) == natural:
-        return lambda a, b: np.dot(*matrices(a, b)).reshape(shape)
+        return with_source(lambda a, b: np.dot(*matrices(a, b)).reshape(shape), False, shape)
     if list(out) == swapped:
 
         def run_swapped(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             a2, b2 = matrices(a, b)
             return np.dot(b2.T, a2.T).reshape(shape)
 
-        return run_swapped
+        return with_source(run_swapped, True, shape)
     perm_o = [natural.index(s) for s in out]
     natural_shape = [size[s] for s in natural]
-    return lambda a, b: np.dot(*matrices(a, b)).reshape(natural_shape).transpose(perm_o)
+    return with_source(
+        lambda a, b: np.dot(*matrices(a, b)).reshape(natural_shape).transpose(perm_o),
+        False,
+        natural_shape,
+        perm_o,
+    )
+
+
+_TRANSPOSE = re.compile(r"^(.*)\.transpose\(\(([0-9, ]*)\)\)$")
+
+
+def _transposed(text: str, perm: Sequence[int]) -> str:
+    """``text.transpose(perm)`` as source, merged with a transpose it ends with
+    (and dropped when the two cancel)."""
+    match = _TRANSPOSE.match(text)
+    if match:
+        inner = [int(p) for p in match[2].split(",") if p.strip()]
+        text, perm = match[1], [inner[p] for p in perm]
+    if list(perm) == sorted(perm):
+        return text
+    return f"{text}.transpose({tuple(perm)})"
 
 
 def _is_broadcast_product(terms: list[str], out: str) -> bool:
@@ -183,6 +237,20 @@ def _multiply(terms: list[str], out: str, size: dict[str, int]):
         result = np.multiply(a, b)
         return result if list(result.shape) == full else np.broadcast_to(result, full).copy()
 
+    whole_a, whole_b = (len(t) == len(out) for t in terms)  # has every axis of out
+
+    def operand(x: str, perm: list[int] | None, view: list[int], whole: bool) -> str:
+        x = x if perm is None else _transposed(x, perm)
+        return x if whole else f"{x}.reshape({tuple(view)})"
+
+    def source(a: str, b: str) -> str:
+        a, b = operand(a, perm_a, view_a, whole_a), operand(b, perm_b, view_b, whole_b)
+        text = f"np.multiply({a}, {b})"
+        if not (whole_a or whole_b):
+            text = f"np.broadcast_to({text}, {tuple(full)}).copy()"
+        return text
+
+    run.source = source
     return run
 
 
@@ -271,7 +339,7 @@ def contract(
         )
     eq = equation([labels for _, labels in operands], inner)
     shapes = tuple(tuple(a.shape) for a in arrays)
-    expr, new_array, info, opt = planned(eq, shapes, optimize)
+    expr, new_array, info, opt, expr_source = planned(eq, shapes, optimize)
     # Intermediates of a path of several steps, for the memory forecast.
     extra = int(info.largest_intermediate) if len(info.contraction_list) > 1 else 0
     if log is not None and len(operands) > 1:
@@ -279,22 +347,23 @@ def contract(
         flops, largest = int(info.opt_cost), int(info.largest_intermediate)
         log.append(Contraction(eq, names, opt, flops, largest, info))
 
+    # A scale is applied to the smallest operand, the cheapest place for it.
+    smallest = min(range(len(shapes)), key=lambda k: math.prod(shapes[k]))
+
     def code(args: Sequence[str]) -> str:
-        letters = _einsum_letters(eq)
-        text = (
-            f"np.einsum({letters!r}, {', '.join(args)}, optimize={['einsum_path', *info.path]!r})"
-        )
+        """The planned steps as numpy source (the path baked in, step by step)."""
+        args = list(args)
         if scale != 1.0:
-            text = f"{scale!r} * {text}"
+            args[smallest] = f"{scale!r} * {args[smallest]}"
+        text = expr_source(args)
         if view is not None:
             text = f"np.array(np.broadcast_to(np.reshape({text}, {tuple(view)}), {full}))"
+        elif fresh and not new_array:
+            text = f"np.array({text})"
         return text
 
     if scale == 1.0 and view is None and (new_array or not fresh):
         return apply(expr, *arrays, shape=full, fresh=new_array, extra=extra, code=code)
-
-    # A scale is applied to the smallest operand, the cheapest place for it.
-    smallest = min(range(len(shapes)), key=lambda k: math.prod(shapes[k]))
 
     def run(*arrays: np.ndarray) -> np.ndarray:
         if scale != 1.0:

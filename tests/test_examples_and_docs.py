@@ -33,6 +33,15 @@ def test_example_spec_against_reshape_method(spec):
         assert max_relative_error(got, tc.reshape_method(net, of, w, vals)) < 1e-12, w
 
 
+def test_the_tutorial_shows_what_the_script_prints(capsys):
+    runpy.run_path(str(ROOT / "examples" / "article_by_hand.py"), run_name="__main__")
+    printed = capsys.readouterr().out.splitlines()
+    shown = ROOT.joinpath("docs", "article_by_hand.out").read_text(encoding="utf-8").splitlines()
+    # the differences from the reference are rounding, so compare everything else
+    keep = [k for k, line in enumerate(shown) if not line.startswith("max |")]
+    assert [shown[k] for k in keep] == [printed[k] for k in keep]
+
+
 def test_builtin_article_is_the_example():
     assert ROOT.joinpath("examples", "article.tc").read_text() == tc.ARTICLE
 
