@@ -245,10 +245,7 @@ def _multiply(terms: list[str], out: str, size: dict[str, int]):
 
     def source(a: str, b: str) -> str:
         a, b = operand(a, perm_a, view_a, whole_a), operand(b, perm_b, view_b, whole_b)
-        text = f"np.multiply({a}, {b})"
-        if not (whole_a or whole_b):
-            text = f"np.broadcast_to({text}, {tuple(full)}).copy()"
-        return text
+        return f"np.multiply({a}, {b})"  # every axis of out is in one of them
 
     run.source = source
     return run

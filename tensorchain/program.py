@@ -241,6 +241,8 @@ class Program:
                 count += 1
                 var[step.out] = f"t{count}"
             lines.append(f"{var[step.out]} = {code([var[a] for a in step.args])}")
+            if step.free:  # free memory as the compiled program does
+                lines.append(f"del {', '.join(var[a] for a in step.free)}")
         return lines, [var[r] for r in self.outputs]
 
     @functools.cached_property
