@@ -18,7 +18,7 @@ from .limits import get_memory_limit, set_memory_limit
 from .lower import SpecWarning
 from .network import Network, load, parse
 from .networks import builtin
-from .reshape import reshape_method
+from .reshape import reshape_hessian, reshape_method
 
 ARTICLE: str = builtin("article")
 """The spec text of the article's one-layer network."""
@@ -42,6 +42,7 @@ __all__ = [
     "get_memory_limit",
     "load",
     "parse",
+    "reshape_hessian",
     "reshape_method",
     "set_memory_limit",
 ]

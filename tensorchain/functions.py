@@ -216,6 +216,27 @@ ELEMENTWISE: dict[str, Elementwise] = {
             r"|{f}|",
             r"\mathrm{sign}({f})",
         ),
+        # Derivatives of relu and abs (their own derivative is 0 almost everywhere).
+        _f(
+            "step",
+            lambda x, p: (x > 0).astype(x.dtype) if isinstance(x, np.ndarray) else float(x > 0),
+            lambda x, y, p: np.zeros_like(x),
+            "0",
+            "({x} > 0).astype(float)",
+            "np.zeros_like({x})",
+            r"[{f} > 0]",
+            "0",
+        ),
+        _f(
+            "sign",
+            lambda x, p: np.sign(x),
+            lambda x, y, p: np.zeros_like(x),
+            "0",
+            "np.sign({x})",
+            "np.zeros_like({x})",
+            r"\mathrm{sign}({f})",
+            "0",
+        ),
         # Internal: produced by `a / b` and `a ^ p`; not callable by name.
         _f(
             "reciprocal",
@@ -241,7 +262,7 @@ ELEMENTWISE: dict[str, Elementwise] = {
 }
 
 #: Functions with no complex derivative (refused for complex values).
-NOT_HOLOMORPHIC = ("relu", "abs", "softplus")
+NOT_HOLOMORPHIC = ("relu", "abs", "softplus", "step", "sign")
 
 #: Names a spec may call as ``f(x)``.
 CALLABLE = tuple(n for n in ELEMENTWISE if n not in ("reciprocal", "pow"))

@@ -22,6 +22,7 @@ from .errors import (
 )
 from .evaluate import evaluate_statement
 from .functions import NOT_HOLOMORPHIC
+from .gradnet import gradient_spec
 from .labeled import LabeledTensor
 from .limits import format_bytes, get_memory_limit
 from .lower import Lowered, Map, lower, walk
@@ -72,6 +73,7 @@ class Network:
         self._bindings: dict[str, dict[str, Binding]] = {}
         self._checked: set[tuple[tuple[str, int], ...]] = set()
         self._cache: dict[tuple, Compiled] = {}
+        self._gradnets: dict[tuple, tuple[Network, dict[str, str]]] = {}
         dim_pos: dict[str, Pos] = {}
         for st in program.statements:
             if isinstance(st, DimDecl):
@@ -425,6 +427,89 @@ class Network:
         env = self._check_values(values, strict)
         compiled = self._compiled("grad", of, targets, self.sizes(env), _dtype(env))
         return compiled.run(env, memory_limit)
+
+    def hessian(
+        self,
+        of: str,
+        wrt: str,
+        values: Mapping[str, Any],
+        wrt2: str | None = None,
+        *,
+        strict: bool = False,
+        memory_limit: int | None = None,
+    ) -> LabeledTensor:
+        """d² of / d wrt d wrt2 for a scalar ``of``, shape ``wrt.shape + wrt2.shape``
+        (``wrt2`` defaults to ``wrt``; two tensors give a mixed block).
+
+        It is the Jacobian of ``of``'s gradient network (:mod:`tensorchain.gradnet`)
+        by ``wrt2``, so deltas stay symbolic: the Hessian of the article by ``W``
+        is δ(n, n') times an n×m×m block. Example:
+            >>> import tensorchain as tc
+            >>> net = tc.parse(tc.ARTICLE)
+            >>> H = net.hessian("C", "W", net.random_values(n=4, m=3))
+            >>> H.indices, H.deltas
+            (('n', 'm', "n'", "m'"), (('n', "n'"),))
+        """
+        self._wrt_one(wrt)
+        wrt2 = wrt if wrt2 is None else wrt2
+        self._wrt_one(wrt2)
+        self._grad_targets(of, [wrt, wrt2])
+        env = self._check_values(values, strict)
+        sizes = self.sizes(env)
+        gradnet, adjoints = self.gradient_network(of, sizes)
+        names = axis_names(self.tensors[wrt].dims, self.tensors[wrt2].dims)
+        indices = (*names[0], *names[1])
+        if wrt not in adjoints:
+            shape_sizes = [sizes[d] for d in (*self.tensors[wrt].dims, *self.tensors[wrt2].dims)]
+            return LabeledTensor.zeros(indices, dict(zip(indices, shape_sizes, strict=True)))
+        J = gradnet.jacobian(adjoints[wrt], wrt2, env, memory_limit=memory_limit)
+        return J.rename(indices)
+
+    def hvp(
+        self,
+        of: str,
+        wrt: str,
+        vector: Any,
+        values: Mapping[str, Any],
+        *,
+        strict: bool = False,
+        memory_limit: int | None = None,
+    ) -> np.ndarray:
+        """The Hessian-vector product (d² of / d wrt²) · vector, shaped like ``wrt``,
+        without forming the Hessian: the gradient by ``wrt`` of ``Σ g · vector``,
+        where ``g`` is ``of``'s gradient by ``wrt`` (two gradient passes)."""
+        self._wrt_one(wrt)
+        self._grad_targets(of, [wrt])
+        env = self._check_values(values, strict)
+        sizes = self.sizes(env)
+        key = ("hvp", of, wrt, tuple(sorted(sizes.items())))
+        if key not in self._gradnets:
+            text, adjoints = gradient_spec(self, of, sizes)
+            dims = self.tensors[wrt].dims
+            axes = f"[{', '.join(dims)}]" if dims else ""
+            ks = ", ".join(f"k{a}" for a in range(len(dims)))
+            g = f"{adjoints[wrt]}[{ks}]" if dims else adjoints.get(wrt, "0")
+            v = f"__v[{ks}]" if dims else "__v"
+            if wrt not in adjoints:
+                return np.zeros(self.shape(wrt, **sizes))
+            self._gradnets[key] = (parse(f"{text}input __v{axes}\n__s = {g} * {v}\n"), {})
+        net, _ = self._gradnets[key]
+        vector = np.asarray(vector)
+        if vector.shape != tuple(sizes[d] for d in self.tensors[wrt].dims):
+            raise ShapeError(
+                f"the vector has shape {vector.shape} but {wrt} has shape"
+                f" {self.shape(wrt, **sizes)}; an hvp vector is shaped like wrt"
+            )
+        return net.grad("__s", wrt, {**env, "__v": vector}, memory_limit=memory_limit)[wrt]
+
+    def gradient_network(self, of: str, sizes: Mapping[str, int]) -> tuple[Network, dict[str, str]]:
+        """``of``'s gradient written as a network (for the given sizes), and the
+        name of each tensor's adjoint in it; cached. See :mod:`tensorchain.gradnet`."""
+        key = ("grad", of, tuple(sorted(sizes.items())))
+        if key not in self._gradnets:
+            text, adjoints = gradient_spec(self, of, sizes)
+            self._gradnets[key] = (parse(text), adjoints)
+        return self._gradnets[key]
 
     def compile_grad(
         self,

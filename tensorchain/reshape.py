@@ -65,6 +65,8 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
         coeff = node.terms[k][0]
         present = set(child.labels)
         operands += [(np.ones(sizes[lab]), (lab,)) for lab in node.labels if lab not in present]
+    if not operands:  # a scalar times a scalar: the derivative is the coefficient
+        return np.full((n_node, child_value.size), coeff)
     return coeff * _einsum(operands, (*node.labels, *new)).reshape(n_node, child_value.size)
 
 
@@ -155,6 +157,24 @@ def reshape_method(
     if wrt not in adjoint:
         return np.zeros(shape)
     return adjoint[wrt].reshape(shape)
+
+
+def reshape_hessian(
+    net: Network,
+    of: str,
+    wrt: str,
+    values: Mapping[str, Any],
+    wrt2: str | None = None,
+    memory_limit: int | None = None,
+) -> np.ndarray:
+    """d² of / d wrt d wrt2 by the reshape method: every local derivative of
+    ``of``'s gradient network materialised as a matrix, the chain multiplied
+    and reshaped to ``wrt.shape + wrt2.shape``. The reference for Hessians."""
+    wrt2 = wrt if wrt2 is None else wrt2
+    gradnet, adjoints = net.gradient_network(of, net.sizes(values))
+    if wrt not in adjoints:
+        return np.zeros(net.shape(wrt) + net.shape(wrt2))
+    return reshape_method(gradnet, adjoints[wrt], wrt2, values, memory_limit)
 
 
 @dataclass(frozen=True)
