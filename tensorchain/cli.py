@@ -19,7 +19,7 @@ from .errors import (
 )
 from .network import load, parse
 from .networks import builtin
-from .report import RULE, derivation
+from .report import RULE, derivation, hessian_report
 
 TOLERANCE = 1e-9
 
@@ -75,15 +75,52 @@ def _parser() -> argparse.ArgumentParser:
         choices=["python"],
         help="print only standalone numpy source computing the derivatives",
     )
+    hessian = sub.add_parser(
+        "hessian",
+        help="derive a Hessian block with its structure, checked against the reshape method",
+        description=(
+            "Print the gradient network whose Jacobian is the Hessian, the Hessian's"
+            " labeled structure (which deltas survive, how much smaller than dense),"
+            " its formula, and its largest difference from the reshape method."
+        ),
+    )
+    hessian.add_argument("spec", nargs="?", help="a .tc spec file (default: the article's network)")
+    hessian.add_argument("--of", help="the scalar to differentiate (default: the last tensor)")
+    hessian.add_argument("--wrt", help="the first tensor (default: the first param)")
+    hessian.add_argument("--wrt2", help="the second tensor (default: --wrt)")
+    hessian.add_argument("--dims", type=_dims, default={}, help="dim sizes, e.g. n=4,m=3")
+    hessian.add_argument("--seed", type=int, default=0, help="seed of the random values")
     return parser
+
+
+def _load(args: argparse.Namespace):
+    if args.spec:
+        return load(args.spec), args.spec
+    return parse(builtin("article")), "the article's network (built in)"
+
+
+def hessian_command(args: argparse.Namespace) -> int:
+    out = sys.stdout
+    net, title = _load(args)
+    of = args.of or (net.outputs[-1] if net.outputs else None)
+    wrt = args.wrt or (net.params[0] if net.params else None)
+    if of is None or wrt is None:
+        raise TensorchainError("name the scalar with --of and the tensor with --wrt")
+    values = net.random_values(seed=args.seed, **args.dims)
+    text, diff = hessian_report(net, of, wrt, args.wrt2 or wrt, values)
+    print(f"tensorchain hessian: {title}\n{RULE}\n{net}\n\n{text}", file=out)
+    if diff > TOLERANCE:
+        print(
+            f"tensorchain: error: the result differs from the reshape method by {diff:.1e}",
+            file=sys.stderr,
+        )
+        return 3
+    return 0
 
 
 def derive(args: argparse.Namespace) -> int:
     out = sys.stdout
-    if args.spec:
-        net, title = load(args.spec), args.spec
-    else:
-        net, title = parse(builtin("article")), "the article's network (built in)"
+    net, title = _load(args)
     of = args.of or (net.outputs[-1] if net.outputs else None)
     if of is None:
         raise TensorchainError("the spec defines no tensor to differentiate")
@@ -140,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     method, 4-9 by error class (:data:`EXIT_CODES`)."""
     args = _parser().parse_args(argv)
     try:
-        return derive(args)
+        return hessian_command(args) if args.command == "hessian" else derive(args)
     except TensorchainError as err:
         print(f"tensorchain: error: {err}", file=sys.stderr)
         return next(code for cls, code in EXIT_CODES if isinstance(err, cls))

@@ -485,13 +485,13 @@ class Network:
         key = ("hvp", of, wrt, tuple(sorted(sizes.items())))
         if key not in self._gradnets:
             text, adjoints = gradient_spec(self, of, sizes)
+            if wrt not in adjoints:  # of does not depend on wrt
+                return np.zeros(tuple(sizes[d] for d in self.tensors[wrt].dims))
             dims = self.tensors[wrt].dims
             axes = f"[{', '.join(dims)}]" if dims else ""
             ks = ", ".join(f"k{a}" for a in range(len(dims)))
-            g = f"{adjoints[wrt]}[{ks}]" if dims else adjoints.get(wrt, "0")
+            g = f"{adjoints[wrt]}[{ks}]" if dims else adjoints[wrt]
             v = f"__v[{ks}]" if dims else "__v"
-            if wrt not in adjoints:
-                return np.zeros(self.shape(wrt, **sizes))
             self._gradnets[key] = (parse(f"{text}input __v{axes}\n__s = {g} * {v}\n"), {})
         net, _ = self._gradnets[key]
         vector = np.asarray(vector)

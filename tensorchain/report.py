@@ -111,3 +111,40 @@ def _contractions(log: list[Contraction]) -> list[str]:
     total = "total " if len(log) > 1 else ""
     lines.append(f"  {total}FLOPs {flops:,}   largest intermediate {largest:,} entries")
     return lines
+
+
+def hessian_report(
+    net: Network, of: str, wrt: str, wrt2: str, values: Mapping[str, np.ndarray]
+) -> tuple[str, float]:
+    """The report for d² of / d wrt d wrt2 and its difference from the reshape method."""
+    from .reshape import reshape_hessian
+
+    sizes = net.sizes(values)
+    gradnet, adjoints = net.gradient_network(of, sizes)
+    H = net.hessian(of, wrt, values, wrt2=wrt2)
+    title = f"∂²{of}/∂{wrt}∂{wrt2}" if wrt2 != wrt else f"∂²{of}/∂{wrt}²"
+    lines = [f"{title}   shape {' × '.join(map(str, H.shape))}", RULE]
+    lines.append(f"the gradient of {of} as a network (its Jacobian by {wrt2} is the Hessian):")
+    spec_lines = str(gradnet).splitlines()
+    lines += [f"  {line}" for line in spec_lines if line.startswith("__g_")]
+    lines.append("")
+    dense = int(np.prod(H.shape))
+    stored = H.stored_entries()
+    deltas = ", ".join(f"δ({a}, {b})" for a, b in H.deltas) or "none"
+    lines.append(f"structure: axes [{', '.join(H.indices)}]; symbolic deltas: {deltas}")
+    saving = f"{dense / stored:,.0f}× smaller" if stored else "all zero"
+    lines.append(f"  stored {stored:,} numbers for {dense:,} dense entries ({saving})")
+    if wrt in adjoints:
+        d = Derivation(
+            gradnet, adjoints[wrt], wrt2, gradnet.derivatives(adjoints[wrt], [wrt2], values), sizes
+        )
+        formula = str(d).replace(f"∂{adjoints[wrt]}", f"∂²{of}/∂{wrt}", 1)
+        lines += textwrap.wrap(
+            f"formula: {formula}", 78, subsequent_indent="    ", break_long_words=False
+        )
+    reference = reshape_hessian(net, of, wrt, values, wrt2=wrt2)
+    diff = float(np.max(np.abs(H.array - reference), initial=0.0))
+    if dense <= 256:
+        lines += ["", f"{title} =", format_array(H.array)]
+    lines += ["", f"max |tensorchain − reshape method| = {diff:.1e}"]
+    return "\n".join(lines), diff

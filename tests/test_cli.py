@@ -93,3 +93,14 @@ def test_malformed_dims_is_a_usage_error():
     result = run("derive", "--dims", "n4")
     assert result.returncode == 2
     assert "expected NAME=SIZE like n=4, got 'n4'" in result.stderr
+
+
+@pytest.mark.parametrize("spec", [None, *EXAMPLES], ids=["builtin", *[p.name for p in EXAMPLES]])
+def test_hessian_command(spec, capsys):
+    args = ["hessian"] + ([str(spec)] if spec else []) + ["--dims", "n=3,m=2"] * (spec is None)
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    (value,) = [float(v) for v in re.findall(r"max \|tensorchain − reshape method\| = (\S+)", out)]
+    assert value < 1e-12
+    assert "structure: axes [" in out
+    assert max(len(line) for line in out.splitlines()) <= 80 or spec is not None
