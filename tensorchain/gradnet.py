@@ -112,6 +112,7 @@ class _Writer:
 
     def backward(self, of: str) -> dict[str, str]:
         """Adjoint statements, from ``of`` back to the inputs and params."""
+        self.of = of
         terms: dict[str, list[tuple[str, set[str]]]] = {of: [("1", set())]}
         ranks = {t.name: len(t.dims) for t in self.net.tensors.values()}
         ranks.update((name, len(node.labels)) for name, node in self.ops)
@@ -162,7 +163,8 @@ class _Writer:
         return text, {labels[lab] for lab in present}
 
     def _vjp(self, name: str, node: Node, k: int, child: Node, labels: dict[str, str]) -> str:
-        cotangent = self.ref_named(adjoint(name), node.labels, labels)
+        # d of / d of = 1: written as the number, so that it folds away.
+        cotangent = "1.0" if name == self.of else self.ref_named(adjoint(name), node.labels, labels)
         if isinstance(node, Product):
             coeff = node.coeff
             label_sizes = self.net.label_sizes(self.statement_of[id(node)], self.sizes)

@@ -41,6 +41,7 @@ class Factor:
     name: str
     origin: str = ""  # the local Jacobian it comes from, e.g. "da/dz"
     tex: str = ""  # the name in LaTeX ("" when it has none: a contracted factor)
+    owned: bool = False  # the array is new and nothing else holds it (no copy needed)
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,7 @@ class LabeledTensor:
                 old = merged[key]
                 c1, c2 = old.coeff, t.coeff
                 total = apply(
-                    lambda a, b, c1=c1, c2=c2: c1 * a + c2 * b,
+                    functools.partial(_axpby, c1, c2),
                     old.factors[0].array,
                     factor.array,
                     shape=[self.sizes[lab] for lab in labels],
@@ -262,13 +263,18 @@ class LabeledTensor:
                 merged[key] = Term(t.coeff, (factor,), t.deltas)
         return LabeledTensor(self.indices, self.sizes, list(merged.values()), canonicalize=False)
 
-    def with_arrays(self, arrays: Sequence[np.ndarray], dtype: Any = None) -> LabeledTensor:
-        """The same structure with the factors' arrays replaced, in term order."""
-        it = iter(arrays)
-        terms = [
-            replace(t, factors=tuple(replace(f, array=next(it)) for f in t.factors))
-            for t in self.terms
-        ]
+    def with_arrays(
+        self, arrays: Sequence[np.ndarray], dtype: Any = None, owned: Sequence[bool] = ()
+    ) -> LabeledTensor:
+        """The same structure with the factors' arrays replaced, in term order
+        (``owned``: which of them are new arrays that nothing else holds)."""
+        it = iter(zip(arrays, [*owned, *[False] * (len(arrays) - len(owned))], strict=True))
+
+        def factor(f: Factor) -> Factor:
+            array, own = next(it)
+            return replace(f, array=array, owned=own)
+
+        terms = [replace(t, factors=tuple(factor(f) for f in t.factors)) for t in self.terms]
         return LabeledTensor(self.indices, self.sizes, terms, canonicalize=False, dtype=dtype)
 
     @cached_property
@@ -311,6 +317,9 @@ class LabeledTensor:
     def _dense(self) -> np.ndarray:
         if len(self.terms) == 1 and not self.terms[0].deltas:
             (t,) = self.terms
+            only = t.factors[0] if len(t.factors) == 1 else None
+            if only and t.coeff == 1.0 and only.owned and only.labels == self.indices:
+                return only.array  # already the dense result, and ours
             operands = [(f.array, f.labels) for f in t.factors]
             return contract(operands, self.indices, self.sizes, scale=t.coeff, fresh=True)
         datas, placements = [], []
@@ -349,6 +358,14 @@ def _diagonal(term: Term, indices: tuple[str, ...], shape: tuple[int, ...]):
     for axis, lab in enumerate(indices):
         strides[rep_of[lab]] += int(c_strides[axis])
     return reps, [strides[r] for r in reps]
+
+
+def _axpby(c1: float, c2: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``c1 a + c2 b`` in C order whatever the operands' layouts (a transposed
+    operand first would otherwise make numpy write the result transposed)."""
+    a = a if c1 == 1.0 else c1 * a
+    b = b if c2 == 1.0 else c2 * b
+    return np.add(a, b, order="C")
 
 
 def place(shape, placements, dtype, *datas):

@@ -611,7 +611,7 @@ class Network:
                     outputs = [f.array for t in structure.terms for f in t.factors]
 
                     def finish(arrays: list[np.ndarray]) -> Any:
-                        return structure.with_arrays(arrays, dtype)
+                        return structure.with_arrays(arrays, dtype, owned)
 
         if kind == "forward":
             what = "the forward pass"
@@ -620,6 +620,7 @@ class Network:
         else:
             what = f"d{of}/d{wrt[0]}"
         program = tape.program(outputs)
+        owned = program.fresh  # which results are new arrays (no copy in .array)
         return Compiled(self, shapes, sizes, program, _cast(finish, dtype), what, dtype)
 
 

@@ -234,7 +234,7 @@ def _multiply(terms: list[str], out: str, size: dict[str, int]):
     def run(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         a = np.reshape(a if perm_a is None else a.transpose(perm_a), view_a)
         b = np.reshape(b if perm_b is None else b.transpose(perm_b), view_b)
-        result = np.multiply(a, b)
+        result = np.multiply(a, b, order="C")  # C order, whatever the operands' layout
         return result if list(result.shape) == full else np.broadcast_to(result, full).copy()
 
     whole_a, whole_b = (len(t) == len(out) for t in terms)  # has every axis of out
@@ -245,7 +245,7 @@ def _multiply(terms: list[str], out: str, size: dict[str, int]):
 
     def source(a: str, b: str) -> str:
         a, b = operand(a, perm_a, view_a, whole_a), operand(b, perm_b, view_b, whole_b)
-        return f"np.multiply({a}, {b})"  # every axis of out is in one of them
+        return f"np.multiply({a}, {b}, order='C')"  # every axis of out is in one of them
 
     run.source = source
     return run

@@ -101,6 +101,16 @@ class Tape:
 
     def program(self, outputs: Sequence[Slot | np.ndarray]) -> Program:
         out_regs = tuple(self.register(o) for o in outputs)
+        # Only the steps the outputs depend on (a Jacobian needs only part of
+        # the forward pass, a gradient not the loss itself).
+        needed = set(out_regs)
+        live: list[int] = []
+        for k in range(len(self.steps) - 1, -1, -1):
+            if self.steps[k][2] in needed:
+                live.append(k)
+                needed.update(self.steps[k][1])
+        self.steps = [self.steps[k] for k in reversed(live)]
+        self.codes = [self.codes[k] for k in reversed(live)]
         last: dict[int, int] = {}
         for k, (_, args, _, _) in enumerate(self.steps):
             for a in args:
@@ -118,6 +128,10 @@ class Tape:
             len(self.shapes),
             self._peak(steps),
             tuple(self.codes),
+            tuple(
+                isinstance(o, Slot) and o.fresh and o.reg not in self.inputs.values()
+                for o in outputs
+            ),
         )
 
     def _peak(self, steps: tuple[Step, ...]) -> Peak:
@@ -213,6 +227,7 @@ class Program:
     registers: int
     peak: Peak  # the memory forecast
     codes: tuple[Code | None, ...] = ()
+    fresh: tuple[bool, ...] = ()  # per output: a new array nothing else holds
 
     def __call__(self, values: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         regs: list = [None] * self.registers
