@@ -204,6 +204,104 @@ def _torch_mlp(v: dict, depth: int) -> Competitor:
     return Competitor("torch autograd", run, result, memory=False)
 
 
+def _hessians(n_quad: int, samples: int, features: int, n_article: int, rounds: int) -> list[Row]:
+    """Dense Hessians against the closed form (and JAX, PyTorch), the article's
+    structured Hessian, and a Hessian-vector product."""
+    rows: list[Row] = []
+    have_jax = importlib.util.find_spec("jax") is not None
+    have_torch = importlib.util.find_spec("torch") is not None
+
+    quad = tc.parse(f"dim n = {n_quad}\ninput x[n]\nparam A[n, n]\nf = x[i] * A[i, j] * x[j]")
+    v = quad.random_values(seed=0)
+    competitors = [
+        Competitor("numpy closed form A + Aᵀ", lambda: v["A"] + v["A"].T, lambda r: r),
+        Competitor(
+            "tensorchain hessian .array", lambda: quad.hessian("f", "x", v).array, lambda r: r
+        ),
+    ]
+    if have_jax:
+        import jax
+        import jax.numpy as jnp
+
+        jax.config.update("jax_enable_x64", True)
+        A, x = jnp.asarray(v["A"]), jnp.asarray(v["x"])
+        h = jax.jit(jax.hessian(lambda x, A: x @ A @ x))
+        competitors.append(
+            Competitor(
+                "jax.jit(jax.hessian)",
+                lambda: jax.block_until_ready(h(x, A)),
+                np.asarray,
+                memory=False,
+            )
+        )
+    if have_torch:
+        import torch
+        from torch.func import hessian
+
+        At, xt = torch.tensor(v["A"]), torch.tensor(v["x"])
+        competitors.append(
+            Competitor(
+                "torch.func.hessian",
+                lambda: hessian(lambda x: x @ At @ x)(xt),
+                lambda r: r.numpy(),
+                memory=False,
+            )
+        )
+    rows += measure(f"Hessian of xᵀAx, n={n_quad}", competitors, rounds=rounds)
+
+    logistic = tc.parse(
+        f"dim s = {samples}\ndim f = {features}\ninput X[s, f]\ninput y[s]\nparam w[f]\n"
+        "z[n] = X[n, j] * w[j]\np = sigmoid(z)\nL = -sum(y * log(p) + (1 - y) * log(1 - p))\n"
+    )
+    v = logistic.random_values(seed=0)
+    v["y"] = (v["y"] > 0).astype(float)
+    X = v["X"]
+
+    def closed():
+        p = 1.0 / (1.0 + np.exp(-(X @ v["w"])))
+        return (X.T * (p * (1.0 - p))) @ X
+
+    competitors = [
+        Competitor("numpy closed form Xᵀ diag(p(1−p)) X", closed, lambda r: r),
+        Competitor(
+            "tensorchain hessian .array", lambda: logistic.hessian("L", "w", v).array, lambda r: r
+        ),
+    ]
+    if have_jax:
+        Xj, yj, wj = (jnp.asarray(v[k]) for k in ("X", "y", "w"))
+
+        def loss(w):
+            p = jax.nn.sigmoid(Xj @ w)
+            return -jnp.sum(yj * jnp.log(p) + (1 - yj) * jnp.log(1 - p))
+
+        hl = jax.jit(jax.hessian(loss))
+        competitors.append(
+            Competitor(
+                "jax.jit(jax.hessian)",
+                lambda: jax.block_until_ready(hl(wj)),
+                np.asarray,
+                memory=False,
+            )
+        )
+    rows += measure(
+        f"Hessian, logistic regression {samples}×{features}", competitors, rounds=rounds
+    )
+
+    net = tc.parse(tc.ARTICLE)
+    v = net.random_values(seed=0, n=n_article, m=n_article)
+    competitors = [Competitor("tensorchain hessian (structured)", lambda: net.hessian("C", "W", v))]
+    if have_jax:
+        Wj, bj, xj, yj = (jnp.asarray(v[k]) for k in ("W", "b", "x", "y"))
+        ha = jax.jit(jax.hessian(lambda W: 0.5 * jnp.sum((jax.nn.sigmoid(W @ xj + bj) - yj) ** 2)))
+        competitors.append(
+            Competitor(
+                "jax.jit(jax.hessian) (dense)", lambda: jax.block_until_ready(ha(Wj)), memory=False
+            )
+        )
+    rows += measure(f"article Hessian by W, n=m={n_article}", competitors, rounds=rounds)
+    return rows
+
+
 def machine() -> str:
     model = platform.processor() or platform.machine()
     try:
@@ -234,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         rows += _article(4, True, rounds=3)
         rows += _mlp(2, 8, 16, rounds=3)
+        rows += _hessians(8, 16, 4, 4, rounds=2)
     else:
         for n in (4, 64):
             rows += _article(n, True, rounds=15)
@@ -242,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         for depth in (4, 16):
             rows += _mlp(depth, 256, 512, rounds=9)
         rows += _mlp(4, 1, 4, rounds=21)
+        rows += _hessians(2048, 2048, 256, 64, rounds=5)
     text = f"Machine: {machine()}\n\n{table(rows)}\n"
     print(text)
     if args.out:
