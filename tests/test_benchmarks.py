@@ -2,11 +2,14 @@
 about speed) and its agreement check catches a wrong answer."""
 
 import numpy as np
+import pytest
 
 from benchmarks.harness import Competitor, measure, table
 from benchmarks.run import main
 
 
+# torch.func warns about its own internals (torch.jit.script) when installed.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_quick_benchmark_runs(capsys, tmp_path):
     out = tmp_path / "table.md"
     assert main(["--quick", "--out", str(out)]) == 0
