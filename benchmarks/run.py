@@ -255,6 +255,7 @@ def _hessians(n_quad: int, samples: int, features: int, n_article: int, rounds: 
     )
     v = logistic.random_values(seed=0)
     v["y"] = (v["y"] > 0).astype(float)
+    v["w"] = v["w"] / np.sqrt(features)  # keeps p inside (0, 1) in float64
     X = v["X"]
 
     def closed():
@@ -302,6 +303,50 @@ def _hessians(n_quad: int, samples: int, features: int, n_article: int, rounds: 
     return rows
 
 
+def _hvp(depth: int, batch: int, width: int, rounds: int) -> list[Row]:
+    """A Hessian-vector product by W0 on the sigmoid MLP, against JAX's
+    forward-over-reverse ``jvp(grad)``."""
+    net = tc.parse(mlp_spec(depth, batch, width))
+    v = net.random_values(seed=0)
+    vector = np.random.default_rng(1).standard_normal(v["W0"].shape)
+    competitors = []
+    if importlib.util.find_spec("jax") is not None:
+        import jax
+        import jax.numpy as jnp
+
+        jax.config.update("jax_enable_x64", True)
+        params = {k: jnp.asarray(a) for k, a in v.items()}
+
+        def loss(W0):
+            a = params["x"]
+            for k in range(depth):
+                W = W0 if k == 0 else params[f"W{k}"]
+                a = jax.nn.sigmoid(a @ W.T + params[f"b{k}"])
+            return 0.5 * jnp.sum((a - params["y"]) ** 2)
+
+        hvp = jax.jit(lambda w, t: jax.jvp(jax.grad(loss), (w,), (t,))[1])
+        w0, t0 = params["W0"], jnp.asarray(vector)
+        competitors.append(
+            Competitor(
+                "jax.jit(jvp(grad))",
+                lambda: jax.block_until_ready(hvp(w0, t0)),
+                np.asarray,
+                memory=False,
+            )
+        )
+    competitors.append(
+        Competitor("tensorchain hvp", lambda: net.hvp("L", "W0", vector, v), lambda r: r)
+    )
+    rows = measure(
+        f"Hessian-vector product by W0, MLP depth {depth}, batch {batch}, width {width}",
+        competitors,
+        rounds=rounds,
+    )
+    if len(competitors) == 1:
+        rows[0].note = "jax not installed (pip install '.[bench]'): no baseline"
+    return rows
+
+
 def machine() -> str:
     model = platform.processor() or platform.machine()
     try:
@@ -333,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += _article(4, True, rounds=3)
         rows += _mlp(2, 8, 16, rounds=3)
         rows += _hessians(8, 16, 4, 4, rounds=2)
+        rows += _hvp(2, 8, 16, rounds=2)
     else:
         for n in (4, 64):
             rows += _article(n, True, rounds=15)
@@ -342,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += _mlp(depth, 256, 512, rounds=9)
         rows += _mlp(4, 1, 4, rounds=21)
         rows += _hessians(2048, 2048, 256, 64, rounds=5)
+        rows += _hvp(4, 256, 512, rounds=5)
     text = f"Machine: {machine()}\n\n{table(rows)}\n"
     print(text)
     if args.out:
