@@ -14,6 +14,7 @@ the number of edges, never with the number of paths or targets.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -140,8 +141,18 @@ def network_jacobians(
             continue
         adj = adjoint.pop(target)
         fan_out = sum(op in downstream for op in stmt.operands)
+        if len(adj.terms) > 1:
+            # Paths merge here: factor out what every term shares (the big
+            # factors), so that only the small differences are added.
+            adj = adj.factored(log=result.contractions)
+        # Where paths fork, a gradient contracts the chain so far (backprop's
+        # cotangent: work linear in depth); a Jacobian only when that is smaller
+        # than its largest factor, which otherwise stays shared unevaluated, so
+        # that merges further on can still factor it out.
+        largest = max((f.array.size for t in adj.terms for f in t.factors), default=0)
+        shrinks = not axes[of] or math.prod(adj.shape) < largest
         lazy = any(len(t.factors) > 1 for t in adj.terms)
-        if len(adj.terms) > 1 or (fan_out > 1 and lazy):
+        if len(adj.terms) > 1 or (fan_out > 1 and lazy and shrinks):
             # Shared by several paths (or a sum): contract once, so the upstream
             # work is done once for all of them (backprop's cotangent).
             adj = adj.contracted(name=f"d{of}/d{target}", log=result.contractions)

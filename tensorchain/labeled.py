@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -214,6 +215,58 @@ class LabeledTensor:
         terms = [replace(t, coeff=t.coeff * c) for t in self.terms]
         return LabeledTensor(self.indices, self.sizes, terms, canonicalize=False)
 
+    def factored(self, log: list[Contraction] | None = None) -> LabeledTensor:
+        """The same sum with the factors every term shares (same array, same
+        axes) taken out: ``X·u + X·v = X·(u + v)``. Only the unshared parts are
+        contracted and added; the shared ones stay unevaluated."""
+        groups: dict[tuple, list[Term]] = {}
+        for t in self.terms:
+            groups.setdefault(t.deltas, []).append(t)
+        terms: list[Term] = []
+        for deltas, group in groups.items():
+            counts = [Counter((id(f.array), f.labels) for f in t.factors) for t in group]
+            shared = functools.reduce(lambda a, b: a & b, counts) if len(group) > 1 else Counter()
+            if not shared:
+                terms.extend(group)
+                continue
+            common, rests = _split(group[0].factors, shared), []
+            for t in group:
+                rest, left = [], Counter(shared)
+                for f in t.factors:
+                    key = (id(f.array), f.labels)
+                    if left[key] > 0:
+                        left[key] -= 1
+                    else:
+                        rest.append(f)
+                rests.append(rest)
+            outer = set(self.indices) | {lab for f in common for lab in f.labels}
+            labels = tuple(
+                dict.fromkeys(lab for r in rests for f in r for lab in f.labels if lab in outer)
+            )
+            parts = [
+                contract(
+                    [(f.array, f.labels) for f in rest],
+                    labels,
+                    self.sizes,
+                    names=[f.origin or f.name for f in rest],
+                    log=log if len(rest) > 1 else None,
+                    scale=t.coeff,
+                )
+                for t, rest in zip(group, rests, strict=True)
+            ]
+            shape = [self.sizes[lab] for lab in labels]
+            total = apply(
+                _sum_arrays,
+                *parts,
+                shape=shape,
+                fresh=True,
+                code=lambda a: linear_source([(1.0, x) for x in a]),
+            )
+            names = " + ".join("·".join(f.name for f in r) or "1" for r in rests)
+            inner = Factor(total, labels, f"({names})")
+            terms.append(Term(1.0, (*common, inner), deltas))
+        return LabeledTensor(self.indices, self.sizes, terms, canonicalize=False, dtype=self.dtype)
+
     def contracted(
         self, name: str | None = None, log: list[Contraction] | None = None
     ) -> LabeledTensor:
@@ -358,6 +411,24 @@ def _diagonal(term: Term, indices: tuple[str, ...], shape: tuple[int, ...]):
     for axis, lab in enumerate(indices):
         strides[rep_of[lab]] += int(c_strides[axis])
     return reps, [strides[r] for r in reps]
+
+
+def _split(factors: Sequence[Factor], shared: Counter) -> list[Factor]:
+    """The factors counted in ``shared`` (each as many times as counted)."""
+    left, out = Counter(shared), []
+    for f in factors:
+        key = (id(f.array), f.labels)
+        if left[key] > 0:
+            left[key] -= 1
+            out.append(f)
+    return out
+
+
+def _sum_arrays(*arrays: np.ndarray) -> np.ndarray:
+    total = np.array(arrays[0])
+    for a in arrays[1:]:
+        total = total + a
+    return total
 
 
 def _axpby(c1: float, c2: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
