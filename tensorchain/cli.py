@@ -34,6 +34,16 @@ def _dims(text: str) -> dict[str, int]:
     return out
 
 
+def _common(command: argparse.ArgumentParser, of_help: str) -> None:
+    """The arguments every command takes: the spec, --of, --dims and --seed."""
+    command.add_argument("spec", nargs="?", help="a .tc spec file (default: the article's network)")
+    command.add_argument("--of", help=of_help)
+    command.add_argument(
+        "--dims", type=_dims, default={}, help="dim sizes, e.g. n=4,m=3 (default: the spec's)"
+    )
+    command.add_argument("--seed", type=int, default=0, help="seed of the random values")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tensorchain",
@@ -50,19 +60,10 @@ def _parser() -> argparse.ArgumentParser:
             " its largest difference from the reshape method."
         ),
     )
-    derive.add_argument("spec", nargs="?", help="a .tc spec file (default: the article's network)")
-    derive.add_argument("--of", help="the tensor to differentiate (default: the last)")
+    _common(derive, "the tensor to differentiate (default: the last)")
     derive.add_argument(
-        "--wrt",
-        help="comma-separated tensors to differentiate by (default: every param)",
+        "--wrt", help="comma-separated tensors to differentiate by (default: every param)"
     )
-    derive.add_argument(
-        "--dims",
-        type=_dims,
-        default={},
-        help="dim sizes, e.g. n=4,m=3 (default: the spec's)",
-    )
-    derive.add_argument("--seed", type=int, default=0, help="seed of the random values")
     shown = derive.add_mutually_exclusive_group()
     shown.add_argument(
         "--latex", action="store_true", help="print only the formula of each derivative in LaTeX"
@@ -84,12 +85,9 @@ def _parser() -> argparse.ArgumentParser:
             " its formula, and its largest difference from the reshape method."
         ),
     )
-    hessian.add_argument("spec", nargs="?", help="a .tc spec file (default: the article's network)")
-    hessian.add_argument("--of", help="the scalar to differentiate (default: the last tensor)")
+    _common(hessian, "the scalar to differentiate (default: the last tensor)")
     hessian.add_argument("--wrt", help="the first tensor (default: the first param)")
     hessian.add_argument("--wrt2", help="the second tensor (default: --wrt)")
-    hessian.add_argument("--dims", type=_dims, default={}, help="dim sizes, e.g. n=4,m=3")
-    hessian.add_argument("--seed", type=int, default=0, help="seed of the random values")
     return parser
 
 

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tensorchain as tc
+from benchmarks.run import mlp_spec
 from tensorchain.strategies import networks
 from tensorchain.testing import max_relative_error
 
@@ -73,27 +74,12 @@ def test_compiled_results_do_not_alias_the_inputs():
     assert np.all(vals["x"] != 0.0)
 
 
-def mlp(depth: int) -> tc.Network:
-    lines = ["dim B = 2", "dim w = 3", "input x[B, w]"]
-    prev = "x"
-    for k in range(depth):
-        lines += [
-            f"param W{k}[w, w]",
-            f"param b{k}[w]",
-            f"z{k}[s, i] = W{k}[i, j] * {prev}[s, j] + b{k}[i]",
-            f"a{k} = tanh(z{k})",
-        ]
-        prev = f"a{k}"
-    lines.append(f"L = sum({prev} ^ 2)")
-    return tc.parse("\n".join(lines))
-
-
 def test_gradient_work_grows_linearly_with_depth():
     # Counted, not timed: array steps of the compiled program and pairwise
     # contractions of the chain rule, for depths 4, 8, 16.
     steps, pairs = [], []
     for depth in (4, 8, 16):
-        net = mlp(depth)
+        net = tc.parse(mlp_spec(depth, batch=2, width=3))
         steps.append(len(net.compile_grad("L")))
         result = net.derivatives("L", net.params, net.random_values())
         pairs.append(sum(len(c.info.contraction_list) for c in result.contractions))
