@@ -20,7 +20,7 @@ import numpy as np
 
 from . import __version__
 from .labeled import LabeledTensor, Term, place
-from .program import Slot, tracing
+from .program import Slot, Tape, tracing
 from .render import format_term
 from .rules import tex_name
 
@@ -222,9 +222,11 @@ class Derivation:
         """Standalone numpy source of a function computing this derivative.
 
         The function takes every input and param by name and returns the dense
-        result (the gradient for a scalar ``of``); the contraction order planned
-        here is baked into each ``np.einsum``'s ``optimize`` path, and the
-        derivation is its docstring. Nothing of tensorchain is imported."""
+        result (the gradient for a scalar ``of``). The body is the compiled
+        program's own steps in the order planned here (``np.dot`` on transposed
+        views, ``np.multiply``, ``np.add.reduce``, ``np.einsum``), with ``del``
+        where it frees memory; the derivation is its docstring. Nothing of
+        tensorchain is imported."""
         return module_source([self], names=[name] if name else None)
 
 
@@ -237,17 +239,14 @@ def derive(
         forward = net.forward(values)
         return Derivation(net, of, wrt, net.derivatives(of, [wrt], forward), forward.sizes)
     sizes = net.sizes(**dims)
-    with tracing():
-        forward = net._run_forward(_slots(net, sizes), sizes)
+    with tracing() as tape:
+        forward = net._run_forward(placeholders(net, tape, sizes), sizes)
         result = net.derivatives(of, [wrt], forward)
     return Derivation(net, of, wrt, result, sizes)
 
 
-def _slots(net: Network, sizes: dict[str, int]) -> dict[str, Slot]:
-    from .program import _TAPE
-
-    tape = _TAPE.get()
-    assert tape is not None
+def placeholders(net: Network, tape: Tape, sizes: Mapping[str, int]) -> dict[str, Slot]:
+    """A placeholder for every input and param of ``net`` on ``tape``."""
     return {
         t.name: tape.input(t.name, tuple(sizes[d] for d in t.dims))
         for t in net.tensors.values()
@@ -323,8 +322,7 @@ def _function_source(derivations: Sequence[Derivation], name: str) -> str:
     net, wrts = d.net, [x.wrt for x in derivations]
     leaves = [t for t in net.tensors.values() if t.kind != "defined"]
     with tracing() as tape:
-        env = {t.name: tape.input(t.name, tuple(d.sizes[dim] for dim in t.dims)) for t in leaves}
-        forward = net._run_forward(env, d.sizes)
+        forward = net._run_forward(placeholders(net, tape, d.sizes), d.sizes)
         result = net.derivatives(d.of, wrts, forward)
         outs = [result.jacobians[w].array for w in wrts]
     program = tape.program(outs)

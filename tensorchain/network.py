@@ -586,10 +586,12 @@ class Network:
     def _compile(
         self, kind: str, of: str, wrt: tuple[str, ...], sizes: dict[str, int], dtype: np.dtype
     ):
+        from .derivation import placeholders
+
         leaves = [t for t in self.tensors.values() if t.kind != "defined"]
         shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
         with tracing(dtype.itemsize) as tape:
-            env = {name: tape.input(name, shape) for name, shape in shapes.items()}
+            env = placeholders(self, tape, sizes)
             forward = self._run_forward(env, sizes)
             if kind == "forward":
                 names = list(forward.values)
