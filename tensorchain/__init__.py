@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"  # first, so that modules can import it
 
+from .contraction import contract
 from .derivation import Derivation
 from .errors import (
     DerivativeError,
@@ -39,6 +40,7 @@ __all__ = [
     "ValuesError",
     "__version__",
     "builtin",
+    "contract",
     "get_memory_limit",
     "load",
     "parse",

@@ -1,0 +1,76 @@
+"""tc.contract on labeled tensors against np.einsum on their dense arrays."""
+
+import string
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from test_labeled import terms  # the tests folder is on sys.path
+
+import tensorchain as tc
+from tensorchain.labeled import LabeledTensor
+
+
+@given(terms(), terms(), st.data())
+def test_contract_equals_einsum_of_the_dense_arrays(first, second, data):
+    (axes1, sizes1, term1), (axes2, sizes2, term2) = first, second
+    A = LabeledTensor(axes1, sizes1, [term1])
+    B = LabeledTensor(axes2, sizes2, [term2])
+    # Name A's axes a0.., then join some of B's axes to A's of equal size.
+    names_a = [string.ascii_lowercase[k] for k in range(A.ndim)]
+    names_b = []
+    for k, size in enumerate(B.shape):
+        joinable = [
+            n for n, s in zip(names_a, A.shape, strict=True) if s == size and n not in names_b
+        ]
+        join = joinable and data.draw(st.booleans())
+        names_b.append(data.draw(st.sampled_from(joinable)) if join else string.ascii_uppercase[k])
+    every = list(dict.fromkeys(names_a + names_b))
+    out = data.draw(st.lists(st.sampled_from(every), unique=True, max_size=len(every)))
+    spec = f"{' '.join(names_a)}, {' '.join(names_b)} -> {' '.join(out)}"
+    got = tc.contract(spec, A, B)
+    expected = np.einsum(f"{''.join(names_a)},{''.join(names_b)}->{''.join(out)}", A.array, B.array)
+    np.testing.assert_allclose(got.array, expected, rtol=1e-11, atol=1e-11)
+
+
+def test_per_sample_gradient_norms_of_a_dense_layer_never_form_sample_by_weights():
+    net = tc.parse(
+        "dim B = 64\ndim n = 32\ndim m = 16\ninput x[B, m]\ninput y[B, n]\nparam W[n, m]\n"
+        "z[s, i] = W[i, j] * x[s, j]\nL[s] = 0.5 * (z[s, i] - y[s, i]) ^ 2\n"
+    )
+    vals = net.random_values(seed=0)
+    # The structured per-sample Jacobian: a cotangent times x, no B×n×m array.
+    r = net.derivatives("L", ["W"], vals)
+    lazy = r.chains["W"]
+    log: list = []
+    norms = tc.contract("s i j, s i j -> s", lazy, lazy, log=log)
+    assert all(c.largest_intermediate < 64 * 32 * 16 for c in log)
+    e = net.evaluate(vals)
+    per_sample = np.einsum("si,sj->sij", e["z"] - e["y"], e["x"])
+    np.testing.assert_allclose(
+        norms.array, np.einsum("sij,sij->s", per_sample, per_sample), rtol=1e-12
+    )
+
+
+def test_contract_keeps_deltas_between_output_axes():
+    net = tc.parse(tc.ARTICLE)
+    J = net.jacobian("a", "z", net.random_values(n=6, m=2))  # σ'(z)[i] δ(i, k)
+    JJ = tc.contract("i k, k l -> i l", J, J)
+    assert JJ.deltas == (("i", "l"),)
+    np.testing.assert_allclose(JJ.array, J.array @ J.array, rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("spec", "shapes", "cls", "message"),
+    [
+        ("i j, j k", [(2, 3), (3, 2)], tc.SpecError, r"has no '->'"),
+        ("i j -> i", [(2, 3), (3, 2)], tc.SpecError, r"names 1 operands but 2 were given"),
+        ("i, j -> i", [(2, 3), (3, 2)], tc.ShapeError, r"operand 1 has 2 axes \[a0, a1\] but 1"),
+        ("i j, j k -> q", [(2, 3), (3, 2)], tc.SpecError, r"output axis 'q' is not an axis"),
+        ("i j, j k -> i", [(2, 3), (2, 2)], tc.ShapeError, r"axis 'j' is 3 in operand 1 but 2"),
+    ],
+)
+def test_contract_errors(spec, shapes, cls, message):
+    with pytest.raises(cls, match=message):
+        tc.contract(spec, *[np.ones(s) for s in shapes])
