@@ -502,6 +502,27 @@ class Network:
             )
         return net.grad("__s", wrt, {**env, "__v": vector}, memory_limit=memory_limit)[wrt]
 
+    def per_sample_grad_norms(
+        self, of: str, wrt: Sequence[str] | None = None, values: Mapping[str, Any] | None = None
+    ) -> np.ndarray:
+        """For a per-sample loss ``of[s]``, each sample's gradient norm over all of
+        ``wrt`` (default: every param), without forming per-sample gradients."""
+        from .products import per_sample_grad_norms
+
+        return per_sample_grad_norms(self, of, list(wrt or self.params), values or {})
+
+    def clipped_grad(
+        self,
+        of: str,
+        wrt: Sequence[str] | None = None,
+        values: Mapping[str, Any] | None = None,
+        max_norm: float = 1.0,
+    ) -> dict[str, np.ndarray]:
+        """Σ_s of each sample's gradient clipped to ``max_norm`` (the DP-SGD step)."""
+        from .products import clipped_grad
+
+        return clipped_grad(self, of, list(wrt or self.params), values or {}, max_norm)
+
     def gradient_network(self, of: str, sizes: Mapping[str, int]) -> tuple[Network, dict[str, str]]:
         """``of``'s gradient written as a network (for the given sizes), and the
         name of each tensor's adjoint in it; cached. See :mod:`tensorchain.gradnet`."""

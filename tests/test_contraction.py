@@ -74,3 +74,37 @@ def test_contract_keeps_deltas_between_output_axes():
 def test_contract_errors(spec, shapes, cls, message):
     with pytest.raises(cls, match=message):
         tc.contract(spec, *[np.ones(s) for s in shapes])
+
+
+MLP2 = tc.parse(
+    "dim B = 6\ndim d = 4\ndim h = 5\ndim c = 3\ninput x[B, d]\ninput y[B, c]\n"
+    "param W1[h, d]\nparam b1[h]\nparam W2[c, h]\n"
+    "z1[s, i] = W1[i, j] * x[s, j] + b1[i]\na1 = tanh(z1)\nz2[s, k] = W2[k, i] * a1[s, i]\n"
+    "L[s] = 0.5 * (z2[s, k] - y[s, k]) ^ 2\n"
+)
+
+
+def per_sample_reference(net, vals, wrt):
+    """Each sample's gradient by the reshape method (dense), by parameter."""
+    return {w: tc.reshape_method(net, "L", w, vals) for w in wrt}
+
+
+@given(seed=st.integers(0, 2**16))
+def test_per_sample_norms_and_clipped_sums_equal_the_dense_computation(seed):
+    vals = MLP2.random_values(seed=seed)
+    wrt = ["W1", "b1", "W2"]
+    dense = per_sample_reference(MLP2, vals, wrt)
+    flat = np.concatenate([dense[w].reshape(6, -1) for w in wrt], axis=1)
+    norms = np.linalg.norm(flat, axis=1)
+    np.testing.assert_allclose(MLP2.per_sample_grad_norms("L", wrt, vals), norms, rtol=1e-12)
+    max_norm = float(np.median(norms))
+    clip = np.minimum(1.0, max_norm / norms)
+    got = MLP2.clipped_grad("L", wrt, vals, max_norm=max_norm)
+    for w in wrt:
+        expected = np.tensordot(clip, dense[w], axes=1)
+        np.testing.assert_allclose(got[w], expected, rtol=1e-12, atol=1e-14)
+
+
+def test_per_sample_products_need_a_per_sample_loss():
+    with pytest.raises(tc.DerivativeError, match=r"per-sample products need a per-sample loss"):
+        tc.parse(tc.ARTICLE).per_sample_grad_norms("C", ["W"], tc.parse(tc.ARTICLE).random_values())
