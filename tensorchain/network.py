@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,24 +11,21 @@ import numpy as np
 
 from . import limits
 from .chain import ChainResult, axis_names, network_jacobians, statement_jacobians
+from .compiled import CACHE_SIZE, Compiled, compile_program, dtype_of
 from .errors import (
     DerivativeError,
-    MemoryLimitError,
-    NonFiniteWarning,
     ShapeError,
     SpecError,
     ValuesError,
 )
 from .evaluate import evaluate_statement
-from .functions import NOT_HOLOMORPHIC
 from .gradnet import gradient_spec
 from .labeled import LabeledTensor
-from .limits import format_bytes, get_memory_limit
-from .lower import Lowered, Map, lower, walk
-from .program import Program, tracing
+from .lower import Lowered, lower
 from .shapes import Binding, bind_labels, shape_text
 from .spec import Assign, DimDecl, Pos, TensorDecl, parse_program
 from .spec import Program as SpecProgram
+from .values import check_values
 
 if TYPE_CHECKING:
     from .derivation import Derivation
@@ -232,79 +228,7 @@ class Network:
     def _check_values(
         self, values: Mapping[str, Any], strict: bool = False
     ) -> dict[str, np.ndarray]:
-        """Names, dtypes and finiteness of ``values``, before any work.
-
-        The common dtype is numpy's promotion of the floating and complex
-        values (float32 stays float32, any complex value makes it complex);
-        integer and boolean values take that dtype, float64 if every value is
-        an integer. NaN or infinity warns (:class:`NonFiniteWarning`), or
-        raises with ``strict=True``."""
-        if not isinstance(values, Mapping):
-            raise ValuesError(
-                f"values must be a dict from tensor name to array, got {type(values).__name__}"
-            )
-        leaves = [t.name for t in self.tensors.values() if t.kind != "defined"]
-        for name in values:
-            if name not in self.tensors:
-                raise ValuesError(
-                    f"unknown tensor {name!r} in values; the inputs and params are"
-                    f" {', '.join(leaves)}"
-                )
-            if self.tensors[name].kind == "defined":
-                raise ValuesError(
-                    f"{name!r} is computed by the network (line"
-                    f" {self.tensors[name].pos.line}); leave it out of the values"
-                )
-        missing = [n for n in leaves if n not in values]
-        if missing:
-            raise ValuesError(
-                f"values are missing {', '.join(missing)}; net.random_values(...) makes"
-                " a complete dict to start from"
-            )
-        arrays = {}
-        for name in leaves:
-            try:
-                array = np.asarray(values[name])
-            except (TypeError, ValueError) as err:  # ragged lists and the like
-                raise ValuesError(f"the value of {name} is not an array: {err}") from None
-            if array.dtype.kind not in "biufc":
-                raise ValuesError(
-                    f"the value of {name} has dtype {array.dtype}; values must be"
-                    " numbers: real (integers are converted), float32, or complex"
-                )
-            arrays[name] = array
-        inexact = [a.dtype for a in arrays.values() if a.dtype.kind in "fc"]
-        dtype = np.result_type(*inexact) if inexact else np.dtype(np.float64)
-        if dtype.kind == "f" and dtype.itemsize < 4:
-            dtype = np.dtype(np.float32)  # float16 is computed in float32
-        if dtype.kind == "c":
-            self._check_holomorphic()
-        out = {}
-        for name, array in arrays.items():
-            array = array.astype(dtype, copy=False)
-            if not np.isfinite(array.sum()) and not np.isfinite(array).all():
-                bad = int(array.size - np.isfinite(array).sum())
-                message = (
-                    f"the value of {name} has {bad} non-finite entr{'y' if bad == 1 else 'ies'}"
-                    " (NaN or infinity); results will not be finite either"
-                )
-                if strict:
-                    raise ValuesError(message)
-                warnings.warn(
-                    message + " (strict=True makes this an error)", NonFiniteWarning, stacklevel=3
-                )
-            out[name] = array
-        return out
-
-    def _check_holomorphic(self) -> None:
-        for stmt in self.statements:
-            for node in walk(stmt.root):
-                if isinstance(node, Map) and node.func in NOT_HOLOMORPHIC:
-                    raise ValuesError(
-                        f"complex values: {node.func} (line {stmt.pos.line}) has no complex"
-                        " derivative; tensorchain differentiates complex values as"
-                        " holomorphic functions, so use real values with this network"
-                    )
+        return check_values(self, values, strict)
 
     def _run_forward(self, env: dict[str, Any], sizes: dict[str, int]) -> Forward:
         nodes = {}
@@ -329,7 +253,7 @@ class Network:
 
         The forward pass is compiled once per set of sizes and reused."""
         env = self._check_values(values, strict)
-        compiled = self._compiled("forward", "", (), self.sizes(env), _dtype(env))
+        compiled = self._compiled("forward", "", (), self.sizes(env), dtype_of(env))
         return compiled.run(env, memory_limit)
 
     # --- derivatives ---
@@ -399,7 +323,7 @@ class Network:
         """
         self._wrt_one(wrt)
         env = self._check_values(values, strict)
-        compiled = self._compiled("jacobian", of, (wrt,), self.sizes(env), _dtype(env))
+        compiled = self._compiled("jacobian", of, (wrt,), self.sizes(env), dtype_of(env))
         return compiled.run(env, memory_limit)
 
     def grad(
@@ -425,7 +349,7 @@ class Network:
         if values is None:
             raise ValuesError("grad needs values: net.grad(of, wrt, values=...)")
         env = self._check_values(values, strict)
-        compiled = self._compiled("grad", of, targets, self.sizes(env), _dtype(env))
+        compiled = self._compiled("grad", of, targets, self.sizes(env), dtype_of(env))
         return compiled.run(env, memory_limit)
 
     def hessian(
@@ -598,142 +522,11 @@ class Network:
         key = (kind, of, wrt, tuple(sorted(sizes.items())), dtype.str)
         hit = self._cache.pop(key, None)
         if hit is None:
-            hit = self._compile(kind, of, wrt, sizes, dtype)
+            hit = compile_program(self, kind, of, wrt, sizes, dtype)
         self._cache[key] = hit  # most recently used last
         while len(self._cache) > CACHE_SIZE:
             del self._cache[next(iter(self._cache))]
         return hit
-
-    def _compile(
-        self, kind: str, of: str, wrt: tuple[str, ...], sizes: dict[str, int], dtype: np.dtype
-    ):
-        from .derivation import placeholders
-
-        leaves = [t for t in self.tensors.values() if t.kind != "defined"]
-        shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
-        with tracing(dtype.itemsize) as tape:
-            env = placeholders(self, tape, sizes)
-            forward = self._run_forward(env, sizes)
-            if kind == "forward":
-                names = list(forward.values)
-                outputs = [forward.values[n] for n in names]
-
-                def finish(arrays: list[np.ndarray]) -> Any:
-                    return dict(zip(names, arrays, strict=True))
-
-            else:
-                result = self.derivatives(of, wrt, forward)
-                if kind == "grad":
-                    outputs = [result.jacobians[w].array for w in wrt]
-
-                    def finish(arrays: list[np.ndarray]) -> Any:
-                        return dict(zip(wrt, arrays, strict=True))
-
-                else:
-                    structure = result.jacobians[wrt[0]]
-                    outputs = [f.array for t in structure.terms for f in t.factors]
-
-                    def finish(arrays: list[np.ndarray]) -> Any:
-                        return structure.with_arrays(arrays, dtype, owned)
-
-        if kind == "forward":
-            what = "the forward pass"
-        elif kind == "grad":
-            what = f"the gradient of {of} by {', '.join(wrt)}"
-        else:
-            what = f"d{of}/d{wrt[0]}"
-        program = tape.program(outputs)
-        owned = program.fresh  # which results are new arrays (no copy in .array)
-        return Compiled(self, shapes, sizes, program, _cast(finish, dtype), what, dtype)
-
-
-CACHE_SIZE = 64
-
-
-def _dtype(env: Mapping[str, np.ndarray]) -> np.dtype:
-    return next(iter(env.values())).dtype if env else np.dtype(np.float64)
-
-
-def _cast(finish, dtype: np.dtype):
-    """``finish`` with every result array in ``dtype`` (constants of the spec
-    are float64, so a float32 computation may be promoted on the way)."""
-
-    def cast(arrays: list[np.ndarray]) -> Any:
-        return finish([np.asarray(a).astype(dtype, copy=False) for a in arrays])
-
-    return cast
-
-
-class Compiled:
-    """A forward pass or derivative compiled for fixed sizes; call it on values.
-
-    ``len(compiled)`` is the number of array operations it replays.
-    """
-
-    def __init__(
-        self, net: Network, shapes, sizes, program: Program, finish, what: str, dtype
-    ) -> None:
-        self.net = net
-        self.what = what
-        self.dtype = np.dtype(dtype)
-        self.memory_limit: int | None = None
-        self.shapes: dict[str, tuple[int, ...]] = shapes
-        self.sizes: dict[str, int] = dict(sizes)
-        self.program = program
-        self.finish = finish
-
-    def run(self, env: dict[str, np.ndarray], memory_limit: int | None = None) -> Any:
-        """Replay on values already checked by the network, after checking the
-        memory forecast against the limit."""
-        self.check_memory(memory_limit)
-        return self.finish(self.program(env))
-
-    def check_memory(self, memory_limit: int | None = None) -> None:
-        """Raise :class:`MemoryLimitError` if the forecast peak exceeds the limit."""
-        limit = get_memory_limit(memory_limit if memory_limit is not None else self.memory_limit)
-        peak = self.program.peak
-        if peak.bytes > limit:
-            sizes = ", ".join(f"{d}={s}" for d, s in self.sizes.items())
-            raise MemoryLimitError(
-                f"{self.what} would need about {format_bytes(peak.bytes)} at its peak"
-                f" (an array of shape {peak.shape} among others), more than the memory"
-                f" limit of {format_bytes(limit)}; use smaller sizes than {sizes}, fewer"
-                " targets, or the structured net.jacobian, or raise the limit with"
-                " memory_limit= or tc.set_memory_limit",
-                peak.bytes,
-                limit,
-            )
-
-    def __call__(self, values: Mapping[str, Any], *, strict: bool = False) -> Any:
-        env = self.net._check_values(values, strict)
-        env = {name: a.astype(self.dtype, copy=False) for name, a in env.items()}
-        for name, shape in self.shapes.items():
-            if env[name].shape != shape:
-                sizes = ", ".join(f"{d}={s}" for d, s in self.sizes.items())
-                raise ShapeError(
-                    f"{name} has shape {env[name].shape} but this was compiled for"
-                    f" {shape} ({sizes}); compile again for the new sizes, or call"
-                    " net.grad / net.jacobian, which keep one compiled plan per size"
-                )
-        return self.run(env)
-
-    def limited(self, memory_limit: int | None) -> Compiled:
-        """This program with its own memory limit (checked on every call)."""
-        if memory_limit is None:
-            return self
-        clone = Compiled(
-            self.net, self.shapes, self.sizes, self.program, self.finish, self.what, self.dtype
-        )
-        clone.memory_limit = memory_limit
-        clone.check_memory()  # refuse now rather than on the first call
-        return clone
-
-    def __len__(self) -> int:
-        return len(self.program)
-
-    def __repr__(self) -> str:
-        sizes = ", ".join(f"{d}={s}" for d, s in self.sizes.items())
-        return f"<compiled tensorchain program: {len(self)} steps, {sizes}>"
 
 
 def parse(text: str) -> Network:

@@ -1,0 +1,150 @@
+"""Compiled programs of a network: traced once per (kind, target, wrt, sizes,
+dtype), cached by the network, replayed on values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .derivation import placeholders
+from .errors import MemoryLimitError, ShapeError
+from .limits import format_bytes, get_memory_limit
+from .program import Program, tracing
+
+if TYPE_CHECKING:
+    from .network import Network
+
+
+CACHE_SIZE = 64
+
+
+def dtype_of(env: Mapping[str, np.ndarray]) -> np.dtype:
+    return next(iter(env.values())).dtype if env else np.dtype(np.float64)
+
+
+def _cast(finish, dtype: np.dtype):
+    """``finish`` with every result array in ``dtype`` (constants of the spec
+    are float64, so a float32 computation may be promoted on the way)."""
+
+    def cast(arrays: list[np.ndarray]) -> Any:
+        return finish([np.asarray(a).astype(dtype, copy=False) for a in arrays])
+
+    return cast
+
+
+class Compiled:
+    """A forward pass or derivative compiled for fixed sizes; call it on values.
+
+    ``len(compiled)`` is the number of array operations it replays.
+    """
+
+    def __init__(
+        self, net: Network, shapes, sizes, program: Program, finish, what: str, dtype
+    ) -> None:
+        self.net = net
+        self.what = what
+        self.dtype = np.dtype(dtype)
+        self.memory_limit: int | None = None
+        self.shapes: dict[str, tuple[int, ...]] = shapes
+        self.sizes: dict[str, int] = dict(sizes)
+        self.program = program
+        self.finish = finish
+
+    def run(self, env: dict[str, np.ndarray], memory_limit: int | None = None) -> Any:
+        """Replay on values already checked by the network, after checking the
+        memory forecast against the limit."""
+        self.check_memory(memory_limit)
+        return self.finish(self.program(env))
+
+    def check_memory(self, memory_limit: int | None = None) -> None:
+        """Raise :class:`MemoryLimitError` if the forecast peak exceeds the limit."""
+        limit = get_memory_limit(memory_limit if memory_limit is not None else self.memory_limit)
+        peak = self.program.peak
+        if peak.bytes > limit:
+            sizes = ", ".join(f"{d}={s}" for d, s in self.sizes.items())
+            raise MemoryLimitError(
+                f"{self.what} would need about {format_bytes(peak.bytes)} at its peak"
+                f" (an array of shape {peak.shape} among others), more than the memory"
+                f" limit of {format_bytes(limit)}; use smaller sizes than {sizes}, fewer"
+                " targets, or the structured net.jacobian, or raise the limit with"
+                " memory_limit= or tc.set_memory_limit",
+                peak.bytes,
+                limit,
+            )
+
+    def __call__(self, values: Mapping[str, Any], *, strict: bool = False) -> Any:
+        env = self.net._check_values(values, strict)
+        env = {name: a.astype(self.dtype, copy=False) for name, a in env.items()}
+        for name, shape in self.shapes.items():
+            if env[name].shape != shape:
+                sizes = ", ".join(f"{d}={s}" for d, s in self.sizes.items())
+                raise ShapeError(
+                    f"{name} has shape {env[name].shape} but this was compiled for"
+                    f" {shape} ({sizes}); compile again for the new sizes, or call"
+                    " net.grad / net.jacobian, which keep one compiled plan per size"
+                )
+        return self.run(env)
+
+    def limited(self, memory_limit: int | None) -> Compiled:
+        """This program with its own memory limit (checked on every call)."""
+        if memory_limit is None:
+            return self
+        clone = Compiled(
+            self.net, self.shapes, self.sizes, self.program, self.finish, self.what, self.dtype
+        )
+        clone.memory_limit = memory_limit
+        clone.check_memory()  # refuse now rather than on the first call
+        return clone
+
+    def __len__(self) -> int:
+        return len(self.program)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{d}={s}" for d, s in self.sizes.items())
+        return f"<compiled tensorchain program: {len(self)} steps, {sizes}>"
+
+
+def compile_program(
+    net: Network, kind: str, of: str, wrt: tuple[str, ...], sizes: dict[str, int], dtype: np.dtype
+) -> Compiled:
+    """Trace ``kind`` ("forward", "grad" or "jacobian") of ``net`` for fixed sizes
+    and dtype into a :class:`Compiled` program."""
+
+    leaves = [t for t in net.tensors.values() if t.kind != "defined"]
+    shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
+    with tracing(dtype.itemsize) as tape:
+        env = placeholders(net, tape, sizes)
+        forward = net._run_forward(env, sizes)
+        if kind == "forward":
+            names = list(forward.values)
+            outputs = [forward.values[n] for n in names]
+
+            def finish(arrays: list[np.ndarray]) -> Any:
+                return dict(zip(names, arrays, strict=True))
+
+        else:
+            result = net.derivatives(of, wrt, forward)
+            if kind == "grad":
+                outputs = [result.jacobians[w].array for w in wrt]
+
+                def finish(arrays: list[np.ndarray]) -> Any:
+                    return dict(zip(wrt, arrays, strict=True))
+
+            else:
+                structure = result.jacobians[wrt[0]]
+                outputs = [f.array for t in structure.terms for f in t.factors]
+
+                def finish(arrays: list[np.ndarray]) -> Any:
+                    return structure.with_arrays(arrays, dtype, owned)
+
+    if kind == "forward":
+        what = "the forward pass"
+    elif kind == "grad":
+        what = f"the gradient of {of} by {', '.join(wrt)}"
+    else:
+        what = f"d{of}/d{wrt[0]}"
+    program = tape.program(outputs)
+    owned = program.fresh  # which results are new arrays (no copy in .array)
+    return Compiled(net, shapes, sizes, program, _cast(finish, dtype), what, dtype)

@@ -1,0 +1,96 @@
+"""Values: what a values dict must hold, which dtype the results get, and the
+checks made before any work."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import NonFiniteWarning, ValuesError
+from .functions import NOT_HOLOMORPHIC
+from .lower import Map, walk
+
+if TYPE_CHECKING:
+    from .network import Network
+
+
+def check_values(
+    net: Network, values: Mapping[str, Any], strict: bool = False
+) -> dict[str, np.ndarray]:
+    """Names, dtypes and finiteness of ``values``, before any work.
+
+    The common dtype is numpy's promotion of the floating and complex
+    values (float32 stays float32, any complex value makes it complex);
+    integer and boolean values take that dtype, float64 if every value is
+    an integer. NaN or infinity warns (:class:`NonFiniteWarning`), or
+    raises with ``strict=True``."""
+    if not isinstance(values, Mapping):
+        raise ValuesError(
+            f"values must be a dict from tensor name to array, got {type(values).__name__}"
+        )
+    leaves = [t.name for t in net.tensors.values() if t.kind != "defined"]
+    for name in values:
+        if name not in net.tensors:
+            raise ValuesError(
+                f"unknown tensor {name!r} in values; the inputs and params are {', '.join(leaves)}"
+            )
+        if net.tensors[name].kind == "defined":
+            raise ValuesError(
+                f"{name!r} is computed by the network (line"
+                f" {net.tensors[name].pos.line}); leave it out of the values"
+            )
+    missing = [n for n in leaves if n not in values]
+    if missing:
+        raise ValuesError(
+            f"values are missing {', '.join(missing)}; net.random_values(...) makes"
+            " a complete dict to start from"
+        )
+    arrays = {}
+    for name in leaves:
+        try:
+            array = np.asarray(values[name])
+        except (TypeError, ValueError) as err:  # ragged lists and the like
+            raise ValuesError(f"the value of {name} is not an array: {err}") from None
+        if array.dtype.kind not in "biufc":
+            raise ValuesError(
+                f"the value of {name} has dtype {array.dtype}; values must be"
+                " numbers: real (integers are converted), float32, or complex"
+            )
+        arrays[name] = array
+    inexact = [a.dtype for a in arrays.values() if a.dtype.kind in "fc"]
+    dtype = np.result_type(*inexact) if inexact else np.dtype(np.float64)
+    if dtype.kind == "f" and dtype.itemsize < 4:
+        dtype = np.dtype(np.float32)  # float16 is computed in float32
+    if dtype.kind == "c":
+        check_holomorphic(net)
+    out = {}
+    for name, array in arrays.items():
+        array = array.astype(dtype, copy=False)
+        if not np.isfinite(array.sum()) and not np.isfinite(array).all():
+            bad = int(array.size - np.isfinite(array).sum())
+            message = (
+                f"the value of {name} has {bad} non-finite entr{'y' if bad == 1 else 'ies'}"
+                " (NaN or infinity); results will not be finite either"
+            )
+            if strict:
+                raise ValuesError(message)
+            warnings.warn(
+                message + " (strict=True makes this an error)", NonFiniteWarning, stacklevel=3
+            )
+        out[name] = array
+    return out
+
+
+def check_holomorphic(net: Network) -> None:
+    """Refuse complex values for a network with a function that has no complex derivative."""
+    for stmt in net.statements:
+        for node in walk(stmt.root):
+            if isinstance(node, Map) and node.func in NOT_HOLOMORPHIC:
+                raise ValuesError(
+                    f"complex values: {node.func} (line {stmt.pos.line}) has no complex"
+                    " derivative; tensorchain differentiates complex values as"
+                    " holomorphic functions, so use real values with this network"
+                )
