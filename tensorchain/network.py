@@ -447,6 +447,23 @@ class Network:
 
         return clipped_grad(self, of, list(wrt or self.params), values or {}, max_norm)
 
+    def ntk(
+        self, out: str, wrt: Sequence[str] | None = None, values: Mapping[str, Any] | None = None
+    ) -> LabeledTensor:
+        """The neural tangent kernel Σ_θ ∂out/∂θ ∂out/∂θ over ``wrt`` (default:
+        every param), shape ``out.shape + out.shape``, deltas symbolic."""
+        from .products import ntk
+
+        return ntk(self, out, list(wrt or self.params), values or {})
+
+    def gnvp(
+        self, loss: str, out: str, wrt: str, vector: Any, values: Mapping[str, Any]
+    ) -> np.ndarray:
+        """The Gauss–Newton product Jᵀ H J v (``J = ∂out/∂wrt``, ``H = ∂²loss/∂out²``)."""
+        from .products import gnvp
+
+        return gnvp(self, loss, out, wrt, vector, values)
+
     def gradient_network(self, of: str, sizes: Mapping[str, int]) -> tuple[Network, dict[str, str]]:
         """``of``'s gradient written as a network (for the given sizes), and the
         name of each tensor's adjoint in it; cached. See :mod:`tensorchain.gradnet`."""

@@ -65,3 +65,50 @@ def clipped_grad(
     return {
         w: contract(f"s {_axes(J)}, s -> {_axes(J)}", J, scale).array for w, J in jacobians.items()
     }
+
+
+def _chains(net: Network, of: str, wrt: Sequence[str], values: Mapping[str, Any]):
+    result = net.derivatives(of, list(wrt), values)
+    return {w: result.chains.get(w, result.jacobians[w]) for w in wrt}
+
+
+def ntk(net: Network, out: str, wrt: Sequence[str], values: Mapping[str, Any]) -> LabeledTensor:
+    """The neural tangent kernel Θ = Σ_θ ∂out/∂θ · ∂out/∂θ, shape ``out.shape +
+    out.shape``: each parameter's Jacobian contracted with itself over the
+    parameter's axes, as one network per parameter; deltas stay symbolic."""
+    from .chain import axis_names
+
+    rank = len(net.info(out).dims)
+    a = [f"a{k}" for k in range(rank)]
+    b = [f"b{k}" for k in range(rank)]
+    total = None
+    for J in _chains(net, out, wrt, values).values():
+        p = [f"p{k}" for k in range(J.ndim - rank)]
+        spec = f"{' '.join(a + p)}, {' '.join(b + p)} -> {' '.join(a + b)}"
+        term = contract(spec, J, J)
+        total = term if total is None else total + term
+    assert total is not None
+    first, second = axis_names(net.info(out).dims, net.info(out).dims)
+    return total.rename((*first, *second))
+
+
+def gnvp(
+    net: Network, loss: str, out: str, wrt: str, vector: Any, values: Mapping[str, Any]
+) -> np.ndarray:
+    """The Gauss–Newton product Jᵀ H J v: ``J = ∂out/∂wrt``, ``H = ∂²loss/∂out²``,
+    shaped like ``wrt``; computed as three contractions (J v, then H, then Jᵀ),
+    neither J nor H made dense."""
+    J = _chains(net, out, [wrt], values)[wrt]
+    H = net.hessian(loss, out, values)
+    o = [f"o{k}" for k in range(len(net.info(out).dims))]
+    q = [f"q{k}" for k in range(len(o))]
+    p = [f"p{k}" for k in range(J.ndim - len(o))]
+    vector = np.asarray(vector)
+    if vector.shape != J.shape[len(o) :]:
+        raise DerivativeError(
+            f"the vector has shape {vector.shape} but {wrt} has shape {J.shape[len(o) :]};"
+            " a Gauss–Newton vector is shaped like wrt"
+        )
+    Jv = contract(f"{' '.join(o + p)}, {' '.join(p)} -> {' '.join(o)}", J, vector)
+    HJv = contract(f"{' '.join(o + q)}, {' '.join(q)} -> {' '.join(o)}", H, Jv)
+    return contract(f"{' '.join(o + p)}, {' '.join(o)} -> {' '.join(p)}", J, HJv).array

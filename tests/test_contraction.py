@@ -108,3 +108,39 @@ def test_per_sample_norms_and_clipped_sums_equal_the_dense_computation(seed):
 def test_per_sample_products_need_a_per_sample_loss():
     with pytest.raises(tc.DerivativeError, match=r"per-sample products need a per-sample loss"):
         tc.parse(tc.ARTICLE).per_sample_grad_norms("C", ["W"], tc.parse(tc.ARTICLE).random_values())
+
+
+OUT = tc.parse(
+    "dim B = 4\ndim d = 3\ndim h = 5\ndim c = 2\ninput x[B, d]\ninput y[B, c]\n"
+    "param W1[h, d]\nparam b1[h]\nparam W2[c, h]\nparam b2[c]\n"
+    "z1[s, i] = W1[i, j] * x[s, j] + b1[i]\na1 = tanh(z1)\n"
+    "out[s, k] = W2[k, i] * a1[s, i] + b2[k]\n"
+    "L = 0.5 * sum((out - y) ^ 2) + 0.1 * sum(out ^ 4)\n"
+)
+
+
+@given(seed=st.integers(0, 2**16))
+def test_ntk_equals_the_dense_jacobians_contracted(seed):
+    vals = OUT.random_values(seed=seed)
+    wrt = OUT.params
+    expected = 0.0
+    for w in wrt:
+        J = tc.reshape_method(OUT, "out", w, vals).reshape(4, 2, -1)
+        expected = expected + np.einsum("skp,tlp->sktl", J, J)
+    theta = OUT.ntk("out", wrt, vals)
+    assert theta.shape == (4, 2, 4, 2)
+    np.testing.assert_allclose(theta.array, expected, rtol=1e-12, atol=1e-12)
+
+
+@given(seed=st.integers(0, 2**16))
+def test_gauss_newton_product_equals_jt_h_j_v(seed):
+    vals = OUT.random_values(seed=seed)
+    rng = np.random.default_rng(seed)
+    for w in ("W1", "b2"):
+        v = rng.standard_normal(vals[w].shape)
+        J = tc.reshape_method(OUT, "out", w, vals).reshape(8, -1)
+        H = tc.reshape_hessian(OUT, "L", "out", vals).reshape(8, 8)
+        expected = (J.T @ H @ J @ v.ravel()).reshape(v.shape)
+        np.testing.assert_allclose(
+            OUT.gnvp("L", "out", w, v, vals), expected, rtol=1e-10, atol=1e-12
+        )
