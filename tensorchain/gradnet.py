@@ -147,9 +147,14 @@ class _Writer:
         """One term of the adjoint of ``child`` (occurrence ``k`` of ``node``),
         written with the child's axes as ``k0, k1, ...``."""
         if len(set(child.labels)) < len(child.labels):
+            target = self.statement_of[id(node)]
+            line = self.net.tensors[target].pos.line
+            tensor = child.name if isinstance(child, Leaf) else "a value"
             raise DerivativeError(
-                f"second derivatives through a diagonal ({self.ref(child, _letters(node))} in"
-                f" {name}) are not supported yet; write the diagonal as its own tensor"
+                f"second derivatives through the diagonal of {tensor} (line {line}, which"
+                f" defines {target}) are not supported yet; Hessians and hvp need a network"
+                " without a repeated index inside one tensor (like A[i, i]); first"
+                " derivatives of it work"
             )
         labels = {lab: f"u{a}" for a, lab in enumerate(_all_labels(node))}
         labels.update((lab, f"k{a}") for a, lab in enumerate(child.labels))
