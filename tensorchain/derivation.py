@@ -141,17 +141,22 @@ class Derivation:
 
     # --- steps and the matrix form ---
 
-    def path(self) -> list[str] | None:
-        """The tensors from ``of`` down to ``wrt`` when there is exactly one path."""
+    def paths(self, limit: int = 1000) -> list[list[str]]:
+        """The paths of tensors from ``of`` down to ``wrt`` (at most ``limit``)."""
         uses = {s.target: s.operands for s in self.net.statements}
-        paths: list[list[str]] = []
+        found: list[list[str]] = []
         stack = [[self.of]]
-        while stack and len(paths) < 2:
+        while stack and len(found) < limit:
             p = stack.pop()
             if p[-1] == self.wrt:
-                paths.append(p)
+                found.append(p)
                 continue
-            stack.extend([*p, op] for op in uses.get(p[-1], ()))
+            stack.extend([*p, op] for op in reversed(uses.get(p[-1], ())))
+        return found
+
+    def path(self) -> list[str] | None:
+        """The tensors from ``of`` down to ``wrt`` when there is exactly one path."""
+        paths = self.paths(limit=2)
         return paths[0] if len(paths) == 1 else None
 
     @property

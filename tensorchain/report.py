@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from collections.abc import Mapping
 
@@ -14,28 +15,11 @@ from .render import format_array, format_terms, local_shape
 from .reshape import reshape_cost, reshape_method
 
 RULE = "─" * 78
+LIMIT_PATHS = 1000  # paths counted for the report (the chain rule never enumerates them)
 
 
 def _axes(t) -> str:
     return f"[{', '.join(t.indices)}]"
-
-
-def _paths(net: Network, of: str, wrt: str) -> list[list[str]]:
-    """Every path of tensors from ``of`` down to ``wrt``."""
-    uses = {s.target: s.operands for s in net.statements}
-    out: list[list[str]] = []
-
-    def walk(path: list[str]) -> None:
-        if len(out) > 64:
-            return
-        if path[-1] == wrt:
-            out.append(path)
-            return
-        for op in uses.get(path[-1], ()):
-            walk([*path, op])
-
-    walk([of])
-    return out
 
 
 def derivation(
@@ -63,14 +47,15 @@ def derivation(
         kind = "dense" if not local.deltas else "structured"
         lines.append(f"  {f'd{t}/d{s}':<{width}}  {_axes(local):<14} {shape:<10} {kind}")
         lines.append(f"  {'':<{width}}    = {format_terms(local)}")
-    paths = _paths(net, of, wrt)
+    d = Derivation(net, of, wrt, result, sizes)
+    paths = d.paths(limit=LIMIT_PATHS + 1)
     lines.append("")
     if len(paths) == 1 and len(paths[0]) > 1:
-        chain = " · ".join(f"d{a}/d{b}" for a, b in zip(paths[0], paths[0][1:], strict=False))
+        chain = " · ".join(f"d{a}/d{b}" for a, b in itertools.pairwise(paths[0]))
         lines.append(f"chain:   {title} = {chain}")
     elif len(paths) > 1:
-        lines.append(f"chain:   {len(paths)} paths from {wrt} to {of}, added where they merge")
-    d = Derivation(net, of, wrt, result, sizes)
+        count = f"over {LIMIT_PATHS}" if len(paths) > LIMIT_PATHS else str(len(paths))
+        lines.append(f"chain:   {count} paths from {wrt} to {of}, added where they merge")
     lines += textwrap.wrap(
         f"after δ elimination:  {d}", 78, subsequent_indent="    ", break_long_words=False
     )
