@@ -106,8 +106,13 @@ def network_jacobians(
     local_fn: Callable[[Lowered], dict[str, LabeledTensor]],
     of: str,
     wrts: Sequence[str],
+    structured: bool = False,
 ) -> ChainResult:
     """d of / d w for each w in ``wrts`` by reverse accumulation over statements.
+
+    Each result is contracted into one array per term, or with ``structured``
+    only as far as that keeps it small (:meth:`LabeledTensor.compacted`: a
+    per-sample gradient stays an outer product of its factors).
 
     ``local_fn(stmt)`` returns :func:`statement_jacobians` of a statement with
     axes named after dims; it is called only for statements on a path.
@@ -176,6 +181,7 @@ def network_jacobians(
             continue
         chain = finished[w]
         result.chains[w] = chain.rename(indices)
-        done = chain.contracted(name=f"d{of}/d{w}", log=result.contractions)
+        finish = chain.compacted if structured else chain.contracted
+        done = finish(name=f"d{of}/d{w}", log=result.contractions)
         result.jacobians[w] = done.rename(indices)
     return result

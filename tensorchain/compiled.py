@@ -107,10 +107,18 @@ class Compiled:
 
 
 def compile_program(
-    net: Network, kind: str, of: str, wrt: tuple[str, ...], sizes: dict[str, int], dtype: np.dtype
+    net: Network,
+    kind: str,
+    of: Any,
+    wrt: tuple[str, ...],
+    sizes: dict[str, int],
+    dtype: np.dtype,
 ) -> Compiled:
-    """Trace ``kind`` ("forward", "grad" or "jacobian") of ``net`` for fixed sizes
-    and dtype into a :class:`Compiled` program."""
+    """Trace ``kind`` of ``net`` for fixed sizes and dtype into a :class:`Compiled`
+    program: "forward", "grad", "jacobian" (structured: see
+    :meth:`LabeledTensor.compacted`), or a product of :mod:`tensorchain.products`
+    ("norms", "clipped", "ntk", "gnvp")."""
+    from .products import BUILDERS
 
     leaves = [t for t in net.tensors.values() if t.kind != "defined"]
     shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
@@ -124,27 +132,37 @@ def compile_program(
             def finish(arrays: list[np.ndarray]) -> Any:
                 return dict(zip(names, arrays, strict=True))
 
-        else:
+        elif kind == "grad":
             result = net.derivatives(of, wrt, forward)
-            if kind == "grad":
-                outputs = [result.jacobians[w].array for w in wrt]
+            outputs = [result.jacobians[w].array for w in wrt]
 
-                def finish(arrays: list[np.ndarray]) -> Any:
-                    return dict(zip(wrt, arrays, strict=True))
+            def finish(arrays: list[np.ndarray]) -> Any:
+                return dict(zip(wrt, arrays, strict=True))
 
-            else:
-                structure = result.jacobians[wrt[0]]
-                outputs = [f.array for t in structure.terms for f in t.factors]
+        elif kind == "jacobian":
+            structure = net.derivatives(of, wrt, forward, structured=True).jacobians[wrt[0]]
+            outputs = [f.array for t in structure.terms for f in t.factors]
 
-                def finish(arrays: list[np.ndarray]) -> Any:
-                    return structure.with_arrays(arrays, dtype, owned)
+            def finish(arrays: list[np.ndarray]) -> Any:
+                return structure.with_arrays(arrays, dtype, owned)
 
-    if kind == "forward":
-        what = "the forward pass"
-    elif kind == "grad":
-        what = f"the gradient of {of} by {', '.join(wrt)}"
-    else:
-        what = f"d{of}/d{wrt[0]}"
+        else:
+            outputs, finish = BUILDERS[kind](net, tape, forward, of, wrt)
+
     program = tape.program(outputs)
     owned = program.fresh  # which results are new arrays (no copy in .array)
-    return Compiled(net, shapes, sizes, program, _cast(finish, dtype), what, dtype)
+    return Compiled(net, shapes, sizes, program, _cast(finish, dtype), _what(kind, of, wrt), dtype)
+
+
+def _what(kind: str, of: Any, wrt: tuple[str, ...]) -> str:
+    """What a program computes, for messages."""
+    if kind == "forward":
+        return "the forward pass"
+    if kind == "grad":
+        return f"the gradient of {of} by {', '.join(wrt)}"
+    if kind == "jacobian":
+        return f"d{of}/d{wrt[0]}"
+    if kind == "gnvp":
+        return f"the Gauss–Newton product of {of[0]} through {of[1]}"
+    product = {"norms": "per-sample gradient norms", "clipped": "clipped gradient sum"}
+    return f"the {product.get(kind, kind.upper())} of {of} by {', '.join(wrt)}"

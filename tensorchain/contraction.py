@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import ShapeError, SpecError
 from .labeled import Factor, LabeledTensor, Term
+from .program import Slot
 
 
 def _names(text: str, what: str) -> list[str]:
@@ -101,7 +102,7 @@ def contract(
 def _labeled(op: Any) -> LabeledTensor:
     if isinstance(op, LabeledTensor):
         return op
-    array = np.asarray(op)
+    array = op if isinstance(op, Slot) else np.asarray(op)  # a placeholder, when traced
     names = tuple(f"a{k}" for k in range(array.ndim))
     sizes = dict(zip(names, array.shape, strict=True))
     return LabeledTensor(names, sizes, [Term(1.0, (Factor(array, names, "array"),))])

@@ -21,10 +21,11 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+import opt_einsum as oe
 
 from .errors import MemoryLimitError
 from .limits import format_bytes, get_memory_limit
-from .plan import Contraction, contract
+from .plan import Contraction, contract, equation
 from .program import apply, linear_source
 
 _fresh = itertools.count()
@@ -315,6 +316,52 @@ class LabeledTensor:
             else:
                 merged[key] = Term(t.coeff, (factor,), t.deltas)
         return LabeledTensor(self.indices, self.sizes, list(merged.values()), canonicalize=False)
+
+    def compacted(
+        self, name: str | None = None, log: list[Contraction] | None = None
+    ) -> LabeledTensor:
+        """Each term contracted as far as that keeps it small: the steps of its
+        planned path are run while each result holds no more numbers than the
+        term's factors together. A per-sample gradient ``g[s, i] · x[s, j]``
+        stays two factors (its dense form is B·n·m numbers, the factors
+        B·(n + m)); a term whose dense form is small is contracted whole."""
+        whole, kept = [], []
+        for t in self.terms:
+            t = self._partly_contracted(t, name, log)
+            (whole if len(t.factors) <= 1 else kept).append(t)
+        done = LabeledTensor(self.indices, self.sizes, whole, canonicalize=False)
+        terms = [*done.contracted(name, log).terms, *kept]
+        return LabeledTensor(self.indices, self.sizes, terms, canonicalize=False, dtype=self.dtype)
+
+    def _partly_contracted(self, t: Term, name: str | None, log: list | None) -> Term:
+        if len(t.factors) <= 1:
+            return t
+        budget = sum(math.prod(f.array.shape) for f in t.factors)
+        keep = set(self.indices) | {lab for d in t.deltas for lab in d}
+        labels = [f.labels for f in t.factors]
+        reps = [i for i in self.indices if i not in {b for _, b in t.deltas}]
+        output = [r for r in reps if any(r in ls for ls in labels)]
+        eq = equation(labels, output)
+        shapes = [tuple(self.sizes[lab] for lab in ls) for ls in labels]
+        path, _ = oe.contract_path(eq, *shapes, shapes=True, optimize="greedy")
+        factors = list(t.factors)
+        for step in path:
+            chosen = [factors[k] for k in step]
+            rest = [f for k, f in enumerate(factors) if k not in step]
+            needed = keep | {lab for f in rest for lab in f.labels}
+            out = tuple(dict.fromkeys(lab for f in chosen for lab in f.labels if lab in needed))
+            if math.prod(self.sizes[lab] for lab in out) > budget:
+                break  # this step would grow the term: keep its factors apart
+            data = contract(
+                [(f.array, f.labels) for f in chosen],
+                out,
+                self.sizes,
+                names=[f.origin or f.name for f in chosen],
+                log=log,
+            )
+            label = name or "·".join(f.name for f in chosen)
+            factors = [*rest, Factor(data, out, label)]
+        return replace(t, factors=tuple(factors))
 
     def with_arrays(
         self, arrays: Sequence[np.ndarray], dtype: Any = None, owned: Sequence[bool] = ()

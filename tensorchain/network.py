@@ -271,9 +271,14 @@ class Network:
         return out
 
     def derivatives(
-        self, of: str, wrt: Sequence[str], values: Mapping[str, Any] | Forward
+        self,
+        of: str,
+        wrt: Sequence[str],
+        values: Mapping[str, Any] | Forward,
+        structured: bool = False,
     ) -> ChainResult:
-        """The chain rule for ``d of / d w`` for each ``w``, with everything it did."""
+        """The chain rule for ``d of / d w`` for each ``w``, with everything it did
+        (``structured``: see :func:`tensorchain.chain.network_jacobians`)."""
         self.info(of)
         for w in wrt:
             self.info(w)
@@ -285,7 +290,9 @@ class Network:
                 cache[stmt.target] = self.local_jacobians(stmt.target, forward)
             return cache[stmt.target]
 
-        return network_jacobians(self.statements, self.axes, forward.sizes, local_fn, of, list(wrt))
+        return network_jacobians(
+            self.statements, self.axes, forward.sizes, local_fn, of, list(wrt), structured
+        )
 
     def derive(
         self, of: str, wrt: str, values: Mapping[str, Any] | None = None, **dims: int
@@ -427,13 +434,29 @@ class Network:
         return net.grad("__s", wrt, {**env, "__v": vector}, memory_limit=memory_limit)[wrt]
 
     def per_sample_grad_norms(
-        self, of: str, wrt: Sequence[str] | None = None, values: Mapping[str, Any] | None = None
+        self,
+        of: str,
+        wrt: Sequence[str] | None = None,
+        values: Mapping[str, Any] | None = None,
+        *,
+        strict: bool = False,
+        memory_limit: int | None = None,
     ) -> np.ndarray:
         """For a per-sample loss ``of[s]``, each sample's gradient norm over all of
-        ``wrt`` (default: every param), without forming per-sample gradients."""
-        from .products import per_sample_grad_norms
+        ``wrt`` (default: every param), without forming per-sample gradients.
 
-        return per_sample_grad_norms(self, of, list(wrt or self.params), values or {})
+        Compiled once per (of, wrt, sizes) like a gradient. Example:
+            >>> import numpy as np, tensorchain as tc
+            >>> net = tc.parse(
+            ...     "dim B\\ndim n\\ndim m\\ninput x[B, m]\\nparam W[n, m]\\n"
+            ...     "L[s] = W[i, j] * x[s, j]"
+            ... )
+            >>> vals = net.random_values(B=5, n=3, m=4)
+            >>> norms = net.per_sample_grad_norms("L", ["W"], vals)  # ‖1 ⊗ x[s]‖
+            >>> np.allclose(norms, np.sqrt(3) * np.linalg.norm(vals["x"], axis=1))
+            True
+        """
+        return self._product("norms", of, wrt, values, {}, strict, memory_limit)
 
     def clipped_grad(
         self,
@@ -441,28 +464,72 @@ class Network:
         wrt: Sequence[str] | None = None,
         values: Mapping[str, Any] | None = None,
         max_norm: float = 1.0,
+        *,
+        strict: bool = False,
+        memory_limit: int | None = None,
     ) -> dict[str, np.ndarray]:
-        """Σ_s of each sample's gradient clipped to ``max_norm`` (the DP-SGD step)."""
-        from .products import clipped_grad
-
-        return clipped_grad(self, of, list(wrt or self.params), values or {}, max_norm)
+        """Σ_s g_s · min(1, max_norm / ‖g_s‖) for a per-sample loss ``of[s]``, where
+        ``g_s`` is sample s's gradient over all of ``wrt`` (the DP-SGD sum); no
+        per-sample gradient is formed when the structure allows it."""
+        if not (isinstance(max_norm, int | float | np.floating) and max_norm > 0):
+            raise DerivativeError(f"max_norm must be a positive number, got {max_norm!r}")
+        extra = {"__max_norm": np.asarray(max_norm)}
+        return self._product("clipped", of, wrt, values, extra, strict, memory_limit)
 
     def ntk(
-        self, out: str, wrt: Sequence[str] | None = None, values: Mapping[str, Any] | None = None
+        self,
+        out: str,
+        wrt: Sequence[str] | None = None,
+        values: Mapping[str, Any] | None = None,
+        *,
+        strict: bool = False,
+        memory_limit: int | None = None,
     ) -> LabeledTensor:
-        """The neural tangent kernel Σ_θ ∂out/∂θ ∂out/∂θ over ``wrt`` (default:
-        every param), shape ``out.shape + out.shape``, deltas symbolic."""
-        from .products import ntk
-
-        return ntk(self, out, list(wrt or self.params), values or {})
+        """The neural tangent kernel Θ = Σ_θ ∂out/∂θ · ∂out/∂θ over ``wrt``
+        (default: every param), shape ``out.shape + out.shape``, deltas symbolic;
+        each parameter's Jacobian contracted with itself as one planned network."""
+        return self._product("ntk", out, wrt, values, {}, strict, memory_limit)
 
     def gnvp(
-        self, loss: str, out: str, wrt: str, vector: Any, values: Mapping[str, Any]
+        self,
+        loss: str,
+        out: str,
+        wrt: str,
+        vector: Any,
+        values: Mapping[str, Any],
+        *,
+        strict: bool = False,
+        memory_limit: int | None = None,
     ) -> np.ndarray:
-        """The Gauss–Newton product Jᵀ H J v (``J = ∂out/∂wrt``, ``H = ∂²loss/∂out²``)."""
-        from .products import gnvp
+        """The Gauss–Newton product Jᵀ H J v, shaped like ``wrt`` (``J = ∂out/∂wrt``,
+        ``H = ∂²loss/∂out²``): three contractions, neither J nor H made dense."""
+        self._wrt_one(wrt)
+        self._grad_targets(loss, [out])
+        vector = np.asarray(vector)
+        shape = self.shape(wrt, **self.sizes(values))
+        if vector.shape != shape:
+            raise ShapeError(
+                f"the vector has shape {vector.shape} but {wrt} has shape {shape};"
+                " a Gauss–Newton vector is shaped like wrt"
+            )
+        if out not in self.gradient_network(loss, self.sizes(values))[1]:
+            return np.zeros(shape)  # the loss does not depend on out
+        extra = {"__vector": vector}
+        return self._product("gnvp", (loss, out), [wrt], values, extra, strict, memory_limit)
 
-        return gnvp(self, loss, out, wrt, vector, values)
+    def _product(self, kind, of, wrt, values, extra, strict, memory_limit) -> Any:
+        if values is None:
+            raise ValuesError(f"{kind} needs values")
+        targets = (wrt,) if isinstance(wrt, str) else tuple(wrt or self.params)
+        for w in targets:
+            self.info(w)
+        for name in of if isinstance(of, tuple) else (of,):
+            self.info(name)
+        env = self._check_values(values, strict)
+        dtype = dtype_of(env)
+        compiled = self._compiled(kind, of, targets, self.sizes(env), dtype)
+        env = {**env, **{k: v.astype(dtype, copy=False) for k, v in extra.items()}}
+        return compiled.run(env, memory_limit)
 
     def gradient_network(self, of: str, sizes: Mapping[str, int]) -> tuple[Network, dict[str, str]]:
         """``of``'s gradient written as a network (for the given sizes), and the
@@ -533,7 +600,7 @@ class Network:
         return targets
 
     def _compiled(
-        self, kind: str, of: str, wrt: tuple[str, ...], sizes: dict[str, int], dtype: np.dtype
+        self, kind: str, of: Any, wrt: tuple[str, ...], sizes: dict[str, int], dtype: np.dtype
     ) -> Compiled:
         """The cached compiled program for (kind, of, wrt, sizes, dtype), built on a miss."""
         key = (kind, of, wrt, tuple(sorted(sizes.items())), dtype.str)

@@ -1,114 +1,153 @@
 """Products of derivatives, planned without materialising per-sample gradients.
 
 A per-sample loss ``L[s]`` has a Jacobian by each parameter that the chain
-rule keeps as factors (for a dense layer: a cotangent times the layer's
-input). Its per-sample norms and clipped sums are contractions of those
-factors (:func:`tensorchain.contract`), so the tensor with the sample index
-and both weight indices is never formed.
+rule keeps structured (for a dense layer: a cotangent ``g[s, i]`` times the
+layer's input ``x[s, j]``, two factors, see :meth:`LabeledTensor.compacted`).
+Its per-sample norms, clipped sums, the NTK and Gauss–Newton products are
+contractions of those factors (:func:`tensorchain.contract`), so the tensor
+with the sample index and both weight indices is never formed.
+
+Each product is a *builder*: it runs inside a trace (:mod:`tensorchain.program`)
+on placeholders, and the network compiles and caches the result like a
+gradient (:func:`tensorchain.compiled.compile_program`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .contraction import contract
 from .errors import DerivativeError
+from .program import apply
 
 if TYPE_CHECKING:
+    from .evaluate import Forward
     from .labeled import LabeledTensor
     from .network import Network
+    from .program import Tape
+
+#: ``(outputs, finish)``: the traced arrays and how to assemble the result.
+Built = tuple[list[Any], Callable[[list[np.ndarray]], Any]]
+
+MAX_NORM = "__max_norm"
+VECTOR = "__vector"
 
 
-def _per_sample(net: Network, of: str, wrt: Sequence[str], values: Mapping[str, Any]):
+def check_per_sample(net: Network, of: str) -> None:
     dims = net.info(of).dims
     if len(dims) != 1:
         raise DerivativeError(
             f"{of} has shape [{', '.join(dims)}]; per-sample products need a per-sample"
             f" loss with one axis, the sample index (e.g. L[s] = ...)"
         )
-    result = net.derivatives(of, list(wrt), values)
-    out: dict[str, LabeledTensor] = {}
-    for w in wrt:
-        out[w] = result.chains.get(w, result.jacobians[w])  # unevaluated: its factors
-    return out
 
 
-def _axes(t: LabeledTensor) -> str:
-    return " ".join(t.indices[1:])
+def _jacobians(net: Network, forward: Forward, of: str, wrt: Sequence[str]):
+    return net.derivatives(of, list(wrt), forward, structured=True).jacobians
 
 
-def per_sample_grad_norms(
-    net: Network, of: str, wrt: Sequence[str], values: Mapping[str, Any]
-) -> np.ndarray:
-    """‖∂of[s]/∂(wrt...)‖ for each sample ``s``: the norm over all listed tensors."""
-    total = 0.0
-    for J in _per_sample(net, of, wrt, values).values():
-        axes = _axes(J)
-        total = total + contract(f"s {axes}, s {axes} -> s", J, J).array
-    return np.sqrt(np.broadcast_to(total, net.shape(of, **net.sizes(values))))
+def _axes(J: LabeledTensor, skip: int) -> list[str]:
+    return [f"p{k}" for k in range(J.ndim - skip)]
 
 
-def clipped_grad(
-    net: Network, of: str, wrt: Sequence[str], values: Mapping[str, Any], max_norm: float
-) -> dict[str, np.ndarray]:
-    """Σ_s g_s · min(1, max_norm / ‖g_s‖), ``g_s`` each sample's gradient (the DP-SGD sum)."""
-    if not max_norm > 0:
-        raise DerivativeError(f"max_norm must be positive, got {max_norm!r}")
-    jacobians = _per_sample(net, of, wrt, values)
-    norms = per_sample_grad_norms(net, of, wrt, values)
+def _add(a, b):
+    return apply(np.add, a, b, shape=a.shape, fresh=True, code=lambda x: f"{x[0]} + {x[1]}")
+
+
+def _squared_norms(net: Network, forward: Forward, of: str, wrt: Sequence[str]):
+    """Σ over the parameters' axes of (∂of[s]/∂θ)², for each sample s."""
+    total = None
+    for J in _jacobians(net, forward, of, wrt).values():
+        p = " ".join(_axes(J, 1))
+        sq = contract(f"s {p}, s {p} -> s", J, J).array
+        total = sq if total is None else _add(total, sq)
+    return total
+
+
+def _sqrt(x):
+    return apply(np.sqrt, x, shape=x.shape, fresh=True, code=lambda a: f"np.sqrt({a[0]})")
+
+
+def build_norms(net: Network, tape: Tape, forward: Forward, of: str, wrt: Sequence[str]) -> Built:
+    check_per_sample(net, of)
+    return [_sqrt(_squared_norms(net, forward, of, wrt))], lambda arrays: arrays[0]
+
+
+def clip_scale(norms: np.ndarray, max_norm: np.ndarray) -> np.ndarray:
+    """min(1, max_norm / ‖g‖), and 1 where the gradient is zero."""
     with np.errstate(divide="ignore"):
-        scale = np.minimum(1.0, max_norm / norms)
-    scale = np.where(norms > 0, scale, 1.0)
-    return {
-        w: contract(f"s {_axes(J)}, s -> {_axes(J)}", J, scale).array for w, J in jacobians.items()
-    }
+        return np.where(norms > 0, np.minimum(1.0, max_norm / norms), 1.0)
 
 
-def _chains(net: Network, of: str, wrt: Sequence[str], values: Mapping[str, Any]):
-    result = net.derivatives(of, list(wrt), values)
-    return {w: result.chains.get(w, result.jacobians[w]) for w in wrt}
+def build_clipped(net: Network, tape: Tape, forward: Forward, of: str, wrt: Sequence[str]) -> Built:
+    check_per_sample(net, of)
+    max_norm = tape.input(MAX_NORM, ())
+    norms = _sqrt(_squared_norms(net, forward, of, wrt))
+    scale = apply(
+        clip_scale,
+        norms,
+        max_norm,
+        shape=norms.shape,
+        fresh=True,
+        code=lambda a: f"clip_scale({a[0]}, {a[1]})",
+    )
+    outputs = []
+    for J in _jacobians(net, forward, of, wrt).values():
+        p = " ".join(_axes(J, 1))
+        outputs.append(contract(f"s {p}, s -> {p}", J, scale).array)
+    return outputs, lambda arrays: dict(zip(wrt, arrays, strict=True))
 
 
-def ntk(net: Network, out: str, wrt: Sequence[str], values: Mapping[str, Any]) -> LabeledTensor:
-    """The neural tangent kernel Θ = Σ_θ ∂out/∂θ · ∂out/∂θ, shape ``out.shape +
-    out.shape``: each parameter's Jacobian contracted with itself over the
-    parameter's axes, as one network per parameter; deltas stay symbolic."""
+def build_ntk(net: Network, tape: Tape, forward: Forward, out: str, wrt: Sequence[str]) -> Built:
     from .chain import axis_names
 
-    rank = len(net.info(out).dims)
-    a = [f"a{k}" for k in range(rank)]
-    b = [f"b{k}" for k in range(rank)]
+    dims = net.info(out).dims
+    a = [f"a{k}" for k in range(len(dims))]
+    b = [f"b{k}" for k in range(len(dims))]
     total = None
-    for J in _chains(net, out, wrt, values).values():
-        p = [f"p{k}" for k in range(J.ndim - rank)]
-        spec = f"{' '.join(a + p)}, {' '.join(b + p)} -> {' '.join(a + b)}"
-        term = contract(spec, J, J)
+    for J in _jacobians(net, forward, out, wrt).values():
+        p = _axes(J, len(dims))
+        term = contract(f"{' '.join(a + p)}, {' '.join(b + p)} -> {' '.join(a + b)}", J, J)
         total = term if total is None else total + term
-    assert total is not None
-    first, second = axis_names(net.info(out).dims, net.info(out).dims)
-    return total.rename((*first, *second))
+    if total is None:
+        raise DerivativeError(f"the NTK needs at least one wrt tensor; got {list(wrt)}")
+    first, second = axis_names(dims, dims)
+    structure = total.contracted().rename((*first, *second))
+    outputs = [f.array for t in structure.terms for f in t.factors]
+    return outputs, lambda arrays: structure.with_arrays(arrays)
 
 
-def gnvp(
-    net: Network, loss: str, out: str, wrt: str, vector: Any, values: Mapping[str, Any]
-) -> np.ndarray:
-    """The Gauss–Newton product Jᵀ H J v: ``J = ∂out/∂wrt``, ``H = ∂²loss/∂out²``,
-    shaped like ``wrt``; computed as three contractions (J v, then H, then Jᵀ),
-    neither J nor H made dense."""
-    J = _chains(net, out, [wrt], values)[wrt]
-    H = net.hessian(loss, out, values)
-    o = [f"o{k}" for k in range(len(net.info(out).dims))]
-    q = [f"q{k}" for k in range(len(o))]
-    p = [f"p{k}" for k in range(J.ndim - len(o))]
-    vector = np.asarray(vector)
-    if vector.shape != J.shape[len(o) :]:
-        raise DerivativeError(
-            f"the vector has shape {vector.shape} but {wrt} has shape {J.shape[len(o) :]};"
-            " a Gauss–Newton vector is shaped like wrt"
-        )
+def build_gnvp(
+    net: Network, tape: Tape, forward: Forward, of: tuple[str, str], wrt: Sequence[str]
+) -> Built:
+    """Jᵀ H J v with ``J = ∂out/∂wrt`` (structured) and ``H = ∂²loss/∂out²``, the
+    Jacobian of ``loss``'s gradient network by ``out``: three contractions."""
+    loss, out = of
+    (w,) = wrt
+    J = _jacobians(net, forward, out, [w])[w]
+    rank = len(net.info(out).dims)
+    vector = tape.input(VECTOR, J.shape[rank:])
+    gradnet, adjoints = net.gradient_network(loss, forward.sizes)
+    leaves = {t.name for t in gradnet.tensors.values() if t.kind != "defined"}
+    gforward = gradnet._run_forward(
+        {n: v for n, v in forward.values.items() if n in leaves}, forward.sizes
+    )
+    H = gradnet.derivatives(adjoints[out], [out], gforward, structured=True).jacobians[out]
+    o = [f"o{k}" for k in range(rank)]
+    q = [f"q{k}" for k in range(rank)]
+    p = _axes(J, rank)
     Jv = contract(f"{' '.join(o + p)}, {' '.join(p)} -> {' '.join(o)}", J, vector)
     HJv = contract(f"{' '.join(o + q)}, {' '.join(q)} -> {' '.join(o)}", H, Jv)
-    return contract(f"{' '.join(o + p)}, {' '.join(o)} -> {' '.join(p)}", J, HJv).array
+    result = contract(f"{' '.join(o + p)}, {' '.join(o)} -> {' '.join(p)}", J, HJv)
+    return [result.array], lambda arrays: arrays[0]
+
+
+BUILDERS = {
+    "norms": build_norms,
+    "clipped": build_clipped,
+    "ntk": build_ntk,
+    "gnvp": build_gnvp,
+}

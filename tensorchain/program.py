@@ -132,6 +132,8 @@ class Tape:
                 isinstance(o, Slot) and o.fresh and o.reg not in self.inputs.values()
                 for o in outputs
             ),
+            tuple(self.shapes),
+            tuple(extra for _, _, _, extra in self.steps),
         )
 
     def _peak(self, steps: tuple[Step, ...]) -> Peak:
@@ -228,6 +230,8 @@ class Program:
     peak: Peak  # the memory forecast
     codes: tuple[Code | None, ...] = ()
     fresh: tuple[bool, ...] = ()  # per output: a new array nothing else holds
+    shapes: tuple[tuple[int, ...], ...] = ()  # per register
+    extras: tuple[int, ...] = ()  # per step: entries held besides its output
 
     def __call__(self, values: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         regs: list = [None] * self.registers

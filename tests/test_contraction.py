@@ -77,11 +77,13 @@ def test_contract_errors(spec, shapes, cls, message):
 
 
 MLP2 = tc.parse(
-    "dim B = 6\ndim d = 4\ndim h = 5\ndim c = 3\ninput x[B, d]\ninput y[B, c]\n"
+    "dim B\ndim d\ndim h\ndim c\ninput x[B, d]\ninput y[B, c]\n"
     "param W1[h, d]\nparam b1[h]\nparam W2[c, h]\n"
     "z1[s, i] = W1[i, j] * x[s, j] + b1[i]\na1 = tanh(z1)\nz2[s, k] = W2[k, i] * a1[s, i]\n"
     "L[s] = 0.5 * (z2[s, k] - y[s, k]) ^ 2\n"
 )
+
+sizes = st.fixed_dictionaries({d: st.integers(1, 6) for d in ("B", "d", "h", "c")})
 
 
 def per_sample_reference(net, vals, wrt):
@@ -89,20 +91,41 @@ def per_sample_reference(net, vals, wrt):
     return {w: tc.reshape_method(net, "L", w, vals) for w in wrt}
 
 
-@given(seed=st.integers(0, 2**16))
-def test_per_sample_norms_and_clipped_sums_equal_the_dense_computation(seed):
-    vals = MLP2.random_values(seed=seed)
-    wrt = ["W1", "b1", "W2"]
+@given(dims=sizes, seed=st.integers(0, 2**16), wrt=st.sampled_from([["W1", "b1", "W2"], ["W1"]]))
+def test_per_sample_norms_and_clipped_sums_equal_the_dense_computation(dims, seed, wrt):
+    vals = MLP2.random_values(seed=seed, **dims)
     dense = per_sample_reference(MLP2, vals, wrt)
-    flat = np.concatenate([dense[w].reshape(6, -1) for w in wrt], axis=1)
+    flat = np.concatenate([dense[w].reshape(dims["B"], -1) for w in wrt], axis=1)
     norms = np.linalg.norm(flat, axis=1)
     np.testing.assert_allclose(MLP2.per_sample_grad_norms("L", wrt, vals), norms, rtol=1e-12)
     max_norm = float(np.median(norms))
-    clip = np.minimum(1.0, max_norm / norms)
+    clip = np.where(norms > 0, np.minimum(1.0, max_norm / np.maximum(norms, 1e-300)), 1.0)
     got = MLP2.clipped_grad("L", wrt, vals, max_norm=max_norm)
     for w in wrt:
         expected = np.tensordot(clip, dense[w], axes=1)
         np.testing.assert_allclose(got[w], expected, rtol=1e-12, atol=1e-14)
+
+
+def test_per_sample_jacobian_stays_an_outer_product():
+    vals = MLP2.random_values(B=7, d=5, h=6, c=3)
+    J = MLP2.jacobian("L", "W1", vals)  # dL[s]/dW1[i, j] = g[s, i] · x[s, j]
+    assert J.shape == (7, 6, 5)
+    assert J.stored_entries() == 7 * 6 + 7 * 5
+    np.testing.assert_allclose(J.array, tc.reshape_method(MLP2, "L", "W1", vals), rtol=1e-12)
+
+
+def test_compiled_per_sample_products_never_form_sample_by_weights():
+    dims = {"B": 64, "d": 16, "h": 32, "c": 3}
+    vals = MLP2.random_values(**dims)
+    MLP2.per_sample_grad_norms("L", ["W1", "W2"], vals)
+    MLP2.clipped_grad("L", ["W1", "W2"], vals, max_norm=0.1)
+    sizes = MLP2.sizes(vals)
+    for kind in ("norms", "clipped"):
+        key = (kind, "L", ("W1", "W2"), tuple(sorted(sizes.items())), "<f8")
+        program = MLP2._cache[key].program
+        biggest = max(max(map(np.prod, program.shapes), default=0), max(program.extras, default=0))
+        assert biggest < 64 * 32 * 3  # B·h·c: no B×h×d nor B×c×h
+        assert biggest >= 32 * 16  # the clipped sum itself is h×d
 
 
 def test_per_sample_products_need_a_per_sample_loss():
@@ -111,7 +134,7 @@ def test_per_sample_products_need_a_per_sample_loss():
 
 
 OUT = tc.parse(
-    "dim B = 4\ndim d = 3\ndim h = 5\ndim c = 2\ninput x[B, d]\ninput y[B, c]\n"
+    "dim B\ndim d\ndim h\ndim c\ninput x[B, d]\ninput y[B, c]\n"
     "param W1[h, d]\nparam b1[h]\nparam W2[c, h]\nparam b2[c]\n"
     "z1[s, i] = W1[i, j] * x[s, j] + b1[i]\na1 = tanh(z1)\n"
     "out[s, k] = W2[k, i] * a1[s, i] + b2[k]\n"
@@ -119,27 +142,29 @@ OUT = tc.parse(
 )
 
 
-@given(seed=st.integers(0, 2**16))
-def test_ntk_equals_the_dense_jacobians_contracted(seed):
-    vals = OUT.random_values(seed=seed)
+@given(dims=sizes, seed=st.integers(0, 2**16))
+def test_ntk_equals_the_dense_jacobians_contracted(dims, seed):
+    vals = OUT.random_values(seed=seed, **dims)
+    B, c = dims["B"], dims["c"]
     wrt = OUT.params
     expected = 0.0
     for w in wrt:
-        J = tc.reshape_method(OUT, "out", w, vals).reshape(4, 2, -1)
+        J = tc.reshape_method(OUT, "out", w, vals).reshape(B, c, -1)
         expected = expected + np.einsum("skp,tlp->sktl", J, J)
     theta = OUT.ntk("out", wrt, vals)
-    assert theta.shape == (4, 2, 4, 2)
+    assert theta.shape == (B, c, B, c)
     np.testing.assert_allclose(theta.array, expected, rtol=1e-12, atol=1e-12)
 
 
-@given(seed=st.integers(0, 2**16))
-def test_gauss_newton_product_equals_jt_h_j_v(seed):
-    vals = OUT.random_values(seed=seed)
+@given(dims=sizes, seed=st.integers(0, 2**16))
+def test_gauss_newton_product_equals_jt_h_j_v(dims, seed):
+    vals = OUT.random_values(seed=seed, **dims)
     rng = np.random.default_rng(seed)
+    n = dims["B"] * dims["c"]
     for w in ("W1", "b2"):
         v = rng.standard_normal(vals[w].shape)
-        J = tc.reshape_method(OUT, "out", w, vals).reshape(8, -1)
-        H = tc.reshape_hessian(OUT, "L", "out", vals).reshape(8, 8)
+        J = tc.reshape_method(OUT, "out", w, vals).reshape(n, -1)
+        H = tc.reshape_hessian(OUT, "L", "out", vals).reshape(n, n)
         expected = (J.T @ H @ J @ v.ravel()).reshape(v.shape)
         np.testing.assert_allclose(
             OUT.gnvp("L", "out", w, v, vals), expected, rtol=1e-10, atol=1e-12

@@ -62,9 +62,13 @@ def test_article_structure_keeps_deltas_symbolic():
     J = ARTICLE.jacobian("a", wrt="W", values=vals)
     assert J.indices == ("n", "n'", "m")
     assert J.deltas == (("n", "n'"),)
-    # Stored: one n×m block, not the n×n×m array.
+    # Stored: σ'(z)[n] and x[m] apart (n + m numbers), not n×m, nor the n×n×m array.
     (term,) = J.terms
-    assert sum(f.array.size for f in term.factors) == 5 * 3
+    assert sorted(f.array.size for f in term.factors) == [3, 5]
+    z = vals["W"] @ vals["x"] + vals["b"]
+    s = 1 / (1 + np.exp(-z))
+    dense = np.einsum("nk,n,m->nkm", np.eye(5), s * (1 - s), vals["x"])
+    np.testing.assert_allclose(J.array, dense, rtol=1e-12)
     result = ARTICLE.derivatives("C", ["W"], vals)
     (contraction,) = result.contractions
     assert contraction.equation == "a,a,b->ab"
