@@ -21,6 +21,7 @@ import numpy as np
 import tensorchain as tc
 from tensorchain.reshape import reshape_cost
 
+from . import products
 from .harness import Competitor, Row, measure, peak, table
 
 
@@ -379,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += _mlp(2, 8, 16, rounds=3)
         rows += _hessians(8, 16, 4, 4, rounds=2)
         rows += _hvp(2, 8, 16, rounds=2)
+        rows += products.rows(quick=True)
     else:
         for n in (4, 64):
             rows += _article(n, True, rounds=15)
@@ -389,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += _mlp(4, 1, 4, rounds=21)
         rows += _hessians(2048, 2048, 256, 64, rounds=5)
         rows += _hvp(4, 256, 512, rounds=5)
+        rows += products.rows(quick=False)
     text = f"Machine: {machine()}\n\n{table(rows)}\n"
     print(text)
     if args.out:
