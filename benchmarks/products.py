@@ -229,7 +229,7 @@ def clipped_sum(widths: list[int], batch: int, rounds: int) -> list[Row]:
     return measure(case, competitors, rounds=rounds)
 
 
-def ntk(widths: list[int], batch: int, rounds: int) -> list[Row]:
+def ntk(widths: list[int], batch: int, rounds: int, dense_numpy: bool = True) -> list[Row]:
     layers = len(widths) - 1
     net = tc.parse(mlp_spec(widths, batch, per_sample=False))
     v = net.random_values(seed=0)
@@ -275,10 +275,11 @@ def ntk(widths: list[int], batch: int, rounds: int) -> list[Row]:
                 delta = (delta @ v[f"W{k}"]) * (1.0 - acts[k - 1] ** 2)[:, None, :]
         return theta
 
-    competitors += [
-        Competitor("numpy per-sample Jacobians, contracted", dense, lambda r: r),
-        Competitor("tensorchain ntk", lambda: net.ntk("out", wrt, v).array, lambda r: r),
-    ]
+    if dense_numpy:  # 97 s at batch 64, width 512: only in the quick run
+        competitors.append(Competitor("numpy per-sample Jacobians, contracted", dense, lambda r: r))
+    competitors.append(
+        Competitor("tensorchain ntk", lambda: net.ntk("out", wrt, v).array, lambda r: r)
+    )
     case = f"NTK, tanh MLP {'-'.join(map(str, widths))}, batch {batch}"
     return measure(case, competitors, rounds=rounds)
 
@@ -294,5 +295,5 @@ def rows(quick: bool) -> list[Row]:
         per_sample_norms([512, 512, 10], 256, rounds=7)
         + per_sample_norms([512, 512, 512, 512, 10], 256, rounds=5)
         + clipped_sum([512, 512, 10], 256, rounds=7)
-        + ntk([512, 512, 10], 64, rounds=7)
+        + ntk([512, 512, 10], 64, rounds=3, dense_numpy=False)
     )

@@ -100,10 +100,12 @@ def _load(args: argparse.Namespace):
 def hessian_command(args: argparse.Namespace) -> int:
     out = sys.stdout
     net, title = _load(args)
-    of = args.of or (net.outputs[-1] if net.outputs else None)
+    scalars = [o for o in net.outputs if not net.info(o).dims]
+    of = args.of or (scalars[-1] if scalars else None)
     wrt = args.wrt or (net.params[0] if net.params else None)
     if of is None or wrt is None:
         raise TensorchainError("name the scalar with --of and the tensor with --wrt")
+    net._grad_targets(of, [wrt])  # a scalar of, a known wrt
     values = net.random_values(seed=args.seed, **args.dims)
     text, diff = hessian_report(net, of, wrt, args.wrt2 or wrt, values)
     print(f"tensorchain hessian: {title}\n{RULE}\n{net}\n\n{text}", file=out)

@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .along import ALONG
 from .functions import ELEMENTWISE
-from .lower import Const, Leaf, Lowered, Map, Node, Product, Sum
+from .lower import Along, Const, Leaf, Lowered, Map, Node, Product, Sum
 from .plan import contract
 from .program import apply, is_fresh
 
@@ -111,6 +112,17 @@ def evaluate_node(
             shape=shape,
             fresh=True,
             code=lambda a, fn=fn, p=node.param: fn.source(a[0], p),
+        )
+    elif isinstance(node, Along):
+        arg = evaluate_node(node.arg, env, sizes, out)
+        fn = ALONG[node.func].value
+        axes = tuple(node.arg.labels.index(lab) for lab in node.axes)
+        value = apply(
+            functools.partial(fn, axes=axes),
+            arg,
+            shape=shape,
+            fresh=True,
+            code=lambda a, fn=fn, axes=axes: f"{fn.__name__}({a[0]}, {axes})",
         )
     elif isinstance(node, Product):
         operands = [(evaluate_node(f, env, sizes, out), f.labels) for f in node.factors]

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .errors import DerivativeError
-from .lower import Const, Leaf, Map, Node, Product, Sum, children
+from .lower import Along, Const, Leaf, Map, Node, Product, Sum, children
 
 if TYPE_CHECKING:
     from .network import Network
@@ -97,11 +97,14 @@ class _Writer:
         if isinstance(node, Product):
             body = " * ".join(self.ref(f, labels) for f in node.factors)
             if node.mean_over:
-                body = f"mean({body})"
+                body = f"mean({body}, {', '.join(labels[m] for m in node.mean_over)})"
             return f"{left} = {node.coeff!r} * {body}"
         if isinstance(node, Sum):
             terms = " + ".join(f"{c!r} * {self.ref(t, labels)}" for c, t in node.terms)
             return f"{left} = {terms}"
+        if isinstance(node, Along):
+            axes = ", ".join(labels[lab] for lab in node.axes)
+            return f"{left} = {node.func}({self.ref(node.arg, labels)}, {axes})"
         assert isinstance(node, Map)
         arg = self.ref(node.arg, labels)
         if node.func == "pow":
@@ -159,12 +162,13 @@ class _Writer:
         labels = {lab: f"u{a}" for a, lab in enumerate(_all_labels(node))}
         labels.update((lab, f"k{a}") for a, lab in enumerate(child.labels))
         text = self._vjp(name, node, k, child, labels)
-        present = (
-            set(node.labels)
-            if not isinstance(node, Product)
-            else {lab for j, f in enumerate(node.factors) if j != k for lab in f.labels}
-            | set(node.labels)
-        )
+        if isinstance(node, Product):
+            others = {lab for j, f in enumerate(node.factors) if j != k for lab in f.labels}
+            present = others | set(node.labels)
+        elif isinstance(node, Along):
+            present = set(child.labels)
+        else:
+            present = set(node.labels)
         return text, {labels[lab] for lab in present}
 
     def _vjp(self, name: str, node: Node, k: int, child: Node, labels: dict[str, str]) -> str:
@@ -179,12 +183,30 @@ class _Writer:
             return " * ".join([repr(coeff), cotangent, *others])
         if isinstance(node, Sum):
             return f"{node.terms[k][0]!r} * {cotangent}"
-        assert isinstance(node, Map)
         x, y = self.ref(child, labels), self.ref_named(name, node.labels, labels)
+        if isinstance(node, Along):
+            return self._vjp_along(node, cotangent, x, y, labels)
+        assert isinstance(node, Map)
         if node.func == "pow":
             p = node.param
             return f"{cotangent} * {p!r} * {x} ^ {p - 1!r}"
         return f"{cotangent} * {DERIVATIVES[node.func].format(x=x, y=y)}"
+
+    def _vjp_along(self, node: Along, cot: str, x: str, y: str, labels: dict[str, str]) -> str:
+        axes = ", ".join(labels[lab] for lab in node.axes)
+        if node.func == "softmax":  # y (g − Σ_A g y)
+            return f"{y} * ({cot} - sum({cot} * {y}, {axes}))"
+        if node.func == "log_softmax":  # g − exp(y) Σ_A g
+            return f"({cot} - exp({y}) * sum({cot}, {axes}))"
+        if node.func == "logsumexp":  # g exp(x − y)
+            return f"{cot} * exp({x} - {y})"
+        target = self.statement_of[id(node)]
+        line = self.net.tensors[target].pos.line
+        raise DerivativeError(
+            f"second derivatives through {node.func} (line {line}, which defines {target})"
+            " are not supported: its derivative is piecewise constant (zero almost"
+            " everywhere); Hessians and hvp need a network without max or min"
+        )
 
     @staticmethod
     def ref_named(name: str, node_labels, labels: Mapping[str, str]) -> str:

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import limits
+from .along import ALONG
 from .errors import ShapeError, SpecError
 from .functions import CALLABLE, ELEMENTWISE, REDUCTIONS
+from .losses import LOSSES, expand_all, expand_loss, uses_loss
 from .spec import Assign, BinOp, Call, Expr, Neg, Num, Pos, Program, Ref, show
 
 
@@ -75,7 +77,20 @@ class Map:
         return self.arg.labels
 
 
-Node = Leaf | Const | Product | Sum | Map
+@dataclass(frozen=True, eq=False)
+class Along:
+    """``func`` of ``arg`` along its labels ``axes`` (see :mod:`tensorchain.along`);
+    ``labels`` are ``arg``'s, less ``axes`` for a reduction. ``names``: the
+    indices (or dims) as the spec wrote them, for printing."""
+
+    func: str
+    arg: Node
+    axes: tuple[str, ...]
+    labels: tuple[str, ...]
+    names: tuple[str, ...]
+
+
+Node = Leaf | Const | Product | Sum | Map | Along
 
 
 def children(node: Node) -> tuple[Node, ...]:
@@ -84,7 +99,7 @@ def children(node: Node) -> tuple[Node, ...]:
         return node.factors
     if isinstance(node, Sum):
         return tuple(t for _, t in node.terms)
-    if isinstance(node, Map):
+    if isinstance(node, Map | Along):
         return (node.arg,)
     return ()
 
@@ -125,6 +140,9 @@ def relabel(node: Node, mapping: dict[str, str]) -> Node:
         return Sum(tuple((c, relabel(t, mapping)) for c, t in node.terms), r(node.labels))
     if isinstance(node, Map):
         return Map(node.func, relabel(node.arg, mapping), node.param)
+    if isinstance(node, Along):
+        arg = relabel(node.arg, mapping)
+        return Along(node.func, arg, r(node.axes), r(node.labels), node.names)
     return node
 
 
@@ -305,30 +323,124 @@ class _Lowering:
         )
 
     def call(self, e: Call) -> Node:
-        if e.func not in CALLABLE and e.func not in REDUCTIONS:
-            known = (*CALLABLE, *REDUCTIONS)
+        if e.func in LOSSES:
+            return self.lower(expand_loss(e, self.fail))
+        known = (*CALLABLE, *REDUCTIONS, *ALONG, *LOSSES)
+        if e.func not in known:
             close = difflib.get_close_matches(e.func, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise self.fail(
                 f"unknown function {e.func!r}; {hint}known functions: {', '.join(known)}",
                 e.pos,
             )
-        if len(e.args) != 1:
-            raise self.fail(f"{e.func} takes one argument, {len(e.args)} given in {show(e)}", e.pos)
+        if e.func in CALLABLE:
+            if len(e.args) != 1:
+                raise self.fail(
+                    f"{e.func} takes one argument, {len(e.args)} given in {show(e)}", e.pos
+                )
+            arg = self.lower(e.args[0])
+            if isinstance(arg, Const):
+                value = ELEMENTWISE[e.func].value(np.float64(arg.value), 0.0)
+                return Const(float(value))
+            return Map(e.func, arg)
+        if not e.args or (e.func in ALONG and len(e.args) < 2):
+            raise self.fail(
+                f"{e.func} runs along named indices: write {e.func}(z[s, k], k) in index"
+                f" form, or {e.func}(z, c) naming a dim of z in whole-tensor form",
+                e.pos,
+            )
         arg = self.lower(e.args[0])
-        if e.func in REDUCTIONS:
+        names = tuple(self.axis_name(a, e) for a in e.args[1:])
+        if not names:  # sum(x), mean(x): every index
             if isinstance(arg, Const):
                 return arg
-            arg = self.local(arg, arg.labels)  # the reduced indices are bound here
-            coeff, factors = 1.0, [arg]
-            if isinstance(arg, Product) and not arg.summed and not arg.mean_over:
-                coeff, factors = arg.coeff, list(arg.factors)
-            mean_over = arg.labels if e.func == "mean" else ()
-            return Product(coeff, tuple(factors), (), mean_over)
-        if isinstance(arg, Const):
-            value = ELEMENTWISE[e.func].value(np.float64(arg.value), 0.0)
-            return Const(float(value))
-        return Map(e.func, arg)
+            return self.reduce(e.func, arg, arg.labels)
+        axes = self.resolve_axes(arg, names, e)
+        if e.func in REDUCTIONS:
+            return self.reduce(e.func, arg, axes)
+        if not ALONG[e.func].reduces:
+            return Along(e.func, arg, axes, arg.labels, names)
+        kept = tuple(lab for lab in arg.labels if lab not in axes)
+        arg = self.local(arg, axes)
+        bound = tuple(f"{base_label(lab)}@{self.scopes}" for lab in axes)
+        return self.renumber(Along(e.func, arg, bound, kept, names))
+
+    def reduce(self, func: str, arg: Node, axes: Sequence[str]) -> Node:
+        """``sum`` or ``mean`` of ``arg`` over ``axes`` (bound here)."""
+        kept = tuple(lab for lab in arg.labels if lab not in axes)
+        arg = self.local(arg, axes)
+        bound = tuple(f"{base_label(lab)}@{self.scopes}" for lab in axes)
+        coeff, factors = 1.0, [arg]
+        if isinstance(arg, Product) and not arg.summed and not arg.mean_over:
+            coeff, factors = arg.coeff, list(arg.factors)
+        mean_over = bound if func == "mean" else ()
+        return self.renumber(Product(coeff, tuple(factors), kept, mean_over))
+
+    def renumber(self, node: Node) -> Node:
+        """In whole-tensor form, the axes left after a reduction renamed #0, #1, ..."""
+        if self.index_form:
+            return node
+        return relabel(node, {lab: positional(k) for k, lab in enumerate(node.labels)})
+
+    def axis_name(self, e: Expr, call: Call) -> str:
+        if isinstance(e, Ref) and e.indices is None:
+            return e.name
+        raise self.fail(
+            f"the arguments after the first of {call.func} name the indices it runs along"
+            f" (like {call.func}(z[s, k], k)); {show(e)} is not a name",
+            e.pos,
+        )
+
+    def resolve_axes(self, arg: Node, names: tuple[str, ...], call: Call) -> tuple[str, ...]:
+        """The labels of ``arg`` that ``names`` refer to: index names in index
+        form, dim names in whole-tensor form."""
+        if len(set(names)) < len(names):
+            raise self.fail(f"an index is named twice in {show(call)}", call.pos)
+        what = show(call.args[0])
+        if self.index_form:
+            found = []
+            for name in names:
+                hits = [lab for lab in arg.labels if lab == name] or [
+                    lab for lab in arg.labels if base_label(lab) == name
+                ]
+                if not hits:
+                    have = ", ".join(base_label(lab) for lab in arg.labels) or "none"
+                    raise self.fail(
+                        f"{call.func} along {name!r}, but {what} has the indices [{have}];"
+                        f" name one of those, e.g. {call.func}({what},"
+                        f" {base_label(arg.labels[-1]) if arg.labels else 'k'})",
+                        call.pos,
+                        ShapeError,
+                    )
+                found.append(hits[0])
+            return tuple(found)
+        dims = self.dims_of(arg)
+        found = []
+        for name in names:
+            hits = [lab for lab, d in zip(arg.labels, dims, strict=True) if d == name]
+            if len(hits) != 1:
+                if hits:
+                    problem = f"{what} has {len(hits)} axes of dim {name!r}"
+                    fix = "write the statement in index form to say which"
+                else:
+                    problem = f"{what} has the dims [{', '.join(dims)}]"
+                    fix = f"name one of those, e.g. {call.func}({what}, {dims[-1]})"
+                    if not dims:
+                        fix = "give it a tensor with that axis"
+                raise self.fail(
+                    f"{call.func} along {name!r}, but {problem}; {fix}", call.pos, ShapeError
+                )
+            found.append(hits[0])
+        return tuple(found)
+
+    def dims_of(self, node: Node) -> list[str]:
+        """The dim of each (positional) label of a whole-form node, from a tensor
+        that carries it."""
+        where = {}
+        for leaf in leaves(node):
+            for k, lab in enumerate(leaf.labels):
+                where.setdefault(lab, self.axes[leaf.name][k])
+        return [where.get(lab, "?") for lab in node.labels]
 
     # --- the statement ---
 
@@ -379,7 +491,7 @@ class _Lowering:
             if in_map and isinstance(n, Product):
                 seen = [lab for f in n.factors for lab in dict.fromkeys(f.labels)]
                 inside.update(lab for lab in seen if seen.count(lab) > 1)
-            stack.extend((c, in_map or isinstance(n, Map)) for c in children(n))
+            stack.extend((c, in_map or isinstance(n, Map | Along)) for c in children(n))
         hit = [lab for lab in summed if lab in inside]
         if hit:
             pos = self.assign.pos
@@ -415,7 +527,11 @@ def _top_terms(e: Expr, sign: float = 1.0) -> list[tuple[float, Expr]]:
 def lower(program: Program, assign: Assign, axes: dict[str, tuple[str, ...]]) -> Lowered:
     """Lower one assignment, given the dims of every tensor defined before it."""
     text = program.lines[assign.pos.line - 1].strip()
-    lowered = _Lowering(program, assign, axes).statement(text)
+    lowering = _Lowering(program, assign, axes)
+    if uses_loss(assign.expr):  # print what the shorthand stands for
+        left = f"[{', '.join(i.name for i in assign.indices)}]" if assign.indices else ""
+        text = f"{assign.target}{left} = {show(expand_all(assign.expr, lowering.fail))}"
+    lowered = lowering.statement(text)
     labels = {lab for node in walk(lowered.root) for lab in node.labels}
     if len(labels) > limits.MAX_INDICES:
         raise program.error(

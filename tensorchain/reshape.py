@@ -21,7 +21,7 @@ import numpy as np
 from .errors import MemoryLimitError, PlanError
 from .functions import ELEMENTWISE
 from .limits import format_bytes, get_memory_limit
-from .lower import Const, Leaf, Map, Node, Product, Sum, children
+from .lower import Along, Const, Leaf, Map, Node, Product, Sum, children
 
 if TYPE_CHECKING:
     from .network import Forward, Network
@@ -52,6 +52,8 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
         f = ELEMENTWISE[node.func]
         df = f.derivative(child_value, f.value(child_value, node.param), node.param)
         return np.diag(df.ravel())
+    if isinstance(node, Along):
+        return _along_matrix(node, child_value, values[id(node)])
     # The identity on the child's entries, one np.eye per axis, in its place.
     new = tuple(f"new{a}" for a in range(child_value.ndim))
     operands = [
@@ -68,6 +70,46 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
     if not operands:  # a scalar times a scalar: the derivative is the coefficient
         return np.full((n_node, child_value.size), coeff)
     return coeff * _einsum(operands, (*node.labels, *new)).reshape(n_node, child_value.size)
+
+
+def _along_matrix(node: Along, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The dense Jacobian of a function along indices: per slice (one entry of
+    the other indices, ``b``), a block from the textbook formulas, then the
+    blocks placed on the diagonal over ``b`` and the axes put back in order."""
+    labels = node.arg.labels
+    along = [labels.index(lab) for lab in node.axes]
+    others = [k for k in range(x.ndim) if k not in along]
+    n_b = int(np.prod([x.shape[k] for k in others]))
+    n_a = int(np.prod([x.shape[k] for k in along]))
+    xs = np.transpose(x, others + along).reshape(n_b, n_a)  # a row per slice
+    blocks = []
+    for row in xs:
+        e = np.exp(row - row.max())
+        p = e / e.sum()
+        if node.func == "softmax":
+            block = np.diag(p) - np.outer(p, p)
+        elif node.func == "log_softmax":
+            block = np.eye(n_a) - p[None, :]
+        elif node.func == "logsumexp":
+            block = p[None, :]
+        else:
+            extreme = row.max() if node.func == "max" else row.min()
+            hit = (row == extreme).astype(float)
+            block = (hit / hit.sum())[None, :]
+        blocks.append(block)
+    rows = blocks[0].shape[0]
+    full = np.zeros((n_b, rows, n_b, n_a))
+    for b, block in enumerate(blocks):
+        full[b, :, b, :] = block
+    # Rows: node entries in (others, along-if-kept) order; columns: (others, along).
+    in_shape = [x.shape[k] for k in others + along]
+    out_shape = in_shape if rows == n_a else [x.shape[k] for k in others]
+    full = full.reshape(*out_shape, *in_shape)
+    out_perm = others + along if rows == n_a else others
+    out_order = [out_perm.index(k) for k in sorted(out_perm)]  # back to arg order
+    in_order = [len(out_shape) + (others + along).index(k) for k in range(x.ndim)]
+    full = np.transpose(full, out_order + in_order)
+    return full.reshape(int(np.prod(y.shape)), x.size)
 
 
 def _is_identity(node: Node, k: int) -> bool:

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
+from . import along as along_fns
+from .along import ALONG
 from .errors import DerivativeError
 from .functions import ELEMENTWISE
 from .labeled import Factor, LabeledTensor, Term, fresh
-from .lower import Const, Leaf, Map, Node, Product, Sum, children
+from .lower import Along, Const, Leaf, Map, Node, Product, Sum, children
 from .program import apply
 
 Values = dict[int, np.ndarray]  # id(node) -> value
@@ -39,6 +42,8 @@ def name_of(node: Node) -> str:
         if node.func == "reciprocal":
             return f"1/{name_of(node.arg)}"
         return f"{node.func}({name_of(node.arg)})"
+    if isinstance(node, Along):
+        return f"{node.func}({name_of(node.arg)}, {', '.join(node.names)})"
     if isinstance(node, Product):
         factors = [name_of(f) for f in node.factors]
         if node.coeff != 1.0:
@@ -71,6 +76,9 @@ def tex_of(node: Node) -> str:
         if node.func == "reciprocal":
             return rf"\frac{{1}}{{{arg}}}"
         return ELEMENTWISE[node.func].tex(arg, node.param)
+    if isinstance(node, Along):
+        below = ",".join(tex_name(n) for n in node.names)
+        return rf"{ALONG[node.func].tex}_{{{below}}}\left({tex_of(node.arg)}\right)"
     if isinstance(node, Product):
         factors = [tex_of(f) for f in node.factors]
         if node.coeff != 1.0:
@@ -127,7 +135,50 @@ def map_rule(node: Map, k: int, values: Values, sizes: dict[str, int]):
     return LabeledTensor(indices, sizes, [Term(1.0, (df,), deltas)])
 
 
-RULES: dict[type, Rule] = {Product: product_rule, Sum: sum_rule, Map: map_rule}
+def along_rule(node: Along, k: int, values: Values, sizes: dict[str, int]):
+    """See :mod:`tensorchain.along`: sums of terms with deltas on the other indices."""
+    arg = node.arg
+    indices, sizes, deltas = _axes(node, arg, sizes)
+    new = dict(deltas)  # arg label -> the operand's axis
+    along = set(node.axes)
+    rest = tuple(d for d in deltas if d[0] not in along)  # δ(B, B')
+    primed = tuple(new[lab] if lab in along else lab for lab in arg.labels)  # [B, A']
+    x, y = values[id(arg)], values[id(node)]
+    axes = tuple(arg.labels.index(lab) for lab in node.axes)
+    shape = [sizes[lab] for lab in arg.labels]
+    here, inner = name_of(node), name_of(arg)
+
+    def factor(fn, *args, name: str, tex: str) -> Factor:
+        """A factor over [B, A'] computed by one of the along helpers."""
+        code = lambda a: f"{fn.__name__}({', '.join(a)}, {axes})"  # noqa: E731
+        array = apply(functools.partial(fn, axes=axes), *args, shape=shape, code=code)
+        return Factor(array, primed, name, tex=tex)
+
+    if node.func == "softmax":
+        p = Factor(y, arg.labels, here, tex=tex_of(node))
+        terms = [Term(1.0, (p,), deltas), Term(-1.0, (p, replace(p, labels=primed)), rest)]
+    elif node.func == "log_softmax":
+        name = f"softmax({inner}, {', '.join(node.names)})"
+        p = factor(
+            along_fns.softmax_from_log, y, name=name, tex=rf"\mathrm{{softmax}}({tex_of(arg)})"
+        )
+        terms = [Term(1.0, (), deltas), Term(-1.0, (p,), rest)]
+    elif node.func == "logsumexp":
+        name = f"softmax({inner}, {', '.join(node.names)})"
+        p = factor(
+            along_fns.softmax_from_lse, x, y, name=name, tex=rf"\mathrm{{softmax}}({tex_of(arg)})"
+        )
+        terms = [Term(1.0, (p,), rest)]
+    else:  # max, min: the extreme entries share the derivative
+        name = f"[{inner} = {here}]"
+        m = factor(
+            along_fns.extreme_share, x, y, name=name, tex=rf"[{tex_of(arg)} = {tex_of(node)}]"
+        )
+        terms = [Term(1.0, (m,), rest)]
+    return LabeledTensor(indices, sizes, terms)
+
+
+RULES: dict[type, Rule] = {Product: product_rule, Sum: sum_rule, Map: map_rule, Along: along_rule}
 
 
 def local_rule(node: Node, k: int, values: Values, sizes: dict[str, int]) -> LabeledTensor:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import tensorchain as tc
 from tensorchain.cli import main
 
 EXAMPLES = sorted(Path(__file__).parent.parent.joinpath("examples").glob("*.tc"))
@@ -95,7 +96,17 @@ def test_malformed_dims_is_a_usage_error():
     assert "expected NAME=SIZE like n=4, got 'n4'" in result.stderr
 
 
-@pytest.mark.parametrize("spec", [None, *EXAMPLES], ids=["builtin", *[p.name for p in EXAMPLES]])
+SCALAR = [p for p in EXAMPLES if any(not tc.load(p).info(o).dims for o in tc.load(p).outputs)]
+
+
+def test_hessian_of_a_spec_without_a_scalar_says_so(capsys):
+    assert main(["hessian", str(EXAMPLES[0].with_name("ntk.tc"))]) == 1
+    assert "name the scalar with --of" in capsys.readouterr().err
+    assert main(["hessian", str(EXAMPLES[0].with_name("ntk.tc")), "--of", "out"]) == 7
+    assert "grad needs a scalar, but out has shape [B, c]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spec", [None, *SCALAR], ids=["builtin", *[p.name for p in SCALAR]])
 def test_hessian_command(spec, capsys):
     args = ["hessian"] + ([str(spec)] if spec else []) + ["--dims", "n=3,m=2"] * (spec is None)
     assert main(args) == 0

@@ -113,7 +113,8 @@ def test_left_index_missing_on_the_right():
         (BASE + "f = x ^ x", r"the exponent in x\^x must be a number"),
         (BASE + "f = x / 0", r"division by the constant zero"),
         (BASE + "z[i, i] = W[i, i]", r"index 'i' appears twice on the left side"),
-        (BASE + "f = sum(x, x)", r"sum takes one argument, 2 given"),
+        (BASE + "f = sum(x, x)", r"sum along 'x', but x has the dims \[m\]; name one of"),
+        (BASE + "f = sin(x, m)", r"sin takes one argument, 2 given"),
     ],
 )
 def test_other_spec_errors(text, message):
