@@ -25,46 +25,44 @@ from dataclasses import dataclass
 
 import numpy as np
 
-Axes = tuple[int, ...]
 
-
-def softmax(x: np.ndarray, axes: Axes) -> np.ndarray:
+def softmax(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     e = np.exp(x - np.max(x, axis=axes, keepdims=True))
     return e / np.sum(e, axis=axes, keepdims=True)
 
 
-def log_softmax(x: np.ndarray, axes: Axes) -> np.ndarray:
+def log_softmax(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     shifted = x - np.max(x, axis=axes, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axes, keepdims=True))
 
 
-def logsumexp(x: np.ndarray, axes: Axes) -> np.ndarray:
+def logsumexp(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     top = np.max(x, axis=axes, keepdims=True)
     total = np.log(np.sum(np.exp(x - top), axis=axes, keepdims=True)) + top
     return np.squeeze(total, axis=axes)
 
 
-def softmax_from_lse(x: np.ndarray, lse: np.ndarray, axes: Axes) -> np.ndarray:
+def softmax_from_lse(x: np.ndarray, lse: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """``exp(x − logsumexp(x))``, the derivative of logsumexp, from its value."""
     return np.exp(x - np.expand_dims(lse, axes))
 
 
-def softmax_from_log(y: np.ndarray, axes: Axes) -> np.ndarray:
+def softmax_from_log(y: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """``exp(log_softmax(x))``, the derivative of log_softmax, from its value."""
     return np.exp(y)
 
 
-def extreme_share(x: np.ndarray, y: np.ndarray, axes: Axes) -> np.ndarray:
+def extreme_share(x: np.ndarray, y: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """1 / (number of ties) where ``x`` equals its max (or min) ``y``, else 0."""
     hit = x == np.expand_dims(y, axes)
     return hit / np.sum(hit, axis=axes, keepdims=True)
 
 
-def max_along(x: np.ndarray, axes: Axes) -> np.ndarray:
+def max_along(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return np.max(x, axis=axes)
 
 
-def min_along(x: np.ndarray, axes: Axes) -> np.ndarray:
+def min_along(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return np.min(x, axis=axes)
 
 

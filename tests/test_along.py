@@ -178,3 +178,14 @@ def test_wrong_use_names_what_was_written(line, message):
 def test_a_dim_used_twice_needs_index_form():
     with pytest.raises(tc.ShapeError, match=r"z has 2 axes of dim 'n'; write the statement in"):
         tc.parse("dim n = 2\ninput z[n, n]\np = softmax(z, n)")
+
+
+def test_generated_code_of_a_classifier_runs_alone():
+    dims = {"B": 4, "d": 3, "h": 5, "c": 6}
+    vals = CLASSIFIER.random_values(seed=2, **dims)
+    d = CLASSIFIER.derive("C", "W1", **dims)
+    namespace: dict = {}
+    exec(compile(d.to_python(), "<generated>", "exec"), namespace)  # code tensorchain wrote
+    got = namespace["grad_C_W1"](**vals)
+    np.testing.assert_allclose(got, CLASSIFIER.grad("C", "W1", vals)["W1"], rtol=1e-12)
+    assert "import tensorchain" not in d.to_python()
