@@ -263,7 +263,12 @@ class LabeledTensor:
                 fresh=True,
                 code=lambda a: linear_source([(1.0, x) for x in a]),
             )
-            names = " + ".join("·".join(f.name for f in r) or "1" for r in rests)
+            names = ""
+            for t, r in zip(group, rests, strict=True):
+                name = "·".join(f.name for f in r) or "1"
+                name = name if abs(t.coeff) == 1 else f"{abs(t.coeff):g}·{name}"
+                sign = "-" if t.coeff < 0 else "+"
+                names += f" {sign} {name}" if names else f"{'-' * (t.coeff < 0)}{name}"
             inner = Factor(total, labels, f"({names})")
             terms.append(Term(1.0, (*common, inner), deltas))
         return LabeledTensor(self.indices, self.sizes, terms, canonicalize=False, dtype=self.dtype)

@@ -46,7 +46,14 @@ def derivation(
         shape = local_shape(net.tensors[t].dims, net.tensors[s].dims, sizes)
         kind = "dense" if not local.deltas else "structured"
         lines.append(f"  {f'd{t}/d{s}':<{width}}  {_axes(local):<14} {shape:<10} {kind}")
-        lines.append(f"  {'':<{width}}    = {format_terms(local)}")
+        pad = " " * (width + 6)
+        lines += textwrap.wrap(
+            f"{pad}= {format_terms(local)}",
+            78,
+            subsequent_indent=pad + "  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
     d = Derivation(net, of, wrt, result, sizes)
     paths = d.paths(limit=LIMIT_PATHS + 1)
     lines.append("")
@@ -88,7 +95,12 @@ def _contractions(log: list[Contraction]) -> list[str]:
     lines = []
     for c in log:
         origins = ", ".join(c.names)
-        lines.append(f"einsum:  {c.equation}   ({origins})")
+        lines += textwrap.wrap(
+            f"einsum:  {c.equation}   ({origins})",
+            78,
+            subsequent_indent="    ",
+            break_long_words=False,
+        )
         path = f"  opt_einsum path ({c.optimizer}): {'  then  '.join(c.steps())}"
         lines += textwrap.wrap(path, 78, subsequent_indent="    ", break_long_words=False)
     flops = sum(c.flops for c in log)
