@@ -120,7 +120,7 @@ def compile_program(
     ("norms", "clipped", "ntk", "gnvp")."""
     from .products import BUILDERS
 
-    leaves = [t for t in net.tensors.values() if t.kind != "defined"]
+    leaves = [t for t in net.tensors.values() if t.kind in ("input", "param")]
     shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
     with tracing(dtype.itemsize) as tape:
         env = placeholders(net, tape, sizes)

@@ -33,7 +33,11 @@ def _linear(node: Sum, sizes: dict[str, int]):
         view = [sizes[lab] if lab in term.labels else 1 for lab in node.labels]
         plans.append((c, None if perm == sorted(perm) else perm, view))
 
-    simple = all(perm is None and tuple(view) == full for _, perm, view in plans)
+    # Same axes in the same order (a size-1 axis a term lacks is not the same).
+    simple = all(
+        perm is None and len(term.labels) == len(full)
+        for (_, perm, _), (_, term) in zip(plans, node.terms, strict=True)
+    )
     if simple and len(plans) == 2 and plans[0][0] == 1.0 and abs(plans[1][0]) == 1.0:
         return np.add if plans[1][0] == 1.0 else np.subtract
 

@@ -231,9 +231,12 @@ def gradient_spec(net: Network, of: str, sizes: Mapping[str, int]) -> tuple[str,
     for the given sizes, and the name of each tensor's adjoint."""
     lines = [f"dim {d} = {sizes[d]}" for d in net.dims]
     for t in net.tensors.values():
-        if t.kind != "defined":
-            axes = f"[{', '.join(t.dims)}]" if t.dims else ""
+        axes = f"[{', '.join(t.dims)}]" if t.dims else ""
+        if t.kind in ("input", "param"):
             lines.append(f"{t.kind} {t.name}{axes}")
+        elif t.kind == "shift":
+            stride, padding = t.shift
+            lines.append(f"shift {t.name}{axes} stride {stride} padding {padding}")
     writer = _Writer(net, sizes)
     writer.forward()
     adjoints = writer.backward(of)

@@ -23,7 +23,8 @@ from .gradnet import gradient_spec
 from .labeled import LabeledTensor
 from .lower import Lowered, lower
 from .shapes import Binding, bind_labels, shape_text
-from .spec import Assign, DimDecl, Pos, TensorDecl, parse_program
+from .shift import shift_constant, shift_sizes
+from .spec import Assign, DimDecl, Pos, ShiftDecl, TensorDecl, parse_program
 from .spec import Program as SpecProgram
 from .values import check_values
 
@@ -33,12 +34,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """A tensor of the network: ``kind`` is ``"input"``, ``"param"`` or ``"defined"``."""
+    """A tensor of the network: ``kind`` is ``"input"``, ``"param"``, ``"shift"`` (a
+    constant the network makes, ``shift`` = (stride, padding)) or ``"defined"``."""
 
     name: str
     kind: str
     dims: tuple[str, ...]
     pos: Pos
+    shift: tuple[int, int] | None = None
 
 
 @dataclass
@@ -79,7 +82,7 @@ class Network:
                         st.pos,
                     )
                 self.dims[st.name], dim_pos[st.name] = st.size, st.pos
-            elif isinstance(st, TensorDecl):
+            elif isinstance(st, TensorDecl | ShiftDecl):
                 self._declare(st)
             else:
                 self._define(st)
@@ -100,7 +103,7 @@ class Network:
                 pos,
             )
 
-    def _declare(self, st: TensorDecl) -> None:
+    def _declare(self, st: TensorDecl | ShiftDecl) -> None:
         self._check_new(st.name, st.pos)
         for axis in st.axes:
             if axis.name not in self.dims:
@@ -110,7 +113,12 @@ class Network:
                     " its size from the values)",
                     axis.pos,
                 )
-        self.tensors[st.name] = TensorInfo(st.name, st.kind, tuple(a.name for a in st.axes), st.pos)
+        dims = tuple(a.name for a in st.axes)
+        if isinstance(st, ShiftDecl):
+            info = TensorInfo(st.name, "shift", dims, st.pos, (st.stride, st.padding))
+        else:
+            info = TensorInfo(st.name, st.kind, dims, st.pos)
+        self.tensors[st.name] = info
 
     def _define(self, st: Assign) -> None:
         self._check_new(st.target, st.pos)
@@ -163,7 +171,7 @@ class Network:
         sizes.update((d, int(s)) for d, s in dims.items())
         source = {d: f"{d}={s} given as an argument" for d, s in dims.items()}
         for name, value in (values or {}).items():
-            if name not in self.tensors or self.tensors[name].kind == "defined":
+            if name not in self.tensors or self.tensors[name].kind not in ("input", "param"):
                 continue
             info = self.tensors[name]
             shape = np.shape(value)
@@ -185,6 +193,7 @@ class Network:
                     )
                 if d not in source:
                     sizes[d], source[d] = int(s), f"from the value of {name}"
+        shift_sizes(self, sizes)
         missing = [d for d in self.dims if d not in sizes]
         if missing:
             raise ShapeError(
@@ -210,7 +219,7 @@ class Network:
         return {
             t.name: rng.standard_normal([sizes[d] for d in t.dims])
             for t in self.tensors.values()
-            if t.kind != "defined"
+            if t.kind in ("input", "param")
         }
 
     def info(self, name: str) -> TensorInfo:
@@ -232,6 +241,9 @@ class Network:
 
     def _run_forward(self, env: dict[str, Any], sizes: dict[str, int]) -> Forward:
         nodes = {}
+        for t in self.tensors.values():
+            if t.kind == "shift":
+                env[t.name] = shift_constant(*(sizes[d] for d in t.dims), *t.shift)
         for stmt in self.statements:
             label_sizes = self.label_sizes(stmt.target, sizes)
             env[stmt.target], nodes[stmt.target] = evaluate_statement(stmt, env, label_sizes)

@@ -23,6 +23,7 @@ import opt_einsum as oe
 
 from .errors import PlanError
 from .program import apply, is_fresh
+from .shift import contract_shift
 
 Operand = tuple[np.ndarray, Sequence[str]]
 
@@ -301,7 +302,20 @@ def contract(
     With ``fresh``, the result is a new writable array (never a view of an
     operand); otherwise it may be one.
 
-    Goes through :func:`program.apply`, so inside a trace it is recorded."""
+    Goes through :func:`program.apply`, so inside a trace it is recorded.
+    A shift tensor (:mod:`tensorchain.shift`) is applied as a gather or a
+    scatter where it can be, never read as an array."""
+    if len(operands) > 1:
+        done = contract_shift(
+            operands,
+            output,
+            sizes,
+            functools.partial(contract, names=None, optimize=optimize, log=log),
+            scale,
+            fresh,
+        )
+        if done is not None:
+            return done
     present = {lab for _, labels in operands for lab in labels}
     inner = [lab for lab in output if lab in present]
     arrays = [a for a, _ in operands]

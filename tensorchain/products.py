@@ -131,7 +131,7 @@ def build_gnvp(
     rank = len(net.info(out).dims)
     vector = tape.input(VECTOR, J.shape[rank:])
     gradnet, adjoints = net.gradient_network(loss, forward.sizes)
-    leaves = {t.name for t in gradnet.tensors.values() if t.kind != "defined"}
+    leaves = {t.name for t in gradnet.tensors.values() if t.kind in ("input", "param")}
     gforward = gradnet._run_forward(
         {n: v for n, v in forward.values.items() if n in leaves}, forward.sizes
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from . import limits
 from .errors import SpecError
 
-KEYWORDS = ("dim", "input", "param")
+KEYWORDS = ("dim", "input", "param", "shift")
 
 _TOKEN = re.compile(
     r"""
@@ -108,6 +108,18 @@ class TensorDecl:
 
 
 @dataclass(frozen=True)
+class ShiftDecl:
+    """``shift S[P, K, T] stride 2 padding 1``: the constant S[p, k, t] = 1 where
+    t = stride·p + k − padding (a sliding window), else 0."""
+
+    name: str
+    axes: tuple[Index, ...]
+    stride: int
+    padding: int
+    pos: Pos
+
+
+@dataclass(frozen=True)
 class Assign:
     target: str
     indices: tuple[Index, ...] | None
@@ -115,7 +127,7 @@ class Assign:
     pos: Pos
 
 
-Statement = DimDecl | TensorDecl | Assign
+Statement = DimDecl | TensorDecl | ShiftDecl | Assign
 
 
 @dataclass(frozen=True)
@@ -266,8 +278,38 @@ class _Parser:
                 )
         return Program(tuple(statements), self.program.lines)
 
+    def shift(self, first: Token) -> ShiftDecl:
+        name = self.name("the name of the tensor after 'shift'")
+        if self.tok.text != "[":
+            raise self.fail(
+                f"expected '[' after shift {name.text}: a shift tensor has three axes,"
+                f" output position, kernel offset and input position, e.g."
+                f" shift {name.text}[P, K, T] stride 1 padding 0"
+            )
+        axes = self.index_list("a dim name")
+        if len(axes) != 3:
+            raise self.fail(
+                f"shift {name.text} has {len(axes)} axes; it needs three, [output position,"
+                " kernel offset, input position], e.g. [P, K, T]",
+                first,
+            )
+        options = {"stride": 1, "padding": 0}
+        while self.tok.kind == "name" and self.tok.text in options:
+            key = self.next().text
+            tok = self.tok
+            least = 1 if key == "stride" else 0
+            if tok.kind != "number" or not tok.text.isdigit() or int(tok.text[:20]) < least:
+                raise self.fail(
+                    f"expected a whole number of at least {least} after {key!r},"
+                    f" found {_describe(tok)}"
+                )
+            if len(tok.text) > 15 or int(tok.text) > limits.MAX_DIM:
+                raise self.fail(f"{key} {tok.text[:20]} is larger than {limits.MAX_DIM:,}")
+            options[key] = int(self.next().text)
+        return ShiftDecl(name.text, axes, options["stride"], options["padding"], first.pos)
+
     def statement(self) -> Statement:
-        first = self.name("a statement (dim, input, param or an assignment)")
+        first = self.name("a statement (dim, input, param, shift or an assignment)")
         if first.text == "dim":
             name = self.name("the name of the dim after 'dim'")
             size = None
@@ -293,6 +335,8 @@ class _Parser:
                     "a dim name (declare sizes with 'dim n = 4', then write x[n])"
                 )
             return TensorDecl(first.text, name.text, axes, first.pos)
+        if first.text == "shift":
+            return self.shift(first)
         indices = None
         if self.tok.text == "[":
             indices = self.index_list("an index name")

@@ -31,13 +31,13 @@ def check_values(
         raise ValuesError(
             f"values must be a dict from tensor name to array, got {type(values).__name__}"
         )
-    leaves = [t.name for t in net.tensors.values() if t.kind != "defined"]
+    leaves = [t.name for t in net.tensors.values() if t.kind in ("input", "param")]
     for name in values:
         if name not in net.tensors:
             raise ValuesError(
                 f"unknown tensor {name!r} in values; the inputs and params are {', '.join(leaves)}"
             )
-        if net.tensors[name].kind == "defined":
+        if net.tensors[name].kind not in ("input", "param"):
             raise ValuesError(
                 f"{name!r} is computed by the network (line"
                 f" {net.tensors[name].pos.line}); leave it out of the values"

@@ -184,3 +184,13 @@ def _strip(e):
     if fields is None:
         return tuple(_strip(x) for x in e) if isinstance(e, tuple) else e
     return (type(e).__name__, *(_strip(getattr(e, f)) for f in fields if f != "pos"))
+
+
+def test_a_term_broadcast_over_axes_of_size_one_keeps_the_shape():
+    # Regression: b[o] was added by plain numpy broadcasting when s and p had size 1,
+    # making y (1, 2, 2) instead of (1, 2, 1).
+    net = tc.parse(
+        "dim S\ndim O\ndim P\ninput x[S, O, P]\ninput b[O]\ny[s, o, p] = x[s, o, p] + b[o]"
+    )
+    vals = net.random_values(S=1, O=2, P=1)
+    np.testing.assert_array_equal(net.evaluate(vals)["y"], vals["x"] + vals["b"][None, :, None])

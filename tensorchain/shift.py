@@ -1,0 +1,159 @@
+"""Shift tensors: convolution and pooling as one einsum term.
+
+``shift S[P, K, T] stride s padding q`` declares the constant
+
+    S[p, k, t] = 1 if t = s·p + k − q else 0,
+
+the sliding window of a convolution: ``y[o, p] = w[o, k] * S[p, k, t] * x[t]``
+is a 1-D convolution (cross-correlation, as deep-learning libraries define
+it) with stride ``s`` and zero padding ``q``; two shift tensors make a 2-D
+one. The chain rule treats ``S`` as any other factor, so the Jacobians by the
+kernel (``S · x``) and by the input (``w · S``) stay structured.
+
+The output length follows from the others: ``P = (T + 2q − K) // s + 1``;
+a ``dim P`` declared without a size is computed from it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import ShapeError
+
+if TYPE_CHECKING:
+    from .network import Network
+
+
+def output_length(length: int, kernel: int, stride: int, padding: int) -> int:
+    return (length + 2 * padding - kernel) // stride + 1
+
+
+def shift_tensor(P: int, K: int, T: int, stride: int, padding: int) -> np.ndarray:
+    """S[p, k, t] as a read-only strided view of a vector with a single 1:
+    entry (p, k, t) reads position ``origin + t − stride·p − k + padding``, so
+    S holds T + stride·P + K + padding numbers, not P·K·T."""
+    low = padding - stride * (P - 1) - (K - 1)  # the least t − s·p − k + q
+    origin = max(0, -low)
+    buffer = np.zeros(origin + T + padding)
+    buffer[origin] = 1.0
+    start = origin + padding  # the entry (0, 0, 0)
+    step = buffer.itemsize
+    return np.lib.stride_tricks.as_strided(
+        buffer[start:], (P, K, T), (-stride * step, -step, step), writeable=False
+    )
+
+
+def shift_sizes(net: Network, sizes: dict[str, int]) -> None:
+    """Check every shift tensor's dims against each other, and fill in an
+    output dim that has no size yet."""
+    for t in net.tensors.values():
+        if t.kind != "shift":
+            continue
+        P, K, T = t.dims
+        stride, padding = t.shift
+        if K not in sizes or T not in sizes:
+            continue
+        where = f"shift {t.name}[{P}, {K}, {T}] (line {t.pos.line})"
+        padded = sizes[T] + 2 * padding
+        if sizes[K] > padded:
+            raise ShapeError(
+                f"{where}: the kernel {K}={sizes[K]} is larger than the padded input"
+                f" {T} + 2·padding = {sizes[T]} + {2 * padding} = {padded}; use a kernel of"
+                f" at most {padded} or a padding of at least"
+                f" {-(-(sizes[K] - sizes[T]) // 2)}"
+            )
+        expected = output_length(sizes[T], sizes[K], stride, padding)
+        if P not in sizes:
+            sizes[P] = expected
+        elif sizes[P] != expected:
+            raise ShapeError(
+                f"{where}: with {T}={sizes[T]}, {K}={sizes[K]}, stride {stride} and padding"
+                f" {padding} the output has ({sizes[T]} + {2 * padding} − {sizes[K]}) //"
+                f" {stride} + 1 = {expected} positions, but {P}={sizes[P]}; declare"
+                f" dim {P} = {expected}, or 'dim {P}' without a size to have it computed"
+            )
+
+
+# --- the implicit form: contractions with a shift tensor never read it ----
+
+_SHIFTS: dict[int, tuple[np.ndarray, int, int]] = {}  # id -> (array, stride, padding)
+
+
+@functools.lru_cache(maxsize=64)
+def shift_constant(P: int, K: int, T: int, stride: int, padding: int) -> np.ndarray:
+    """The shift tensor, registered so that :func:`contract_shift` recognises it."""
+    S = shift_tensor(P, K, T, stride, padding)
+    _SHIFTS[id(S)] = (S, stride, padding)
+    return S
+
+
+def windows(x: np.ndarray, axis: int, K: int, P: int, stride: int, padding: int) -> np.ndarray:
+    """Σ_t S[p, k, t] x[..., t, ...]: axis ``axis`` of ``x`` replaced by the
+    window position ``p``, and the offset ``k`` appended last (im2col)."""
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (padding, padding + K + stride * P)  # room for every window
+    padded = np.pad(x, pad)
+    view = np.lib.stride_tricks.sliding_window_view(padded, K, axis=axis)
+    index = [slice(None)] * view.ndim
+    index[axis] = slice(0, stride * P, stride)
+    return np.ascontiguousarray(view[tuple(index)])
+
+
+def unwindows(z: np.ndarray, T: int, stride: int, padding: int) -> np.ndarray:
+    """Σ_{p, k} z[..., p, k] S[p, k, t]: the last two axes (p, k) scattered
+    back to input positions t, added where windows overlap (col2im)."""
+    *lead, P, K = z.shape
+    out = np.zeros((*lead, padding + T + K + stride * P), dtype=z.dtype)
+    for k in range(K):
+        out[..., k : k + stride * P : stride] += z[..., :, k]
+    return out[..., padding : padding + T]
+
+
+def contract_shift(operands, output, sizes, contract, scale: float, fresh: bool):
+    """``contract(operands, output, sizes)`` done through :func:`windows` or
+    :func:`unwindows` when a registered shift tensor is among the operands
+    and its input axis meets one other operand (or is an output axis that
+    no other operand has); ``None`` when neither applies."""
+    from .program import apply
+
+    for j, (array, labels) in enumerate(operands):
+        found = _SHIFTS.get(id(array))
+        if found is None or found[0] is not array or len(set(labels)) < 3:
+            continue
+        _, stride, padding = found
+        p, k, t = labels
+        rest = [op for i, op in enumerate(operands) if i != j]
+        with_t = [i for i, (_, labs) in enumerate(rest) if t in labs]
+        P, K, T = sizes[p], sizes[k], sizes[t]
+        if t not in output and len(with_t) == 1:
+            x, x_labels = rest[with_t[0]]
+            if p in x_labels or k in x_labels or x_labels.count(t) > 1:
+                continue
+            axis = x_labels.index(t)
+            new_labels = (*x_labels[:axis], p, *x_labels[axis + 1 :], k)
+            shape = [sizes[lab] for lab in new_labels]
+
+            def gather(a, axis=axis, K=K, P=P, stride=stride, padding=padding):
+                return windows(a, axis, K, P, stride, padding)
+
+            code = lambda a, axis=axis, K=K, P=P, s=stride, q=padding: (  # noqa: E731
+                f"windows({a[0]}, {axis}, {K}, {P}, {s}, {q})"
+            )
+            window = apply(gather, x, shape=shape, fresh=True, code=code)
+            rest[with_t[0]] = (window, new_labels)
+            return contract(rest, output, sizes, scale=scale, fresh=fresh)
+        if t in output and not with_t and p not in output and k not in output:
+            inner = [lab for lab in output if lab != t]
+            z = contract(rest, (*inner, p, k), sizes, scale=scale)
+            shape = [sizes[lab] for lab in inner] + [T]
+
+            def scatter(a, T=T, stride=stride, padding=padding):
+                return unwindows(a, T, stride, padding)
+
+            code = lambda a, T=T, s=stride, q=padding: f"unwindows({a[0]}, {T}, {s}, {q})"  # noqa: E731
+            spread = apply(scatter, z, shape=shape, fresh=True, code=code)
+            return contract([(spread, (*inner, t))], output, sizes, fresh=fresh)
+    return None
