@@ -76,7 +76,12 @@ def statement_jacobians(
             if isinstance(child, Const) or not _depends(child):
                 continue
             local = local_rule(node, k, node_values, sizes)
-            stack.append((child, adjoint.chain(local, len(node.labels))))
+            step = adjoint.chain(local, len(node.labels))
+            if len(step.terms) > 2:
+                # Nested sums of terms (softmax of softmax) would multiply out
+                # into 2^depth terms: add them up, one term per delta structure.
+                step = step.factored().contracted()
+            stack.append((child, step))
     assert all(j.ndim >= k_out for j in found.values())
     out = {}
     for name, jac in found.items():

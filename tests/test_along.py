@@ -189,3 +189,22 @@ def test_generated_code_of_a_classifier_runs_alone():
     got = namespace["grad_C_W1"](**vals)
     np.testing.assert_allclose(got, CLASSIFIER.grad("C", "W1", vals)["W1"], rtol=1e-12)
     assert "import tensorchain" not in d.to_python()
+
+
+@pytest.mark.parametrize("one_statement", [True, False])
+def test_nested_sums_of_terms_do_not_multiply_out(one_statement):
+    depth = 12
+    if one_statement:
+        expr = "z[s, k]"
+        for _ in range(depth):
+            expr = f"softmax({expr}, k)"
+        lines = [f"p{depth}[s, k] = {expr}"]
+    else:
+        lines = ["p0 = z"] + [f"p{d + 1}[s, k] = softmax(p{d}[s, k], k)" for d in range(depth)]
+    net = tc.parse("dim B = 3\ndim c = 4\ninput z[B, c]\n" + "\n".join(lines))
+    vals = net.random_values(seed=5)
+    J = net.jacobian(f"p{depth}", "z", vals)
+    # 2^12 terms if multiplied out; added as they arise, one per delta structure.
+    assert len(J.terms) <= 2
+    assert len(net.compile_jacobian(f"p{depth}", "z")) < 40 * depth
+    assert max_relative_error(J.array, tc.reshape_method(net, f"p{depth}", "z", vals)) < 1e-12
