@@ -7,7 +7,8 @@ finite differences are a valid reference. Layers are drawn from: a dense
 layer, an elementwise function, a residual sum, a tied (reused) weight, a
 bilinear layer with a rank-3 parameter (optionally the same tensor twice), an
 outer product and its contraction (a rank-2 activation), whole-tensor
-arithmetic, and a quadratic form. With a batch, every activation has a sample
+arithmetic, a function along the feature index (softmax, log_softmax, minus a
+logsumexp), and a quadratic form. With a batch, every activation has a sample
 index ``s`` on dim ``B``. Failures shrink to small networks.
 """
 
@@ -58,7 +59,9 @@ def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNe
     for _ in range(draw(st.integers(1, max_layers))):
         k = next(counter)
         kind = draw(
-            st.sampled_from(["dense", "func", "residual", "tied", "bilinear", "outer", "whole"])
+            st.sampled_from(
+                ["dense", "func", "residual", "tied", "bilinear", "outer", "whole", "along"]
+            )
         )
         prev = last
         dp = acts[prev]
@@ -107,6 +110,15 @@ def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNe
                 f"{ref(h, 'l')} = {ref(f'M{k}', 'i', 'j')} * V{k}[j, l] * {ref(prev, 'i')}"
             )
             acts[h] = do
+        elif kind == "along":  # a function along the feature index
+            form = draw(st.sampled_from(["softmax", "log_softmax", "centred"]))
+            if form == "softmax":
+                lines.append(f"{h} = softmax({prev}, {dp})")
+            elif form == "log_softmax":
+                lines.append(f"{ref(h, 'i')} = log_softmax({ref(prev, 'i')}, i)")
+            else:  # minus a logsumexp, broadcast back along the index
+                lines.append(f"{ref(h, 'i')} = {ref(prev, 'i')} - logsumexp({ref(prev, 'j')}, j)")
+            acts[h] = dp
         else:  # whole-tensor arithmetic on two same-shaped activations
             same = [a for a, d in acts.items() if d == dp]
             other = draw(st.sampled_from(same))
