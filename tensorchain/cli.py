@@ -88,6 +88,22 @@ def _parser() -> argparse.ArgumentParser:
     _common(hessian, "the scalar to differentiate (default: the last tensor)")
     hessian.add_argument("--wrt", help="the first tensor (default: the first param)")
     hessian.add_argument("--wrt2", help="the second tensor (default: --wrt)")
+    paths = sub.add_parser(
+        "paths",
+        help="compare contraction orders of a derivative (forward, reverse, optimal, ...)",
+        description=(
+            "Plan the derivative under every chain order and opt_einsum strategy and"
+            " print FLOPs, the largest intermediate, planning time, the ratio to the"
+            " best and the Pareto front; optionally sweep a dim or plot."
+        ),
+    )
+    _common(paths, "the tensor to differentiate (default: the last)")
+    paths.add_argument("--wrt", help="the tensor to differentiate by (default: the first param)")
+    paths.add_argument(
+        "--sweep", help="a dim and sizes, e.g. B=1,8,64,512: forward vs reverse FLOPs per size"
+    )
+    paths.add_argument("--plot", help="write a PNG of FLOPs against memory (needs matplotlib)")
+    paths.add_argument("--tree", action="store_true", help="also print the optimal order's tree")
     return parser
 
 
@@ -115,6 +131,38 @@ def hessian_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 3
+    return 0
+
+
+def paths_command(args: argparse.Namespace) -> int:
+    from .explore import crossover, explore, sweep
+
+    out = sys.stdout
+    net, title = _load(args)
+    of = args.of or (net.outputs[-1] if net.outputs else None)
+    wrt = args.wrt or (net.params[0] if net.params else None)
+    if of is None or wrt is None:
+        raise TensorchainError("name the tensor with --of and what to differentiate by with --wrt")
+    found = explore(net, of, wrt, **args.dims)
+    print(f"tensorchain paths: {title}\n{RULE}\n{found}", file=out)
+    if args.tree:
+        print(f"\noptimal order:\n{net.plan(of, wrt, **args.dims).tree()}", file=out)
+    if args.sweep:
+        dim, _, sizes = args.sweep.partition("=")
+        try:
+            values = [int(v) for v in sizes.split(",") if v.strip()]
+        except ValueError:
+            raise TensorchainError(f"--sweep takes DIM=SIZE,SIZE,..., got {args.sweep!r}") from None
+        rows = sweep(net, of, wrt, dim.strip(), values, **args.dims)
+        print(f"\n{dim.strip():>8} {'forward':>16} {'reverse':>16} {'optimal':>16}", file=out)
+        for size, fwd, rev, best in rows:
+            print(f"{size:>8} {fwd:>16,} {rev:>16,} {best:>16,}", file=out)
+        at = crossover(rows)
+        said = f"reverse is cheaper from {dim.strip()}={at}" if at else "reverse is never cheaper"
+        print(f"{said} in this sweep", file=out)
+    if args.plot:
+        found.plot(args.plot)
+        print(f"wrote {args.plot}", file=out)
     return 0
 
 
@@ -177,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     method, 4-9 by error class (:data:`EXIT_CODES`)."""
     args = _parser().parse_args(argv)
     try:
-        return hessian_command(args) if args.command == "hessian" else derive(args)
+        commands = {"hessian": hessian_command, "paths": paths_command, "derive": derive}
+        return commands[args.command](args)
     except TensorchainError as err:
         print(f"tensorchain: error: {err}", file=sys.stderr)
         return next(code for cls, code in EXIT_CODES if isinstance(err, cls))

@@ -30,6 +30,8 @@ from .values import check_values
 
 if TYPE_CHECKING:
     from .derivation import Derivation
+    from .explore import Exploration
+    from .paths import Plan
 
 
 @dataclass(frozen=True)
@@ -542,6 +544,40 @@ class Network:
         compiled = self._compiled(kind, of, targets, self.sizes(env), dtype)
         env = {**env, **{k: v.astype(dtype, copy=False) for k, v in extra.items()}}
         return compiled.run(env, memory_limit)
+
+    def plan(
+        self,
+        of: str,
+        wrt: str,
+        order: Any = "optimal",
+        memory_limit: int | None = None,
+        **dims: int,
+    ) -> Plan:
+        """``d of / d wrt`` with a chosen contraction order (see
+        :mod:`tensorchain.paths`): ``"reverse"``, ``"forward"``, ``"optimal"``
+        (the cheapest bracketing of the chain, by dynamic programming), an
+        opt_einsum strategy or PathOptimizer. Call the plan on values. Example:
+            >>> import tensorchain as tc
+            >>> net = tc.parse(tc.ARTICLE)
+            >>> plan = net.plan("C", "W", order="optimal", n=4, m=3)
+            >>> plan.flops <= net.plan("C", "W", order="forward", n=4, m=3).flops
+            True
+            >>> plan(net.random_values(n=4, m=3)).array.shape
+            (4, 3)
+        """
+        from .paths import make_plan
+
+        self._wrt_one(wrt)
+        self.info(of)
+        self.info(wrt)
+        return make_plan(self, of, wrt, order, memory_limit, **dims)
+
+    def explore(self, of: str, wrt: str, **dims: int) -> Exploration:
+        """Every order and strategy for ``d of / d wrt``, costed: see
+        :class:`tensorchain.explore.Exploration`."""
+        from .explore import explore
+
+        return explore(self, of, wrt, **dims)
 
     def gradient_network(self, of: str, sizes: Mapping[str, int]) -> tuple[Network, dict[str, str]]:
         """``of``'s gradient written as a network (for the given sizes), and the

@@ -305,7 +305,7 @@ def contract(
     Goes through :func:`program.apply`, so inside a trace it is recorded.
     A shift tensor (:mod:`tensorchain.shift`) is applied as a gather or a
     scatter where it can be, never read as an array."""
-    if len(operands) > 1:
+    if len(operands) > 1 and not isinstance(optimize, tuple):  # not an explicit path
         done = contract_shift(
             operands,
             output,

@@ -1,0 +1,446 @@
+"""Chain orders: the order in which a derivative's chain of local Jacobians is
+multiplied, chosen and costed on the delta-reduced factors.
+
+After delta elimination a derivative is a sum of terms, each a product of
+factors that come, in order, from the local Jacobians on the way from ``of``
+to ``wrt`` (the *links* of the chain). An order is a binary contraction tree
+over those factors:
+
+* ``"reverse"`` contracts from the ``of`` side (backprop's order);
+* ``"forward"`` from the ``wrt`` side;
+* ``"optimal"`` is the cheapest bracketing of the links, found by a dynamic
+  program over contiguous segments (optimal Jacobian accumulation, each step
+  costed in opt_einsum's FLOPs on the delta-reduced tensors); it is the
+  exact minimum over every order that multiplies neighbouring segments;
+* any opt_einsum strategy by name (``"greedy"``, ``"dp"``, ``"branch-2"``,
+  ...), or an ``opt_einsum.paths.PathOptimizer``, searches all pairings.
+
+With ``memory_limit`` (bytes), ``"optimal"`` is the cheapest order whose
+intermediates all fit; the other orders are refused when they do not.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import opt_einsum as oe
+
+from .errors import PlanError, ShapeError
+from .labeled import Factor, LabeledTensor, Term
+from .limits import format_bytes
+from .plan import contract, equation
+
+if TYPE_CHECKING:
+    from .network import Network
+
+ORDERS = ("reverse", "forward", "optimal")
+#: opt_einsum strategies ``explore`` tries; any other opt_einsum name works in
+#: ``plan`` too, and ``"optimal-einsum"`` is opt_einsum's exhaustive ``optimal``.
+STRATEGIES = ("greedy", "dp", "branch-2", "auto")
+
+
+@dataclass
+class TermPlan:
+    """The order for one term: an opt_einsum path over its factors."""
+
+    equation: str
+    factors: tuple[str, ...]  # each factor's name, in chain order
+    links: tuple[int, ...]  # each factor's link (local Jacobian) number
+    path: list[tuple[int, ...]]
+    info: Any  # opt_einsum PathInfo for this path
+    coeff: float
+    output: tuple[str, ...]
+    deltas: tuple[tuple[str, str], ...]
+    labels: tuple[tuple[str, ...], ...]
+
+
+@dataclass
+class Plan:
+    """A derivative with a chosen contraction order: call it on values.
+
+    ``flops``, ``largest`` (entries of the largest intermediate), ``peak_bytes``
+    and ``steps`` describe it; ``reshape_flops`` and ``reshape_bytes`` are the
+    reshape method's for the same derivative."""
+
+    net: Network
+    of: str
+    wrt: str
+    order: str
+    sizes: dict[str, int]
+    terms: list[TermPlan]
+    indices: tuple[str, ...]
+    label_sizes: dict[str, int]
+    planning_seconds: float
+    reshape_flops: int
+    reshape_bytes: int
+    memory_limit: int | None = None
+    _program: Any = field(default=None, repr=False)
+
+    @property
+    def flops(self) -> int:
+        return sum(int(t.info.opt_cost) for t in self.terms)
+
+    @property
+    def largest(self) -> int:
+        return max((int(t.info.largest_intermediate) for t in self.terms), default=0)
+
+    @property
+    def peak_bytes(self) -> int:
+        """The factors plus the largest intermediate, in float64 bytes."""
+        inputs = sum(
+            math.prod(self.label_sizes[lab] for lab in labels)
+            for t in self.terms
+            for labels in t.labels
+        )
+        return 8 * (inputs + self.largest)
+
+    @property
+    def einsum(self) -> str:
+        return " + ".join(t.equation for t in self.terms)
+
+    @property
+    def steps(self) -> list[str]:
+        """Each contraction, with the chain-rule factors it combines."""
+        out = []
+        for t in self.terms:
+            names = [f"{name}" for name in t.factors]
+            for pair in t.path:
+                chosen = [names[k] for k in pair]
+                merged = f"({' · '.join(chosen)})"
+                names = [n for k, n in enumerate(names) if k not in pair] + [merged]
+                out.append(" · ".join(chosen))
+        return out
+
+    def tree(self) -> str:
+        """The contraction tree as indented text, leaves the local Jacobians."""
+        lines = []
+        for t in self.terms:
+            nodes: list[Any] = [(name, ()) for name in t.factors]
+            costs = [contraction[2] for contraction in t.info.contraction_list]
+            for pair, cost in zip(t.path, costs, strict=True):
+                chosen = [nodes[k] for k in pair]
+                nodes = [n for k, n in enumerate(nodes) if k not in pair] + [(cost, chosen)]
+            if not nodes:
+                lines.append(f"{t.coeff:g} (a constant term)")
+                continue
+            (root,) = nodes
+
+            def show(node, depth: int) -> None:
+                label, children = node
+                lines.append("  " * depth + ("└ " if depth else "") + str(label))
+                for child in children:
+                    show(child, depth + 1)
+
+            show(root, 0)
+        return "\n".join(lines)
+
+    def __call__(self, values: Mapping[str, Any]) -> LabeledTensor:
+        """The derivative on ``values``, contracted in this plan's order: the
+        forward pass, the local derivatives and the planned contractions are
+        traced once, on the first call, and replayed (like ``compile_grad``)."""
+        env = self.net._check_values(values)
+        if self.net.sizes(env) != self.sizes:
+            raise ShapeError(
+                f"this plan is for {self.sizes}, but the values have sizes"
+                f" {self.net.sizes(env)}; make a plan for them with net.plan"
+            )
+        if self._program is None:
+            self._program = self._compile()
+        program, structure = self._program
+        return structure.with_arrays(program(env), owned=program.fresh)
+
+    def _compile(self):
+        from .derivation import placeholders
+        from .program import tracing
+
+        with tracing() as tape:
+            forward = self.net._run_forward(placeholders(self.net, tape, self.sizes), self.sizes)
+            result = self.net.derivatives(self.of, [self.wrt], forward)
+            chain = result.chains.get(self.wrt)
+            if chain is None:
+                structure = result.jacobians[self.wrt]
+                outputs = [f.array for t in structure.terms for f in t.factors]
+            else:
+                terms, outputs = [], []
+                for t, plan in zip(chain.terms, self.terms, strict=True):
+                    path = tuple(tuple(step) for step in plan.path)
+                    data = contract(
+                        [(f.array, f.labels) for f in t.factors],
+                        plan.output,
+                        chain.sizes,
+                        optimize=path if len(t.factors) > 1 else None,
+                        scale=plan.coeff,
+                        fresh=True,
+                    )
+                    outputs.append(data)
+                    factor = Factor(data, plan.output, f"d{self.of}/d{self.wrt}")
+                    terms.append(Term(1.0, (factor,), plan.deltas))
+                structure = LabeledTensor(chain.indices, chain.sizes, terms, canonicalize=False)
+        return tape.program(outputs), structure
+
+    def __repr__(self) -> str:
+        return (
+            f"<tc.Plan d{self.of}/d{self.wrt} order={self.order!r}: {self.flops:,} FLOPs,"
+            f" largest intermediate {self.largest:,} entries>"
+        )
+
+
+class _Nothing:
+    """The path info of a term without factors."""
+
+    opt_cost = 0
+    largest_intermediate = 0
+    contraction_list: tuple = ()
+
+
+def _links(factors: Sequence[Factor]) -> list[int]:
+    """Consecutive factors from one local Jacobian form one link."""
+    links, current, previous = [], -1, None
+    for f in factors:
+        if f.origin != previous or not f.origin:
+            current += 1
+        previous = f.origin
+        links.append(current)
+    return links
+
+
+def _output(chain: LabeledTensor, term: Term) -> tuple[str, ...]:
+    tied = {b for _, b in term.deltas}
+    present = {lab for f in term.factors for lab in f.labels}
+    return tuple(i for i in chain.indices if i not in tied and i in present)
+
+
+def _pair_cost(a: frozenset, b: frozenset, keep: frozenset, sizes: Mapping[str, int]) -> int:
+    union = a | b
+    inner = bool(union - keep)
+    return oe.helpers.flop_count(union, inner, 2, sizes)
+
+
+def chain_dp(
+    groups: Sequence[frozenset],
+    leaf_cost: Sequence[int],
+    output: frozenset,
+    sizes: Mapping[str, int],
+    limit: int | None = None,
+) -> tuple[int, Any]:
+    """The cheapest bracketing of a chain of tensors (labels ``groups``), each
+    step costed in FLOPs; with ``limit``, no intermediate may exceed it
+    (entries). Returns ``(cost, tree)``, the tree nested pairs of link
+    numbers, or ``(inf, None)`` when no order fits."""
+    n = len(groups)
+    # Labels of segment i..j: those shared with anything outside it, or outputs.
+    count: dict[str, int] = {}
+    for g in groups:
+        for lab in g:
+            count[lab] = count.get(lab, 0) + 1
+
+    @functools.cache
+    def labels(i: int, j: int) -> frozenset:
+        inside: dict[str, int] = {}
+        for g in groups[i : j + 1]:
+            for lab in g:
+                inside[lab] = inside.get(lab, 0) + 1
+        return frozenset(lab for lab, c in inside.items() if c < count[lab] or lab in output)
+
+    def size(labs: frozenset) -> int:
+        return math.prod(sizes[lab] for lab in labs)
+
+    best: dict[tuple[int, int], tuple[float, Any]] = {}
+    for i in range(n):
+        fits = limit is None or size(labels(i, i)) <= limit
+        best[i, i] = (leaf_cost[i], i) if fits else (math.inf, None)
+    for span in range(1, n):
+        for i in range(n - span):
+            j = i + span
+            keep = labels(i, j)
+            if limit is not None and size(keep) > limit:
+                best[i, j] = (math.inf, None)
+                continue
+            choice = (math.inf, None)
+            for k in range(i, j):
+                left, right = best[i, k], best[k + 1, j]
+                if left[1] is None or right[1] is None:
+                    continue
+                cost = left[0] + right[0] + _pair_cost(labels(i, k), labels(k + 1, j), keep, sizes)
+                if cost < choice[0]:
+                    choice = (cost, (left[1], right[1]))
+            best[i, j] = choice
+    return best[0, n - 1]
+
+
+def _tree_path(tree: Any, members: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
+    """An opt_einsum path (positions in the shrinking operand list) that
+    first contracts each link's own factors, then follows ``tree``."""
+    operands: list[Any] = [("f", k) for link in members for k in link]
+    path: list[tuple[int, ...]] = []
+
+    def merge(items: list[Any]) -> Any:
+        positions = tuple(sorted(operands.index(x) for x in items))
+        for p in sorted(positions, reverse=True):
+            del operands[p]
+        node = ("n", len(path))
+        operands.append(node)
+        path.append(positions)
+        return node
+
+    def build(node: Any) -> Any:
+        if isinstance(node, int):
+            items = [("f", k) for k in members[node]]
+            return items[0] if len(items) == 1 else merge(items)
+        left, right = build(node[0]), build(node[1])
+        return merge([left, right])
+
+    build(tree)
+    return path
+
+
+def _linear_tree(n: int, reverse: bool) -> Any:
+    order = list(range(n)) if reverse else list(range(n - 1, -1, -1))
+    tree: Any = order[0]
+    for k in order[1:]:
+        tree = (tree, k)
+    return tree
+
+
+def plan_term(chain: LabeledTensor, term: Term, order: Any, limit: int | None) -> TermPlan:
+    sizes = chain.sizes
+    output = _output(chain, term)
+    labels = [f.labels for f in term.factors]
+    eq = equation(labels, output)
+    shapes = [tuple(sizes[lab] for lab in ls) for ls in labels]
+    names = tuple(f.origin or f.name for f in term.factors)
+    links = _links(term.factors)
+    members = [
+        [k for k, link in enumerate(links) if link == m] for m in range(max(links, default=-1) + 1)
+    ]
+    if len(term.factors) <= 1:
+        path: list[tuple[int, ...]] = [(0,)] if term.factors else []
+    elif order in ("reverse", "forward", "optimal"):
+        if order == "optimal":
+            groups = [frozenset(lab for k in m for lab in labels[k]) for m in members]
+            leaf = [_link_cost(labels, m, groups, output, sizes) for m in members]
+            _, tree = chain_dp(groups, leaf, frozenset(output), sizes, limit)
+            if tree is None:
+                smallest = smallest_peak(groups, frozenset(output), sizes)
+                raise PlanError(
+                    f"no order of this chain keeps every intermediate within the memory"
+                    f" limit of {format_bytes(8 * limit)}; the smallest achievable largest"
+                    f" intermediate is {smallest:,} entries ({format_bytes(8 * smallest)})"
+                )
+        else:
+            tree = _linear_tree(len(members), order == "reverse")
+        path = _tree_path(tree, members)
+    else:
+        optimize = "optimal" if order == "optimal-einsum" else order
+        path, _ = oe.contract_path(eq, *shapes, shapes=True, optimize=optimize)
+    if term.factors:
+        _, info = oe.contract_path(eq, *shapes, shapes=True, optimize=path)
+    else:  # a constant term: nothing to contract
+        info = _Nothing()
+    return TermPlan(
+        eq, names, tuple(links), list(path), info, term.coeff, output, term.deltas, tuple(labels)
+    )
+
+
+def _link_cost(labels, members, groups, output, sizes) -> int:
+    """FLOPs to contract one link's own factors (0 for a single factor)."""
+    if len(members) <= 1:
+        return 0
+    shapes = [tuple(sizes[lab] for lab in labels[k]) for k in members]
+    others = {lab for g in groups for lab in g} - {lab for k in members for lab in labels[k]}
+    outside = [lab for k in members for lab in labels[k] if lab in others or lab in output]
+    eq = equation([labels[k] for k in members], list(dict.fromkeys(outside)))
+    _, info = oe.contract_path(eq, *shapes, shapes=True, optimize="dp")
+    return int(info.opt_cost)
+
+
+def smallest_peak(groups: Sequence[frozenset], output: frozenset, sizes: Mapping[str, int]) -> int:
+    """The least possible largest intermediate (entries) over every bracketing."""
+    n = len(groups)
+    count: dict[str, int] = {}
+    for g in groups:
+        for lab in g:
+            count[lab] = count.get(lab, 0) + 1
+
+    def labels(i: int, j: int) -> frozenset:
+        inside: dict[str, int] = {}
+        for g in groups[i : j + 1]:
+            for lab in g:
+                inside[lab] = inside.get(lab, 0) + 1
+        return frozenset(lab for lab, c in inside.items() if c < count[lab] or lab in output)
+
+    best = {(i, i): math.prod(sizes[lab] for lab in labels(i, i)) for i in range(n)}
+    for span in range(1, n):
+        for i in range(n - span):
+            j = i + span
+            own = math.prod(sizes[lab] for lab in labels(i, j))
+            best[i, j] = max(own, min(max(best[i, k], best[k + 1, j]) for k in range(i, j)))
+    return best[0, n - 1]
+
+
+def make_plan(
+    net: Network,
+    of: str,
+    wrt: str,
+    order: Any = "optimal",
+    memory_limit: int | None = None,
+    **dims: int,
+) -> Plan:
+    """See :meth:`Network.plan`."""
+    from .derivation import placeholders
+    from .program import tracing
+    from .reshape import reshape_cost
+
+    named = isinstance(order, str) and (
+        order in ORDERS or order == "optimal-einsum" or order in oe.paths._PATH_OPTIONS
+    )
+    if not named and not isinstance(order, oe.paths.PathOptimizer):
+        raise PlanError(
+            f"unknown order {order!r}; use one of {', '.join(ORDERS)}, an opt_einsum"
+            f" strategy ({', '.join(sorted(oe.paths._PATH_OPTIONS))}) or an"
+            " opt_einsum.paths.PathOptimizer"
+        )
+    sizes = net.sizes(**dims)
+    start = time.perf_counter()
+    with tracing() as tape:
+        forward = net._run_forward(placeholders(net, tape, sizes), sizes)
+        result = net.derivatives(of, [wrt], forward)
+    chain = result.chains.get(wrt)
+    limit = None if memory_limit is None else memory_limit // 8
+    terms = []
+    if chain is not None:
+        for term in list(chain.terms):
+            terms.append(plan_term(chain, term, order, limit))
+    seconds = time.perf_counter() - start
+    if limit is not None and order != "optimal":
+        for t in terms:
+            if int(t.info.largest_intermediate) > limit:
+                raise PlanError(
+                    f"order {order!r} needs an intermediate of"
+                    f" {int(t.info.largest_intermediate):,} entries, more than the memory"
+                    f" limit of {format_bytes(memory_limit)}; use order='optimal', which"
+                    " picks the cheapest order within the limit"
+                )
+    cost = reshape_cost(net, of, wrt, sizes)
+    indices = chain.indices if chain is not None else ()
+    label_sizes = dict(chain.sizes) if chain is not None else {}
+    name = order if isinstance(order, str) else type(order).__name__
+    return Plan(
+        net,
+        of,
+        wrt,
+        name,
+        sizes,
+        terms,
+        indices,
+        label_sizes,
+        seconds,
+        int(cost.flops),
+        int(cost.largest) * 8,
+        memory_limit,
+    )

@@ -1,0 +1,149 @@
+"""Chain orders: the dynamic program against brute force, every order against
+the reshape method, memory limits, and ``tensorchain paths``."""
+
+import functools
+import math
+from pathlib import Path
+
+import numpy as np
+import opt_einsum as oe
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tensorchain as tc
+from tensorchain.cli import main
+from tensorchain.paths import chain_dp, smallest_peak
+from tensorchain.strategies import networks
+from tensorchain.testing import max_relative_error
+
+
+def brute_force(groups, output, sizes):
+    """(min FLOPs, min largest intermediate) over every bracketing, by enumeration."""
+    everything = [lab for g in groups for lab in g]
+
+    def outside(i, j):
+        inside = [lab for g in groups[i : j + 1] for lab in g]
+        return frozenset(
+            lab for lab in inside if everything.count(lab) > inside.count(lab) or lab in output
+        )
+
+    @functools.cache
+    def trees(i, j):
+        if i == j:
+            return [(0, math.prod(sizes[lab] for lab in outside(i, i)))]
+        out = []
+        keep = outside(i, j)
+        for k in range(i, j):
+            for cl, ml in trees(i, k):
+                for cr, mr in trees(k + 1, j):
+                    union = outside(i, k) | outside(k + 1, j)
+                    flops = oe.helpers.flop_count(union, bool(union - keep), 2, sizes)
+                    out.append((cl + cr + flops, max(ml, mr, math.prod(sizes[x] for x in keep))))
+        return out
+
+    found = trees(0, len(groups) - 1)
+    return min(c for c, _ in found), min(m for _, m in found)
+
+
+@st.composite
+def chains(draw, max_links=7):
+    """A chain of matrices a_k × a_{k+1}, some links a vector on one index
+    (a delta-reduced elementwise derivative), the ends as outputs."""
+    n = draw(st.integers(2, max_links))
+    sizes = {f"a{k}": draw(st.integers(1, 60)) for k in range(n + 1)}
+    groups = []
+    for k in range(n):
+        if k and draw(st.booleans()):
+            groups.append(frozenset({f"a{k}"}))  # a diagonal: stays on a_k
+        groups.append(frozenset({f"a{k}", f"a{k + 1}"}))
+    return groups, frozenset({"a0", f"a{n}"}), sizes
+
+
+@given(chains())
+def test_the_optimal_order_is_the_brute_force_minimum(chain):
+    groups, output, sizes = chain
+    cost, _ = chain_dp(groups, [0] * len(groups), output, sizes)
+    best, smallest = brute_force(groups, output, sizes)
+    assert cost == best
+    assert smallest_peak(groups, output, sizes) == smallest
+
+
+def tanh_chain(widths):
+    lines = [f"dim w{k} = {w}" for k, w in enumerate(widths)] + ["input x[w0]"]
+    prev = "x"
+    for k in range(1, len(widths)):
+        lines += [f"param W{k}[w{k}, w{k - 1}]", f"z{k}[i] = W{k}[i, j] * {prev}[j]"]
+        lines.append(f"a{k} = tanh(z{k})")
+        prev = f"a{k}"
+    return tc.parse("\n".join(lines)), prev
+
+
+@given(st.lists(st.integers(1, 40), min_size=3, max_size=8))
+def test_optimal_never_costs_more_than_either_pure_mode(widths):
+    net, out = tanh_chain(widths)
+    flops = {o: net.plan(out, "x", order=o).flops for o in ("optimal", "forward", "reverse")}
+    assert flops["optimal"] <= min(flops["forward"], flops["reverse"])
+
+
+@given(networks(), st.sampled_from(["optimal", "forward", "reverse", "greedy", "dp"]))
+def test_every_order_gives_the_reshape_methods_jacobian(drawn, order):
+    net = tc.parse(drawn.text)
+    vals = net.random_values(seed=0)
+    for w in net.params[:2]:
+        J = net.plan(drawn.of, w, order=order)(vals).array
+        assert max_relative_error(J, tc.reshape_method(net, drawn.of, w, vals)) < 1e-10
+
+
+def test_wide_narrow_chain_optimal_is_several_times_cheaper():
+    net, out = tanh_chain([200, 5, 200, 5, 200, 5, 200])
+    flops = {o: net.plan(out, "x", order=o).flops for o in ("optimal", "forward", "reverse")}
+    assert min(flops["forward"], flops["reverse"]) > 3 * flops["optimal"]
+    vals = net.random_values(seed=1)
+    plan = net.plan(out, "x", order="optimal")
+    ref = tc.reshape_method(net, out, "x", vals)
+    assert max_relative_error(plan(vals).array, ref) < 1e-12
+
+
+def test_a_memory_limit_is_kept_or_the_smallest_peak_is_named():
+    net, out = tanh_chain([50, 2, 50, 2, 50])
+    free = net.plan(out, "x", order="optimal")
+    assert free.largest == 2500  # the 50 × 50 result itself
+    limited = net.plan(out, "x", order="optimal", memory_limit=8 * 2500)
+    assert limited.largest <= 2500
+    with pytest.raises(tc.PlanError, match=r"smallest achievable largest intermediate is 2,500"):
+        net.plan(out, "x", order="optimal", memory_limit=8 * 100)
+    with pytest.raises(tc.PlanError, match=r"unknown order 'sideways'"):
+        net.plan(out, "x", order="sideways")
+
+
+def test_a_custom_path_optimizer_is_accepted():
+    net, out = tanh_chain([6, 3, 6, 3])
+    plan = net.plan(out, "x", order=oe.paths.BranchBound(nbranch=2))
+    vals = net.random_values(seed=2)
+    assert max_relative_error(plan(vals).array, tc.reshape_method(net, out, "x", vals)) < 1e-12
+    assert plan.order == "BranchBound"
+
+
+def test_the_plan_describes_itself():
+    net = tc.parse(tc.ARTICLE)
+    plan = net.plan("C", "W", n=4, m=3)
+    assert plan.flops > 0 and plan.reshape_flops > plan.flops
+    assert plan.steps and all("·" in s for s in plan.steps)
+    assert "dC/da" in plan.tree()
+    np.testing.assert_allclose(
+        plan(net.random_values(n=4, m=3)).array,
+        net.grad("C", "W", net.random_values(n=4, m=3))["W"],
+    )
+
+
+def test_paths_command_prints_the_table(capsys, tmp_path):
+    spec = str(Path(__file__).parent.parent / "examples" / "mlp_batched.tc")
+    png = tmp_path / "paths.png"
+    args = ["paths", spec, "--wrt", "W1", "--sweep", "B=1,16", "--plot", str(png), "--tree"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    for word in ("optimal", "forward", "reverse", "greedy", "reshape method", "Pareto"):
+        assert word in out
+    assert "reverse is cheaper from B=1" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
