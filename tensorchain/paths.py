@@ -221,19 +221,9 @@ def _pair_cost(a: frozenset, b: frozenset, keep: frozenset, sizes: Mapping[str, 
     return oe.helpers.flop_count(union, inner, 2, sizes)
 
 
-def chain_dp(
-    groups: Sequence[frozenset],
-    leaf_cost: Sequence[int],
-    output: frozenset,
-    sizes: Mapping[str, int],
-    limit: int | None = None,
-) -> tuple[int, Any]:
-    """The cheapest bracketing of a chain of tensors (labels ``groups``), each
-    step costed in FLOPs; with ``limit``, no intermediate may exceed it
-    (entries). Returns ``(cost, tree)``, the tree nested pairs of link
-    numbers, or ``(inf, None)`` when no order fits."""
-    n = len(groups)
-    # Labels of segment i..j: those shared with anything outside it, or outputs.
+def segment_labels(groups: Sequence[frozenset], output: frozenset):
+    """``labels(i, j)``: the labels of the contracted segment ``i..j`` of the
+    chain, those shared with anything outside it, or outputs."""
     count: dict[str, int] = {}
     for g in groups:
         for lab in g:
@@ -246,6 +236,23 @@ def chain_dp(
             for lab in g:
                 inside[lab] = inside.get(lab, 0) + 1
         return frozenset(lab for lab, c in inside.items() if c < count[lab] or lab in output)
+
+    return labels
+
+
+def chain_dp(
+    groups: Sequence[frozenset],
+    leaf_cost: Sequence[int],
+    output: frozenset,
+    sizes: Mapping[str, int],
+    limit: int | None = None,
+) -> tuple[int, Any]:
+    """The cheapest bracketing of a chain of tensors (labels ``groups``), each
+    step costed in FLOPs; with ``limit``, no intermediate may exceed it
+    (entries). Returns ``(cost, tree)``, the tree nested pairs of link
+    numbers, or ``(inf, None)`` when no order fits."""
+    n = len(groups)
+    labels = segment_labels(groups, output)
 
     def size(labs: frozenset) -> int:
         return math.prod(sizes[lab] for lab in labs)
@@ -362,18 +369,7 @@ def _link_cost(labels, members, groups, output, sizes) -> int:
 def smallest_peak(groups: Sequence[frozenset], output: frozenset, sizes: Mapping[str, int]) -> int:
     """The least possible largest intermediate (entries) over every bracketing."""
     n = len(groups)
-    count: dict[str, int] = {}
-    for g in groups:
-        for lab in g:
-            count[lab] = count.get(lab, 0) + 1
-
-    def labels(i: int, j: int) -> frozenset:
-        inside: dict[str, int] = {}
-        for g in groups[i : j + 1]:
-            for lab in g:
-                inside[lab] = inside.get(lab, 0) + 1
-        return frozenset(lab for lab, c in inside.items() if c < count[lab] or lab in output)
-
+    labels = segment_labels(groups, output)
     best = {(i, i): math.prod(sizes[lab] for lab in labels(i, i)) for i in range(n)}
     for span in range(1, n):
         for i in range(n - span):
