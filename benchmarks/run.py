@@ -21,7 +21,7 @@ import numpy as np
 import tensorchain as tc
 from tensorchain.reshape import reshape_cost
 
-from . import products
+from . import chains, products
 from .harness import Competitor, Row, measure, peak, table
 
 
@@ -381,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += _hessians(8, 16, 4, 4, rounds=2)
         rows += _hvp(2, 8, 16, rounds=2)
         rows += products.rows(quick=True)
+        more, notes = chains.report(quick=True)
+        rows += more
     else:
         for n in (4, 64):
             rows += _article(n, True, rounds=15)
@@ -392,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         rows += _hessians(2048, 2048, 256, 64, rounds=5)
         rows += _hvp(4, 256, 512, rounds=5)
         rows += products.rows(quick=False)
-    text = f"Machine: {machine()}\n\n{table(rows)}\n"
+        more, notes = chains.report(quick=False)
+        rows += more
+    text = f"Machine: {machine()}\n\n{table(rows)}\n\n" + "\n".join(notes) + "\n"
     print(text)
     if args.out:
         args.out.write_text(text, encoding="utf-8")

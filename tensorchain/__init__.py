@@ -14,11 +14,13 @@ from .errors import (
     TensorchainError,
     ValuesError,
 )
+from .explore import Exploration
 from .labeled import LabeledTensor
 from .limits import get_memory_limit, set_memory_limit
 from .lower import SpecWarning
 from .network import Network, load, parse
 from .networks import builtin
+from .paths import Plan
 from .reshape import reshape_hessian, reshape_method
 
 ARTICLE: str = builtin("article")
@@ -28,10 +30,12 @@ __all__ = [
     "ARTICLE",
     "Derivation",
     "DerivativeError",
+    "Exploration",
     "LabeledTensor",
     "MemoryLimitError",
     "Network",
     "NonFiniteWarning",
+    "Plan",
     "PlanError",
     "ShapeError",
     "SpecError",

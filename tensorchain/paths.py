@@ -139,6 +139,50 @@ class Plan:
             show(root, 0)
         return "\n".join(lines)
 
+    def draw(self, path: str) -> None:
+        """A PNG of the contraction tree: leaves the local Jacobians by name,
+        each inner node a contraction with its FLOPs (needs matplotlib)."""
+        from .explore import _pyplot
+
+        plt = _pyplot()
+        nodes: list[tuple[float, float, str, list[int]]] = []  # x, depth, text, children
+
+        def place(node: Any, depth: int, next_leaf: list[int]) -> int:
+            label, children = node
+            kids = [place(c, depth + 1, next_leaf) for c in children]
+            if kids:
+                x = sum(nodes[k][0] for k in kids) / len(kids)
+            else:
+                x, next_leaf[0] = float(next_leaf[0]), next_leaf[0] + 1
+            nodes.append((x, depth, label, kids))
+            return len(nodes) - 1
+
+        leaf = [0]
+        for t in self.terms:
+            items: list[Any] = [(name, ()) for name in t.factors]
+            for pair, step in zip(t.path, t.info.contraction_list, strict=True):
+                chosen = [items[k] for k in pair]
+                symbols = set(step[2].split("->")[0].replace(",", ""))
+                flops = oe.helpers.flop_count(symbols, bool(step[1]), len(pair), t.info.size_dict)
+                text = f"{step[2]}\n{flops:,} FLOPs" if len(pair) > 1 else step[2]
+                items = [n for k, n in enumerate(items) if k not in pair] + [(text, chosen)]
+            for root in items:
+                place(root, 0, leaf)
+        depth = max((d for _, d, _, _ in nodes), default=0)
+        fig, ax = plt.subplots(figsize=(max(4, 1.6 * leaf[0]), max(3, 1.1 * (depth + 1))))
+        for x, d, text, kids in nodes:
+            for k in kids:
+                ax.plot([x, nodes[k][0]], [-d, -nodes[k][1]], color="0.6", zorder=1)
+            box = {"boxstyle": "round", "fc": "white" if kids else "#dbe9f6", "ec": "0.4"}
+            ax.text(x, -d, text, ha="center", va="center", fontsize=7, bbox=box, zorder=2)
+        ax.set_xlim(-1, max(leaf[0], 1))
+        ax.set_ylim(-depth - 0.7, 0.7)
+        ax.axis("off")
+        ax.set_title(f"d{self.of}/d{self.wrt}, order {self.order}: {self.flops:,} FLOPs")
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+
     def __call__(self, values: Mapping[str, Any]) -> LabeledTensor:
         """The derivative on ``values``, contracted in this plan's order: the
         forward pass, the local derivatives and the planned contractions are
@@ -216,9 +260,10 @@ def _output(chain: LabeledTensor, term: Term) -> tuple[str, ...]:
 
 
 def _pair_cost(a: frozenset, b: frozenset, keep: frozenset, sizes: Mapping[str, int]) -> int:
+    """opt_einsum's FLOP count of contracting two tensors: the size of the joint
+    index space, doubled when something is summed."""
     union = a | b
-    inner = bool(union - keep)
-    return oe.helpers.flop_count(union, inner, 2, sizes)
+    return math.prod(sizes[lab] for lab in union) * (2 if union - keep else 1)
 
 
 def segment_labels(groups: Sequence[frozenset], output: frozenset):

@@ -147,3 +147,9 @@ def test_paths_command_prints_the_table(capsys, tmp_path):
         assert word in out
     assert "reverse is cheaper from B=1" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_plan_draws_its_tree(tmp_path):
+    png = tmp_path / "tree.png"
+    tc.parse(tc.ARTICLE).plan("C", "W", n=4, m=3).draw(str(png))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
