@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tensorchain as tc
+from benchmarks.chains import tanh_chain_spec
 from tensorchain.cli import main
 from tensorchain.paths import chain_dp, smallest_peak
 from tensorchain.strategies import networks
@@ -70,13 +71,7 @@ def test_the_optimal_order_is_the_brute_force_minimum(chain):
 
 
 def tanh_chain(widths):
-    lines = [f"dim w{k} = {w}" for k, w in enumerate(widths)] + ["input x[w0]"]
-    prev = "x"
-    for k in range(1, len(widths)):
-        lines += [f"param W{k}[w{k}, w{k - 1}]", f"z{k}[i] = W{k}[i, j] * {prev}[j]"]
-        lines.append(f"a{k} = tanh(z{k})")
-        prev = f"a{k}"
-    return tc.parse("\n".join(lines)), prev
+    return tc.parse(tanh_chain_spec(widths)), f"a{len(widths) - 1}"
 
 
 @given(st.lists(st.integers(1, 40), min_size=3, max_size=8))
