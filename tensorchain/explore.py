@@ -4,6 +4,7 @@ to the best, the Pareto front of FLOPs against memory, and sweeps of a dim."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -102,7 +103,8 @@ def explore(
     net: Network, of: str, wrt: str, orders: Sequence[str] | None = None, **dims: int
 ) -> Exploration:
     plans, failures = [], {}
-    for order in orders or (*ORDERS, *STRATEGIES):
+    extra = ("cotengra",) if importlib.util.find_spec("cotengra") is not None else ()
+    for order in orders or (*ORDERS, *STRATEGIES, *extra):
         try:
             plans.append(net.plan(of, wrt, order=order, **dims))
         except PlanError as error:

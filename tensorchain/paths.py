@@ -39,8 +39,9 @@ if TYPE_CHECKING:
     from .network import Network
 
 ORDERS = ("reverse", "forward", "optimal")
-#: opt_einsum strategies ``explore`` tries; any other opt_einsum name works in
-#: ``plan`` too, and ``"optimal-einsum"`` is opt_einsum's exhaustive ``optimal``.
+#: opt_einsum strategies ``explore`` tries (and ``"cotengra"`` when installed);
+#: any other opt_einsum name works in ``plan`` too, ``"optimal-einsum"`` is
+#: opt_einsum's exhaustive ``optimal``.
 STRATEGIES = ("greedy", "dp", "branch-2", "auto")
 
 
@@ -234,6 +235,26 @@ class Plan:
         )
 
 
+def _cotengra() -> Any:
+    """cotengra's hyper-optimiser (an opt_einsum PathOptimizer), for very large
+    networks; only when cotengra is installed."""
+    try:
+        import cotengra as ctg
+    except ImportError:
+        return _Missing()
+    return ctg.HyperOptimizer(
+        methods=["greedy", "labels"], max_repeats=32, optlib="random", progbar=False
+    )
+
+
+class _Missing:
+    def __getattr__(self, name: str) -> Any:
+        raise PlanError("order='cotengra' needs cotengra: pip install 'tensorchain[cotengra]'")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise PlanError("order='cotengra' needs cotengra: pip install 'tensorchain[cotengra]'")
+
+
 class _Nothing:
     """The path info of a term without factors."""
 
@@ -388,7 +409,7 @@ def plan_term(chain: LabeledTensor, term: Term, order: Any, limit: int | None) -
             tree = _linear_tree(len(members), order == "reverse")
         path = _tree_path(tree, members)
     else:
-        optimize = "optimal" if order == "optimal-einsum" else order
+        optimize = {"optimal-einsum": "optimal", "cotengra": _cotengra()}.get(order, order)
         path, _ = oe.contract_path(eq, *shapes, shapes=True, optimize=optimize)
     if term.factors:
         _, info = oe.contract_path(eq, *shapes, shapes=True, optimize=path)
@@ -438,7 +459,9 @@ def make_plan(
     from .reshape import reshape_cost
 
     named = isinstance(order, str) and (
-        order in ORDERS or order == "optimal-einsum" or order in oe.paths._PATH_OPTIONS
+        order in ORDERS
+        or order in ("optimal-einsum", "cotengra")
+        or order in oe.paths._PATH_OPTIONS
     )
     if not named and not isinstance(order, oe.paths.PathOptimizer):
         raise PlanError(

@@ -148,3 +148,13 @@ def test_a_plan_draws_its_tree(tmp_path):
     png = tmp_path / "tree.png"
     tc.parse(tc.ARTICLE).plan("C", "W", n=4, m=3).draw(str(png))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cotengra_is_a_strategy_when_installed():
+    pytest.importorskip("cotengra")
+    net, out = tanh_chain([40, 4, 40, 4, 40])
+    plan = net.plan(out, "x", order="cotengra")
+    vals = net.random_values(seed=3)
+    assert max_relative_error(plan(vals).array, tc.reshape_method(net, out, "x", vals)) < 1e-12
+    assert plan.flops >= net.plan(out, "x", order="optimal").flops  # the DP is the optimum
+    assert "cotengra" in str(net.explore(out, "x"))
