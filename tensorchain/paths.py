@@ -243,7 +243,7 @@ def _cotengra() -> Any:
     except ImportError:
         return _Missing()
     return ctg.HyperOptimizer(
-        methods=["greedy", "labels"], max_repeats=32, optlib="random", progbar=False
+        methods=["greedy", "labels"], max_repeats=32, optlib="random", progbar=False, parallel=False
     )
 
 
