@@ -419,6 +419,29 @@ class LabeledTensor:
             )
         return self._dense()
 
+    def block(self, ranges: Sequence[tuple[int, int]]) -> np.ndarray:
+        """One block of the dense array, ``(start, stop)`` per axis, computed from
+        the structured form with the block's memory only (see :mod:`tensorchain.blocks`)."""
+        from .blocks import block
+
+        return block(self, ranges)
+
+    def to_dask(self, chunks: Any = "auto") -> Any:
+        """The dense array as a chunked dask array, each chunk computed from the
+        structured form when needed: for results larger than memory (reduce
+        them, slice them, write them to Zarr). Needs ``pip install 'tensorchain[dask]'``.
+
+        Example:
+            >>> import tensorchain as tc
+            >>> net = tc.parse(tc.ARTICLE)
+            >>> H = net.hessian("C", "W", net.random_values(n=4, m=3))
+            >>> H.to_dask(chunks=2).chunks[0]  # doctest: +SKIP
+            (2, 2)
+        """
+        from .blocks import to_dask
+
+        return to_dask(self, chunks)
+
     def _dense(self) -> np.ndarray:
         if len(self.terms) == 1 and not self.terms[0].deltas:
             (t,) = self.terms

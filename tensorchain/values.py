@@ -48,6 +48,7 @@ def check_values(
             f"values are missing {', '.join(missing)}; net.random_values(...) makes"
             " a complete dict to start from"
         )
+    check_one_backend(values)
     arrays = {}
     for name in leaves:
         try:
@@ -82,6 +83,28 @@ def check_values(
             )
         out[name] = array
     return out
+
+
+_BACKENDS = {"torch": "torch", "jax": "jax", "jaxlib": "jax", "cupy": "cupy", "dask": "dask"}
+
+
+def backend_of(value: Any) -> str:
+    """The array library a value comes from: numpy for numpy arrays, Python
+    numbers and lists."""
+    return _BACKENDS.get(type(value).__module__.split(".")[0], "numpy")
+
+
+def check_one_backend(values: Mapping[str, Any]) -> None:
+    """Refuse values from two array libraries in one call, naming both."""
+    seen: dict[str, str] = {}
+    for name, value in values.items():
+        seen.setdefault(backend_of(value), name)
+        if len(seen) > 1:
+            (b1, n1), (b2, n2) = list(seen.items())[:2]
+            raise ValuesError(
+                f"values mix array libraries: {n1} is a {b1} array but {n2} is a {b2}"
+                " array; pass every value of one call from the same library"
+            )
 
 
 def check_holomorphic(net: Network) -> None:

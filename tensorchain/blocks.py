@@ -1,0 +1,83 @@
+"""The dense form of a labeled tensor, block by block: for results larger than
+memory (a Hessian of a big weight, a batch of per-sample Jacobians).
+
+``block(t, ranges)`` computes one rectangular block of ``t.array`` from the
+structured form: each factor sliced to the block's ranges of its axes, each
+surviving delta a 0/1 matrix for the block (``δ(i, j)`` is 1 where
+``i0 + a = j0 + b``), contracted by opt_einsum. Its memory is the block's, not
+the whole array's. ``to_dask(t, chunks)`` builds a dask array of such blocks
+(needs the ``dask`` extra), to be reduced, sliced, written to Zarr or computed
+on any dask scheduler, a ``dask.distributed`` cluster included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import opt_einsum as oe
+
+from .errors import TensorchainError
+
+if TYPE_CHECKING:
+    from .labeled import LabeledTensor
+
+Ranges = Sequence[tuple[int, int]]  # (start, stop) per axis of the tensor
+
+
+def block(t: LabeledTensor, ranges: Ranges) -> np.ndarray:
+    """``t.array[start:stop, ...]`` for the given ranges, without forming
+    ``t.array``."""
+    where = dict(zip(t.indices, ranges, strict=True))
+    shape = tuple(stop - start for start, stop in ranges)
+    dtype = t.dtype or np.result_type(
+        *[f.array.dtype for term in t.terms for f in term.factors], np.float64
+    )
+    out = np.zeros(shape, dtype=dtype)
+    for term in t.terms:
+        operands: list[Any] = []
+        for f in term.factors:
+            index = tuple(slice(*where[lab]) if lab in where else slice(None) for lab in f.labels)
+            operands += [np.asarray(f.array)[index], list(f.labels)]
+        for a, b in term.deltas:
+            (a0, a1), (b0, b1) = where[a], where[b]
+            eye = (np.arange(a0, a1)[:, None] == np.arange(b0, b1)[None, :]).astype(dtype)
+            operands += [eye, [a, b]]
+        present = {lab for labels in operands[1::2] for lab in labels}
+        for lab in t.indices:
+            if lab not in present:  # constant along this axis
+                operands += [np.ones(where[lab][1] - where[lab][0], dtype=dtype), [lab]]
+        if not operands:
+            out += term.coeff
+            continue
+        symbols = {
+            lab: oe.get_symbol(k)
+            for k, lab in enumerate(
+                dict.fromkeys(lab for labels in [*operands[1::2], t.indices] for lab in labels)
+            )
+        }
+        arrays = operands[0::2]
+        eq = ",".join("".join(symbols[lab] for lab in labels) for labels in operands[1::2])
+        eq += "->" + "".join(symbols[lab] for lab in t.indices)
+        out += term.coeff * oe.contract(eq, *arrays, optimize="greedy")
+    return out
+
+
+def to_dask(t: LabeledTensor, chunks: Any = "auto") -> Any:
+    """A dask array equal to ``t.array``, each chunk computed by :func:`block`
+    when (and only when) it is needed; ``chunks`` as dask takes them."""
+    try:
+        import dask.array as da
+    except ImportError:
+        raise TensorchainError("to_dask needs dask: pip install 'tensorchain[dask]'") from None
+    dtype = t.dtype or np.result_type(
+        *[f.array.dtype for term in t.terms for f in term.factors], np.float64
+    )
+    template = da.empty(t.shape, chunks=chunks, dtype=dtype)
+
+    def compute(_, block_info=None):
+        location = block_info[None]["array-location"]
+        return block(t, location)
+
+    return da.map_blocks(compute, template, dtype=dtype)
