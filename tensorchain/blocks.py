@@ -68,6 +68,7 @@ def to_dask(t: LabeledTensor, chunks: Any = "auto") -> Any:
     """A dask array equal to ``t.array``, each chunk computed by :func:`block`
     when (and only when) it is needed; ``chunks`` as dask takes them."""
     try:
+        import dask
         import dask.array as da
     except ImportError:
         raise TensorchainError("to_dask needs dask: pip install 'tensorchain[dask]'") from None
@@ -75,9 +76,11 @@ def to_dask(t: LabeledTensor, chunks: Any = "auto") -> Any:
         *[f.array.dtype for term in t.terms for f in term.factors], np.float64
     )
     template = da.empty(t.shape, chunks=chunks, dtype=dtype)
+    # One node holds the structured form; every chunk depends on it, so a
+    # cluster ships the factors to each worker once, not once per chunk.
+    structured = dask.delayed(t, pure=True, traverse=False)
 
-    def compute(_, block_info=None):
-        location = block_info[None]["array-location"]
-        return block(t, location)
+    def compute(_, tensor, block_info=None):
+        return block(tensor, block_info[None]["array-location"])
 
-    return da.map_blocks(compute, template, dtype=dtype)
+    return da.map_blocks(compute, template, structured, dtype=dtype)
