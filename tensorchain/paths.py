@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import opt_einsum as oe
 
-from .errors import PlanError, ShapeError
+from .errors import MemoryLimitError, PlanError, ShapeError
 from .labeled import Factor, LabeledTensor, Term
-from .limits import format_bytes
+from .limits import format_bytes, get_memory_limit
 from .plan import contract, equation
 
 if TYPE_CHECKING:
@@ -189,14 +189,14 @@ class Plan:
         forward pass, the local derivatives and the planned contractions are
         traced once, on the first call, and replayed (like ``compile_grad``)."""
         env = self.net._check_values(values)
-        if self.net.sizes(env) != self.sizes:
+        if self._program is None:
+            self._program = self._compile()
+        program, structure, shapes = self._program
+        if any(env[name].shape != shape for name, shape in shapes.items()):
             raise ShapeError(
                 f"this plan is for {self.sizes}, but the values have sizes"
                 f" {self.net.sizes(env)}; make a plan for them with net.plan"
             )
-        if self._program is None:
-            self._program = self._compile()
-        program, structure = self._program
         return structure.with_arrays(program(env), owned=program.fresh)
 
     def _compile(self):
@@ -226,7 +226,23 @@ class Plan:
                     factor = Factor(data, plan.output, f"d{self.of}/d{self.wrt}")
                     terms.append(Term(1.0, (factor,), plan.deltas))
                 structure = LabeledTensor(chain.indices, chain.sizes, terms, canonicalize=False)
-        return tape.program(outputs), structure
+        program = tape.program(outputs)
+        limit = get_memory_limit(self.memory_limit)
+        if program.peak.bytes > limit:
+            raise MemoryLimitError(
+                f"d{self.of}/d{self.wrt} in this order would need about"
+                f" {format_bytes(program.peak.bytes)} at its peak, more than the memory limit"
+                f" of {format_bytes(limit)}; use the structured net.jacobian (or"
+                " .to_dask on it), smaller sizes, or raise the limit",
+                program.peak.bytes,
+                limit,
+            )
+        shapes = {
+            t.name: tuple(self.sizes[d] for d in t.dims)
+            for t in self.net.tensors.values()
+            if t.kind in ("input", "param")
+        }
+        return program, structure, shapes
 
     def __repr__(self) -> str:
         return (

@@ -158,3 +158,14 @@ def test_cotengra_is_a_strategy_when_installed():
     assert max_relative_error(plan(vals).array, tc.reshape_method(net, out, "x", vals)) < 1e-12
     assert plan.flops >= net.plan(out, "x", order="optimal").flops  # the DP is the optimum
     assert "cotengra" in str(net.explore(out, "x"))
+
+
+def test_a_plan_checks_sizes_and_the_memory_limit_of_its_result():
+    net, out = tanh_chain([30, 3, 30])
+    plan = net.plan(out, "x")
+    with pytest.raises(tc.ShapeError, match=r"this plan is for"):
+        plan(tc.parse(tanh_chain_spec([20, 3, 30])).random_values())
+    # The 30 × 30 result (900 entries) fits the order's limit, the whole program does not.
+    small = net.plan(out, "x", memory_limit=8 * 900)
+    with pytest.raises(tc.MemoryLimitError, match=r"more than the memory limit"):
+        small(net.random_values())
