@@ -22,6 +22,7 @@ from .evaluate import evaluate_statement
 from .gradnet import gradient_spec
 from .labeled import LabeledTensor
 from .lower import Lowered, lower
+from .products import MAX_NORM, VECTOR
 from .shapes import Binding, bind_labels, shape_text
 from .shift import shift_constant, shift_sizes
 from .spec import Assign, DimDecl, Pos, ShiftDecl, TensorDecl, parse_program
@@ -487,7 +488,7 @@ class Network:
         per-sample gradient is formed when the structure allows it."""
         if not (isinstance(max_norm, int | float | np.floating) and max_norm > 0):
             raise DerivativeError(f"max_norm must be a positive number, got {max_norm!r}")
-        extra = {"__max_norm": np.asarray(max_norm)}
+        extra = {MAX_NORM: np.asarray(max_norm)}
         return self._product("clipped", of, wrt, values, extra, strict, memory_limit)
 
     def ntk(
@@ -528,7 +529,7 @@ class Network:
             )
         if out not in self.gradient_network(loss, self.sizes(values))[1]:
             return np.zeros(shape)  # the loss does not depend on out
-        extra = {"__vector": vector}
+        extra = {VECTOR: vector}
         return self._product("gnvp", (loss, out), [wrt], values, extra, strict, memory_limit)
 
     def _product(self, kind, of, wrt, values, extra, strict, memory_limit) -> Any:

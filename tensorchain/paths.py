@@ -51,7 +51,6 @@ class TermPlan:
 
     equation: str
     factors: tuple[str, ...]  # each factor's name, in chain order
-    links: tuple[int, ...]  # each factor's link (local Jacobian) number
     path: list[tuple[int, ...]]
     info: Any  # opt_einsum PathInfo for this path
     coeff: float
@@ -109,7 +108,7 @@ class Plan:
         """Each contraction, with the chain-rule factors it combines."""
         out = []
         for t in self.terms:
-            names = [f"{name}" for name in t.factors]
+            names = list(t.factors)
             for pair in t.path:
                 chosen = [names[k] for k in pair]
                 merged = f"({' · '.join(chosen)})"
@@ -257,18 +256,12 @@ def _cotengra() -> Any:
     try:
         import cotengra as ctg
     except ImportError:
-        return _Missing()
+        raise PlanError(
+            "order='cotengra' needs cotengra: pip install 'tensorchain[cotengra]'"
+        ) from None
     return ctg.HyperOptimizer(
         methods=["greedy", "labels"], max_repeats=32, optlib="random", progbar=False, parallel=False
     )
-
-
-class _Missing:
-    def __getattr__(self, name: str) -> Any:
-        raise PlanError("order='cotengra' needs cotengra: pip install 'tensorchain[cotengra]'")
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise PlanError("order='cotengra' needs cotengra: pip install 'tensorchain[cotengra]'")
 
 
 class _Nothing:
@@ -425,15 +418,16 @@ def plan_term(chain: LabeledTensor, term: Term, order: Any, limit: int | None) -
             tree = _linear_tree(len(members), order == "reverse")
         path = _tree_path(tree, members)
     else:
-        optimize = {"optimal-einsum": "optimal", "cotengra": _cotengra()}.get(order, order)
+        if order == "cotengra":
+            optimize = _cotengra()
+        else:
+            optimize = "optimal" if order == "optimal-einsum" else order
         path, _ = oe.contract_path(eq, *shapes, shapes=True, optimize=optimize)
     if term.factors:
         _, info = oe.contract_path(eq, *shapes, shapes=True, optimize=path)
     else:  # a constant term: nothing to contract
         info = _Nothing()
-    return TermPlan(
-        eq, names, tuple(links), list(path), info, term.coeff, output, term.deltas, tuple(labels)
-    )
+    return TermPlan(eq, names, list(path), info, term.coeff, output, term.deltas, tuple(labels))
 
 
 def _link_cost(labels, members, groups, output, sizes) -> int:
