@@ -74,8 +74,13 @@ class Compiled:
                 limit,
             )
 
-    def __call__(self, values: Mapping[str, Any], *, strict: bool = False) -> Any:
-        env = self.net._check_values(values, strict)
+    def __call__(
+        self, values: Mapping[str, Any], *, strict: bool = False, check_finite: bool = True
+    ) -> Any:
+        """The program on ``values`` (``strict``: NaN or infinity is an error
+        rather than a warning; ``check_finite=False``: no such check, a pass
+        over the values saved)."""
+        env = self.net._check_values(values, strict, check_finite)
         env = {name: a.astype(self.dtype, copy=False) for name, a in env.items()}
         for name, shape in self.shapes.items():
             if env[name].shape != shape:

@@ -377,9 +377,9 @@ class LabeledTensor:
 
         def factor(f: Factor) -> Factor:
             array, own = next(it)
-            return replace(f, array=array, owned=own)
+            return Factor(array, f.labels, f.name, f.origin, f.tex, own)
 
-        terms = [replace(t, factors=tuple(factor(f) for f in t.factors)) for t in self.terms]
+        terms = [Term(t.coeff, tuple(factor(f) for f in t.factors), t.deltas) for t in self.terms]
         return LabeledTensor(self.indices, self.sizes, terms, canonicalize=False, dtype=dtype)
 
     @cached_property
@@ -397,6 +397,9 @@ class LabeledTensor:
     def dense(self, memory_limit: int | None = None) -> np.ndarray:
         """The dense array, after checking its forecast against ``memory_limit``
         (bytes; default: the limit in force)."""
+        whole = self._whole()
+        if whole is not None:
+            return whole  # already in memory: nothing to forecast
         # The output, plus the largest term's data before it is placed.
         data = (
             math.prod(self.sizes[r] for r in _diagonal(t, self.indices, self.shape)[0])
@@ -442,12 +445,22 @@ class LabeledTensor:
 
         return to_dask(self, chunks)
 
+    def _whole(self) -> np.ndarray | None:
+        """The one factor's array when it already is the dense result, and ours."""
+        if len(self.terms) != 1:
+            return None
+        (t,) = self.terms
+        if t.deltas or t.coeff != 1.0 or len(t.factors) != 1:
+            return None
+        only = t.factors[0]
+        return only.array if only.owned and only.labels == self.indices else None
+
     def _dense(self) -> np.ndarray:
+        whole = self._whole()
+        if whole is not None:
+            return whole
         if len(self.terms) == 1 and not self.terms[0].deltas:
             (t,) = self.terms
-            only = t.factors[0] if len(t.factors) == 1 else None
-            if only and t.coeff == 1.0 and only.owned and only.labels == self.indices:
-                return only.array  # already the dense result, and ours
             operands = [(f.array, f.labels) for f in t.factors]
             return contract(operands, self.indices, self.sizes, scale=t.coeff, fresh=True)
         datas, placements = [], []

@@ -238,9 +238,9 @@ class Network:
         return {lab: sizes[b.dim] for lab, b in self._bindings[target].items()}
 
     def _check_values(
-        self, values: Mapping[str, Any], strict: bool = False
+        self, values: Mapping[str, Any], strict: bool = False, check_finite: bool = True
     ) -> dict[str, np.ndarray]:
-        return check_values(self, values, strict)
+        return check_values(self, values, strict, check_finite)
 
     def _run_forward(self, env: dict[str, Any], sizes: dict[str, int]) -> Forward:
         nodes = {}

@@ -183,11 +183,17 @@ class Plan:
         fig.savefig(path)
         plt.close(fig)
 
-    def __call__(self, values: Mapping[str, Any]) -> LabeledTensor:
+    def __call__(
+        self, values: Mapping[str, Any], *, strict: bool = False, check_finite: bool = True
+    ) -> LabeledTensor:
         """The derivative on ``values``, contracted in this plan's order: the
         forward pass, the local derivatives and the planned contractions are
-        traced once, on the first call, and replayed (like ``compile_grad``)."""
-        env = self.net._check_values(values)
+        traced once, on the first call, and replayed (like ``compile_grad``).
+
+        ``strict``: NaN or infinity in the values is an error rather than a
+        warning; ``check_finite=False`` skips that check, one pass over the
+        values (worth it only when the derivative itself is cheap)."""
+        env = self.net._check_values(values, strict, check_finite)
         if self._program is None:
             self._program = self._compile()
         program, structure, shapes = self._program

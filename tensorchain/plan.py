@@ -64,14 +64,13 @@ def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any):
     for term, shape in zip(eq.split("->")[0].split(","), shapes, strict=True):
         size.update(zip(term, shape, strict=True))
     steps = []
-    for inds, removed, step_eq, _, blas in info.contraction_list:
+    layouts = _layouts(eq, info.contraction_list)
+    for (inds, removed, step_eq, _, blas), layout in zip(
+        info.contraction_list, layouts, strict=True
+    ):
         inputs, out = step_eq.split("->")
         terms = inputs.split(",")
-        if blas and "EINSUM" not in blas and len(terms) == 2:
-            # Lay an intermediate out in memory in the final output's order, so
-            # that later elementwise steps see operands with the same layout.
-            final = eq.split("->")[1]
-            layout = sorted(out, key=lambda c: final.index(c) if c in final else len(eq))
+        if _is_gemm(blas, terms):
             fn = _matmul(terms[0], terms[1], out, removed, size, layout)
         elif len(terms) == 2 and _is_broadcast_product(terms, out):
             fn = _multiply(terms, out, size)
@@ -114,6 +113,58 @@ def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any):
         return operands[0]
 
     return run, fresh, source
+
+
+def _is_gemm(blas: Any, terms: Sequence[str]) -> bool:
+    return bool(blas) and "EINSUM" not in blas and len(terms) == 2
+
+
+def _layouts(eq: str, contraction_list: Sequence[tuple]) -> list[list[str]]:
+    """The memory order of each step's result (labels, slowest first).
+
+    A result multiplied next by a matrix product is laid out as that product
+    reads it without a transpose: ``[free, summed]`` for the left factor,
+    ``[summed, free]`` for the right (BLAS is a quarter slower on transposed
+    operands of a thin product). Any other result follows the final output's
+    order, so that elementwise steps see operands with one layout."""
+    final = eq.split("->")[1]
+    inputs = len(eq.split("->")[0].split(","))
+    operands = list(range(-inputs, 0))  # an input is negative, a step's result its number
+    consumer: dict[int, tuple[int, int]] = {}
+    for s, (inds, *_) in enumerate(contraction_list):
+        for position, k in enumerate(inds):
+            source = operands.pop(k)
+            if source >= 0:
+                consumer[source] = (s, position)
+        operands.append(s)
+    layouts: list[list[str]] = [[] for _ in contraction_list]
+    for s in reversed(range(len(contraction_list))):
+        out = contraction_list[s][2].split("->")[1]
+        layouts[s] = sorted(out, key=lambda c: final.index(c) if c in final else len(eq))
+        if s not in consumer:
+            continue
+        c, position = consumer[s]
+        _, removed, step_eq, _, blas = contraction_list[c]
+        terms = step_eq.split("->")[0].split(",")
+        if not _is_gemm(blas, terms):
+            continue
+        # The consumer's result is laid out as asked when it is one of the two
+        # orders a product gives (free_l + free_r or the reverse).
+        free_l = [x for x in terms[0] if x not in removed]
+        free_r = [x for x in terms[1] if x not in removed]
+        consumer_out = step_eq.split("->")[1]
+        wanted = layouts[c]
+        if wanted not in (free_l + free_r, free_r + free_l):
+            wanted = list(consumer_out)
+            if wanted not in (free_l + free_r, free_r + free_l):
+                wanted = free_l + free_r
+        free = [x for x in wanted if x in terms[position]]
+        summed = [x for x in terms[0] if x in removed]
+        if free == wanted[: len(free)]:
+            layouts[s] = free + summed
+        elif free == wanted[len(wanted) - len(free) :]:
+            layouts[s] = summed + free
+    return layouts
 
 
 def _is_reduction(term: str, out: str) -> bool:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def check_values(
-    net: Network, values: Mapping[str, Any], strict: bool = False
+    net: Network, values: Mapping[str, Any], strict: bool = False, check_finite: bool = True
 ) -> dict[str, np.ndarray]:
     """Names, dtypes and finiteness of ``values``, before any work.
 
@@ -26,7 +26,13 @@ def check_values(
     values (float32 stays float32, any complex value makes it complex);
     integer and boolean values take that dtype, float64 if every value is
     an integer. NaN or infinity warns (:class:`NonFiniteWarning`), or
-    raises with ``strict=True``."""
+    raises with ``strict=True``; ``check_finite=False`` skips that pass over
+    the values (as in scipy.linalg: faster, and NaN flows into the results
+    unannounced)."""
+    if strict and not check_finite:
+        raise ValuesError(
+            "strict=True refuses non-finite values, so it needs check_finite=True; pass one of them"
+        )
     if not isinstance(values, Mapping):
         raise ValuesError(
             f"values must be a dict from tensor name to array, got {type(values).__name__}"
@@ -70,7 +76,7 @@ def check_values(
     out = {}
     for name, array in arrays.items():
         array = array.astype(dtype, copy=False)
-        if not np.isfinite(array.sum()) and not np.isfinite(array).all():
+        if check_finite and not np.isfinite(array.sum()) and not np.isfinite(array).all():
             bad = int(array.size - np.isfinite(array).sum())
             message = (
                 f"the value of {name} has {bad} non-finite entr{'y' if bad == 1 else 'ies'}"

@@ -204,6 +204,26 @@ def test_non_finite_values_warn_or_raise_with_strict():
         NET.grad("C", values=vals, strict=True)
 
 
+def test_compiled_calls_may_skip_the_finiteness_check():
+    vals = NET.random_values(n=3, m=2)
+    vals["x"] = vals["x"].copy()
+    vals["x"][1] = np.inf
+    plan = NET.plan("a", "W", n=3, m=2)
+    grad = NET.compile_grad("C", dims={"n": 3, "m": 2})
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("error", tc.NonFiniteWarning)
+        J = plan(vals, check_finite=False).array
+        g = grad(vals, check_finite=False)
+    assert not np.isfinite(J).all() and not np.isfinite(g["W"]).all()
+    with (
+        pytest.warns(tc.NonFiniteWarning, match=r"the value of x has 1 non-finite entry"),
+        np.errstate(all="ignore"),
+    ):
+        plan(vals)
+    with pytest.raises(tc.ValuesError, match=r"needs check_finite=True"):
+        grad(vals, strict=True, check_finite=False)
+
+
 def test_dtypes_integers_float32_complex():
     vals = NET.random_values(n=3, m=2)
     ints = {k: np.round(v * 3).astype(int) for k, v in vals.items()}
