@@ -21,6 +21,7 @@ is copied into it).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +65,65 @@ def max_along(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
 
 def min_along(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return np.min(x, axis=axes)
+
+
+# --- the same for other array libraries (array-API namespace ``xp``) ---
+
+
+def _reshape_like(x, y, axes):
+    """``y`` reduced along ``axes`` of ``x``, with those axes back as size 1."""
+    from .backend import namespace
+
+    return namespace(y).reshape(y, tuple(1 if i in axes else n for i, n in enumerate(x.shape)))
+
+
+def _softmax_xp(xp, x, axes):
+    e = xp.exp(x - xp.max(x, axis=axes, keepdims=True))
+    return e / xp.sum(e, axis=axes, keepdims=True)
+
+
+def _log_softmax_xp(xp, x, axes):
+    shifted = x - xp.max(x, axis=axes, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axes, keepdims=True))
+
+
+def _logsumexp_xp(xp, x, axes):
+    top = xp.max(x, axis=axes, keepdims=True)
+    return xp.squeeze(xp.log(xp.sum(xp.exp(x - top), axis=axes, keepdims=True)) + top, axis=axes)
+
+
+def _extreme_share_xp(xp, x, y, axes):
+    hit = xp.astype(x == _reshape_like(x, y, axes), x.dtype)
+    return hit / xp.sum(hit, axis=axes, keepdims=True)
+
+
+_GENERIC = {
+    "softmax": _softmax_xp,
+    "log_softmax": _log_softmax_xp,
+    "logsumexp": _logsumexp_xp,
+    "softmax_from_lse": lambda xp, x, lse, axes: xp.exp(x - _reshape_like(x, lse, axes)),
+    "softmax_from_log": lambda xp, y, axes: xp.exp(y),
+    "extreme_share": _extreme_share_xp,
+    "max_along": lambda xp, x, axes: xp.max(x, axis=axes),
+    "min_along": lambda xp, x, axes: xp.min(x, axis=axes),
+}
+
+
+@functools.cache
+def on_any_library(fn):
+    """``fn`` (one of the numpy functions above) for arrays of any library:
+    the numpy function itself on numpy arrays, its array-API twin otherwise."""
+    from .backend import is_numpy, namespace
+
+    generic = _GENERIC[fn.__name__]
+
+    def run(*arrays, axes):
+        if is_numpy(*arrays):
+            return fn(*arrays, axes=axes)
+        return generic(namespace(*arrays), *arrays, axes=axes)
+
+    run.__name__ = fn.__name__
+    return run
 
 
 @dataclass(frozen=True)

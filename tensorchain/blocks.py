@@ -78,9 +78,31 @@ def to_dask(t: LabeledTensor, chunks: Any = "auto") -> Any:
     template = da.empty(t.shape, chunks=chunks, dtype=dtype)
     # One node holds the structured form; every chunk depends on it, so a
     # cluster ships the factors to each worker once, not once per chunk.
-    structured = dask.delayed(t, pure=True, traverse=False)
+    # Factors that are dask arrays themselves (from dask values) are computed
+    # into that node first, as its dependencies.
+    arrays = [f.array for term in t.terms for f in term.factors]
+    if any(isinstance(a, da.Array) for a in arrays):
+        structured = dask.delayed(_with_numpy, pure=True)(t, *arrays)
+    else:
+        structured = dask.delayed(t, pure=True, traverse=False)
 
     def compute(_, tensor, block_info=None):
         return block(tensor, block_info[None]["array-location"])
 
     return da.map_blocks(compute, template, structured, dtype=dtype)
+
+
+def block_chunks(t: LabeledTensor, nbytes: int) -> Any:
+    """Chunks for :func:`to_dask` of at most ``nbytes`` each (dask's "auto"
+    shapes with that limit)."""
+    from dask.array.core import normalize_chunks
+
+    dtype = t.dtype or np.result_type(
+        *[f.array.dtype for term in t.terms for f in term.factors], np.float64
+    )
+    return normalize_chunks("auto", t.shape, limit=max(int(nbytes), dtype.itemsize), dtype=dtype)
+
+
+def _with_numpy(t: LabeledTensor, *arrays: Any) -> LabeledTensor:
+    """``t`` with its factors' computed arrays (numpy) in place of dask's."""
+    return t.with_arrays([np.asarray(a) for a in arrays], t.dtype)

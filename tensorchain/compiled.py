@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .backend import astype, numpy_dtype
 from .derivation import placeholders
 from .errors import MemoryLimitError, ShapeError
+from .labeled import LabeledTensor
 from .limits import format_bytes, get_memory_limit
 from .program import Program, tracing
 
@@ -20,8 +22,9 @@ if TYPE_CHECKING:
 CACHE_SIZE = 64
 
 
-def dtype_of(env: Mapping[str, np.ndarray]) -> np.dtype:
-    return next(iter(env.values())).dtype if env else np.dtype(np.float64)
+def dtype_of(env: Mapping[str, Any]) -> np.dtype:
+    """The (numpy) dtype of checked values, all of which have the same."""
+    return numpy_dtype(next(iter(env.values()))) if env else np.dtype(np.float64)
 
 
 def _cast(finish, dtype: np.dtype):
@@ -29,7 +32,7 @@ def _cast(finish, dtype: np.dtype):
     are float64, so a float32 computation may be promoted on the way)."""
 
     def cast(arrays: list[np.ndarray]) -> Any:
-        return finish([np.asarray(a).astype(dtype, copy=False) for a in arrays])
+        return finish([astype(a, dtype) for a in arrays])
 
     return cast
 
@@ -56,7 +59,10 @@ class Compiled:
         """Replay on values already checked by the network, after checking the
         memory forecast against the limit."""
         self.check_memory(memory_limit)
-        return self.finish(self.program(env))
+        result = self.finish(self.program(env))
+        if isinstance(result, LabeledTensor) and not result.terms:
+            result.like = next(iter(env.values()), None)  # zero: dense in the values' library
+        return result
 
     def check_memory(self, memory_limit: int | None = None) -> None:
         """Raise :class:`MemoryLimitError` if the forecast peak exceeds the limit."""
@@ -81,9 +87,9 @@ class Compiled:
         rather than a warning; ``check_finite=False``: no such check, a pass
         over the values saved)."""
         env = self.net._check_values(values, strict, check_finite)
-        env = {name: a.astype(self.dtype, copy=False) for name, a in env.items()}
+        env = {name: astype(a, self.dtype) for name, a in env.items()}
         for name, shape in self.shapes.items():
-            if env[name].shape != shape:
+            if tuple(env[name].shape) != shape:
                 sizes = ", ".join(f"{d}={s}" for d, s in self.sizes.items())
                 raise ShapeError(
                     f"{name} has shape {env[name].shape} but this was compiled for"

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .along import ALONG
+from .along import ALONG, on_any_library
+from .backend import is_numpy, namespace
 from .functions import ELEMENTWISE
 from .lower import Along, Const, Leaf, Lowered, Map, Node, Product, Sum
 from .plan import contract
@@ -15,7 +16,10 @@ from .program import apply, is_fresh
 
 
 def _owned(a: np.ndarray) -> np.ndarray:
-    """A writable C-ordered array (a broadcast view or a view is copied)."""
+    """A writable C-ordered array (a broadcast view or a view is copied);
+    another library's array as it is (tensorchain never writes into those)."""
+    if not is_numpy(a):
+        return a
     a = np.asarray(a)
     if a.flags.writeable and a.flags.c_contiguous:
         return a
@@ -39,9 +43,16 @@ def _linear(node: Sum, sizes: dict[str, int]):
         for (_, perm, _), (_, term) in zip(plans, node.terms, strict=True)
     )
     if simple and len(plans) == 2 and plans[0][0] == 1.0 and abs(plans[1][0]) == 1.0:
-        return np.add if plans[1][0] == 1.0 else np.subtract
+        return _add if plans[1][0] == 1.0 else _subtract
 
     def run(*arrays: np.ndarray) -> np.ndarray:
+        if not is_numpy(*arrays):
+            xp = namespace(*arrays)
+            total = 0.0
+            for (c, perm, view), a in zip(plans, arrays, strict=True):
+                a = a if perm is None else xp.permute_dims(a, perm)
+                total = total + c * xp.reshape(a, view)
+            return xp.broadcast_to(total, full)
         total = None
         for (c, perm, view), a in zip(plans, arrays, strict=True):
             a = np.reshape(a if perm is None else a.transpose(perm), view)
@@ -56,6 +67,14 @@ def _linear(node: Sum, sizes: dict[str, int]):
         return total
 
     return run
+
+
+def _add(a, b):
+    return np.add(a, b) if is_numpy(a, b) else a + b
+
+
+def _subtract(a, b):
+    return np.subtract(a, b) if is_numpy(a, b) else a - b
 
 
 def _own_code(args: Sequence[str]) -> str:
@@ -122,7 +141,7 @@ def evaluate_node(
         fn = ALONG[node.func].value
         axes = tuple(node.arg.labels.index(lab) for lab in node.axes)
         value = apply(
-            functools.partial(fn, axes=axes),
+            functools.partial(on_any_library(fn), axes=axes),
             arg,
             shape=shape,
             fresh=True,

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .backend import namespace
+
 Array = np.ndarray
 
 
@@ -69,6 +71,10 @@ class Elementwise:
 def _sigmoid(x: Array, p: float = 0.0) -> Array:
     # 1/(1 + e^-x) in place: the fastest form measured here. -x is capped at
     # 709 so that e^-x cannot overflow; σ(-709) is 1.2e-308 either way.
+    if not isinstance(x, np.ndarray | np.generic | float | int | complex):
+        xp = namespace(x)
+        t = -x if xp.isdtype(x.dtype, "complex floating") else xp.clip(-x, max=709.0)
+        return 1.0 / (1.0 + xp.exp(t))
     t = np.negative(x)
     if np.iscomplexobj(t):
         return 1.0 / (1.0 + np.exp(t))
@@ -81,22 +87,73 @@ def _sigmoid(x: Array, p: float = 0.0) -> Array:
 
 
 def _dsigmoid(x: Array, y: Array, p: float) -> Array:
+    if not isinstance(y, np.ndarray):
+        return (1.0 - y) * y
     d = np.subtract(1.0, y)
     d *= y
     return d
 
 
 def _dtanh(x: Array, y: Array, p: float) -> Array:
+    if not isinstance(y, np.ndarray):
+        return 1.0 - y * y
     d = np.multiply(y, y)
-    return np.subtract(1.0, d, out=d) if isinstance(d, np.ndarray) else 1.0 - d
+    return np.subtract(1.0, d, out=d)
 
 
 def _pow(x: Array, p: float) -> Array:
-    return x * x if p == 2 else np.power(x, p)
+    return x * x if p == 2 else x**p
 
 
 def _dpow(x: Array, y: Array, p: float) -> Array:
-    return 2.0 * x if p == 2 else p * np.power(x, p - 1)
+    return 2.0 * x if p == 2 else p * x ** (p - 1)
+
+
+def _ufunc(name: str) -> Callable[[Array, float], Array]:
+    """``name(x)`` in ``x``'s library (numpy's ufunc for numpy arrays and numbers)."""
+    numpy_fn = getattr(np, name)
+
+    def value(x: Array, p: float = 0.0) -> Array:
+        if isinstance(x, np.ndarray | np.generic | float | int | complex):
+            return numpy_fn(x)
+        return getattr(namespace(x), name)(x)
+
+    value.__name__ = name
+    return value
+
+
+def _relu(x: Array, p: float) -> Array:
+    if isinstance(x, np.ndarray | np.generic | float | int):
+        return np.maximum(x, 0.0)
+    xp = namespace(x)
+    return xp.where(x > 0, x, xp.zeros_like(x))
+
+
+def _indicator(x: Array, p: float = 0.0) -> Array:
+    """[x > 0] in ``x``'s dtype."""
+    if isinstance(x, np.ndarray):
+        return (x > 0).astype(x.dtype)
+    if isinstance(x, np.generic | float | int):
+        return float(x > 0)
+    return namespace(x).astype(x > 0, x.dtype)
+
+
+def _softplus(x: Array, p: float) -> Array:
+    if isinstance(x, np.ndarray | np.generic | float | int):
+        return np.logaddexp(0.0, x)
+    xp = namespace(x)
+    return xp.logaddexp(xp.zeros_like(x), x)
+
+
+def _zeros(x: Array, y: Array, p: float) -> Array:
+    if isinstance(x, np.ndarray | np.generic | float | int | complex):
+        return np.zeros_like(x)
+    return namespace(x).zeros_like(x)
+
+
+_tanh, _exp, _log, _sin, _cos, _sqrt, _abs, _sign = map(
+    _ufunc, ("tanh", "exp", "log", "sin", "cos", "sqrt", "abs", "sign")
+)
 
 
 def _f(name, value, derivative, text, value_code, derivative_code, latex, dlatex):
@@ -118,7 +175,7 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "tanh",
-            lambda x, p: np.tanh(x),
+            _tanh,
             _dtanh,
             "tanh'({f})",
             "np.tanh({x})",
@@ -128,8 +185,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "relu",
-            lambda x, p: np.maximum(x, 0.0),
-            lambda x, y, p: (x > 0).astype(x.dtype),
+            _relu,
+            lambda x, y, p: _indicator(x),
             "[{f} > 0]",
             "np.maximum({x}, 0.0)",
             "({x} > 0).astype({x}.dtype)",
@@ -138,7 +195,7 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "exp",
-            lambda x, p: np.exp(x),
+            _exp,
             lambda x, y, p: y,
             "exp({f})",
             "np.exp({x})",
@@ -148,7 +205,7 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "log",
-            lambda x, p: np.log(x),
+            _log,
             lambda x, y, p: 1.0 / x,
             "1/{f}",
             "np.log({x})",
@@ -158,7 +215,7 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "softplus",
-            lambda x, p: np.logaddexp(0.0, x),
+            _softplus,
             lambda x, y, p: _sigmoid(x),
             "σ({f})",
             "np.logaddexp(0.0, {x})",
@@ -168,8 +225,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "sin",
-            lambda x, p: np.sin(x),
-            lambda x, y, p: np.cos(x),
+            _sin,
+            lambda x, y, p: _cos(x),
             "cos({f})",
             "np.sin({x})",
             "np.cos({x})",
@@ -178,8 +235,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "cos",
-            lambda x, p: np.cos(x),
-            lambda x, y, p: -np.sin(x),
+            _cos,
+            lambda x, y, p: -_sin(x),
             "-sin({f})",
             "np.cos({x})",
             "-np.sin({x})",
@@ -188,7 +245,7 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "sqrt",
-            lambda x, p: np.sqrt(x),
+            _sqrt,
             lambda x, y, p: 0.5 / y,
             "1/(2√{f})",
             "np.sqrt({x})",
@@ -208,8 +265,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "abs",
-            lambda x, p: np.abs(x),
-            lambda x, y, p: np.sign(x),
+            _abs,
+            lambda x, y, p: _sign(x),
             "sign({f})",
             "np.abs({x})",
             "np.sign({x})",
@@ -219,8 +276,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         # Derivatives of relu and abs (their own derivative is 0 almost everywhere).
         _f(
             "step",
-            lambda x, p: (x > 0).astype(x.dtype) if isinstance(x, np.ndarray) else float(x > 0),
-            lambda x, y, p: np.zeros_like(x),
+            _indicator,
+            _zeros,
             "0",
             "({x} > 0).astype(float)",
             "np.zeros_like({x})",
@@ -229,8 +286,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "sign",
-            lambda x, p: np.sign(x),
-            lambda x, y, p: np.zeros_like(x),
+            _sign,
+            _zeros,
             "0",
             "np.sign({x})",
             "np.zeros_like({x})",

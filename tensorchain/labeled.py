@@ -23,6 +23,18 @@ from typing import Any
 import numpy as np
 import opt_einsum as oe
 
+from .backend import (
+    astype,
+    backend_of,
+    common,
+    constant,
+    copy,
+    device_of,
+    is_numpy,
+    numpy_dtype,
+    to_backend,
+    zeros_like_values,
+)
 from .errors import MemoryLimitError
 from .limits import format_bytes, get_memory_limit
 from .plan import Contraction, contract, equation
@@ -123,8 +135,10 @@ class LabeledTensor:
         *,
         canonicalize: bool = True,
         dtype: Any = None,
+        like: Any = None,
     ) -> None:
         self.indices: tuple[str, ...] = tuple(indices)
+        self.like = like  # an array whose library a tensor with no terms is dense in
         self.dtype = np.dtype(dtype) if dtype is not None else None  # None: from the factors
         if len(set(self.indices)) != len(self.indices):
             raise ValueError(f"axis names must be distinct, got {self.indices}")
@@ -159,15 +173,20 @@ class LabeledTensor:
         return cls(indices, sizes, [Term(1.0, (), pairs)])
 
     @classmethod
-    def zeros(cls, indices: Sequence[str], sizes: dict[str, int]) -> LabeledTensor:
-        return cls(indices, sizes, [])
+    def zeros(
+        cls, indices: Sequence[str], sizes: dict[str, int], like: Any = None
+    ) -> LabeledTensor:
+        """The zero tensor (no terms); dense, it is an array of ``like``'s library."""
+        return cls(indices, sizes, [], like=like)
 
     def rename(self, indices: Sequence[str]) -> LabeledTensor:
         """The same tensor with its axes renamed, in order."""
         mapping = dict(zip(self.indices, indices, strict=True))
         sizes = dict(self.sizes)
         sizes.update((new, self.sizes[old]) for old, new in mapping.items())
-        return LabeledTensor(indices, sizes, [t.rename(mapping) for t in self.terms])
+        return LabeledTensor(
+            indices, sizes, [t.rename(mapping) for t in self.terms], like=self.like
+        )
 
     def _freshened(self, keep: dict[str, str]) -> tuple[list[Term], dict[str, str]]:
         """Terms with every label renamed fresh except those in ``keep``, and the map."""
@@ -396,10 +415,18 @@ class LabeledTensor:
 
     def dense(self, memory_limit: int | None = None) -> np.ndarray:
         """The dense array, after checking its forecast against ``memory_limit``
-        (bytes; default: the limit in force)."""
+        (bytes; default: the limit in force). With factors that are dask
+        arrays (from dask values) it is a dask array instead, nothing computed
+        yet, in chunks of at most a quarter of the limit."""
         whole = self._whole()
         if whole is not None:
             return whole  # already in memory: nothing to forecast
+        if any(backend_of(f.array) == "dask" for t in self.terms for f in t.factors):
+            # Lazy, in blocks of a quarter of the memory limit at most (a block
+            # also holds its factors' slices while it is computed).
+            from .blocks import block_chunks
+
+            return self.to_dask(chunks=block_chunks(self, get_memory_limit(memory_limit) // 4))
         # The output, plus the largest term's data before it is placed.
         data = (
             math.prod(self.sizes[r] for r in _diagonal(t, self.indices, self.shape)[0])
@@ -459,22 +486,25 @@ class LabeledTensor:
         whole = self._whole()
         if whole is not None:
             return whole
+        if not self.terms and self.like is not None:
+            return zeros_like_values(self.shape, {"": self.like})
         if len(self.terms) == 1 and not self.terms[0].deltas:
             (t,) = self.terms
             operands = [(f.array, f.labels) for f in t.factors]
             return contract(operands, self.indices, self.sizes, scale=t.coeff, fresh=True)
-        datas, placements = [], []
+        datas, placements, owners = [], [], []
         for t in self.terms:
             reps, strides = _diagonal(t, self.indices, self.shape)
             datas.append(contract([(f.array, f.labels) for f in t.factors], reps, self.sizes))
             placements.append((t.coeff, [self.sizes[r] for r in reps], strides))
+            owners.append((t.coeff, reps, _rep_of(t, self.indices)))
         dtype = self.dtype
 
         def code(args: Sequence[str]) -> str:
             kind = "None" if dtype is None else f"np.dtype({dtype.str!r})"
             return f"place({self.shape}, {placements!r}, {kind}, {', '.join(args)})"
 
-        assemble = _assemble(self.shape, placements, dtype)
+        assemble = _assemble(self.shape, placements, dtype, self.indices, self.sizes, owners)
         return apply(assemble, *datas, shape=self.shape, code=code)
 
     def __repr__(self) -> str:
@@ -487,8 +517,7 @@ def _diagonal(term: Term, indices: tuple[str, ...], shape: tuple[int, ...]):
     """The term's distinct axes (one per delta class) and, for each, its stride
     in entries of a C-ordered array of ``shape``: the sum of the strides of the
     axes the deltas tie together."""
-    rep_of = {i: i for i in indices}
-    rep_of.update((b, a) for a, b in term.deltas)
+    rep_of = _rep_of(term, indices)
     reps = list(dict.fromkeys(rep_of[i] for i in indices))
     c_strides = np.zeros(len(shape), dtype=np.int64)
     step = 1
@@ -499,6 +528,13 @@ def _diagonal(term: Term, indices: tuple[str, ...], shape: tuple[int, ...]):
     for axis, lab in enumerate(indices):
         strides[rep_of[lab]] += int(c_strides[axis])
     return reps, [strides[r] for r in reps]
+
+
+def _rep_of(term: Term, indices: Sequence[str]) -> dict[str, str]:
+    """Each axis's distinct axis: the first of the axes its deltas tie it to."""
+    rep_of = {i: i for i in indices}
+    rep_of.update((b, a) for a, b in term.deltas)
+    return rep_of
 
 
 def _split(factors: Sequence[Factor], shared: Counter) -> list[Factor]:
@@ -513,7 +549,7 @@ def _split(factors: Sequence[Factor], shared: Counter) -> list[Factor]:
 
 
 def _sum_arrays(*arrays: np.ndarray) -> np.ndarray:
-    total = np.array(arrays[0])
+    total = copy(arrays[0])
     for a in arrays[1:]:
         total = total + a
     return total
@@ -524,7 +560,7 @@ def _axpby(c1: float, c2: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     operand first would otherwise make numpy write the result transposed)."""
     a = a if c1 == 1.0 else c1 * a
     b = b if c2 == 1.0 else c2 * b
-    return np.add(a, b, order="C")
+    return np.add(a, b, order="C") if is_numpy(a, b) else a + b
 
 
 def place(shape, placements, dtype, *datas):
@@ -539,5 +575,44 @@ def place(shape, placements, dtype, *datas):
     return out
 
 
-def _assemble(shape: tuple[int, ...], placements: list, dtype: np.dtype | None):
-    return functools.partial(place, shape, placements, dtype)
+def place_with_deltas(
+    indices: tuple[str, ...], sizes: dict[str, int], owners: list, dtype: Any, *datas: Any
+) -> Any:
+    """What :func:`place` does, for arrays of another library (which may not
+    be written through a strided view): each term's data times an identity
+    matrix per delta, by opt_einsum on that library. ``owners``: per term,
+    its coefficient, its distinct axes and, per axis, the distinct axis it
+    is tied to."""
+    library, datas = common(datas)
+    device = device_of(datas[0])
+    letter = {lab: oe.get_symbol(k) for k, lab in enumerate(indices)}
+    total = None
+    for data, (coeff, reps, rep_of) in zip(datas, owners, strict=True):
+        terms, operands = ["".join(letter[r] for r in reps)], [data]
+        for lab in indices:
+            if rep_of[lab] != lab:
+                eye = np.eye(sizes[lab], dtype=numpy_dtype(data))
+                terms.append(letter[rep_of[lab]] + letter[lab])
+                operands.append(to_backend(eye, library, device))
+        eq = ",".join(terms) + "->" + "".join(letter[i] for i in indices)
+        dense = coeff * oe.contract(eq, *operands, backend=library)
+        total = dense if total is None else total + dense
+    return total if dtype is None else astype(total, dtype)
+
+
+def _assemble(
+    shape: tuple[int, ...],
+    placements: list,
+    dtype: np.dtype | None,
+    indices: tuple[str, ...],
+    sizes: dict[str, int],
+    owners: list,
+):
+    def assemble(*datas: Any) -> Any:
+        if not datas:  # the zero tensor
+            return constant(np.zeros(shape, dtype=dtype or np.float64))
+        if is_numpy(*datas):
+            return place(shape, placements, dtype, *datas)
+        return place_with_deltas(indices, sizes, owners, dtype, *datas)
+
+    return assemble

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import limits
+from .backend import as_value, astype, zeros_like_values
 from .chain import ChainResult, axis_names, network_jacobians, statement_jacobians
 from .compiled import CACHE_SIZE, Compiled, compile_program, dtype_of
 from .errors import (
@@ -407,7 +408,8 @@ class Network:
         indices = (*names[0], *names[1])
         if wrt not in adjoints:
             shape_sizes = [sizes[d] for d in (*self.tensors[wrt].dims, *self.tensors[wrt2].dims)]
-            return LabeledTensor.zeros(indices, dict(zip(indices, shape_sizes, strict=True)))
+            zero_sizes = dict(zip(indices, shape_sizes, strict=True))
+            return LabeledTensor.zeros(indices, zero_sizes, like=next(iter(env.values()), None))
         J = gradnet.jacobian(adjoints[wrt], wrt2, env, memory_limit=memory_limit)
         return J.rename(indices)
 
@@ -432,7 +434,7 @@ class Network:
         if key not in self._gradnets:
             text, adjoints = gradient_spec(self, of, sizes)
             if wrt not in adjoints:  # of does not depend on wrt
-                return np.zeros(tuple(sizes[d] for d in self.tensors[wrt].dims))
+                return zeros_like_values(tuple(sizes[d] for d in self.tensors[wrt].dims), env)
             dims = self.tensors[wrt].dims
             axes = f"[{', '.join(dims)}]" if dims else ""
             ks = ", ".join(f"k{a}" for a in range(len(dims)))
@@ -440,8 +442,8 @@ class Network:
             v = f"__v[{ks}]" if dims else "__v"
             self._gradnets[key] = (parse(f"{text}input __v{axes}\n__s = {g} * {v}\n"), {})
         net, _ = self._gradnets[key]
-        vector = np.asarray(vector)
-        if vector.shape != tuple(sizes[d] for d in self.tensors[wrt].dims):
+        vector = as_value(vector, env)
+        if tuple(vector.shape) != tuple(sizes[d] for d in self.tensors[wrt].dims):
             raise ShapeError(
                 f"the vector has shape {vector.shape} but {wrt} has shape"
                 f" {self.shape(wrt, **sizes)}; an hvp vector is shaped like wrt"
@@ -520,15 +522,15 @@ class Network:
         ``H = ∂²loss/∂out²``): three contractions, neither J nor H made dense."""
         self._wrt_one(wrt)
         self._grad_targets(loss, [out])
-        vector = np.asarray(vector)
+        vector = as_value(vector, values)
         shape = self.shape(wrt, **self.sizes(values))
-        if vector.shape != shape:
+        if tuple(vector.shape) != shape:
             raise ShapeError(
                 f"the vector has shape {vector.shape} but {wrt} has shape {shape};"
                 " a Gauss–Newton vector is shaped like wrt"
             )
         if out not in self.gradient_network(loss, self.sizes(values))[1]:
-            return np.zeros(shape)  # the loss does not depend on out
+            return zeros_like_values(shape, values)  # the loss does not depend on out
         extra = {VECTOR: vector}
         return self._product("gnvp", (loss, out), [wrt], values, extra, strict, memory_limit)
 
@@ -543,7 +545,7 @@ class Network:
         env = self._check_values(values, strict)
         dtype = dtype_of(env)
         compiled = self._compiled(kind, of, targets, self.sizes(env), dtype)
-        env = {**env, **{k: v.astype(dtype, copy=False) for k, v in extra.items()}}
+        env = {**env, **{k: astype(as_value(v, env), dtype) for k, v in extra.items()}}
         return compiled.run(env, memory_limit)
 
     def plan(

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import opt_einsum as oe
 
+from .backend import common, constant, copy, is_numpy, namespace
 from .errors import PlanError
 from .program import apply, is_fresh
 from .shift import contract_shift
@@ -49,8 +50,19 @@ def plan_path(eq: str, shapes: Sequence[tuple[int, ...]], optimize: Any = None):
 
 @functools.lru_cache(maxsize=8192)
 def _expression(eq: str, shapes: tuple[tuple[int, ...], ...], optimize: Any):
-    _, info, name = plan_path(eq, shapes, optimize)
-    run, fresh, source = _executor(eq, shapes, info)
+    path, info, name = plan_path(eq, shapes, optimize)
+    run_numpy, fresh, source = _executor(eq, shapes, info)
+    other: list = []  # opt_einsum's expression, built for the first other library
+
+    def run(*arrays: Any) -> Any:
+        if is_numpy(*arrays):
+            return run_numpy(*arrays)
+        if not other:
+            other.append(oe.contract_expression(eq, *shapes, optimize=path))
+        library, arrays = common(arrays)
+        return other[0](*arrays, backend=library)
+
+    # Another library's result may be a view of an operand (never written to).
     return run, fresh, info, name, source
 
 
@@ -379,13 +391,13 @@ def contract(
     if not operands:
         if fresh:
             return apply(
-                lambda: np.full(full, scale),
+                lambda: constant(np.full(full, scale)),
                 shape=full,
                 fresh=True,
                 code=lambda a: f"np.full({full}, {scale!r})",
             )
         return apply(
-            lambda: np.broadcast_to(np.asarray(scale, dtype=float), full),
+            lambda: constant(np.broadcast_to(np.asarray(scale, dtype=float), full)),
             shape=full,
             code=lambda a: f"np.broadcast_to(np.asarray({scale!r}), {full})",
         )
@@ -393,7 +405,7 @@ def contract(
         if scale == 1.0 and (not fresh or is_fresh(arrays[0])):
             return arrays[0]  # the identity: nothing to do
         return apply(
-            lambda a: scale * a if scale != 1.0 else a.copy(),
+            lambda a: scale * a if scale != 1.0 else copy(a),
             arrays[0],
             shape=full,
             fresh=True,
@@ -432,6 +444,9 @@ def contract(
             arrays = list(arrays)
             arrays[smallest] = scale * arrays[smallest]
         result = expr(*arrays)
+        if not isinstance(result, np.ndarray):  # another library: no in-place writes
+            xp = namespace(result)
+            return xp.broadcast_to(xp.reshape(result, view), full) if view else result
         if view is not None:
             result = np.broadcast_to(np.reshape(result, view), full)
         if fresh and (

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .backend import is_numpy, namespace
 from .contraction import contract
 from .errors import DerivativeError
 from .program import apply
@@ -54,7 +55,9 @@ def _axes(J: LabeledTensor, skip: int) -> list[str]:
 
 
 def _add(a, b):
-    return apply(np.add, a, b, shape=a.shape, fresh=True, code=lambda x: f"{x[0]} + {x[1]}")
+    return apply(
+        lambda x, y: x + y, a, b, shape=a.shape, fresh=True, code=lambda x: f"{x[0]} + {x[1]}"
+    )
 
 
 def _squared_norms(net: Network, forward: Forward, of: str, wrt: Sequence[str]):
@@ -68,7 +71,13 @@ def _squared_norms(net: Network, forward: Forward, of: str, wrt: Sequence[str]):
 
 
 def _sqrt(x):
-    return apply(np.sqrt, x, shape=x.shape, fresh=True, code=lambda a: f"np.sqrt({a[0]})")
+    return apply(
+        lambda a: namespace(a).sqrt(a),
+        x,
+        shape=x.shape,
+        fresh=True,
+        code=lambda a: f"np.sqrt({a[0]})",
+    )
 
 
 def build_norms(net: Network, tape: Tape, forward: Forward, of: str, wrt: Sequence[str]) -> Built:
@@ -78,6 +87,10 @@ def build_norms(net: Network, tape: Tape, forward: Forward, of: str, wrt: Sequen
 
 def clip_scale(norms: np.ndarray, max_norm: np.ndarray) -> np.ndarray:
     """min(1, max_norm / ‖g‖), and 1 where the gradient is zero."""
+    if not is_numpy(norms, max_norm):
+        xp = namespace(norms, max_norm)
+        ratio = max_norm / xp.where(norms > 0, norms, xp.ones_like(norms))
+        return xp.where(ratio < 1.0, ratio, xp.ones_like(ratio))
     with np.errstate(divide="ignore"):
         return np.where(norms > 0, np.minimum(1.0, max_norm / norms), 1.0)
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .backend import backend_of, device_of, to_backend, using
+
 #: Writes one step as numpy source, given the source of its arguments.
 Code = Callable[[Sequence[str]], str]
 
@@ -235,8 +237,25 @@ class Program:
 
     def __call__(self, values: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         regs: list = [None] * self.registers
-        for reg, value in self.constants.items():
+        first = next(iter(values.values()), None)
+        if first is None or isinstance(first, np.ndarray):
+            for reg, value in self.constants.items():
+                regs[reg] = value
+            return self._run(regs, values)
+        # Another array library: constants moved to it (once per device), and
+        # steps with no array argument make arrays of it.
+        library, device = backend_of(first), device_of(first)
+        key = (library, str(device))
+        if key not in self._moved:
+            self._moved[key] = {
+                reg: to_backend(value, library, device) for reg, value in self.constants.items()
+            }
+        for reg, value in self._moved[key].items():
             regs[reg] = value
+        with using(library, device):
+            return self._run(regs, values)
+
+    def _run(self, regs: list, values: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         for name, reg in self.inputs.items():
             regs[reg] = values[name]
         for fn, args, out, free in self._flat:
@@ -244,6 +263,10 @@ class Program:
             for a in free:
                 regs[a] = None
         return [regs[r] for r in self.outputs]
+
+    @functools.cached_property
+    def _moved(self) -> dict[tuple[str, str], dict[int, object]]:
+        return {}
 
     def source(self, names: Mapping[int, str]) -> tuple[list[str], list[str]]:
         """The program as numpy statements: ``(lines, outputs)``, one assignment

@@ -19,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 
 from . import along as along_fns
-from .along import ALONG
+from .along import ALONG, on_any_library
 from .errors import DerivativeError
 from .functions import ELEMENTWISE
 from .labeled import Factor, LabeledTensor, Term, fresh
@@ -151,7 +151,9 @@ def along_rule(node: Along, k: int, values: Values, sizes: dict[str, int]):
     def factor(fn, *args, name: str, tex: str) -> Factor:
         """A factor over [B, A'] computed by one of the along helpers."""
         code = lambda a: f"{fn.__name__}({', '.join(a)}, {axes})"  # noqa: E731
-        array = apply(functools.partial(fn, axes=axes), *args, shape=shape, code=code)
+        array = apply(
+            functools.partial(on_any_library(fn), axes=axes), *args, shape=shape, code=code
+        )
         return Factor(array, primed, name, tex=tex)
 
     if node.func == "softmax":

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .backend import backend_of, device_of, is_numpy, namespace, to_backend
 from .errors import ShapeError
 
 if TYPE_CHECKING:
@@ -112,6 +113,54 @@ def unwindows(z: np.ndarray, T: int, stride: int, padding: int) -> np.ndarray:
     return out[..., padding : padding + T]
 
 
+def windows_any(x, axis: int, K: int, P: int, stride: int, padding: int):
+    """:func:`windows` for arrays of any library: zero-padding by
+    concatenation, then one ``take`` of the window positions."""
+    if is_numpy(x):
+        return windows(x, axis, K, P, stride, padding)
+    xp = namespace(x)
+    at = stride * np.arange(P)[:, None] + np.arange(K)[None, :]  # in the padded input
+    right = max(0, int(at.max()) + 1 - padding - x.shape[axis])
+    padded = xp.concat([_zeros(x, axis, padding), x, _zeros(x, axis, right)], axis=axis)
+    index = to_backend(at.reshape(-1), backend_of(x), device_of(x))
+    taken = xp.take(padded, index, axis=axis)
+    taken = xp.reshape(taken, (*x.shape[:axis], P, K, *x.shape[axis + 1 :]))
+    order = [i for i in range(taken.ndim) if i != axis + 1] + [axis + 1]
+    return xp.permute_dims(taken, tuple(order))
+
+
+def unwindows_any(z, T: int, stride: int, padding: int):
+    """:func:`unwindows` for arrays of any library, without writing into an
+    array: each offset's column, spread out by ``stride``, padded into place
+    and added."""
+    if is_numpy(z):
+        return unwindows(z, T, stride, padding)
+    xp = namespace(z)
+    *lead, P, K = z.shape
+    length = padding + T + K + stride * P
+    total = None
+    for k in range(K):
+        column = z[..., k]
+        if stride > 1:  # p -> stride·p, zeros between
+            spread = [column] + [xp.zeros_like(column)] * (stride - 1)
+            column = xp.reshape(xp.stack(spread, axis=-1), (*lead, P * stride))
+        tail = length - k - column.shape[-1]
+        piece = xp.concat([_zeros(column, -1, k), column, _zeros(column, -1, tail)], axis=-1)
+        total = piece if total is None else total + piece
+    return total[..., padding : padding + T]
+
+
+def _zeros(like, axis: int, size: int):
+    """Zeros shaped as ``like`` but ``size`` long along ``axis``, on its library
+    and device (a broadcast zero: nothing is allocated)."""
+    xp = namespace(like)
+    shape = list(like.shape)
+    shape[axis] = size
+    index = [slice(None)] * like.ndim
+    index[axis] = slice(0, 1)
+    return xp.broadcast_to(xp.zeros_like(like[tuple(index)]), tuple(shape))
+
+
 def contract_shift(operands, output, sizes, contract, scale: float, fresh: bool):
     """``contract(operands, output, sizes)`` done through :func:`windows` or
     :func:`unwindows` when a registered shift tensor is among the operands
@@ -137,7 +186,7 @@ def contract_shift(operands, output, sizes, contract, scale: float, fresh: bool)
             shape = [sizes[lab] for lab in new_labels]
 
             def gather(a, axis=axis, K=K, P=P, stride=stride, padding=padding):
-                return windows(a, axis, K, P, stride, padding)
+                return windows_any(a, axis, K, P, stride, padding)
 
             code = lambda a, axis=axis, K=K, P=P, s=stride, q=padding: (  # noqa: E731
                 f"windows({a[0]}, {axis}, {K}, {P}, {s}, {q})"
@@ -151,7 +200,7 @@ def contract_shift(operands, output, sizes, contract, scale: float, fresh: bool)
             shape = [sizes[lab] for lab in inner] + [T]
 
             def scatter(a, T=T, stride=stride, padding=padding):
-                return unwindows(a, T, stride, padding)
+                return unwindows_any(a, T, stride, padding)
 
             code = lambda a, T=T, s=stride, q=padding: f"unwindows({a[0]}, {T}, {s}, {q})"  # noqa: E731
             spread = apply(scatter, z, shape=shape, fresh=True, code=code)

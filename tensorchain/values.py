@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .backend import astype, backend_of_values, namespace, numpy_dtype
 from .errors import NonFiniteWarning, ValuesError
 from .functions import NOT_HOLOMORPHIC
 from .lower import Map, walk
@@ -54,11 +55,15 @@ def check_values(
             f"values are missing {', '.join(missing)}; net.random_values(...) makes"
             " a complete dict to start from"
         )
-    check_one_backend(values)
+    backend = backend_of_values(values)
     arrays = {}
     for name in leaves:
+        value = values[name]
+        if backend != "numpy":
+            arrays[name] = value  # kept on its library and device
+            continue
         try:
-            array = np.asarray(values[name])
+            array = np.asarray(value)
         except (TypeError, ValueError) as err:  # ragged lists and the like
             raise ValuesError(f"the value of {name} is not an array: {err}") from None
         if array.dtype.kind not in "biufc":
@@ -67,7 +72,11 @@ def check_values(
                 " numbers: real (integers are converted), float32, or complex"
             )
         arrays[name] = array
-    inexact = [a.dtype for a in arrays.values() if a.dtype.kind in "fc"]
+    dtypes = {name: numpy_dtype(a) for name, a in arrays.items()}
+    for name, dt in dtypes.items():
+        if dt.kind not in "biufc":
+            raise ValuesError(f"the value of {name} has dtype {dt}; values must be numbers")
+    inexact = [dt for dt in dtypes.values() if dt.kind in "fc"]
     dtype = np.result_type(*inexact) if inexact else np.dtype(np.float64)
     if dtype.kind == "f" and dtype.itemsize < 4:
         dtype = np.dtype(np.float32)  # float16 is computed in float32
@@ -75,9 +84,9 @@ def check_values(
         check_holomorphic(net)
     out = {}
     for name, array in arrays.items():
-        array = array.astype(dtype, copy=False)
-        if check_finite and not np.isfinite(array.sum()) and not np.isfinite(array).all():
-            bad = int(array.size - np.isfinite(array).sum())
+        array = astype(array, dtype)
+        if check_finite and not _finite(array):
+            bad = _count_non_finite(array)
             message = (
                 f"the value of {name} has {bad} non-finite entr{'y' if bad == 1 else 'ies'}"
                 " (NaN or infinity); results will not be finite either"
@@ -91,26 +100,19 @@ def check_values(
     return out
 
 
-_BACKENDS = {"torch": "torch", "jax": "jax", "jaxlib": "jax", "cupy": "cupy", "dask": "dask"}
+def _finite(array: Any) -> bool:
+    """Whether every entry is finite: one sum, the rare non-finite sum rechecked."""
+    if isinstance(array, np.ndarray):
+        return bool(np.isfinite(array.sum()) or np.isfinite(array).all())
+    xp = namespace(array)
+    return bool(xp.all(xp.isfinite(array)))
 
 
-def backend_of(value: Any) -> str:
-    """The array library a value comes from: numpy for numpy arrays, Python
-    numbers and lists."""
-    return _BACKENDS.get(type(value).__module__.split(".")[0], "numpy")
-
-
-def check_one_backend(values: Mapping[str, Any]) -> None:
-    """Refuse values from two array libraries in one call, naming both."""
-    seen: dict[str, str] = {}
-    for name, value in values.items():
-        seen.setdefault(backend_of(value), name)
-        if len(seen) > 1:
-            (b1, n1), (b2, n2) = list(seen.items())[:2]
-            raise ValuesError(
-                f"values mix array libraries: {n1} is a {b1} array but {n2} is a {b2}"
-                " array; pass every value of one call from the same library"
-            )
+def _count_non_finite(array: Any) -> int:
+    if isinstance(array, np.ndarray):
+        return int(array.size - np.isfinite(array).sum())
+    xp = namespace(array)
+    return int(xp.sum(xp.astype(~xp.isfinite(array), xp.int64)))
 
 
 def check_holomorphic(net: Network) -> None:
