@@ -79,6 +79,19 @@ def _article_large(n: int) -> list[Row]:
     ]
 
 
+def logistic_regression(samples: int, features: int) -> tuple[tc.Network, dict]:
+    """The logistic regression loss and values: labels 0 or 1, weights scaled
+    to keep p inside (0, 1) in float64."""
+    net = tc.parse(
+        f"dim s = {samples}\ndim f = {features}\ninput X[s, f]\ninput y[s]\nparam w[f]\n"
+        "z[n] = X[n, j] * w[j]\np = sigmoid(z)\nL = -sum(y * log(p) + (1 - y) * log(1 - p))\n"
+    )
+    v = net.random_values(seed=0)
+    v["y"] = (v["y"] > 0).astype(float)
+    v["w"] = v["w"] / np.sqrt(features)
+    return net, v
+
+
 def mlp_spec(depth: int, batch: int, width: int) -> str:
     lines = [f"dim B = {batch}", f"dim w = {width}", "input x[B, w]", "input y[B, w]"]
     prev = "x"
@@ -250,13 +263,7 @@ def _hessians(n_quad: int, samples: int, features: int, n_article: int, rounds: 
         )
     rows += measure(f"Hessian of xᵀAx, n={n_quad}", competitors, rounds=rounds)
 
-    logistic = tc.parse(
-        f"dim s = {samples}\ndim f = {features}\ninput X[s, f]\ninput y[s]\nparam w[f]\n"
-        "z[n] = X[n, j] * w[j]\np = sigmoid(z)\nL = -sum(y * log(p) + (1 - y) * log(1 - p))\n"
-    )
-    v = logistic.random_values(seed=0)
-    v["y"] = (v["y"] > 0).astype(float)
-    v["w"] = v["w"] / np.sqrt(features)  # keeps p inside (0, 1) in float64
+    logistic, v = logistic_regression(samples, features)
     X = v["X"]
 
     def closed():

@@ -442,7 +442,8 @@ class LabeledTensor:
                 f" {format_bytes(limit)}; its structured form holds only"
                 f" {self.stored_entries():,} numbers with symbolic δ"
                 f" {', '.join(f'({a}, {b})' for a, b in self.deltas) or '(none)'}: use"
-                " .terms and .deltas, contract it with what you need first, use smaller"
+                " .terms and .deltas, contract it with what you need first, compute it"
+                " block by block with .to_dask(chunks) (or dask values), use smaller"
                 " sizes, or raise the limit with tc.set_memory_limit",
                 forecast,
                 limit,

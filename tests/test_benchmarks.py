@@ -31,3 +31,14 @@ def test_the_agreement_column_shows_a_wrong_answer():
     assert rows[0].error == 0.0
     assert rows[1].error == 0.5
     assert "| case | wrong |" in table(rows)
+
+
+def test_device_benchmark_runs_on_the_cpu(capsys):
+    """The GPU benchmark's smoke run, on the CPU (no GPU needed)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("array_api_compat")
+    from benchmarks.devices import main as devices
+
+    assert devices(["--quick", "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "| MLP depth 2, batch 8, width 16 | tensorchain compiled, torch values (cpu) |" in text
