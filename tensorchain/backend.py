@@ -188,3 +188,16 @@ def zeros_like_values(shape: tuple[int, ...], values: Mapping[str, Any]) -> Any:
     first = next(iter(values.values()), None)
     zeros = np.zeros(shape, dtype=numpy_dtype(first) if first is not None else np.float64)
     return to_backend(zeros, backend_of(first), device_of(first))
+
+
+def to_numpy(value: Any) -> Any:
+    """``value`` as numpy (a torch tensor leaves its device, a dask array is
+    computed); numpy arrays, numbers and lists as they are."""
+    library = backend_of(value)
+    if library == "numpy":
+        return value
+    if library == "torch":
+        return value.detach().cpu().numpy()
+    if library == "cupy":
+        return value.get()
+    return np.asarray(value)  # jax, dask

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import opt_einsum as oe
 
+from .backend import backend_of, device_of, numpy_dtype, to_backend, to_numpy
 from .errors import TensorchainError
 
 if TYPE_CHECKING:
@@ -26,20 +27,30 @@ if TYPE_CHECKING:
 Ranges = Sequence[tuple[int, int]]  # (start, stop) per axis of the tensor
 
 
-def block(t: LabeledTensor, ranges: Ranges) -> np.ndarray:
+def block(t: LabeledTensor, ranges: Ranges) -> Any:
     """``t.array[start:stop, ...]`` for the given ranges, without forming
-    ``t.array``."""
+    ``t.array``; an array of the factors' library (torch, JAX, CuPy) when
+    they are not numpy or dask."""
+    out = numpy_block(t, ranges)
+    factors = [f.array for term in t.terms for f in term.factors]
+    if factors and backend_of(factors[0]) not in ("numpy", "dask"):
+        return to_backend(out, backend_of(factors[0]), device_of(factors[0]))
+    return out
+
+
+def numpy_block(t: LabeledTensor, ranges: Ranges) -> np.ndarray:
+    """:func:`block` as a numpy array, whatever the factors' library."""
     where = dict(zip(t.indices, ranges, strict=True))
     shape = tuple(stop - start for start, stop in ranges)
     dtype = t.dtype or np.result_type(
-        *[f.array.dtype for term in t.terms for f in term.factors], np.float64
+        *[numpy_dtype(f.array) for term in t.terms for f in term.factors], np.float64
     )
     out = np.zeros(shape, dtype=dtype)
     for term in t.terms:
         operands: list[Any] = []
         for f in term.factors:
             index = tuple(slice(*where[lab]) if lab in where else slice(None) for lab in f.labels)
-            operands += [np.asarray(f.array)[index], list(f.labels)]
+            operands += [to_numpy(f.array)[index], list(f.labels)]
         for a, b in term.deltas:
             (a0, a1), (b0, b1) = where[a], where[b]
             eye = (np.arange(a0, a1)[:, None] == np.arange(b0, b1)[None, :]).astype(dtype)
@@ -73,7 +84,7 @@ def to_dask(t: LabeledTensor, chunks: Any = "auto") -> Any:
     except ImportError:
         raise TensorchainError("to_dask needs dask: pip install 'tensorchain[dask]'") from None
     dtype = t.dtype or np.result_type(
-        *[f.array.dtype for term in t.terms for f in term.factors], np.float64
+        *[numpy_dtype(f.array) for term in t.terms for f in term.factors], np.float64
     )
     template = da.empty(t.shape, chunks=chunks, dtype=dtype)
     # One node holds the structured form; every chunk depends on it, so a
@@ -87,7 +98,7 @@ def to_dask(t: LabeledTensor, chunks: Any = "auto") -> Any:
         structured = dask.delayed(t, pure=True, traverse=False)
 
     def compute(_, tensor, block_info=None):
-        return block(tensor, block_info[None]["array-location"])
+        return numpy_block(tensor, block_info[None]["array-location"])
 
     return da.map_blocks(compute, template, structured, dtype=dtype)
 
@@ -98,11 +109,11 @@ def block_chunks(t: LabeledTensor, nbytes: int) -> Any:
     from dask.array.core import normalize_chunks
 
     dtype = t.dtype or np.result_type(
-        *[f.array.dtype for term in t.terms for f in term.factors], np.float64
+        *[numpy_dtype(f.array) for term in t.terms for f in term.factors], np.float64
     )
     return normalize_chunks("auto", t.shape, limit=max(int(nbytes), dtype.itemsize), dtype=dtype)
 
 
 def _with_numpy(t: LabeledTensor, *arrays: Any) -> LabeledTensor:
     """``t`` with its factors' computed arrays (numpy) in place of dask's."""
-    return t.with_arrays([np.asarray(a) for a in arrays], t.dtype)
+    return t.with_arrays([to_numpy(a) for a in arrays], t.dtype)

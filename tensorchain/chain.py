@@ -159,7 +159,7 @@ def network_jacobians(
         # cotangent: work linear in depth); a Jacobian only when that is smaller
         # than its largest factor, which otherwise stays shared unevaluated, so
         # that merges further on can still factor it out.
-        largest = max((f.array.size for t in adj.terms for f in t.factors), default=0)
+        largest = max((math.prod(f.array.shape) for t in adj.terms for f in t.factors), default=0)
         shrinks = not axes[of] or math.prod(adj.shape) < largest
         lazy = any(len(t.factors) > 1 for t in adj.terms)
         if len(adj.terms) > 1 or (fan_out > 1 and lazy and shrinks):

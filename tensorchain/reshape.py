@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .backend import to_numpy
 from .errors import MemoryLimitError, PlanError
 from .functions import ELEMENTWISE
 from .limits import format_bytes, get_memory_limit
@@ -173,7 +174,7 @@ def reshape_method(
         (4, 3)
     """
     net.info(of), net.info(wrt)
-    forward = net.forward(values)
+    forward = net.forward({name: to_numpy(v) for name, v in values.items()})
     cost = reshape_cost(net, of, wrt, forward.sizes)
     limit = get_memory_limit(memory_limit)
     if cost.largest * 8 > limit:

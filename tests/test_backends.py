@@ -195,3 +195,28 @@ def test_a_missing_array_api_compat_names_the_extra(monkeypatch):
     monkeypatch.setattr(backend.importlib, "import_module", without_compat)
     with pytest.raises(tc.ValuesError, match=r"pip install 'tensorchain\[torch\]'"):
         backend.xp_of.__wrapped__("torch")
+
+
+@pytest.mark.parametrize("library", [p for p in LIBRARIES if p.values[0] != "dask"])
+def test_uncompiled_calls_blocks_and_contractions(library):
+    """The forward pass, local Jacobians and the chain rule run eagerly (no
+    compiled program); a block of a dense result is the library's array."""
+    net = tc.parse(tc.ARTICLE)
+    vals = net.random_values(seed=7, n=4, m=3)
+    other = on(library, vals)
+    forward = net.forward(other)
+    local = net.local_jacobians("z", forward)["W"].array
+    expected = net.local_jacobians("z", net.forward(vals))["W"].array
+    assert max_relative_error(back(library, local), expected) < TIGHT
+    dW = net.derivatives("C", ["W"], forward).jacobians["W"].array
+    assert max_relative_error(back(library, dW), net.grad("C", "W", vals)["W"]) < TIGHT
+
+    J = net.jacobian("a", "W", other)
+    dense = tc.reshape_method(net, "a", "W", other)  # the reference takes any values
+    block = J.block([(1, 3), (0, 4), (1, 3)])
+    assert max_relative_error(back(library, block), dense[1:3, :, 1:3]) < TIGHT
+    y = convert(library, vals["y"])
+    projected = tc.contract("n n' m, n -> n' m", J, y).array
+    assert max_relative_error(
+        back(library, projected), np.einsum("abc,a->bc", dense, vals["y"])
+    ) < (TIGHT)
