@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import opt_einsum as oe
 
-from .backend import common, constant, copy, is_numpy, namespace
+from .backend import common, constant, copy, is_numpy, namespace, xp_of
 from .errors import PlanError
 from .program import apply, is_fresh
 from .shift import contract_shift
@@ -50,28 +50,55 @@ def plan_path(eq: str, shapes: Sequence[tuple[int, ...]], optimize: Any = None):
 
 @functools.lru_cache(maxsize=8192)
 def _expression(eq: str, shapes: tuple[tuple[int, ...], ...], optimize: Any):
-    path, info, name = plan_path(eq, shapes, optimize)
+    _, info, name = plan_path(eq, shapes, optimize)
     run_numpy, fresh, source = _executor(eq, shapes, info)
-    other: list = []  # opt_einsum's expression, built for the first other library
+    others: dict[str, Any] = {}  # the same steps with another library's functions
 
     def run(*arrays: Any) -> Any:
         if is_numpy(*arrays):
             return run_numpy(*arrays)
-        if not other:
-            other.append(oe.contract_expression(eq, *shapes, optimize=path))
         library, arrays = common(arrays)
-        return other[0](*arrays, backend=library)
+        if library not in others:
+            others[library] = _executor(eq, shapes, info, Ops(library))[0]
+        return others[library](*arrays)
 
     # Another library's result may be a view of an operand (never written to).
     return run, fresh, info, name, source
 
 
-def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any):
+class Ops:
+    """The few array operations a planned contraction needs, from one
+    library: numpy's own, or another library's through its array-API
+    namespace (einsum steps through opt_einsum's dispatch)."""
+
+    def __init__(self, library: str = "numpy") -> None:
+        self.numpy = library == "numpy"
+        if self.numpy:
+            self.dot = np.dot
+            self.permute = lambda a, perm: a.transpose(perm)
+            self.reduce = lambda a, axes: np.add.reduce(a, axis=axes)
+            self.einsum = lambda eq, *arrays: np.einsum(eq, *arrays)
+            return
+        xp = xp_of(library)
+        self.dot = xp.matmul
+        self.permute = lambda a, perm: xp.permute_dims(a, tuple(perm))
+        self.reduce = lambda a, axes: xp.sum(a, axis=axes)
+        self.einsum = lambda eq, *arrays: oe.contract(eq, *arrays, backend=library)
+        self.reshape = lambda a, shape: xp.reshape(a, tuple(shape))
+        self.broadcast = lambda a, shape: xp.broadcast_to(a, tuple(shape))
+
+
+_NUMPY = Ops()
+
+
+def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any, ops: Ops | None = None):
     """Run opt_einsum's planned pairwise steps with the least Python per call.
 
     The same steps as ``opt_einsum.contract`` with that path (BLAS-able pairs
     as one matrix product, the rest as ``np.einsum``), but every transpose and
-    reshape is worked out here, once, instead of on every call."""
+    reshape is worked out here, once, instead of on every call. ``ops``: the
+    library to run them with (numpy by default)."""
+    ops = ops or _NUMPY
     size: dict[str, int] = {}
     for term, shape in zip(eq.split("->")[0].split(","), shapes, strict=True):
         size.update(zip(term, shape, strict=True))
@@ -83,16 +110,19 @@ def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any):
         inputs, out = step_eq.split("->")
         terms = inputs.split(",")
         if _is_gemm(blas, terms):
-            fn = _matmul(terms[0], terms[1], out, removed, size, layout)
+            fn = _matmul(terms[0], terms[1], out, removed, size, layout, ops)
         elif len(terms) == 2 and _is_broadcast_product(terms, out):
-            fn = _multiply(terms, out, size)
+            fn = _multiply(terms, out, size, ops)
         elif len(terms) == 1 and _is_reduction(terms[0], out):
             axes = tuple(k for k, c in enumerate(terms[0]) if c not in out)
-            fn = functools.partial(np.add.reduce, axis=axes)
+            if ops.numpy:
+                fn = functools.partial(np.add.reduce, axis=axes)
+            else:
+                fn = functools.partial(ops.reduce, axes=axes)
             fn.source = lambda a, axes=axes: f"np.add.reduce({a}, axis={axes})"
         else:
             letters = _einsum_letters(step_eq)
-            fn = functools.partial(np.einsum, letters)
+            fn = functools.partial(np.einsum if ops.numpy else ops.einsum, letters)
             fn.source = lambda *a, e=letters: f"np.einsum({e!r}, {', '.join(a)})"
         steps.append((tuple(inds), fn))
     # Every step but a one-operand np.einsum (a transpose or diagonal: a view)
@@ -184,7 +214,7 @@ def _is_reduction(term: str, out: str) -> bool:
     return len(set(term)) == len(term) and [c for c in term if c in out] == list(out)
 
 
-def _matmul(left: str, right: str, out: str, removed, size: dict[str, int], layout=None):
+def _matmul(left: str, right: str, out: str, removed, size: dict[str, int], layout=None, ops=None):
     """``einsum(left,right->out)`` for a pair with no shared kept index, as one
     ``np.dot`` of two matrices with precomputed transposes and reshapes; the
     result is laid out in memory in ``layout`` order (a view in ``out`` order)."""
@@ -206,9 +236,12 @@ def _matmul(left: str, right: str, out: str, removed, size: dict[str, int], layo
     flat_l = not (len(left) == 2 and len(free_l) == 1)
     flat_r = not (len(right) == 2 and len(free_r) == 1)
 
+    ops = ops or _NUMPY
+    dot, permute = ops.dot, ops.permute
+
     def matrices(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        a2 = a if keep_l else a.transpose(perm_l)
-        b2 = b if keep_r else b.transpose(perm_r)
+        a2 = a if keep_l else permute(a, perm_l)
+        b2 = b if keep_r else permute(b, perm_r)
         return (a2.reshape(m, k) if flat_l else a2), (b2.reshape(k, n) if flat_r else b2)
 
     def source(a: str, b: str, swap: bool, reshape: list[int], perm: list[int] | None) -> str:
@@ -234,7 +267,7 @@ def _matmul(left: str, right: str, out: str, removed, size: dict[str, int], layo
         first_shape = [size[c] for c in first]
         if first == natural:
             return with_source(
-                lambda a, b: np.dot(*matrices(a, b)).reshape(first_shape).transpose(to_out),
+                lambda a, b: permute(dot(*matrices(a, b)).reshape(first_shape), to_out),
                 False,
                 first_shape,
                 to_out,
@@ -242,22 +275,22 @@ def _matmul(left: str, right: str, out: str, removed, size: dict[str, int], layo
 
         def run_laid_out(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             a2, b2 = matrices(a, b)
-            return np.dot(b2.T, a2.T).reshape(first_shape).transpose(to_out)
+            return permute(dot(b2.T, a2.T).reshape(first_shape), to_out)
 
         return with_source(run_laid_out, True, first_shape, to_out)
     if list(out) == natural:
-        return with_source(lambda a, b: np.dot(*matrices(a, b)).reshape(shape), False, shape)
+        return with_source(lambda a, b: dot(*matrices(a, b)).reshape(shape), False, shape)
     if list(out) == swapped:
 
         def run_swapped(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             a2, b2 = matrices(a, b)
-            return np.dot(b2.T, a2.T).reshape(shape)
+            return dot(b2.T, a2.T).reshape(shape)
 
         return with_source(run_swapped, True, shape)
     perm_o = [natural.index(s) for s in out]
     natural_shape = [size[s] for s in natural]
     return with_source(
-        lambda a, b: np.dot(*matrices(a, b)).reshape(natural_shape).transpose(perm_o),
+        lambda a, b: permute(dot(*matrices(a, b)).reshape(natural_shape), perm_o),
         False,
         natural_shape,
         perm_o,
@@ -284,7 +317,7 @@ def _is_broadcast_product(terms: list[str], out: str) -> bool:
     return all(len(set(t)) == len(t) for t in terms) and set("".join(terms)) == set(out)
 
 
-def _multiply(terms: list[str], out: str, size: dict[str, int]):
+def _multiply(terms: list[str], out: str, size: dict[str, int], ops=None):
     """``einsum(a,b->out)`` with nothing summed as one broadcast ``np.multiply``."""
     plans = []
     for term in terms:
@@ -295,11 +328,22 @@ def _multiply(terms: list[str], out: str, size: dict[str, int]):
     (perm_a, view_a), (perm_b, view_b) = plans
     full = [size[c] for c in out]
 
-    def run(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        a = np.reshape(a if perm_a is None else a.transpose(perm_a), view_a)
-        b = np.reshape(b if perm_b is None else b.transpose(perm_b), view_b)
-        result = np.multiply(a, b, order="C")  # C order, whatever the operands' layout
-        return result if list(result.shape) == full else np.broadcast_to(result, full).copy()
+    ops = ops or _NUMPY
+    if ops.numpy:
+
+        def run(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            a = np.reshape(a if perm_a is None else a.transpose(perm_a), view_a)
+            b = np.reshape(b if perm_b is None else b.transpose(perm_b), view_b)
+            result = np.multiply(a, b, order="C")  # C order, whatever the operands' layout
+            return result if list(result.shape) == full else np.broadcast_to(result, full).copy()
+
+    else:
+
+        def run(a, b):
+            a = ops.reshape(a if perm_a is None else ops.permute(a, perm_a), view_a)
+            b = ops.reshape(b if perm_b is None else ops.permute(b, perm_b), view_b)
+            result = a * b
+            return result if list(result.shape) == full else ops.broadcast(result, full)
 
     whole_a, whole_b = (len(t) == len(out) for t in terms)  # has every axis of out
 
