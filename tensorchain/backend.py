@@ -2,10 +2,11 @@
 
 Values of one call come from one array library (its *backend*); every array
 operation tensorchain runs on them is that library's own, found through
-``array_api_compat`` (the namespace of the standard's functions) and
-opt_einsum's backend dispatch (contractions), so results come back as the
-same kind of array, on the same device. numpy needs neither: its arrays take
-the code paths written for numpy.
+``array_api_compat`` (the namespace of the standard's functions; JAX's own
+``jax.numpy`` is one already) and, for contraction steps that are no matrix
+product, opt_einsum's backend dispatch, so results come back as the same
+kind of array, on the same device. numpy needs neither: its arrays take the
+code paths written for numpy.
 
 The backend of a computation is known from its values; steps that have no
 array argument (a constant, a broadcast scalar) take the *active* backend,
@@ -77,13 +78,9 @@ def xp_of(backend: str) -> Any:
         ) from None
 
 
-def using(backend: str, device: Any = None) -> contextlib.AbstractContextManager[None]:
-    """Make ``backend`` (arrays on ``device``) the active one inside the block."""
-    return _using(backend, device)
-
-
 @contextlib.contextmanager
-def _using(backend: str, device: Any) -> Iterator[None]:
+def using(backend: str, device: Any = None) -> Iterator[None]:
+    """Make ``backend`` (arrays on ``device``) the active one inside the block."""
     token = _ACTIVE.set((backend, device))
     try:
         yield
@@ -126,8 +123,9 @@ def backend_dtype(xp: Any, dtype: np.dtype) -> Any:
 
 
 def device_of(array: Any) -> Any:
-    """The device ``array`` lives on (None for numpy)."""
-    if isinstance(array, np.ndarray):
+    """The device ``array`` lives on (None for numpy, and for JAX and dask,
+    whose constants go to their default device)."""
+    if backend_of(array) in ("numpy", "jax", "dask"):
         return None
     import array_api_compat
 
