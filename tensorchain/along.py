@@ -113,13 +113,14 @@ _GENERIC = {
 def on_any_library(fn):
     """``fn`` (one of the numpy functions above) for arrays of any library:
     the numpy function itself on numpy arrays, its array-API twin otherwise."""
-    from .backend import is_numpy, namespace
+    from .backend import common, is_numpy, namespace
 
     generic = _GENERIC[fn.__name__]
 
     def run(*arrays, axes):
         if is_numpy(*arrays):
             return fn(*arrays, axes=axes)
+        _, arrays = common(arrays)
         return generic(namespace(*arrays), *arrays, axes=axes)
 
     run.__name__ = fn.__name__

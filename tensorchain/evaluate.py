@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .along import ALONG, on_any_library
-from .backend import is_numpy, namespace
+from .backend import common, is_numpy, namespace
 from .functions import ELEMENTWISE
 from .lower import Along, Const, Leaf, Lowered, Map, Node, Product, Sum
 from .plan import contract
@@ -47,6 +47,7 @@ def _linear(node: Sum, sizes: dict[str, int]):
 
     def run(*arrays: np.ndarray) -> np.ndarray:
         if not is_numpy(*arrays):
+            _, arrays = common(arrays)  # a constant among them, moved to their library
             xp = namespace(*arrays)
             total = 0.0
             for (c, perm, view), a in zip(plans, arrays, strict=True):
@@ -70,11 +71,17 @@ def _linear(node: Sum, sizes: dict[str, int]):
 
 
 def _add(a, b):
-    return np.add(a, b) if is_numpy(a, b) else a + b
+    if is_numpy(a, b):
+        return np.add(a, b)
+    _, (a, b) = common((a, b))
+    return a + b
 
 
 def _subtract(a, b):
-    return np.subtract(a, b) if is_numpy(a, b) else a - b
+    if is_numpy(a, b):
+        return np.subtract(a, b)
+    _, (a, b) = common((a, b))
+    return a - b
 
 
 def _own_code(args: Sequence[str]) -> str:

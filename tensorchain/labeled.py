@@ -550,6 +550,8 @@ def _split(factors: Sequence[Factor], shared: Counter) -> list[Factor]:
 
 
 def _sum_arrays(*arrays: np.ndarray) -> np.ndarray:
+    if not is_numpy(*arrays):
+        _, arrays = common(arrays)
     total = copy(arrays[0])
     for a in arrays[1:]:
         total = total + a
@@ -559,9 +561,12 @@ def _sum_arrays(*arrays: np.ndarray) -> np.ndarray:
 def _axpby(c1: float, c2: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``c1 a + c2 b`` in C order whatever the operands' layouts (a transposed
     operand first would otherwise make numpy write the result transposed)."""
+    if not is_numpy(a, b):
+        _, (a, b) = common((a, b))
+        return c1 * a + c2 * b
     a = a if c1 == 1.0 else c1 * a
     b = b if c2 == 1.0 else c2 * b
-    return np.add(a, b, order="C") if is_numpy(a, b) else a + b
+    return np.add(a, b, order="C")
 
 
 def place(shape, placements, dtype, *datas):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .backend import is_numpy, namespace
+from .backend import common, is_numpy, namespace
 from .contraction import contract
 from .errors import DerivativeError
 from .program import apply
@@ -55,9 +55,13 @@ def _axes(J: LabeledTensor, skip: int) -> list[str]:
 
 
 def _add(a, b):
-    return apply(
-        lambda x, y: x + y, a, b, shape=a.shape, fresh=True, code=lambda x: f"{x[0]} + {x[1]}"
-    )
+    return apply(_sum, a, b, shape=a.shape, fresh=True, code=lambda x: f"{x[0]} + {x[1]}")
+
+
+def _sum(a, b):
+    if not is_numpy(a, b):
+        _, (a, b) = common((a, b))
+    return a + b
 
 
 def _squared_norms(net: Network, forward: Forward, of: str, wrt: Sequence[str]):

@@ -80,13 +80,17 @@ def test_drawn_networks_agree_with_numpy(library, net, seed):
     other = on(library, vals)
 
     forward, expected = network.evaluate(other), network.evaluate(vals)
+    eager = network.forward(other)  # not compiled: constants meet the values' arrays
     for name in network.outputs:
         assert max_relative_error(back(library, forward[name]), expected[name]) < TIGHT, name
+        assert max_relative_error(back(library, eager.values[name]), expected[name]) < TIGHT
 
     wrt = [*network.params, *network.inputs]
     grads, expected = network.grad(net.of, wrt=wrt, values=other), network.grad(net.of, wrt, vals)
     for w in wrt:
         assert max_relative_error(back(library, grads[w]), expected[w]) < TIGHT, w
+    uncompiled = network.derivatives(net.of, wrt[:1], eager).jacobians[wrt[0]].array
+    assert max_relative_error(back(library, uncompiled), expected[wrt[0]]) < TIGHT
 
     for w in wrt[:2]:
         J = network.jacobian(net.of, wrt=w, values=other).array
