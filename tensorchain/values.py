@@ -105,7 +105,10 @@ def _finite(array: Any) -> bool:
     if isinstance(array, np.ndarray):
         return bool(np.isfinite(array.sum()) or np.isfinite(array).all())
     xp = namespace(array)
-    return bool(xp.isfinite(xp.sum(array))) or bool(xp.all(xp.isfinite(array)))
+    try:
+        return bool(xp.isfinite(xp.sum(array))) or bool(xp.all(xp.isfinite(array)))
+    except TypeError:  # a traced value (inside jax.jit): no number to check yet
+        return True
 
 
 def _count_non_finite(array: Any) -> int:

@@ -230,3 +230,21 @@ def test_uncompiled_calls_blocks_and_contractions(library):
     assert max_relative_error(
         back(library, projected), np.einsum("abc,a->bc", dense, vals["y"])
     ) < (TIGHT)
+
+
+def test_inside_jax_jit_and_under_jax_grad():
+    """JAX traces tensorchain's operations like its own: a derivative
+    compiled by jax.jit, and jax.grad of a tensorchain forward pass."""
+    if not _installed("jax"):
+        pytest.skip("jax not installed")
+    import jax
+
+    net = tc.parse(tc.ARTICLE)
+    vals = net.random_values(seed=9, n=4, m=3)
+    other = on("jax", vals)
+    jitted = jax.jit(lambda v: net.hessian("C", "W", v).array)
+    assert max_relative_error(
+        back("jax", jitted(other)), tc.reshape_hessian(net, "C", "W", vals)
+    ) < (TIGHT)
+    by_jax = jax.grad(lambda W: net.evaluate({**other, "W": W})["C"])(other["W"])
+    assert max_relative_error(back("jax", by_jax), tc.reshape_method(net, "C", "W", vals)) < TIGHT
