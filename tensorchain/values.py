@@ -72,10 +72,18 @@ def check_values(
                 " numbers: real (integers are converted), float32, or complex"
             )
         arrays[name] = array
-    dtypes = {name: numpy_dtype(a) for name, a in arrays.items()}
-    for name, dt in dtypes.items():
-        if dt.kind not in "biufc":
-            raise ValuesError(f"the value of {name} has dtype {dt}; values must be numbers")
+    dtypes = {}
+    for name, a in arrays.items():
+        try:
+            dtypes[name] = numpy_dtype(a)
+        except TypeError:  # bfloat16 and other types numpy has no name for
+            dtypes[name] = None
+        if dtypes[name] is None or dtypes[name].kind not in "biufc":
+            raise ValuesError(
+                f"the value of {name} has dtype {a.dtype}; values must be numbers numpy"
+                " also has (integers, float32, float64, complex): convert it first,"
+                " e.g. to float32"
+            )
     inexact = [dt for dt in dtypes.values() if dt.kind in "fc"]
     dtype = np.result_type(*inexact) if inexact else np.dtype(np.float64)
     if dtype.kind == "f" and dtype.itemsize < 4:

@@ -248,3 +248,16 @@ def test_inside_jax_jit_and_under_jax_grad():
     ) < (TIGHT)
     by_jax = jax.grad(lambda W: net.evaluate({**other, "W": W})["C"])(other["W"])
     assert max_relative_error(back("jax", by_jax), tc.reshape_method(net, "C", "W", vals)) < TIGHT
+
+
+def test_a_dtype_numpy_lacks_is_refused_by_name():
+    pytest.importorskip("torch")
+    pytest.importorskip("array_api_compat")
+    import torch
+
+    net = tc.parse(tc.ARTICLE)
+    vals = {
+        k: torch.from_numpy(np.array(v)).to(torch.bfloat16) for k, v in net.random_values().items()
+    }
+    with pytest.raises(tc.ValuesError, match=r"x has dtype torch.bfloat16; .* e.g. to float32"):
+        net.grad("C", values=vals)
