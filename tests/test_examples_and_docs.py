@@ -23,6 +23,17 @@ def test_example_script_runs(script, capsys):
     assert capsys.readouterr().out
 
 
+def test_chunked_jacobian_with_dask_values(capsys, monkeypatch):
+    """The worked example's other path: dask values, J.array lazy and chunked
+    (it checks its norms against the structured contraction itself)."""
+    pytest.importorskip("dask")
+    pytest.importorskip("array_api_compat")
+    script = ROOT / "examples" / "chunked_jacobian.py"
+    monkeypatch.setattr("sys.argv", [str(script), "--dask-values", "--batch", "16"])
+    runpy.run_path(str(script), run_name="__main__")
+    assert "chunked norms vs the structured contraction" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("spec", SPECS, ids=[p.name for p in SPECS])
 def test_example_spec_against_reshape_method(spec):
     net = tc.load(spec)
