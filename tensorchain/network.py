@@ -263,12 +263,13 @@ class Network:
         values: Mapping[str, Any],
         *,
         strict: bool = False,
+        check_finite: bool = True,
         memory_limit: int | None = None,
     ) -> dict[str, np.ndarray]:
         """Every tensor's value: the inputs and params given, and every defined one.
 
         The forward pass is compiled once per set of sizes and reused."""
-        env = self._check_values(values, strict)
+        env = self._check_values(values, strict, check_finite)
         compiled = self._compiled("forward", "", (), self.sizes(env), dtype_of(env))
         return compiled.run(env, memory_limit)
 
@@ -333,6 +334,7 @@ class Network:
         values: Mapping[str, Any],
         *,
         strict: bool = False,
+        check_finite: bool = True,
         memory_limit: int | None = None,
     ) -> LabeledTensor:
         """d of / d wrt as a :class:`LabeledTensor` of shape ``of.shape + wrt.shape``.
@@ -345,7 +347,7 @@ class Network:
             (4, 4, 3)
         """
         self._wrt_one(wrt)
-        env = self._check_values(values, strict)
+        env = self._check_values(values, strict, check_finite)
         compiled = self._compiled("jacobian", of, (wrt,), self.sizes(env), dtype_of(env))
         return compiled.run(env, memory_limit)
 
@@ -356,6 +358,7 @@ class Network:
         values: Mapping[str, Any] | None = None,
         *,
         strict: bool = False,
+        check_finite: bool = True,
         memory_limit: int | None = None,
     ) -> dict[str, np.ndarray]:
         """The gradient of the scalar ``of``: a dict of arrays shaped like each ``wrt``.
@@ -371,7 +374,7 @@ class Network:
         targets = self._grad_targets(of, wrt)
         if values is None:
             raise ValuesError("grad needs values: net.grad(of, wrt, values=...)")
-        env = self._check_values(values, strict)
+        env = self._check_values(values, strict, check_finite)
         compiled = self._compiled("grad", of, targets, self.sizes(env), dtype_of(env))
         return compiled.run(env, memory_limit)
 
@@ -383,6 +386,7 @@ class Network:
         wrt2: str | None = None,
         *,
         strict: bool = False,
+        check_finite: bool = True,
         memory_limit: int | None = None,
     ) -> LabeledTensor:
         """d² of / d wrt d wrt2 for a scalar ``of``, shape ``wrt.shape + wrt2.shape``
@@ -401,7 +405,7 @@ class Network:
         wrt2 = wrt if wrt2 is None else wrt2
         self._wrt_one(wrt2)
         self._grad_targets(of, [wrt, wrt2])
-        env = self._check_values(values, strict)
+        env = self._check_values(values, strict, check_finite)
         sizes = self.sizes(env)
         gradnet, adjoints = self.gradient_network(of, sizes)
         names = axis_names(self.tensors[wrt].dims, self.tensors[wrt2].dims)
@@ -410,7 +414,9 @@ class Network:
             shape_sizes = [sizes[d] for d in (*self.tensors[wrt].dims, *self.tensors[wrt2].dims)]
             zero_sizes = dict(zip(indices, shape_sizes, strict=True))
             return LabeledTensor.zeros(indices, zero_sizes, like=next(iter(env.values()), None))
-        J = gradnet.jacobian(adjoints[wrt], wrt2, env, memory_limit=memory_limit)
+        J = gradnet.jacobian(
+            adjoints[wrt], wrt2, env, memory_limit=memory_limit, check_finite=False
+        )
         return J.rename(indices)
 
     def hvp(
@@ -421,6 +427,7 @@ class Network:
         values: Mapping[str, Any],
         *,
         strict: bool = False,
+        check_finite: bool = True,
         memory_limit: int | None = None,
     ) -> np.ndarray:
         """The Hessian-vector product (d² of / d wrt²) · vector, shaped like ``wrt``,
@@ -428,7 +435,7 @@ class Network:
         where ``g`` is ``of``'s gradient by ``wrt`` (two gradient passes)."""
         self._wrt_one(wrt)
         self._grad_targets(of, [wrt])
-        env = self._check_values(values, strict)
+        env = self._check_values(values, strict, check_finite)
         sizes = self.sizes(env)
         key = ("hvp", of, wrt, tuple(sorted(sizes.items())))
         if key not in self._gradnets:
@@ -448,7 +455,8 @@ class Network:
                 f"the vector has shape {vector.shape} but {wrt} has shape"
                 f" {self.shape(wrt, **sizes)}; an hvp vector is shaped like wrt"
             )
-        return net.grad("__s", wrt, {**env, "__v": vector}, memory_limit=memory_limit)[wrt]
+        vals = {**env, "__v": vector}  # checked but the vector
+        return net.grad("__s", wrt, vals, memory_limit=memory_limit, check_finite=check_finite)[wrt]
 
     def per_sample_grad_norms(
         self,
@@ -457,6 +465,7 @@ class Network:
         values: Mapping[str, Any] | None = None,
         *,
         strict: bool = False,
+        check_finite: bool = True,
         memory_limit: int | None = None,
     ) -> np.ndarray:
         """For a per-sample loss ``of[s]``, each sample's gradient norm over all of
@@ -473,7 +482,7 @@ class Network:
             >>> np.allclose(norms, np.sqrt(3) * np.linalg.norm(vals["x"], axis=1))
             True
         """
-        return self._product("norms", of, wrt, values, {}, strict, memory_limit)
+        return self._product("norms", of, wrt, values, {}, strict, memory_limit, check_finite)
 
     def clipped_grad(
         self,
@@ -483,6 +492,7 @@ class Network:
         max_norm: float = 1.0,
         *,
         strict: bool = False,
+        check_finite: bool = True,
         memory_limit: int | None = None,
     ) -> dict[str, np.ndarray]:
         """Σ_s g_s · min(1, max_norm / ‖g_s‖) for a per-sample loss ``of[s]``, where
@@ -491,7 +501,7 @@ class Network:
         if not (isinstance(max_norm, int | float | np.floating) and max_norm > 0):
             raise DerivativeError(f"max_norm must be a positive number, got {max_norm!r}")
         extra = {MAX_NORM: np.asarray(max_norm)}
-        return self._product("clipped", of, wrt, values, extra, strict, memory_limit)
+        return self._product("clipped", of, wrt, values, extra, strict, memory_limit, check_finite)
 
     def ntk(
         self,
@@ -500,12 +510,13 @@ class Network:
         values: Mapping[str, Any] | None = None,
         *,
         strict: bool = False,
+        check_finite: bool = True,
         memory_limit: int | None = None,
     ) -> LabeledTensor:
         """The neural tangent kernel Θ = Σ_θ ∂out/∂θ · ∂out/∂θ over ``wrt``
         (default: every param), shape ``out.shape + out.shape``, deltas symbolic;
         each parameter's Jacobian contracted with itself as one planned network."""
-        return self._product("ntk", out, wrt, values, {}, strict, memory_limit)
+        return self._product("ntk", out, wrt, values, {}, strict, memory_limit, check_finite)
 
     def gnvp(
         self,
@@ -516,6 +527,7 @@ class Network:
         values: Mapping[str, Any],
         *,
         strict: bool = False,
+        check_finite: bool = True,
         memory_limit: int | None = None,
     ) -> np.ndarray:
         """The Gauss–Newton product Jᵀ H J v, shaped like ``wrt`` (``J = ∂out/∂wrt``,
@@ -532,9 +544,11 @@ class Network:
         if out not in self.gradient_network(loss, self.sizes(values))[1]:
             return zeros_like_values(shape, values)  # the loss does not depend on out
         extra = {VECTOR: vector}
-        return self._product("gnvp", (loss, out), [wrt], values, extra, strict, memory_limit)
+        return self._product(
+            "gnvp", (loss, out), [wrt], values, extra, strict, memory_limit, check_finite
+        )
 
-    def _product(self, kind, of, wrt, values, extra, strict, memory_limit) -> Any:
+    def _product(self, kind, of, wrt, values, extra, strict, memory_limit, check_finite) -> Any:
         if values is None:
             raise ValuesError(f"{kind} needs values")
         targets = (wrt,) if isinstance(wrt, str) else tuple(wrt or self.params)
@@ -542,7 +556,7 @@ class Network:
             self.info(w)
         for name in of if isinstance(of, tuple) else (of,):
             self.info(name)
-        env = self._check_values(values, strict)
+        env = self._check_values(values, strict, check_finite)
         dtype = dtype_of(env)
         compiled = self._compiled(kind, of, targets, self.sizes(env), dtype)
         env = {**env, **{k: astype(as_value(v, env), dtype) for k, v in extra.items()}}

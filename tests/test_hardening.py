@@ -204,7 +204,7 @@ def test_non_finite_values_warn_or_raise_with_strict():
         NET.grad("C", values=vals, strict=True)
 
 
-def test_compiled_calls_may_skip_the_finiteness_check():
+def test_calls_may_skip_the_finiteness_check():
     vals = NET.random_values(n=3, m=2)
     vals["x"] = vals["x"].copy()
     vals["x"][1] = np.inf
@@ -214,7 +214,10 @@ def test_compiled_calls_may_skip_the_finiteness_check():
         warnings.simplefilter("error", tc.NonFiniteWarning)
         J = plan(vals, check_finite=False).array
         g = grad(vals, check_finite=False)
+        NET.hessian("C", "x", vals, check_finite=False)  # no warning either
+        g2 = NET.grad("C", values=vals, check_finite=False)
     assert not np.isfinite(J).all() and not np.isfinite(g["W"]).all()
+    assert not np.isfinite(g2["W"]).all()
     with (
         pytest.warns(tc.NonFiniteWarning, match=r"the value of x has 1 non-finite entry"),
         np.errstate(all="ignore"),
