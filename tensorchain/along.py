@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .backend import common, is_numpy, namespace
+
 
 def softmax(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     e = np.exp(x - np.max(x, axis=axes, keepdims=True))
@@ -72,8 +74,6 @@ def min_along(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
 
 def _reshape_like(x, y, axes):
     """``y`` reduced along ``axes`` of ``x``, with those axes back as size 1."""
-    from .backend import namespace
-
     return namespace(y).reshape(y, tuple(1 if i in axes else n for i, n in enumerate(x.shape)))
 
 
@@ -113,8 +113,6 @@ _GENERIC = {
 def on_any_library(fn):
     """``fn`` (one of the numpy functions above) for arrays of any library:
     the numpy function itself on numpy arrays, its array-API twin otherwise."""
-    from .backend import common, is_numpy, namespace
-
     generic = _GENERIC[fn.__name__]
 
     def run(*arrays, axes):

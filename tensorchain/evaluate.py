@@ -51,7 +51,7 @@ def _linear(node: Sum, sizes: dict[str, int]):
             xp = namespace(*arrays)
             total = 0.0
             for (c, perm, view), a in zip(plans, arrays, strict=True):
-                a = a if perm is None else xp.permute_dims(a, perm)
+                a = a if perm is None else xp.permute_dims(a, tuple(perm))
                 total = total + c * xp.reshape(a, view)
             return xp.broadcast_to(total, full)
         total = None

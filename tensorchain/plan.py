@@ -73,11 +73,9 @@ class Ops:
 
     def __init__(self, library: str = "numpy") -> None:
         self.numpy = library == "numpy"
-        if self.numpy:
+        if self.numpy:  # reductions and einsum steps call numpy directly
             self.dot = np.dot
             self.permute = lambda a, perm: a.transpose(perm)
-            self.reduce = lambda a, axes: np.add.reduce(a, axis=axes)
-            self.einsum = lambda eq, *arrays: np.einsum(eq, *arrays)
             return
         xp = xp_of(library)
         self.dot = xp.matmul
@@ -488,7 +486,7 @@ def contract(
             arrays = list(arrays)
             arrays[smallest] = scale * arrays[smallest]
         result = expr(*arrays)
-        if not isinstance(result, np.ndarray):  # another library: no in-place writes
+        if not isinstance(result, np.ndarray | np.generic):  # another library: never written
             xp = namespace(result)
             return xp.broadcast_to(xp.reshape(result, view), full) if view else result
         if view is not None:
