@@ -135,7 +135,7 @@ def compile_program(
     shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
     with tracing(dtype.itemsize) as tape:
         env = placeholders(net, tape, sizes)
-        forward = net._run_forward(env, sizes)
+        forward = net.run_forward(env, sizes)
         if kind == "forward":
             names = list(forward.values)
             outputs = [forward.values[n] for n in names]

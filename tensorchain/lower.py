@@ -90,7 +90,17 @@ class Along:
     names: tuple[str, ...]
 
 
-Node = Leaf | Const | Product | Sum | Map | Along
+@dataclass(frozen=True, eq=False)
+class Delta:
+    """The Kronecker delta δ(a, b) between two labels of one dim: a constant that
+    is never stored. The language has no spelling for it; derivatives make it
+    (the adjoint of a diagonal ``A[i, i]`` places a tensor on the diagonal, and
+    the seed of a tensor's derivative is δ(out, out'))."""
+
+    labels: tuple[str, str]
+
+
+Node = Leaf | Const | Product | Sum | Map | Along | Delta
 
 
 def children(node: Node) -> tuple[Node, ...]:
@@ -143,6 +153,9 @@ def relabel(node: Node, mapping: dict[str, str]) -> Node:
     if isinstance(node, Along):
         arg = relabel(node.arg, mapping)
         return Along(node.func, arg, r(node.axes), r(node.labels), node.names)
+    if isinstance(node, Delta):
+        a, b = r(node.labels)
+        return Delta((a, b))
     return node
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +10,7 @@ import numpy as np
 
 from . import limits
 from .backend import as_value, astype, zeros_like_values
-from .chain import ChainResult, axis_names, network_jacobians, statement_jacobians
+from .chain import ChainResult, axis_names
 from .compiled import CACHE_SIZE, Compiled, compile_program, dtype_of
 from .errors import (
     DerivativeError,
@@ -19,13 +18,13 @@ from .errors import (
     SpecError,
     ValuesError,
 )
-from .evaluate import evaluate_statement
 from .gradnet import gradient_spec
+from .graph import Forward, Graph, TensorInfo
 from .labeled import LabeledTensor
-from .lower import Lowered, lower
+from .lower import lower
 from .products import MAX_NORM, VECTOR
 from .shapes import Binding, bind_labels, shape_text
-from .shift import shift_constant, shift_sizes
+from .shift import shift_sizes
 from .spec import Assign, DimDecl, Pos, ShiftDecl, TensorDecl, parse_program
 from .spec import Program as SpecProgram
 from .values import check_values
@@ -36,28 +35,7 @@ if TYPE_CHECKING:
     from .paths import Plan
 
 
-@dataclass(frozen=True)
-class TensorInfo:
-    """A tensor of the network: ``kind`` is ``"input"``, ``"param"``, ``"shift"`` (a
-    constant the network makes, ``shift`` = (stride, padding)) or ``"defined"``."""
-
-    name: str
-    kind: str
-    dims: tuple[str, ...]
-    pos: Pos
-    shift: tuple[int, int] | None = None
-
-
-@dataclass
-class Forward:
-    """Values of one evaluation: tensors, dim sizes, and every node of every statement."""
-
-    values: dict[str, np.ndarray]
-    sizes: dict[str, int]
-    nodes: dict[str, dict[int, np.ndarray]]  # statement target -> id(node) -> value
-
-
-class Network:
+class Network(Graph):
     """A network parsed from the spec language.
 
     Example:
@@ -69,10 +47,9 @@ class Network:
     """
 
     def __init__(self, program: SpecProgram) -> None:
+        super().__init__({}, [], {})
         self.program = program
         self.dims: dict[str, int | None] = {}
-        self.tensors: dict[str, TensorInfo] = {}
-        self.statements: list[Lowered] = []
         self._bindings: dict[str, dict[str, Binding]] = {}
         self._checked: set[tuple[tuple[str, int], ...]] = set()
         self._cache: dict[tuple, Compiled] = {}
@@ -92,10 +69,6 @@ class Network:
                 self._define(st)
 
     # --- building ---
-
-    @property
-    def axes(self) -> dict[str, tuple[str, ...]]:
-        return {name: t.dims for name, t in self.tensors.items()}
 
     def _check_new(self, name: str, pos: Pos) -> None:
         if name in self.tensors:
@@ -131,8 +104,8 @@ class Network:
         bound = bind_labels(self.program, stmt, self.axes, defaults)
         dims = tuple(bound[lab].dim for lab in stmt.labels)
         self.tensors[st.target] = TensorInfo(st.target, "defined", dims, st.pos)
-        self.statements.append(stmt)
         self._bindings[st.target] = bound
+        self.add_statement(stmt, {lab: b.dim for lab, b in bound.items()})
 
     # --- what the network has ---
 
@@ -234,29 +207,15 @@ class Network:
             )
         return self.tensors[name]
 
-    def label_sizes(self, target: str, sizes: Mapping[str, int]) -> dict[str, int]:
-        """The size of every index label in ``target``'s statement, given dim sizes."""
-        return {lab: sizes[b.dim] for lab, b in self._bindings[target].items()}
-
     def _check_values(
         self, values: Mapping[str, Any], strict: bool = False, check_finite: bool = True
     ) -> dict[str, np.ndarray]:
         return check_values(self, values, strict, check_finite)
 
-    def _run_forward(self, env: dict[str, Any], sizes: dict[str, int]) -> Forward:
-        nodes = {}
-        for t in self.tensors.values():
-            if t.kind == "shift":
-                env[t.name] = shift_constant(*(sizes[d] for d in t.dims), *t.shift)
-        for stmt in self.statements:
-            label_sizes = self.label_sizes(stmt.target, sizes)
-            env[stmt.target], nodes[stmt.target] = evaluate_statement(stmt, env, label_sizes)
-        return Forward(env, sizes, nodes)
-
     def forward(self, values: Mapping[str, Any]) -> Forward:
         """Evaluate every statement, keeping the value of every node."""
         env = self._check_values(values)
-        return self._run_forward(env, self.sizes(env))
+        return self.run_forward(env, self.sizes(env))
 
     def evaluate(
         self,
@@ -275,18 +234,6 @@ class Network:
 
     # --- derivatives ---
 
-    def local_jacobians(self, target: str, forward: Forward) -> dict[str, LabeledTensor]:
-        """d target / d operand for each tensor used by ``target``'s statement,
-        with axes named after dims (``z[n]`` by ``W[n, m]``: ``n, n', m``)."""
-        stmt = next(s for s in self.statements if s.target == target)
-        label_sizes = self.label_sizes(target, forward.sizes)
-        found = statement_jacobians(stmt, forward.nodes[target], label_sizes)
-        out = {}
-        for name, jac in found.items():
-            a, b = axis_names(self.tensors[target].dims, self.tensors[name].dims)
-            out[name] = jac.rename((*a, *b))
-        return out
-
     def derivatives(
         self,
         of: str,
@@ -300,16 +247,7 @@ class Network:
         for w in wrt:
             self.info(w)
         forward = values if isinstance(values, Forward) else self.forward(values)
-        cache: dict[str, dict[str, LabeledTensor]] = {}
-
-        def local_fn(stmt: Lowered) -> dict[str, LabeledTensor]:
-            if stmt.target not in cache:
-                cache[stmt.target] = self.local_jacobians(stmt.target, forward)
-            return cache[stmt.target]
-
-        return network_jacobians(
-            self.statements, self.axes, forward.sizes, local_fn, of, list(wrt), structured
-        )
+        return super().derivatives(of, wrt, forward, structured)
 
     def derive(
         self, of: str, wrt: str, values: Mapping[str, Any] | None = None, **dims: int

@@ -209,7 +209,7 @@ class Plan:
         from .program import tracing
 
         with tracing() as tape:
-            forward = self.net._run_forward(placeholders(self.net, tape, self.sizes), self.sizes)
+            forward = self.net.run_forward(placeholders(self.net, tape, self.sizes), self.sizes)
             result = self.net.derivatives(self.of, [self.wrt], forward)
             chain = result.chains.get(self.wrt)
             if chain is None:
@@ -488,7 +488,7 @@ def make_plan(
     sizes = net.sizes(**dims)
     start = time.perf_counter()
     with tracing() as tape:
-        forward = net._run_forward(placeholders(net, tape, sizes), sizes)
+        forward = net.run_forward(placeholders(net, tape, sizes), sizes)
         result = net.derivatives(of, [wrt], forward)
     chain = result.chains.get(wrt)
     limit = None if memory_limit is None else memory_limit // 8

@@ -149,7 +149,7 @@ def build_gnvp(
     vector = tape.input(VECTOR, J.shape[rank:])
     gradnet, adjoints = net.gradient_network(loss, forward.sizes)
     leaves = {t.name for t in gradnet.tensors.values() if t.kind in ("input", "param")}
-    gforward = gradnet._run_forward(
+    gforward = gradnet.run_forward(
         {n: v for n, v in forward.values.items() if n in leaves}, forward.sizes
     )
     H = gradnet.derivatives(adjoints[out], [out], gforward, structured=True).jacobians[out]
