@@ -19,7 +19,7 @@ from .errors import (
 )
 from .network import load, parse
 from .networks import builtin
-from .report import RULE, derivation, hessian_report
+from .report import RULE, derivation, derivative_report, hessian_report
 
 TOLERANCE = 1e-9
 
@@ -32,6 +32,12 @@ def _dims(text: str) -> dict[str, int]:
             raise argparse.ArgumentTypeError(f"expected NAME=SIZE like n=4, got {part!r}")
         out[name.strip()] = int(value)
     return out
+
+
+def _order(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def _common(command: argparse.ArgumentParser, of_help: str) -> None:
@@ -76,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=["python"],
         help="print only standalone numpy source computing the derivatives",
     )
+    derive.add_argument(
+        "--order",
+        type=_order,
+        default=1,
+        help="the order of the derivative (default 1); from 2 on, print its structure"
+        " (axes, surviving deltas, stored against dense entries) and check it",
+    )
     hessian = sub.add_parser(
         "hessian",
         help="derive a Hessian block with its structure, checked against the reshape method",
@@ -85,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
             " its formula, and its largest difference from the reshape method."
         ),
     )
-    _common(hessian, "the scalar to differentiate (default: the last tensor)")
+    _common(hessian, "the tensor to differentiate (default: the last scalar)")
     hessian.add_argument("--wrt", help="the first tensor (default: the first param)")
     hessian.add_argument("--wrt2", help="the second tensor (default: --wrt)")
     paths = sub.add_parser(
@@ -121,7 +134,7 @@ def hessian_command(args: argparse.Namespace) -> int:
     wrt = args.wrt or (net.params[0] if net.params else None)
     if of is None or wrt is None:
         raise TensorchainError("name the scalar with --of and the tensor with --wrt")
-    net._grad_targets(of, [wrt])  # a scalar of, a known wrt
+    net.info(of), net.info(wrt)
     values = net.random_values(seed=args.seed, **args.dims)
     text, diff = hessian_report(net, of, wrt, args.wrt2 or wrt, values)
     print(f"tensorchain hessian: {title}\n{RULE}\n{net}\n\n{text}", file=out)
@@ -176,6 +189,10 @@ def derive(args: argparse.Namespace) -> int:
     if not wrts:
         raise TensorchainError("the spec has no param; name what to differentiate by with --wrt")
     wrts = [w.strip() for w in wrts]
+    if args.order > 1 and (args.latex or args.steps or args.emit):
+        raise TensorchainError(
+            "--latex, --steps and --emit print first derivatives; leave them out with --order"
+        )
     if args.latex or args.steps or args.emit:
         derivations = [net.derive(of, w, **args.dims) for w in wrts]
         if args.emit:
@@ -195,7 +212,10 @@ def derive(args: argparse.Namespace) -> int:
     )
     worst = 0.0
     for w in wrts:
-        text, diff = derivation(net, of, w, values)
+        if args.order > 1:
+            text, diff = derivative_report(net, of, w, args.order, values)
+        else:
+            text, diff = derivation(net, of, w, values)
         print(text + "\n", file=out)
         worst = max(worst, diff)
     if worst > TOLERANCE:

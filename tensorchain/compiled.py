@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 
 CACHE_SIZE = 64
+GRAPH_CACHE_SIZE = 32  # derivatives' graphs kept per network (they do not depend on sizes)
 
 
 def dtype_of(env: Mapping[str, Any]) -> np.dtype:
@@ -127,16 +128,39 @@ def compile_program(
 ) -> Compiled:
     """Trace ``kind`` of ``net`` for fixed sizes and dtype into a :class:`Compiled`
     program: "forward", "grad", "jacobian" (structured: see
-    :meth:`LabeledTensor.compacted`), or a product of :mod:`tensorchain.products`
-    ("norms", "clipped", "ntk", "gnvp")."""
+    :meth:`LabeledTensor.compacted`), "derivative" (of order ``len(wrt)``, the
+    Jacobian of a derivative's graph), "hvp", or a product of
+    :mod:`tensorchain.products` ("norms", "clipped", "ntk", "gnvp")."""
+    from .differentiate import VECTOR
     from .products import BUILDERS
 
     leaves = [t for t in net.tensors.values() if t.kind in ("input", "param")]
     shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
     with tracing(dtype.itemsize) as tape:
         env = placeholders(net, tape, sizes)
-        forward = net.run_forward(env, sizes)
-        if kind == "forward":
+        if kind in ("derivative", "hvp"):
+            graph, out = net.derivative_graph(of, wrt[:-1])
+            if kind == "hvp":
+                graph, out = net.hvp_graph(of, wrt[0])
+                env[VECTOR] = tape.input(VECTOR, shapes[wrt[0]])
+        else:
+            graph, out = net, of
+        forward = graph.run_forward(env, sizes) if out is not None else None
+        if kind == "derivative":
+            structure = _derivative(net, graph, out, forward, of, wrt, sizes)
+            outputs = [f.array for t in structure.terms for f in t.factors]
+
+            def finish(arrays: list[np.ndarray]) -> Any:
+                return structure.with_arrays(arrays, dtype, owned)
+
+        elif kind == "hvp":
+            result = graph.derivatives(out, wrt, forward)
+            outputs = [result.jacobians[wrt[0]].array]
+
+            def finish(arrays: list[np.ndarray]) -> Any:
+                return arrays[0]
+
+        elif kind == "forward":
             names = list(forward.values)
             outputs = [forward.values[n] for n in names]
 
@@ -165,6 +189,22 @@ def compile_program(
     return Compiled(net, shapes, sizes, program, _cast(finish, dtype), _what(kind, of, wrt), dtype)
 
 
+def _derivative(net, graph, out, forward, of, wrt, sizes) -> LabeledTensor:
+    """The last Jacobian of a derivative of order ``len(wrt)``, structured, its
+    axes named after dims (primed where they repeat)."""
+    from .chain import axis_names
+
+    groups = axis_names(net.tensors[of].dims, *(net.tensors[w].dims for w in wrt))
+    indices = tuple(i for group in groups for i in group)
+    dims = [d for name in (of, *wrt) for d in net.tensors[name].dims]
+    if out is None:  # of does not depend on the first wrt
+        return LabeledTensor.zeros(
+            indices, {i: sizes[d] for i, d in zip(indices, dims, strict=True)}
+        )
+    structure = graph.derivatives(out, [wrt[-1]], forward, structured=True).jacobians[wrt[-1]]
+    return structure.rename(indices)
+
+
 def _what(kind: str, of: Any, wrt: tuple[str, ...]) -> str:
     """What a program computes, for messages."""
     if kind == "forward":
@@ -173,6 +213,10 @@ def _what(kind: str, of: Any, wrt: tuple[str, ...]) -> str:
         return f"the gradient of {of} by {', '.join(wrt)}"
     if kind == "jacobian":
         return f"d{of}/d{wrt[0]}"
+    if kind == "derivative":
+        return f"the derivative of {of} by {', '.join(wrt)}"
+    if kind == "hvp":
+        return f"the Hessian-vector product of {of} by {wrt[0]}"
     if kind == "gnvp":
         return f"the Gauss–Newton product of {of[0]} through {of[1]}"
     product = {"norms": "per-sample gradient norms", "clipped": "clipped gradient sum"}

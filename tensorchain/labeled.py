@@ -196,6 +196,16 @@ class LabeledTensor:
                 mapping[lab] = fresh(lab)
         return [t.rename(mapping) for t in self.terms], mapping
 
+    def terms_on(self, labels: Sequence[str], sizes: dict[str, int]) -> list[Term]:
+        """The terms with the axes renamed to ``labels`` (in order; a label may
+        repeat: a diagonal) and every other label made fresh, for use as a
+        factor of a product over ``labels``; ``sizes`` gets the fresh labels."""
+        terms, mapping = self._freshened(dict(zip(self.indices, labels, strict=True)))
+        for old, new in mapping.items():
+            if new not in sizes:
+                sizes[new] = self.sizes[old]
+        return terms
+
     def chain(self, other: LabeledTensor, k: int) -> LabeledTensor:
         """Contract the last ``k`` axes of ``self`` with the first ``k`` of ``other``.
 

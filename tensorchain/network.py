@@ -10,15 +10,16 @@ import numpy as np
 
 from . import limits
 from .backend import as_value, astype, zeros_like_values
-from .chain import ChainResult, axis_names
-from .compiled import CACHE_SIZE, Compiled, compile_program, dtype_of
+from .chain import ChainResult
+from .compiled import CACHE_SIZE, GRAPH_CACHE_SIZE, Compiled, compile_program, dtype_of
+from .differentiate import VECTOR as HVP_VECTOR
+from .differentiate import derivative_graph, hvp_graph
 from .errors import (
     DerivativeError,
     ShapeError,
     SpecError,
     ValuesError,
 )
-from .gradnet import gradient_spec
 from .graph import Forward, Graph, TensorInfo
 from .labeled import LabeledTensor
 from .lower import lower
@@ -53,7 +54,7 @@ class Network(Graph):
         self._bindings: dict[str, dict[str, Binding]] = {}
         self._checked: set[tuple[tuple[str, int], ...]] = set()
         self._cache: dict[tuple, Compiled] = {}
-        self._gradnets: dict[tuple, tuple[Network, dict[str, str]]] = {}
+        self._graphs: dict[tuple, tuple[Graph, str | None]] = {}  # derivatives' graphs
         dim_pos: dict[str, Pos] = {}
         for st in program.statements:
             if isinstance(st, DimDecl):
@@ -316,6 +317,40 @@ class Network(Graph):
         compiled = self._compiled("grad", of, targets, self.sizes(env), dtype_of(env))
         return compiled.run(env, memory_limit)
 
+    def derivative(
+        self,
+        of: str,
+        wrt: str | Sequence[str],
+        values: Mapping[str, Any],
+        *,
+        strict: bool = False,
+        check_finite: bool = True,
+        memory_limit: int | None = None,
+    ) -> LabeledTensor:
+        """The k-th derivative ``∂ᵏ of / ∂wrt[0] … ∂wrt[k-1]`` as a :class:`LabeledTensor`
+        of shape ``of.shape + wrt[0].shape + … + wrt[k-1].shape``, for any k ≥ 1 and
+        any ``of`` (scalar or tensor); Kronecker deltas stay symbolic at every order.
+
+        The first k − 1 derivatives are graphs built from the network
+        (:mod:`tensorchain.differentiate`), the last a Jacobian of the chain rule;
+        compiled once per (of, wrt, sizes, dtype) and reused. To contract the
+        result with vectors without forming it (D³f[v, v, ·]), pass it to
+        :func:`tensorchain.contract`. Example:
+            >>> import tensorchain as tc
+            >>> net = tc.parse(tc.ARTICLE)
+            >>> T = net.derivative("C", ("W", "W", "W"), net.random_values(n=4, m=3))
+            >>> T.shape, T.deltas
+            ((4, 3, 4, 3, 4, 3), (('n', "n'"), ('n', "n''")))
+
+        Raises :class:`DerivativeError` for an unknown tensor or an empty ``wrt``.
+        """
+        wrts = self._wrt_tuple(wrt)
+        self.info(of)
+        env = self._check_values(values, strict, check_finite)
+        sizes = self.sizes(env)
+        kind = "jacobian" if len(wrts) == 1 else "derivative"
+        return self._compiled(kind, of, wrts, sizes, dtype_of(env)).run(env, memory_limit)
+
     def hessian(
         self,
         of: str,
@@ -327,12 +362,13 @@ class Network(Graph):
         check_finite: bool = True,
         memory_limit: int | None = None,
     ) -> LabeledTensor:
-        """d² of / d wrt d wrt2 for a scalar ``of``, shape ``wrt.shape + wrt2.shape``
-        (``wrt2`` defaults to ``wrt``; two tensors give a mixed block).
+        """d² of / d wrt d wrt2, shape ``of.shape + wrt.shape + wrt2.shape``
+        (``wrt2`` defaults to ``wrt``; two tensors give a mixed block; ``of`` may
+        be a scalar or a tensor): :meth:`derivative` with ``(wrt, wrt2)``.
 
-        It is the Jacobian of ``of``'s gradient network (:mod:`tensorchain.gradnet`)
-        by ``wrt2``, so deltas stay symbolic: the Hessian of the article by ``W``
-        is δ(n, n') times an n×m×m block. Example:
+        It is the Jacobian by ``wrt2`` of ``of``'s derivative graph
+        (:mod:`tensorchain.differentiate`), so deltas stay symbolic: the
+        Hessian of the article by ``W`` is δ(n, n') times an n×m×m block. Example:
             >>> import tensorchain as tc
             >>> net = tc.parse(tc.ARTICLE)
             >>> H = net.hessian("C", "W", net.random_values(n=4, m=3))
@@ -342,20 +378,14 @@ class Network(Graph):
         self._wrt_one(wrt)
         wrt2 = wrt if wrt2 is None else wrt2
         self._wrt_one(wrt2)
-        self._grad_targets(of, [wrt, wrt2])
-        env = self._check_values(values, strict, check_finite)
-        sizes = self.sizes(env)
-        gradnet, adjoints = self.gradient_network(of, sizes)
-        names = axis_names(self.tensors[wrt].dims, self.tensors[wrt2].dims)
-        indices = (*names[0], *names[1])
-        if wrt not in adjoints:
-            shape_sizes = [sizes[d] for d in (*self.tensors[wrt].dims, *self.tensors[wrt2].dims)]
-            zero_sizes = dict(zip(indices, shape_sizes, strict=True))
-            return LabeledTensor.zeros(indices, zero_sizes, like=next(iter(env.values()), None))
-        J = gradnet.jacobian(
-            adjoints[wrt], wrt2, env, memory_limit=memory_limit, check_finite=False
+        return self.derivative(
+            of,
+            (wrt, wrt2),
+            values,
+            strict=strict,
+            check_finite=check_finite,
+            memory_limit=memory_limit,
         )
-        return J.rename(indices)
 
     def hvp(
         self,
@@ -368,33 +398,28 @@ class Network(Graph):
         check_finite: bool = True,
         memory_limit: int | None = None,
     ) -> np.ndarray:
-        """The Hessian-vector product (d² of / d wrt²) · vector, shaped like ``wrt``,
-        without forming the Hessian: the gradient by ``wrt`` of ``Σ g · vector``,
-        where ``g`` is ``of``'s gradient by ``wrt`` (two gradient passes)."""
+        """The Hessian-vector product (d² of / d wrt²) · vector of a scalar ``of``,
+        shaped like ``wrt``, without forming the Hessian: the gradient by ``wrt``
+        of ``Σ g · vector``, where ``g`` is ``of``'s gradient by ``wrt``
+        (reverse over reverse: two gradient passes). Compiled once per
+        (of, wrt, sizes, dtype)."""
         self._wrt_one(wrt)
-        self._grad_targets(of, [wrt])
+        self._grad_targets(of, [wrt], "hvp")
         env = self._check_values(values, strict, check_finite)
         sizes = self.sizes(env)
-        key = ("hvp", of, wrt, tuple(sorted(sizes.items())))
-        if key not in self._gradnets:
-            text, adjoints = gradient_spec(self, of, sizes)
-            if wrt not in adjoints:  # of does not depend on wrt
-                return zeros_like_values(tuple(sizes[d] for d in self.tensors[wrt].dims), env)
-            dims = self.tensors[wrt].dims
-            axes = f"[{', '.join(dims)}]" if dims else ""
-            ks = ", ".join(f"k{a}" for a in range(len(dims)))
-            g = f"{adjoints[wrt]}[{ks}]" if dims else adjoints[wrt]
-            v = f"__v[{ks}]" if dims else "__v"
-            self._gradnets[key] = (parse(f"{text}input __v{axes}\n__s = {g} * {v}\n"), {})
-        net, _ = self._gradnets[key]
+        shape = tuple(sizes[d] for d in self.tensors[wrt].dims)
         vector = as_value(vector, env)
-        if tuple(vector.shape) != tuple(sizes[d] for d in self.tensors[wrt].dims):
+        if tuple(vector.shape) != shape:
             raise ShapeError(
-                f"the vector has shape {vector.shape} but {wrt} has shape"
-                f" {self.shape(wrt, **sizes)}; an hvp vector is shaped like wrt"
+                f"the vector has shape {tuple(vector.shape)} but {wrt} has shape {shape};"
+                " an hvp vector is shaped like wrt"
             )
-        vals = {**env, "__v": vector}  # checked but the vector
-        return net.grad("__s", wrt, vals, memory_limit=memory_limit, check_finite=check_finite)[wrt]
+        if self.hvp_graph(of, wrt)[1] is None:  # of does not depend on wrt
+            return zeros_like_values(shape, env)
+        dtype = dtype_of(env)
+        compiled = self._compiled("hvp", of, (wrt,), sizes, dtype)
+        env = {**env, HVP_VECTOR: astype(vector, dtype)}
+        return compiled.run(env, memory_limit)
 
     def per_sample_grad_norms(
         self,
@@ -479,7 +504,7 @@ class Network(Graph):
                 f"the vector has shape {vector.shape} but {wrt} has shape {shape};"
                 " a Gauss–Newton vector is shaped like wrt"
             )
-        if out not in self.gradient_network(loss, self.sizes(values))[1]:
+        if self.derivative_graph(loss, (out,))[1] is None:
             return zeros_like_values(shape, values)  # the loss does not depend on out
         extra = {VECTOR: vector}
         return self._product(
@@ -534,14 +559,34 @@ class Network(Graph):
 
         return explore(self, of, wrt, **dims)
 
-    def gradient_network(self, of: str, sizes: Mapping[str, int]) -> tuple[Network, dict[str, str]]:
-        """``of``'s gradient written as a network (for the given sizes), and the
-        name of each tensor's adjoint in it; cached. See :mod:`tensorchain.gradnet`."""
-        key = ("grad", of, tuple(sorted(sizes.items())))
-        if key not in self._gradnets:
-            text, adjoints = gradient_spec(self, of, sizes)
-            self._gradnets[key] = (parse(text), adjoints)
-        return self._gradnets[key]
+    def derivative_graph(self, of: str, wrt: Sequence[str]) -> tuple[Graph, str | None]:
+        """The graph that computes ``∂ᵏ of / ∂wrt[0] … ∂wrt[k-1]`` and the name of
+        that tensor in it (``None`` where it is zero); cached, for any sizes.
+        See :mod:`tensorchain.differentiate`."""
+        if not wrt:
+            return self, of
+        key = (of, tuple(wrt))
+        found = self._graphs.pop(key, None)
+        if found is None:
+            graph, out = self.derivative_graph(of, wrt[:-1])
+            found = (graph, None) if out is None else derivative_graph(graph, out, wrt[-1])
+        self._graphs[key] = found  # most recently used last
+        while len(self._graphs) > GRAPH_CACHE_SIZE:
+            del self._graphs[next(iter(self._graphs))]
+        return found
+
+    def hvp_graph(self, of: str, wrt: str) -> tuple[Graph, str | None]:
+        """``of``'s derivative graph by ``wrt`` with one more statement, the
+        scalar ``Σ g · v`` for an input ``v`` shaped like ``wrt``; its name."""
+        key = (of, (wrt,), "hvp")
+        found = self._graphs.pop(key, None)
+        if found is None:
+            graph, g = self.derivative_graph(of, (wrt,))
+            found = (graph, None) if g is None else hvp_graph(graph, g, wrt)
+        self._graphs[key] = found
+        while len(self._graphs) > GRAPH_CACHE_SIZE:
+            del self._graphs[next(iter(self._graphs))]
+        return found
 
     def compile_grad(
         self,
@@ -587,13 +632,26 @@ class Network(Graph):
                 f"jacobian takes one wrt tensor, got {wrt!r}; call it once per tensor"
             )
 
-    def _grad_targets(self, of: str, wrt: str | Sequence[str] | None) -> tuple[str, ...]:
+    def _wrt_tuple(self, wrt: Any) -> tuple[str, ...]:
+        wrts = (wrt,) if isinstance(wrt, str) else tuple(wrt) if wrt is not None else ()
+        if not wrts:
+            raise DerivativeError(
+                "derivative needs at least one wrt tensor, e.g. wrt=('W', 'W') for the Hessian"
+            )
+        for w in wrts:
+            self.info(w)
+        return wrts
+
+    def _grad_targets(
+        self, of: str, wrt: str | Sequence[str] | None, what: str = "grad"
+    ) -> tuple[str, ...]:
         info = self.info(of)
         if info.dims:
             raise DerivativeError(
-                f"grad needs a scalar, but {of} has shape [{', '.join(info.dims)}]; use"
-                f" net.jacobian({of!r}, wrt=...) for the full Jacobian, or reduce {of}"
-                f" to a scalar first (e.g. L = sum({of}))"
+                f"{what} needs a scalar, but {of} has shape [{', '.join(info.dims)}]; use"
+                f" net.jacobian({of!r}, wrt=...) or net.derivative({of!r}, wrt=(...)) for"
+                f" the full derivative, or reduce {of} to a scalar first with a new"
+                f" statement (e.g. total = sum({of}))"
             )
         targets = (wrt,) if isinstance(wrt, str) else tuple(wrt or self.params)
         if not targets:

@@ -276,11 +276,14 @@ class Program:
         for reg, value in self.constants.items():
             var[reg] = _literal(value)
         lines, count = [], 0
+        taken = set(names.values())  # the temporaries never shadow a named tensor
         for step, code in zip(self.steps, self.codes, strict=True):
             if code is None:
                 raise ValueError(f"step {step.fn!r} has no source form")
             if step.out not in var:
                 count += 1
+                while f"t{count}" in taken:
+                    count += 1
                 var[step.out] = f"t{count}"
             lines.append(f"{var[step.out]} = {code([var[a] for a in step.args])}")
             if step.free:  # free memory as the compiled program does

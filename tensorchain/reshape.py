@@ -210,14 +210,15 @@ def reshape_hessian(
     wrt2: str | None = None,
     memory_limit: int | None = None,
 ) -> np.ndarray:
-    """d² of / d wrt d wrt2 by the reshape method: every local derivative of
-    ``of``'s gradient network materialised as a matrix, the chain multiplied
-    and reshaped to ``wrt.shape + wrt2.shape``. The reference for Hessians."""
+    """d² of / d wrt d wrt2 as a dense array of shape ``of.shape + wrt.shape +
+    wrt2.shape``: the reference for Hessians. Every operation's first and
+    second derivatives are materialised and combined by the second-order chain
+    rule (``J₁ᵀ f'' J₂ + f' · H``), see :mod:`tensorchain.jets`; nothing of the
+    chain rule or of the derivative graphs it checks is used."""
+    from .jets import reference_derivative
+
     wrt2 = wrt if wrt2 is None else wrt2
-    gradnet, adjoints = net.gradient_network(of, net.sizes(values))
-    if wrt not in adjoints:
-        return np.zeros(net.shape(wrt) + net.shape(wrt2))
-    return reshape_method(gradnet, adjoints[wrt], wrt2, values, memory_limit)
+    return reference_derivative(net, of, (wrt, wrt2), values, memory_limit)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,12 @@ layer, an elementwise function, a residual sum, a tied (reused) weight, a
 bilinear layer with a rank-3 parameter (optionally the same tensor twice), an
 outer product and its contraction (a rank-2 activation), whole-tensor
 arithmetic, a function along the feature index (softmax, log_softmax, minus a
-logsumexp), and a quadratic form. With a batch, every activation has a sample
-index ``s`` on dim ``B``. Failures shrink to small networks.
+logsumexp or a max), a copy in each of its spellings (``h = x``, ``h = x ^ 1``,
+``h = (x)``, ...), a diagonal (of a parameter, of an intermediate, a trace),
+a 1-D convolution through a shift tensor, and a quadratic form. With a batch,
+every activation has a sample index ``s`` on dim ``B``. Failures shrink to
+small networks. (``max`` has a kink where two entries tie, which random values
+miss almost surely.)
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNe
     feature_dims = ["n", "m", "k"][: draw(st.integers(1, 3))]
     batched = draw(st.booleans())
     dims = {d: draw(st.integers(1, max_size)) for d in feature_dims}
+    size_of = dict(dims)  # every dim's size, those computed from shift tensors too
     if batched:
         dims["B"] = draw(st.integers(1, 3))
     lines = [f"dim {d} = {s}" for d, s in dims.items()]
@@ -60,7 +65,19 @@ def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNe
         k = next(counter)
         kind = draw(
             st.sampled_from(
-                ["dense", "func", "residual", "tied", "bilinear", "outer", "whole", "along"]
+                [
+                    "dense",
+                    "func",
+                    "residual",
+                    "tied",
+                    "bilinear",
+                    "outer",
+                    "whole",
+                    "along",
+                    "copy",
+                    "diagonal",
+                    "conv",
+                ]
             )
         )
         prev = last
@@ -111,14 +128,52 @@ def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNe
             )
             acts[h] = do
         elif kind == "along":  # a function along the feature index
-            form = draw(st.sampled_from(["softmax", "log_softmax", "centred"]))
+            form = draw(st.sampled_from(["softmax", "log_softmax", "centred", "max"]))
             if form == "softmax":
                 lines.append(f"{h} = softmax({prev}, {dp})")
             elif form == "log_softmax":
                 lines.append(f"{ref(h, 'i')} = log_softmax({ref(prev, 'i')}, i)")
-            else:  # minus a logsumexp, broadcast back along the index
-                lines.append(f"{ref(h, 'i')} = {ref(prev, 'i')} - logsumexp({ref(prev, 'j')}, j)")
+            else:  # minus a logsumexp (or max), broadcast back along the index
+                f = "logsumexp" if form == "centred" else "max"
+                lines.append(f"{ref(h, 'i')} = {ref(prev, 'i')} - {f}({ref(prev, 'j')}, j)")
             acts[h] = dp
+        elif kind == "copy":  # a statement that only renames a tensor
+            form = draw(st.sampled_from(["plain", "power", "one", "zero", "paren", "index"]))
+            rhs = {
+                "plain": prev,
+                "power": f"{prev} ^ 1",
+                "one": f"1 * {prev}",
+                "zero": f"{prev} + 0",
+                "paren": f"({prev})",
+            }.get(form)
+            lines.append(f"{h} = {rhs}" if rhs else f"{ref(h, 'i')} = {ref(prev, 'i')}")
+            acts[h] = dp
+        elif kind == "diagonal":
+            form = draw(st.sampled_from(["param", "intermediate", "trace"]))
+            if form == "param":
+                decl("param", f"D{k}", [dp, dp])
+                lines.append(f"{ref(h, 'i')} = D{k}[i, i] * {ref(prev, 'i')}")
+            elif form == "intermediate":
+                lines.append(f"{ref(f'M{k}', 'i', 'j')} = {ref(prev, 'i')} * {ref(prev, 'j')}")
+                lines.append(f"{ref(h, 'i')} = {ref(f'M{k}', 'i', 'i')} - {ref(prev, 'i')}")
+            else:
+                decl("param", f"D{k}", [dp, dp])
+                lines.append(f"t{k} = D{k}[i, i]")
+                lines.append(f"{h} = t{k} * {prev}")
+            acts[h] = dp
+        elif kind == "conv":  # a 1-D convolution along the feature axis
+            padding = draw(st.integers(0, 1))
+            size = size_of[dp] + 2 * padding
+            kernel = draw(st.integers(1, min(3, size)))
+            stride = draw(st.integers(1, 2))
+            dims[f"K{k}"] = kernel
+            lines.append(f"dim K{k} = {kernel}")
+            lines.append(f"dim P{k}")
+            lines.append(f"shift S{k}[P{k}, K{k}, {dp}] stride {stride} padding {padding}")
+            decl("param", f"w{k}", [f"K{k}"])
+            lines.append(f"{ref(h, 'p')} = w{k}[q] * S{k}[p, q, t] * {ref(prev, 't')}")
+            size_of[f"P{k}"] = (size - kernel) // stride + 1
+            acts[h] = f"P{k}"
         else:  # whole-tensor arithmetic on two same-shaped activations
             same = [a for a, d in acts.items() if d == dp]
             other = draw(st.sampled_from(same))

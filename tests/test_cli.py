@@ -102,8 +102,38 @@ SCALAR = [p for p in EXAMPLES if any(not tc.load(p).info(o).dims for o in tc.loa
 def test_hessian_of_a_spec_without_a_scalar_says_so(capsys):
     assert main(["hessian", str(EXAMPLES[0].with_name("ntk.tc"))]) == 1
     assert "name the scalar with --of" in capsys.readouterr().err
-    assert main(["hessian", str(EXAMPLES[0].with_name("ntk.tc")), "--of", "out"]) == 7
-    assert "grad needs a scalar, but out has shape [B, c]" in capsys.readouterr().err
+
+
+def test_hessian_of_a_tensor(capsys):
+    ntk = str(EXAMPLES[0].with_name("ntk.tc"))
+    args = ["hessian", ntk, "--of", "out", "--dims", "B=2,h=3"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "∂²out/∂W1²   shape 2 × 2 × 3 × 3 × 3 × 3" in out
+    assert "symbolic deltas: δ(h, h')" in out
+    (value,) = [float(v) for v in re.findall(r"max \|tensorchain − reference\| = (\S+)", out)]
+    assert value < 1e-12
+
+
+def test_derive_order_3_prints_the_structure_and_checks_it(capsys):
+    args = ["derive", "--order", "3", "--wrt", "W", "--dims", "n=3,m=2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "∂³C/∂W³   shape 3 × 2 × 3 × 2 × 3 × 2" in out
+    assert "axes [n, m, n', m', n'', m'']" in out
+    assert "deltas every term keeps (symbolic, never stored): δ(n, n'), δ(n, n'')" in out
+    assert re.search(r"stores \d+ numbers for 216 dense entries", out)
+    (value,) = [float(v) for v in re.findall(r"max \|tensorchain − reference\| = (\S+)", out)]
+    assert value < 1e-12
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_derive_order_is_a_whole_number_and_not_with_latex(capsys):
+    result = run("derive", "--order", "0")
+    assert result.returncode == 2
+    assert "expected a whole number of at least 1, got '0'" in result.stderr
+    assert main(["derive", "--order", "2", "--latex"]) == 1
+    assert "--latex, --steps and --emit print first derivatives" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("spec", [None, *SCALAR], ids=["builtin", *[p.name for p in SCALAR]])
@@ -111,7 +141,8 @@ def test_hessian_command(spec, capsys):
     args = ["hessian"] + ([str(spec)] if spec else []) + ["--dims", "n=3,m=2"] * (spec is None)
     assert main(args) == 0
     out = capsys.readouterr().out
-    (value,) = [float(v) for v in re.findall(r"max \|tensorchain − reshape method\| = (\S+)", out)]
+    (value,) = [float(v) for v in re.findall(r"max \|tensorchain − reference\| = (\S+)", out)]
     assert value < 1e-12
     assert "structure: axes [" in out
+    assert ("0× smaller" not in out and "× fewer" in out) or "smaller form" in out
     assert max(len(line) for line in out.splitlines()) <= 80 or spec is not None

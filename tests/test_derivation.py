@@ -182,3 +182,14 @@ def test_generated_names_never_clash_with_python():
     np.testing.assert_allclose(
         namespace["g"](lambda_=vals["lambda_"], np_=vals["np"], t1=vals["t1"]), vals["np"]
     )
+
+
+def test_generated_temporaries_never_shadow_a_tensor_named_like_them():
+    net = tc.parse(
+        "dim n = 3\ninput x[n]\nparam D[n, n]\nt1 = D[i, i]\nt2 = tanh(x)\nt3 = t1 * t2\n"
+        "L = sum(t3 ^ 2)"
+    )
+    vals = net.random_values(seed=1)
+    d = net.derive("L", "D")
+    got = run_generated(d.to_python(name="g"))["g"](**vals)
+    np.testing.assert_allclose(got, net.grad("L", "D", vals)["D"], rtol=1e-12)
