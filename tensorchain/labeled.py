@@ -64,10 +64,12 @@ class Term:
     factors: tuple[Factor, ...]
     deltas: tuple[tuple[str, str], ...] = ()
 
-    def labels(self) -> set[str]:
-        out = {lab for f in self.factors for lab in f.labels}
-        out.update(lab for d in self.deltas for lab in d)
-        return out
+    def labels(self) -> tuple[str, ...]:
+        """Every label, once, in order of appearance (factors, then deltas): an
+        order that depends on the term's structure only, never on hashing."""
+        found = [lab for f in self.factors for lab in f.labels]
+        found += [lab for d in self.deltas for lab in d]
+        return tuple(dict.fromkeys(found))
 
     def rename(self, mapping: dict[str, str]) -> Term:
         def r(lab: str) -> str:
@@ -81,8 +83,10 @@ def canonical(term: Term, indices: Sequence[str], sizes: dict[str, int]) -> Term
     """Eliminate deltas: merge the labels each delta joins, keep one label per class.
 
     A class that holds axes of the tensor is represented by its first axis and
-    keeps a delta to each other axis in it; a class with no axis and no factor
-    is a trace ``Σ_k δ(k, k)`` and multiplies the coefficient by its size.
+    keeps a delta to each other axis in it, any other class by its first label
+    in order of appearance (never by name or hash: fresh labels differ from one
+    derivation to the next, and the result must not); a class with no axis and
+    no factor is a trace ``Σ_k δ(k, k)`` and multiplies the coefficient by its size.
     """
     parent: dict[str, str] = {}
 
@@ -105,12 +109,13 @@ def canonical(term: Term, indices: Sequence[str], sizes: dict[str, int]) -> Term
     in_factors = {find(lab) for f in term.factors for lab in f.labels}
     for root, members in classes.items():
         axes = sorted((m for m in members if m in position), key=position.__getitem__)
-        rep = axes[0] if axes else min(members)
+        rep = axes[0] if axes else members[0]
         rename.update((m, rep) for m in members)
         deltas.extend((rep, other) for other in axes[1:])
         if not axes and root not in in_factors:
             coeff *= sizes[rep]
     factors = Term(coeff, term.factors).rename(rename).factors
+    deltas.sort(key=lambda d: (position[d[0]], position[d[1]]))
     return Term(coeff, factors, tuple(deltas))
 
 
