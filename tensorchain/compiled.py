@@ -27,6 +27,17 @@ def dtype_of(env: Mapping[str, Any]) -> np.dtype:
     return numpy_dtype(next(iter(env.values()))) if env else np.dtype(np.float64)
 
 
+def typed_result(result: Any, env: Mapping[str, Any], dtype: np.dtype) -> Any:
+    """``result`` as the values' dtype promises: a :class:`LabeledTensor` is
+    made dense in ``dtype`` (its deltas too), and a zero one (no terms) in the
+    values' library."""
+    if isinstance(result, LabeledTensor):
+        result.dtype = np.dtype(dtype)
+        if not result.terms:
+            result.like = next(iter(env.values()), None)
+    return result
+
+
 def _cast(finish, dtype: np.dtype):
     """``finish`` with every result array in ``dtype`` (constants of the spec
     are float64, so a float32 computation may be promoted on the way)."""
@@ -59,10 +70,7 @@ class Compiled:
         """Replay on values already checked by the network, after checking the
         memory forecast against the limit."""
         self.check_memory(memory_limit)
-        result = self.finish(self.program(env))
-        if isinstance(result, LabeledTensor) and not result.terms:
-            result.like = next(iter(env.values()), None)  # zero: dense in the values' library
-        return result
+        return typed_result(self.finish(self.program(env)), env, self.dtype)
 
     def check_memory(self, memory_limit: int | None = None) -> None:
         """Raise :class:`MemoryLimitError` if the forecast peak exceeds the limit."""

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import opt_einsum as oe
 
+from .backend import astype
+from .compiled import dtype_of, typed_result
 from .derivation import placeholders
 from .errors import MemoryLimitError, PlanError, ShapeError
 from .labeled import Factor, LabeledTensor, Term
@@ -206,7 +208,11 @@ class Plan:
                 f"this plan is for {self.sizes}, but the values have sizes"
                 f" {self.net.sizes(env)}; make a plan for them with net.plan"
             )
-        return structure.with_arrays(program(env), owned=program.fresh)
+        # Constants of the spec are float64: results are cast to the values' dtype.
+        dtype = dtype_of(env)
+        arrays = [astype(a, dtype) for a in program(env)]
+        result = structure.with_arrays(arrays, owned=program.fresh)
+        return typed_result(result, env, dtype)
 
     def _compile(self):
         traced, self._traced = self._traced, None
