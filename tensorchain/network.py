@@ -11,6 +11,7 @@ import numpy as np
 
 from . import limits
 from .backend import as_value, astype, zeros_like_values
+from .cache import LRUCache
 from .chain import ChainResult, axis_names, network_jacobians, statement_jacobians
 from .compiled import CACHE_SIZE, Compiled, compile_program, dtype_of
 from .errors import (
@@ -75,7 +76,7 @@ class Network:
         self.statements: list[Lowered] = []
         self._bindings: dict[str, dict[str, Binding]] = {}
         self._checked: set[tuple[tuple[str, int], ...]] = set()
-        self._cache: dict[tuple, Compiled] = {}
+        self._cache = LRUCache(CACHE_SIZE)  # compiled programs, shared by threads
         self._gradnets: dict[tuple, tuple[Network, dict[str, str]]] = {}
         dim_pos: dict[str, Pos] = {}
         for st in program.statements:
@@ -669,13 +670,7 @@ class Network:
     ) -> Compiled:
         """The cached compiled program for (kind, of, wrt, sizes, dtype), built on a miss."""
         key = (kind, of, wrt, tuple(sorted(sizes.items())), dtype.str)
-        hit = self._cache.pop(key, None)
-        if hit is None:
-            hit = compile_program(self, kind, of, wrt, sizes, dtype)
-        self._cache[key] = hit  # most recently used last
-        while len(self._cache) > CACHE_SIZE:
-            del self._cache[next(iter(self._cache))]
-        return hit
+        return self._cache.get(key, lambda: compile_program(self, kind, of, wrt, sizes, dtype))
 
 
 def parse(text: str) -> Network:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ class Plan:
     memory_limit: int | None = None
     _program: Any = field(default=None, repr=False)
     _traced: Any = field(default=None, repr=False)  # (tape, ChainResult) it was planned on
+    _lock: Any = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def flops(self) -> int:
@@ -201,7 +203,9 @@ class Plan:
         values (worth it only when the derivative itself is cheap)."""
         env = self.net._check_values(values, strict, check_finite)
         if self._program is None:
-            self._program = self._compile()
+            with self._lock:  # threads calling it first together compile it once
+                if self._program is None:
+                    self._program = self._compile()
         program, structure, shapes = self._program
         if any(env[name].shape != shape for name, shape in shapes.items()):
             raise ShapeError(

@@ -1,4 +1,8 @@
-"""Compiled programs and the plan cache: same answers, right keys, linear work."""
+"""Compiled programs and the plan cache: same answers, right keys, linear work,
+threads."""
+
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -87,3 +91,76 @@ def test_gradient_work_grows_linearly_with_depth():
         per_layer = (counts[1] - counts[0]) / 4
         assert counts[2] - counts[1] == 8 * per_layer  # exactly linear
         assert per_layer <= 12
+
+
+# Issue 16, item 10: threads sharing one network (and one plan) while the
+# cache of compiled programs evicts entries.
+BATCHED = """dim B
+dim n = 4
+dim m = 3
+input x[B, m]
+param W[n, m]
+param b[n]
+z[s, i] = W[i, j] * x[s, j] + b[i]
+a = tanh(z)
+C = sum(a ^ 2)
+"""
+
+
+def run_in_threads(work, count: int = 8) -> list[BaseException]:
+    """``work(k)`` in ``count`` threads started together; the exceptions raised."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(count)
+
+    def target(k: int) -> None:
+        barrier.wait()
+        try:
+            work(k)
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=target, args=(k,)) for k in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def test_threads_share_a_network_while_its_cache_evicts(monkeypatch):
+    monkeypatch.setattr(tc.network, "CACHE_SIZE", 2)  # evict on almost every call
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        net = tc.parse(BATCHED)
+        batches = {B: net.random_values(seed=B, B=B) for B in range(1, 9)}
+        reference = tc.parse(BATCHED)
+        expected = {B: reference.grad("C", values=v) for B, v in batches.items()}
+
+        def work(k: int) -> None:
+            for r in range(40):
+                B = 1 + (k + r) % 8
+                g = net.grad("C", values=batches[B])
+                for w in ("W", "b"):
+                    np.testing.assert_array_equal(g[w], expected[B][w])
+                J = net.jacobian("a", "W", batches[B])
+                assert J.shape == (B, 4, 4, 3)
+
+        errors = run_in_threads(work)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, errors[:3]
+    assert len(net._cache) <= 2
+
+
+def test_threads_call_one_plan_for_the_first_time_together():
+    net = tc.parse(BATCHED)
+    vals = net.random_values(seed=0, B=5)
+    expected = tc.reshape_method(net, "a", "W", vals)
+    for _ in range(5):
+        plan = net.plan("a", "W", B=5)
+        found: list[np.ndarray] = []
+        errors = run_in_threads(lambda k, plan=plan, found=found: found.append(plan(vals).array))
+        assert not errors, errors[:3]
+        for J in found:
+            assert max_relative_error(J, expected) < 1e-12
