@@ -75,7 +75,7 @@ class Network:
         self.tensors: dict[str, TensorInfo] = {}
         self.statements: list[Lowered] = []
         self._bindings: dict[str, dict[str, Binding]] = {}
-        self._checked: set[tuple[tuple[str, int], ...]] = set()
+        self._checked = LRUCache(CACHE_SIZE)  # sizes whose statements are checked
         self._cache = LRUCache(CACHE_SIZE)  # compiled programs, shared by threads
         self._gradnets: dict[tuple, tuple[Network, dict[str, str]]] = {}
         dim_pos: dict[str, Pos] = {}
@@ -205,12 +205,14 @@ class Network:
                 f"dim {missing[0]} has no size: give it in the spec (dim {missing[0]} = 8),"
                 f" as an argument ({missing[0]}=8), or through the values"
             )
-        key = tuple(sorted(sizes.items()))
-        if key not in self._checked:
-            for stmt in self.statements:
-                bind_labels(self.program, stmt, self.axes, sizes)
-            self._checked.add(key)
+        self._checked.get(tuple(sorted(sizes.items())), lambda: self._bind_all(sizes))
         return sizes
+
+    def _bind_all(self, sizes: dict[str, int]) -> bool:
+        """Check every statement's index sizes (raises on a mismatch)."""
+        for stmt in self.statements:
+            bind_labels(self.program, stmt, self.axes, sizes)
+        return True
 
     def shape(self, name: str, **dims: int) -> tuple[int, ...]:
         """The shape of tensor ``name`` for the given (or default) dim sizes."""

@@ -1,8 +1,10 @@
 """Compiled programs and the plan cache: same answers, right keys, linear work,
 threads."""
 
+import gc
 import sys
 import threading
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 
 import tensorchain as tc
 from benchmarks.run import mlp_spec
+from tensorchain.cache import LRUCache
 from tensorchain.strategies import networks
 from tensorchain.testing import max_relative_error
 
@@ -164,3 +167,48 @@ def test_threads_call_one_plan_for_the_first_time_together():
         assert not errors, errors[:3]
         for J in found:
             assert max_relative_error(J, expected) < 1e-12
+
+
+# Issue 16, item 12: every cache is bounded, so a loop over sizes holds a
+# bounded amount of memory (each bound made small here, to reach it quickly).
+CONV = """dim B
+dim T
+dim K = 3
+dim P
+input x[B, T]
+param w[K]
+shift S[P, K, T] stride 1 padding 1
+h[s, p] = w[k] * S[p, k, t] * x[s, t]
+L = sum(tanh(h) ^ 2)
+"""
+
+
+def test_a_loop_over_sizes_keeps_every_cache_and_the_memory_bounded(monkeypatch):
+    monkeypatch.setattr(tc.network, "CACHE_SIZE", 4)
+    monkeypatch.setattr(tc.plan, "_EXPRESSIONS", LRUCache(32), raising=False)
+    monkeypatch.setattr(tc.shift, "_CONSTANTS", LRUCache(8), raising=False)
+    mlp, conv = tc.parse(BATCHED), tc.parse(CONV)
+
+    def step(k: int) -> None:  # a new batch size each time, 12 signal lengths in turn
+        mlp.grad("C", values=mlp.random_values(seed=k, B=1 + k))
+        conv.grad("L", values=conv.random_values(seed=k, B=1 + k, T=3 + k % 12))
+
+    def held() -> int:
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0]
+
+    tracemalloc.start()
+    try:
+        for k in range(24):  # every cache full
+            step(k)
+        before = held()
+        for k in range(24, 72):
+            step(k)
+        grown = held() - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024, f"{grown:,} bytes more after 48 more calls"
+    for net in (mlp, conv):
+        assert len(net._cache) <= 4 and len(net._checked) <= 4
+    assert len(tc.plan._EXPRESSIONS) <= 32
+    assert len(tc.shift._SHIFTS) <= 8 + 4  # those the cache keeps, and the programs'
