@@ -55,9 +55,18 @@ class Compiled:
     """
 
     def __init__(
-        self, net: Network, shapes, sizes, program: Program, finish, what: str, dtype
+        self,
+        net: Network,
+        shapes,
+        sizes,
+        program: Program,
+        finish,
+        what: str,
+        dtype,
+        recipe: tuple[str, Any, tuple[str, ...]] = ("", None, ()),
     ) -> None:
         self.net = net
+        self.recipe = recipe  # (kind, of, wrt): what compile_program made it from
         self.what = what
         self.dtype = np.dtype(dtype)
         self.memory_limit: int | None = None
@@ -111,11 +120,23 @@ class Compiled:
         if memory_limit is None:
             return self
         clone = Compiled(
-            self.net, self.shapes, self.sizes, self.program, self.finish, self.what, self.dtype
+            self.net,
+            self.shapes,
+            self.sizes,
+            self.program,
+            self.finish,
+            self.what,
+            self.dtype,
+            self.recipe,
         )
         clone.memory_limit = memory_limit
         clone.check_memory()  # refuse now rather than on the first call
         return clone
+
+    def __reduce__(self) -> tuple:
+        # The program holds closures: pickle what it was compiled from, and
+        # compile it again (through the network's cache) when unpickled.
+        return _recompile, (self.net, self.recipe, self.sizes, self.dtype.str, self.memory_limit)
 
     def __len__(self) -> int:
         return len(self.program)
@@ -170,7 +191,14 @@ def compile_program(
 
     program = tape.program(outputs)
     owned = program.fresh  # which results are new arrays (no copy in .array)
-    return Compiled(net, shapes, sizes, program, _cast(finish, dtype), _what(kind, of, wrt), dtype)
+    what = _what(kind, of, wrt)
+    return Compiled(net, shapes, sizes, program, _cast(finish, dtype), what, dtype, (kind, of, wrt))
+
+
+def _recompile(net: Network, recipe, sizes, dtype: str, memory_limit: int | None) -> Compiled:
+    """A pickled :class:`Compiled`, compiled again."""
+    kind, of, wrt = recipe
+    return net._compiled(kind, of, wrt, dict(sizes), np.dtype(dtype)).limited(memory_limit)
 
 
 def _what(kind: str, of: Any, wrt: tuple[str, ...]) -> str:

@@ -265,6 +265,16 @@ class Plan:
         }
         return program, structure, shapes
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The compiled program, the tape and the lock do not pickle: an unpickled
+        # plan derives its chain again on its first call (and checks it).
+        state = dict(self.__dict__)
+        state.update(_program=None, _traced=None, _lock=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
+
     def _check_chain(self, chain: LabeledTensor | None) -> None:
         """A chain derived again has the terms this plan was made for."""
         found = [] if chain is None else chain.terms
