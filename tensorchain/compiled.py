@@ -28,6 +28,17 @@ def dtype_of(env: Mapping[str, Any]) -> np.dtype:
     return numpy_dtype(next(iter(env.values()))) if env else np.dtype(np.float64)
 
 
+def typed_result(result: Any, env: Mapping[str, Any], dtype: np.dtype) -> Any:
+    """``result`` as the values' dtype promises: a :class:`LabeledTensor` is
+    made dense in ``dtype`` (its deltas too), and a zero one (no terms) in the
+    values' library."""
+    if isinstance(result, LabeledTensor):
+        result.dtype = np.dtype(dtype)
+        if not result.terms:
+            result.like = next(iter(env.values()), None)
+    return result
+
+
 def _cast(finish, dtype: np.dtype):
     """``finish`` with every result array in ``dtype`` (constants of the spec
     are float64, so a float32 computation may be promoted on the way)."""
@@ -45,9 +56,18 @@ class Compiled:
     """
 
     def __init__(
-        self, net: Network, shapes, sizes, program: Program, finish, what: str, dtype
+        self,
+        net: Network,
+        shapes,
+        sizes,
+        program: Program,
+        finish,
+        what: str,
+        dtype,
+        recipe: tuple[str, Any, tuple[str, ...]] = ("", None, ()),
     ) -> None:
         self.net = net
+        self.recipe = recipe  # (kind, of, wrt): what compile_program made it from
         self.what = what
         self.dtype = np.dtype(dtype)
         self.memory_limit: int | None = None
@@ -60,10 +80,7 @@ class Compiled:
         """Replay on values already checked by the network, after checking the
         memory forecast against the limit."""
         self.check_memory(memory_limit)
-        result = self.finish(self.program(env))
-        if isinstance(result, LabeledTensor) and not result.terms:
-            result.like = next(iter(env.values()), None)  # zero: dense in the values' library
-        return result
+        return typed_result(self.finish(self.program(env)), env, self.dtype)
 
     def check_memory(self, memory_limit: int | None = None) -> None:
         """Raise :class:`MemoryLimitError` if the forecast peak exceeds the limit."""
@@ -104,11 +121,23 @@ class Compiled:
         if memory_limit is None:
             return self
         clone = Compiled(
-            self.net, self.shapes, self.sizes, self.program, self.finish, self.what, self.dtype
+            self.net,
+            self.shapes,
+            self.sizes,
+            self.program,
+            self.finish,
+            self.what,
+            self.dtype,
+            self.recipe,
         )
         clone.memory_limit = memory_limit
         clone.check_memory()  # refuse now rather than on the first call
         return clone
+
+    def __reduce__(self) -> tuple:
+        # The program holds closures: pickle what it was compiled from, and
+        # compile it again (through the network's cache) when unpickled.
+        return _recompile, (self.net, self.recipe, self.sizes, self.dtype.str, self.memory_limit)
 
     def __len__(self) -> int:
         return len(self.program)
@@ -186,7 +215,14 @@ def compile_program(
 
     program = tape.program(outputs)
     owned = program.fresh  # which results are new arrays (no copy in .array)
-    return Compiled(net, shapes, sizes, program, _cast(finish, dtype), _what(kind, of, wrt), dtype)
+    what = _what(kind, of, wrt)
+    return Compiled(net, shapes, sizes, program, _cast(finish, dtype), what, dtype, (kind, of, wrt))
+
+
+def _recompile(net: Network, recipe, sizes, dtype: str, memory_limit: int | None) -> Compiled:
+    """A pickled :class:`Compiled`, compiled again."""
+    kind, of, wrt = recipe
+    return net._compiled(kind, of, wrt, dict(sizes), np.dtype(dtype)).limited(memory_limit)
 
 
 def _derivative(net, graph, out, forward, of, wrt, sizes) -> LabeledTensor:

@@ -57,10 +57,11 @@ def _linear(node: Sum, sizes: dict[str, int]):
                 total = total + c * xp.reshape(a, view)
             return xp.broadcast_to(total, full)
         total = None
+        dtype = np.result_type(*arrays)  # a real first term must not fix a complex sum's dtype
         for (c, perm, view), a in zip(plans, arrays, strict=True):
             a = np.reshape(a if perm is None else a.transpose(perm), view)
             if total is None:
-                total = np.array(a) if c == 1.0 else np.asarray(c * a)
+                total = np.array(a, dtype=dtype) if c == 1.0 else np.asarray(c * a, dtype=dtype)
             elif c == 1.0:
                 total = total + a if total.shape != full else np.add(total, a, out=total)
             else:

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import limits
 from .backend import as_value, astype, zeros_like_values
+from .cache import LRUCache
 from .chain import ChainResult
 from .compiled import CACHE_SIZE, GRAPH_CACHE_SIZE, Compiled, compile_program, dtype_of
 from .differentiate import VECTOR as HVP_VECTOR
@@ -52,9 +53,9 @@ class Network(Graph):
         self.program = program
         self.dims: dict[str, int | None] = {}
         self._bindings: dict[str, dict[str, Binding]] = {}
-        self._checked: set[tuple[tuple[str, int], ...]] = set()
-        self._cache: dict[tuple, Compiled] = {}
-        self._graphs: dict[tuple, tuple[Graph, str | None]] = {}  # derivatives' graphs
+        self._checked = LRUCache(CACHE_SIZE)  # sizes whose statements are checked
+        self._cache = LRUCache(CACHE_SIZE)  # compiled programs, shared by threads
+        self._graphs = LRUCache(GRAPH_CACHE_SIZE)  # derivatives' graphs, for any sizes
         dim_pos: dict[str, Pos] = {}
         for st in program.statements:
             if isinstance(st, DimDecl):
@@ -178,12 +179,14 @@ class Network(Graph):
                 f"dim {missing[0]} has no size: give it in the spec (dim {missing[0]} = 8),"
                 f" as an argument ({missing[0]}=8), or through the values"
             )
-        key = tuple(sorted(sizes.items()))
-        if key not in self._checked:
-            for stmt in self.statements:
-                bind_labels(self.program, stmt, self.axes, sizes)
-            self._checked.add(key)
+        self._checked.get(tuple(sorted(sizes.items())), lambda: self._bind_all(sizes))
         return sizes
+
+    def _bind_all(self, sizes: dict[str, int]) -> bool:
+        """Check every statement's index sizes (raises on a mismatch)."""
+        for stmt in self.statements:
+            bind_labels(self.program, stmt, self.axes, sizes)
+        return True
 
     def shape(self, name: str, **dims: int) -> tuple[int, ...]:
         """The shape of tensor ``name`` for the given (or default) dim sizes."""
@@ -565,28 +568,22 @@ class Network(Graph):
         See :mod:`tensorchain.differentiate`."""
         if not wrt:
             return self, of
-        key = (of, tuple(wrt))
-        found = self._graphs.pop(key, None)
-        if found is None:
+
+        def build() -> tuple[Graph, str | None]:
             graph, out = self.derivative_graph(of, wrt[:-1])
-            found = (graph, None) if out is None else derivative_graph(graph, out, wrt[-1])
-        self._graphs[key] = found  # most recently used last
-        while len(self._graphs) > GRAPH_CACHE_SIZE:
-            del self._graphs[next(iter(self._graphs))]
-        return found
+            return (graph, None) if out is None else derivative_graph(graph, out, wrt[-1])
+
+        return self._graphs.get((of, tuple(wrt)), build)
 
     def hvp_graph(self, of: str, wrt: str) -> tuple[Graph, str | None]:
         """``of``'s derivative graph by ``wrt`` with one more statement, the
         scalar ``Σ g · v`` for an input ``v`` shaped like ``wrt``; its name."""
-        key = (of, (wrt,), "hvp")
-        found = self._graphs.pop(key, None)
-        if found is None:
+
+        def build() -> tuple[Graph, str | None]:
             graph, g = self.derivative_graph(of, (wrt,))
-            found = (graph, None) if g is None else hvp_graph(graph, g, wrt)
-        self._graphs[key] = found
-        while len(self._graphs) > GRAPH_CACHE_SIZE:
-            del self._graphs[next(iter(self._graphs))]
-        return found
+            return (graph, None) if g is None else hvp_graph(graph, g, wrt)
+
+        return self._graphs.get((of, (wrt,), "hvp"), build)
 
     def compile_grad(
         self,
@@ -665,13 +662,7 @@ class Network(Graph):
     ) -> Compiled:
         """The cached compiled program for (kind, of, wrt, sizes, dtype), built on a miss."""
         key = (kind, of, wrt, tuple(sorted(sizes.items())), dtype.str)
-        hit = self._cache.pop(key, None)
-        if hit is None:
-            hit = compile_program(self, kind, of, wrt, sizes, dtype)
-        self._cache[key] = hit  # most recently used last
-        while len(self._cache) > CACHE_SIZE:
-            del self._cache[next(iter(self._cache))]
-        return hit
+        return self._cache.get(key, lambda: compile_program(self, kind, of, wrt, sizes, dtype))
 
 
 def parse(text: str) -> Network:

@@ -164,10 +164,11 @@ _TAPE: ContextVar[Tape | None] = ContextVar("tensorchain_tape", default=None)
 
 
 @contextlib.contextmanager
-def tracing(itemsize: int = 8) -> Iterator[Tape]:
+def tracing(itemsize: int = 8, tape: Tape | None = None) -> Iterator[Tape]:
     """Record every :func:`apply` inside the block on a new :class:`Tape`
-    (``itemsize``: bytes per entry, for the memory forecast)."""
-    tape = Tape(itemsize)
+    (``itemsize``: bytes per entry, for the memory forecast), or on ``tape``
+    to go on recording where an earlier block stopped."""
+    tape = Tape(itemsize) if tape is None else tape
     token = _TAPE.set(tape)
     try:
         yield tape

@@ -192,3 +192,33 @@ def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNe
         reduce = draw(st.sampled_from(["sum", "mean"]))
         lines.append(f"L = {reduce}(square({last}) + {last})")
     return DrawnNetwork("\n".join(lines) + "\n", dims, "L")
+
+
+@st.composite
+def jacobian_networks(draw: st.DrawFn, max_size: int = 3) -> DrawnNetwork:
+    """Draw a network whose output ``z`` is a tensor, not a scalar: whole-tensor
+    steps on a param ``W1`` of rank 1 to 3 whose axes may share a dim
+    (``W1[c, c, c]``), then one axis contracted with a matrix ``W2``. The
+    shape of network whose plans once depended on the hash seed."""
+    dims = {"c": draw(st.integers(1, max_size)), "d": draw(st.integers(1, max_size))}
+    axes = draw(st.lists(st.sampled_from(sorted(dims)), min_size=1, max_size=3))
+    lines = [f"dim {d} = {s}" for d, s in dims.items()]
+    lines.append(f"param W1[{', '.join(axes)}]")
+    prev = "W1"
+    for k in range(1, draw(st.integers(1, 3)) + 1):
+        f = draw(st.sampled_from(SMOOTH))
+        step = draw(
+            st.sampled_from(
+                [f"2.0 * {prev}", f"{prev} + {f}({prev})", f"{f}({prev}) * {prev}", f"{f}({prev})"]
+            )
+        )
+        lines.append(f"a{k} = {step}")
+        prev = f"a{k}"
+    p = draw(st.integers(0, len(axes) - 1))
+    out_dim = draw(st.sampled_from(sorted(dims)))
+    lines.insert(len(dims) + 1, f"param W2[{out_dim}, {axes[p]}]")
+    names = [f"b{q}" for q in range(len(axes))]
+    left = [*names[:p], "i", *names[p + 1 :]]
+    right = [*names[:p], "j", *names[p + 1 :]]
+    lines.append(f"z[{', '.join(left)}] = W2[i, j] * {prev}[{', '.join(right)}]")
+    return DrawnNetwork("\n".join(lines) + "\n", dims, "z")

@@ -303,3 +303,12 @@ def test_complex_values_with_a_size_one_dim():
     np.testing.assert_allclose(net.hessian("L", "W1", vals).array, [[2.0]])
     np.testing.assert_allclose(net.hessian("L", "W1", vals, wrt2="W2").array, [[1.0]])
     np.testing.assert_allclose(net.hvp("L", "W1", np.array([1.0 + 1j]), vals), [2.0 + 2j])
+
+
+def test_a_complex_sum_whose_first_term_is_a_real_constant():
+    """1 − x at n = 1 once summed in place into the real constant's array."""
+    net = tc.parse("dim n = 1\ninput x[n]\nt[i] = 1 - x[i]\nh = sigmoid(t)\nL = sum(h ^ 2)")
+    vals = {"x": np.array([0.5j])}
+    np.testing.assert_allclose(net.evaluate(vals)["t"], [1 - 0.5j])
+    ref = tc.reshape_hessian(net, "L", "x", vals)
+    np.testing.assert_allclose(net.hessian("L", "x", vals).array, ref, rtol=1e-12)
