@@ -189,10 +189,6 @@ def derive(args: argparse.Namespace) -> int:
     if not wrts:
         raise TensorchainError("the spec has no param; name what to differentiate by with --wrt")
     wrts = [w.strip() for w in wrts]
-    if args.order > 1 and (args.latex or args.steps or args.emit):
-        raise TensorchainError(
-            "--latex, --steps and --emit print first derivatives; leave them out with --order"
-        )
     if args.latex or args.steps or args.emit:
         derivations = [net.derive(of, w, **args.dims) for w in wrts]
         if args.emit:
@@ -243,7 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit status says what stopped it: 0 success,
     1 a file that cannot be read, 2 usage, 3 disagreement with the reshape
     method, 4-9 by error class (:data:`EXIT_CODES`)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "derive" and args.order > 1 and (args.latex or args.steps or args.emit):
+        parser.error("--latex, --steps and --emit print first derivatives; leave out --order")
     try:
         commands = {"hessian": hessian_command, "paths": paths_command, "derive": derive}
         return commands[args.command](args)

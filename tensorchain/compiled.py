@@ -171,7 +171,8 @@ def compile_program(
             graph, out = net.derivative_graph(of, wrt[:-1])
             if kind == "hvp":
                 graph, out = net.hvp_graph(of, wrt[0])
-                env[VECTOR] = tape.input(VECTOR, shapes[wrt[0]])
+                shape = tuple(sizes[d] for d in net.tensors[wrt[0]].dims)
+                env[VECTOR] = tape.input(VECTOR, shape)
         else:
             graph, out = net, of
         forward = graph.run_forward(env, sizes) if out is not None else None

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .backend import backend_of
 from .errors import ShapeError, SpecError
 from .labeled import Factor, LabeledTensor, Term
 from .program import Slot
@@ -102,7 +103,9 @@ def contract(
 def _labeled(op: Any) -> LabeledTensor:
     if isinstance(op, LabeledTensor):
         return op
-    array = op if isinstance(op, Slot) else np.asarray(op)  # a placeholder, when traced
+    # A placeholder when traced, another library's array (a JAX tracer under
+    # jax.jit included) as it is; anything else as numpy.
+    array = op if isinstance(op, Slot) or backend_of(op) != "numpy" else np.asarray(op)
     names = tuple(f"a{k}" for k in range(array.ndim))
     sizes = dict(zip(names, array.shape, strict=True))
     return LabeledTensor(names, sizes, [Term(1.0, (Factor(array, names, "array"),))])

@@ -5,8 +5,8 @@ that computes ``∂of/∂wrt`` (axes: ``of``'s, then ``wrt``'s) from the same
 inputs and params. It holds
 
 1. ``graph``'s statements in single-operation form (:func:`split`): every
-   operation inside a statement becomes a statement of its own (``h·1``,
-   ``h·2``, …), so that its value can be referred to;
+   operation inside a statement becomes a statement of its own (``h.1``,
+   ``h.2``, …), so that its value can be referred to;
 2. one *adjoint* statement ``∂of/∂T`` per tensor ``T`` on a path from ``wrt``
    to ``of``, with axes ``of``'s then ``T``'s: reverse mode, seeded with 1 for
    a scalar ``of`` and with δ(o, o') for a tensor. Each is the sum over the
@@ -25,7 +25,7 @@ is k − 1 transformations and one Jacobian, with every Kronecker delta symbolic
 Derivatives that are zero (``step``, ``sign``, the share of the maximum in
 ``max``: piecewise constant, zero almost everywhere, as JAX defines them) are
 dropped, never multiplied by a value, so a derivative is finite wherever its
-mathematics is. Internal names (``h·1``, ``∂L/∂h``, ``o0``) use characters the
+mathematics is. Internal names (``h.1``, ``∂L/∂h``, ``o0``) use characters the
 spec language does not allow in names, so they never meet a user's.
 """
 
@@ -52,11 +52,11 @@ from .lower import (
     walk,
 )
 
-SEP = "·"  # a split operation is named after its statement: h·1, h·2
+SEP = "."  # a split operation is named after its statement: h.1, h.2
 
 
 def adjoint_name(of: str, name: str) -> str:
-    """``∂L/∂h``; a compound name is put in parentheses: ``∂(∂L/∂W)/∂(h·1)``."""
+    """``∂L/∂h``; a compound name is put in parentheses: ``∂(∂L/∂W)/∂(h.1)``."""
 
     def part(x: str) -> str:
         return f"({x})" if "/" in x or SEP in x else x
@@ -102,9 +102,11 @@ def _with_children(node: Node, kids: Sequence[Node]) -> Node:
     return node
 
 
-def _lowered(target: str, labels: tuple[str, ...], root: Node, like: Lowered) -> Lowered:
+def _lowered(
+    target: str, labels: tuple[str, ...], root: Node, like: Lowered, dims: dict[str, str]
+) -> Lowered:
     operands = tuple(dict.fromkeys(leaf.name for leaf in leaves(root)))
-    text = show_lowered(target, labels, root)
+    text = show_lowered(target, labels, root, dims)
     return Lowered(target, labels, root, like.index_form, like.pos, text, operands)
 
 
@@ -136,7 +138,7 @@ def split(graph: Graph) -> Graph:
                 for c in children(node)
             ]
             root = _with_children(node, kids)
-            out.add_statement(_lowered(name, node.labels, root, stmt), dims)
+            out.add_statement(_lowered(name, node.labels, root, stmt, dims), dims)
     return out
 
 
@@ -300,7 +302,7 @@ def derivative_graph(graph: Graph, of: str, wrt: str) -> tuple[Graph, str | None
         info = g.tensors[tensor]
         g.tensors[name] = TensorInfo(name, "defined", (*of_dims, *info.dims), info.pos)
         like = g.statement(tensor) if tensor in g._by_target else _seed_like(g, of)
-        g.add_statement(_lowered(name, labels, root, like), dims)
+        g.add_statement(_lowered(name, labels, root, like, dims), dims)
         return name
 
     if of == wrt:  # the seed itself
@@ -390,5 +392,6 @@ def hvp_graph(graph: Graph, g: str, wrt: str) -> tuple[Graph, str]:
     name = _unique(f"⟨{g}, v⟩", set(tensors))
     tensors[name] = TensorInfo(name, "defined", (), info.pos)
     like = Lowered(name, (), root, True, info.pos, "")
-    out.add_statement(_lowered(name, (), root, like), dict(zip(labels, info.dims, strict=True)))
+    dims = dict(zip(labels, info.dims, strict=True))
+    out.add_statement(_lowered(name, (), root, like, dims), dims)
     return out, name

@@ -201,6 +201,8 @@ def reference_derivative(
     """``∂ᵏ of / ∂wrt[0] … ∂wrt[k-1]`` as a dense array of shape
     ``of.shape + wrt[0].shape + …``, computed by dense jets (see the module):
     the independent reference for derivatives of every order, for small sizes.
+    With an empty ``wrt`` it is ``of``'s value (order 0), computed by the
+    reference's own evaluation.
 
     Its largest array is forecast first and refused (:class:`MemoryLimitError`)
     if it exceeds ``memory_limit`` (bytes; default: the limit in force).

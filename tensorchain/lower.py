@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -568,9 +568,17 @@ def lower(program: Program, assign: Assign, axes: dict[str, tuple[str, ...]]) ->
 _LETTERS = "ijklmnpqrsuvwabcdefgh"
 
 
-def show_lowered(target: str, labels: tuple[str, ...], root: Node) -> str:
+def show_lowered(
+    target: str,
+    labels: tuple[str, ...],
+    root: Node,
+    dims: Mapping[str, str] | None = None,
+) -> str:
     """A lowered statement in index notation, labels renamed to letters:
-    ``∂L/∂z[i] = ∂L/∂a[i] * a[i] * (1 - a[i])`` (for messages and printouts)."""
+    ``∂L/∂z[i] = ∂L/∂a[i] * a[i] * (1 - a[i])`` (for messages and printouts).
+    As in the language, a top-level term sums the indices not on the left; a
+    nested product that sums an index says so (``sum(..., j)``), and a mean
+    over indices a product keeps divides by their ``dims``."""
     names: dict[str, str] = {}
 
     def name(label: str) -> str:
@@ -582,7 +590,7 @@ def show_lowered(target: str, labels: tuple[str, ...], root: Node) -> str:
     def ref(tensor: str, labs: tuple[str, ...]) -> str:
         return f"{tensor}[{', '.join(map(name, labs))}]" if labs else tensor
 
-    def show(node: Node, parent: int = 0) -> str:
+    def show(node: Node, parent: int = 0, top: bool = True) -> str:
         if isinstance(node, Leaf):
             return ref(node.name, node.labels)
         if isinstance(node, Const):
@@ -591,24 +599,31 @@ def show_lowered(target: str, labels: tuple[str, ...], root: Node) -> str:
             return ref("δ", node.labels)
         if isinstance(node, Map):
             if node.func == "pow":
-                return f"{show(node.arg, 3)} ^ {node.param:g}"
+                return f"{show(node.arg, 3, False)} ^ {node.param:g}"
             if node.func == "reciprocal":
-                text = f"1 / {show(node.arg, 3)}"
+                text = f"1 / {show(node.arg, 3, False)}"
                 return f"({text})" if parent >= 2 else text
-            return f"{node.func}({show(node.arg)})"
+            return f"{node.func}({show(node.arg, 0, False)})"
         if isinstance(node, Along):
-            return f"{node.func}({show(node.arg)}, {', '.join(map(name, node.axes))})"
+            return f"{node.func}({show(node.arg, 0, False)}, {', '.join(map(name, node.axes))})"
         if isinstance(node, Product):
-            parts = [show(f, 2) for f in node.factors]
+            parts = [show(f, 2, False) for f in node.factors]
             if node.coeff != 1.0 or not parts:
                 parts.insert(0, f"{node.coeff:g}")
             text = " * ".join(parts)
-            if node.mean_over:
-                text = f"mean({text}, {', '.join(map(name, node.mean_over))})"
+            summed = node.summed
+            kept = [m for m in node.mean_over if m not in summed]
+            if node.mean_over and not kept:
+                return f"mean({text}, {', '.join(map(name, node.mean_over))})"
+            if kept:
+                over = " * ".join((dims or {}).get(m, f"size({name(m)})") for m in kept)
+                text = f"{text} / ({over})" if len(kept) > 1 else f"{text} / {over}"
+            if summed and not top:
+                return f"sum({text}, {', '.join(map(name, summed))})"
             return f"({text})" if parent >= 3 else text
         text = ""
         for c, t in node.terms:
-            body = show(t, 2)
+            body = show(t, 2, top and parent == 0)
             body = body if abs(c) == 1.0 else f"{abs(c):g} * {body}"
             text += (
                 (f" - {body}" if c < 0 else f" + {body}") if text else ("-" if c < 0 else "") + body

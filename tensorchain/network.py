@@ -29,7 +29,7 @@ from .shapes import Binding, bind_labels, shape_text
 from .shift import shift_sizes
 from .spec import Assign, DimDecl, Pos, ShiftDecl, TensorDecl, parse_program
 from .spec import Program as SpecProgram
-from .values import check_values
+from .values import check_values, check_vector
 
 if TYPE_CHECKING:
     from .derivation import Derivation
@@ -378,9 +378,9 @@ class Network(Graph):
             >>> H.indices, H.deltas
             (('n', 'm', "n'", "m'"), (('n', "n'"),))
         """
-        self._wrt_one(wrt)
+        self._wrt_one(wrt, "hessian")
         wrt2 = wrt if wrt2 is None else wrt2
-        self._wrt_one(wrt2)
+        self._wrt_one(wrt2, "hessian")
         return self.derivative(
             of,
             (wrt, wrt2),
@@ -406,23 +406,16 @@ class Network(Graph):
         of ``Σ g · vector``, where ``g`` is ``of``'s gradient by ``wrt``
         (reverse over reverse: two gradient passes). Compiled once per
         (of, wrt, sizes, dtype)."""
-        self._wrt_one(wrt)
+        self._wrt_one(wrt, "hvp")
         self._grad_targets(of, [wrt], "hvp")
         env = self._check_values(values, strict, check_finite)
         sizes = self.sizes(env)
         shape = tuple(sizes[d] for d in self.tensors[wrt].dims)
-        vector = as_value(vector, env)
-        if tuple(vector.shape) != shape:
-            raise ShapeError(
-                f"the vector has shape {tuple(vector.shape)} but {wrt} has shape {shape};"
-                " an hvp vector is shaped like wrt"
-            )
+        vector = check_vector(vector, env, shape, wrt, "hvp", strict, check_finite)
         if self.hvp_graph(of, wrt)[1] is None:  # of does not depend on wrt
             return zeros_like_values(shape, env)
-        dtype = dtype_of(env)
-        compiled = self._compiled("hvp", of, (wrt,), sizes, dtype)
-        env = {**env, HVP_VECTOR: astype(vector, dtype)}
-        return compiled.run(env, memory_limit)
+        compiled = self._compiled("hvp", of, (wrt,), sizes, dtype_of(env))
+        return compiled.run({**env, HVP_VECTOR: vector}, memory_limit)
 
     def per_sample_grad_norms(
         self,
@@ -498,15 +491,12 @@ class Network(Graph):
     ) -> np.ndarray:
         """The Gauss–Newton product Jᵀ H J v, shaped like ``wrt`` (``J = ∂out/∂wrt``,
         ``H = ∂²loss/∂out²``): three contractions, neither J nor H made dense."""
-        self._wrt_one(wrt)
-        self._grad_targets(loss, [out])
-        vector = as_value(vector, values)
-        shape = self.shape(wrt, **self.sizes(values))
-        if tuple(vector.shape) != shape:
-            raise ShapeError(
-                f"the vector has shape {vector.shape} but {wrt} has shape {shape};"
-                " a Gauss–Newton vector is shaped like wrt"
-            )
+        self._wrt_one(wrt, "gnvp")
+        self._grad_targets(loss, [out], "gnvp")
+        self.info(wrt)
+        env = self._check_values(values, strict, check_finite)
+        shape = tuple(self.sizes(env)[d] for d in self.tensors[wrt].dims)
+        vector = check_vector(vector, env, shape, wrt, "Gauss–Newton", strict, check_finite)
         if self.derivative_graph(loss, (out,))[1] is None:
             return zeros_like_values(shape, values)  # the loss does not depend on out
         extra = {VECTOR: vector}
@@ -623,10 +613,10 @@ class Network(Graph):
         compiled = self._compiled("jacobian", of, (wrt,), sizes, np.dtype(dtype))
         return compiled.limited(memory_limit)
 
-    def _wrt_one(self, wrt: Any) -> None:
+    def _wrt_one(self, wrt: Any, what: str = "jacobian") -> None:
         if not isinstance(wrt, str):
             raise DerivativeError(
-                f"jacobian takes one wrt tensor, got {wrt!r}; call it once per tensor"
+                f"{what} takes one wrt tensor, got {wrt!r}; call it once per tensor"
             )
 
     def _wrt_tuple(self, wrt: Any) -> tuple[str, ...]:

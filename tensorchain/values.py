@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .backend import astype, backend_of_values, namespace, numpy_dtype
-from .errors import NonFiniteWarning, ValuesError
+from .backend import as_value, astype, backend_of_values, namespace, numpy_dtype
+from .errors import NonFiniteWarning, ShapeError, ValuesError
 from .functions import NOT_HOLOMORPHIC
 from .lower import Map, walk
 
@@ -106,6 +106,49 @@ def check_values(
             )
         out[name] = array
     return out
+
+
+def check_vector(
+    vector: Any,
+    env: Mapping[str, Any],
+    shape: tuple[int, ...],
+    wrt: str,
+    what: str,
+    strict: bool = False,
+    check_finite: bool = True,
+) -> Any:
+    """An extra array of a product (the vector of ``hvp`` or ``gnvp``), checked
+    like the values: numbers, shaped like ``wrt``, finite, and not complex
+    where the values are real; on the values' library, in their dtype."""
+    try:
+        vector = as_value(vector, env)
+        dtype = numpy_dtype(vector)
+    except (TypeError, ValueError) as err:
+        raise ValuesError(f"the {what} vector is not an array of numbers: {err}") from None
+    if dtype.kind not in "biufc":
+        raise ValuesError(
+            f"the {what} vector has dtype {dtype}; it must hold numbers, shaped like {wrt}"
+        )
+    if tuple(vector.shape) != shape:
+        raise ShapeError(
+            f"the vector has shape {tuple(vector.shape)} but {wrt} has shape {shape};"
+            f" an {what} vector is shaped like wrt"
+        )
+    values_dtype = numpy_dtype(next(iter(env.values()))) if env else np.dtype(np.float64)
+    if dtype.kind == "c" and values_dtype.kind != "c":
+        raise ValuesError(
+            f"the {what} vector is complex but the values are real ({values_dtype}); the"
+            " product is linear in the vector, so call it once with the real part and once"
+            " with the imaginary part, or pass complex values"
+        )
+    if check_finite and not _finite(vector):
+        message = f"the {what} vector has non-finite entries (NaN or infinity)"
+        if strict:
+            raise ValuesError(message)
+        warnings.warn(
+            message + " (strict=True makes this an error)", NonFiniteWarning, stacklevel=3
+        )
+    return astype(vector, values_dtype)
 
 
 def _finite(array: Any) -> bool:

@@ -275,3 +275,19 @@ def test_a_strided_convolution_on_dask_values():
     vals = net.random_values(seed=3)
     g = net.grad("L", values=on("dask", vals))["w"]
     assert max_relative_error(back("dask", g), tc.reshape_method(net, "L", "w", vals)) < TIGHT
+
+
+def test_contract_under_jax_jit():
+    """A JAX tracer as an operand of tc.contract (once np.asarray'd: a raw
+    TracerArrayConversionError)."""
+    if not _installed("jax"):
+        pytest.skip("jax not installed")
+    import jax
+
+    net = tc.parse(tc.ARTICLE)
+    vals = net.random_values(seed=1)
+    H = net.hessian("C", "W", vals)
+    v = np.arange(12.0).reshape(4, 3)
+    f = jax.jit(lambda u: tc.contract("i j k l, k l -> i j", H, u).array)
+    expected = np.einsum("ijkl,kl->ij", H.array, v)
+    assert max_relative_error(back("jax", f(on("jax", {"v": v})["v"])), expected) < TIGHT

@@ -132,8 +132,9 @@ def test_derive_order_is_a_whole_number_and_not_with_latex(capsys):
     result = run("derive", "--order", "0")
     assert result.returncode == 2
     assert "expected a whole number of at least 1, got '0'" in result.stderr
-    assert main(["derive", "--order", "2", "--latex"]) == 1
-    assert "--latex, --steps and --emit print first derivatives" in capsys.readouterr().err
+    result = run("derive", "--order", "2", "--latex")
+    assert result.returncode == 2
+    assert "--latex, --steps and --emit print first derivatives" in result.stderr
 
 
 @pytest.mark.parametrize("spec", [None, *SCALAR], ids=["builtin", *[p.name for p in SCALAR]])
@@ -147,3 +148,14 @@ def test_hessian_command(spec, capsys):
     assert "0× smaller" not in out
     assert any(said in out for said in ("× fewer", "smaller form", "nothing to save"))
     assert max(len(line) for line in out.splitlines()) <= 80 or spec is not None
+
+
+def test_hessian_whose_reference_does_not_fit_says_so(capsys):
+    tc.set_memory_limit(2**20)  # 1 MiB: the structured Hessian fits, the dense reference not
+    try:
+        args = ["hessian", "--of", "a", "--wrt", "W", "--dims", "n=8,m=8"]
+        assert main(args) == 0
+    finally:
+        tc.set_memory_limit(None)
+    out = capsys.readouterr().out
+    assert "reference: not run (its dense arrays exceed the memory limit)" in out

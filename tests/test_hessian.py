@@ -312,3 +312,29 @@ def test_a_complex_sum_whose_first_term_is_a_real_constant():
     np.testing.assert_allclose(net.evaluate(vals)["t"], [1 - 0.5j])
     ref = tc.reshape_hessian(net, "L", "x", vals)
     np.testing.assert_allclose(net.hessian("L", "x", vals).array, ref, rtol=1e-12)
+
+
+def test_hvp_by_an_intermediate_tensor():
+    """wrt may be a defined tensor (once a KeyError in the compiled hvp)."""
+    net = tc.parse(tc.ARTICLE)
+    vals = net.random_values(seed=2)
+    v = np.arange(1.0, 5.0)
+    expected = tc.reshape_hessian(net, "C", "z", vals) @ v
+    np.testing.assert_allclose(net.hvp("C", "z", v, vals), expected, rtol=1e-12)
+
+
+def test_a_products_vector_is_checked_like_the_values():
+    net = tc.parse(tc.ARTICLE)
+    vals = net.random_values()
+    with pytest.raises(tc.ValuesError, match=r"the hvp vector has dtype <U3; it must hold numbers"):
+        net.hvp("C", "W", "abc", vals)
+    with pytest.raises(tc.ValuesError, match=r"the hvp vector is complex but the values are real"):
+        net.hvp("C", "W", 1j * np.ones((4, 3)), vals)
+    with pytest.raises(tc.ValuesError, match=r"the hvp vector has non-finite entries"):
+        net.hvp("C", "W", np.full((4, 3), np.nan), vals, strict=True)
+    with pytest.warns(tc.NonFiniteWarning, match=r"the hvp vector has non-finite entries"):
+        net.hvp("C", "W", np.full((4, 3), np.nan), vals)
+    with pytest.raises(tc.DerivativeError, match=r"hvp takes one wrt tensor, got \['W', 'b'\]"):
+        net.hvp("C", ["W", "b"], np.ones(3), vals)
+    with pytest.raises(tc.ValuesError, match=r"the Gauss–Newton vector is complex"):
+        net.gnvp("C", "a", "W", 1j * np.ones((4, 3)), vals)
