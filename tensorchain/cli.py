@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 
@@ -24,12 +25,23 @@ from .report import RULE, derivation, hessian_report
 TOLERANCE = 1e-9
 
 
+def _whole(text: str) -> int:
+    """A whole number ≥ 0 written with the ASCII digits 0-9 (``int`` takes others too)."""
+    if not re.fullmatch(r"[0-9]+", text.strip()):
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number written with the digits 0-9, got {text!r}"
+        )
+    return int(text)
+
+
 def _dims(text: str) -> dict[str, int]:
     out = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, eq, value = part.partition("=")
-        if not eq or not value.strip().isdigit():
-            raise argparse.ArgumentTypeError(f"expected NAME=SIZE like n=4, got {part!r}")
+        if not eq or not re.fullmatch(r"[0-9]+", value.strip()):
+            raise argparse.ArgumentTypeError(
+                f"expected NAME=SIZE like n=4 (digits 0-9), got {part!r}"
+            )
         out[name.strip()] = int(value)
     return out
 
@@ -41,7 +53,7 @@ def _common(command: argparse.ArgumentParser, of_help: str) -> None:
     command.add_argument(
         "--dims", type=_dims, default={}, help="dim sizes, e.g. n=4,m=3 (default: the spec's)"
     )
-    command.add_argument("--seed", type=int, default=0, help="seed of the random values")
+    command.add_argument("--seed", type=_whole, default=0, help="seed of the random values")
 
 
 def _parser() -> argparse.ArgumentParser:

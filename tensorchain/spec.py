@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from . import limits
@@ -21,7 +22,7 @@ _TOKEN = re.compile(
     (?P<ws>[ \t\r]+)
   | (?P<comment>\#[^\n]*)
   | (?P<newline>\n)
-  | (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
+  | (?P<number>(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<op>\*\*|[-+*/^()\[\],=])
     """,
@@ -153,13 +154,7 @@ def tokenize(text: str) -> list[Token]:
         m = _TOKEN.match(text, at)
         pos = Pos(line, at - line_start + 1)
         if m is None:
-            raise SpecError(
-                f"unexpected character {text[at]!r}; names use letters, digits and _,"
-                " operators are + - * / ^ ** = and brackets are ( ) [ ]",
-                pos.line,
-                pos.column,
-                lines[line - 1],
-            )
+            raise SpecError(_unexpected(text[at]), pos.line, pos.column, lines[line - 1])
         kind, value = m.lastgroup, m.group()
         at = m.end()
         if kind == "newline":
@@ -176,6 +171,19 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token("op", "^" if value == "**" else value, pos))
     tokens.append(Token("eof", "", Pos(line, at - line_start + 1)))
     return tokens
+
+
+def _unexpected(char: str) -> str:
+    """Why ``char`` cannot start a token (only ASCII is part of the language)."""
+    if unicodedata.numeric(char, None) is not None:
+        name = unicodedata.name(char, "a non-ASCII digit").lower()
+        return (
+            f"{char!r} ({name}) is not an ASCII digit; numbers are written with the digits 0-9 only"
+        )
+    return (
+        f"unexpected character {char!r}; names use the ASCII letters, digits 0-9 and _,"
+        " operators are + - * / ^ ** = and brackets are ( ) [ ]"
+    )
 
 
 def _describe(token: Token) -> str:

@@ -93,7 +93,22 @@ def test_bad_arguments(args, code, message):
 def test_malformed_dims_is_a_usage_error():
     result = run("derive", "--dims", "n4")
     assert result.returncode == 2
-    assert "expected NAME=SIZE like n=4, got 'n4'" in result.stderr
+    assert "expected NAME=SIZE like n=4 (digits 0-9), got 'n4'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dims", "n=３"], "expected NAME=SIZE like n=4 (digits 0-9), got 'n=３'"),
+        (["--seed", "７"], "expected a whole number written with the digits 0-9, got '７'"),
+        (["--seed", "-1"], "expected a whole number written with the digits 0-9, got '-1'"),
+    ],
+)
+def test_numbers_on_the_command_line_are_ascii_digits(args, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["derive", *args])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 SCALAR = [p for p in EXAMPLES if any(not tc.load(p).info(o).dims for o in tc.load(p).outputs)]

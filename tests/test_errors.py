@@ -193,3 +193,22 @@ def test_unknown_tensor_in_a_derivative():
         NET.jacobian("Q", wrt="W", values=NET.random_values())
     with pytest.raises(tc.DerivativeError, match=r"jacobian takes one wrt tensor"):
         NET.jacobian("C", wrt=["W"], values=NET.random_values())
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "digit"),
+    [
+        ("dim n = 3\ninput x[n]\nL = ２ * sum(x)", 5, "fullwidth digit two"),
+        ("dim n = ３\ninput x[n]\nL = sum(x)", 9, "fullwidth digit three"),
+        ("dim n = 3\ninput x[n]\nL = 1.٥ * sum(x)", 7, "arabic-indic digit five"),
+        ("dim n = 3\ninput x[n]\nL = sum(x) ^ ²", 14, "superscript two"),
+    ],
+)
+def test_numbers_are_ascii_digits_only(text, column, digit):
+    err = error_of(text)
+    assert err.column == column
+    assert re.search(
+        rf"\(({digit})\) is not an ASCII digit; numbers are written with the"
+        r" digits 0-9 only",
+        str(err),
+    ), str(err)

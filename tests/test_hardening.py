@@ -3,6 +3,7 @@
 import builtins
 import contextlib
 import os
+import re
 import time
 import tracemalloc
 import warnings
@@ -26,7 +27,7 @@ PIECES = st.sampled_from(
         "(", ")", "[", "]", ",", "=", "+", "-", "*", "/", "^", "**", "#", "\n", " ",
         "x", "W", "i", "j", "dim", "input", "param", "sum", "mean", "sigmoid", "softmax",
         "0", "1e999", "9" * 40, "-1", "0.5", "é", "σ", "∂", "\t", "\r", "'", '"', ";", ".",
-        "__import__", "eval", "\x00", "😀",
+        "__import__", "eval", "\x00", "😀", "２", "٣", "²", "x٣",
     ]
 )  # fmt: skip
 
@@ -69,6 +70,8 @@ def test_fuzzed_specs_parse_or_raise_a_spec_error_inside_the_text(text):
             assert err.line is not None and 1 <= err.line <= len(lines), err
             assert 1 <= err.column <= len(lines[err.line - 1]) + 1, err
             return
+    # Only comments may hold anything but ASCII (no Unicode digit is a number).
+    assert re.sub(r"#[^\n]*", "", text).isascii(), text
     # It parsed: evaluating it either works or raises a TensorchainError.
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
