@@ -131,10 +131,10 @@ def _relu(x: Array, p: float) -> Array:
 
 def _indicator(x: Array, p: float = 0.0) -> Array:
     """[x > 0] in ``x``'s dtype."""
-    if isinstance(x, np.ndarray):
+    if isinstance(x, np.ndarray | np.generic):  # a 0-d value stays a numpy value
         return (x > 0).astype(x.dtype)
-    if isinstance(x, np.generic | float | int):
-        return float(x > 0)
+    if isinstance(x, float | int):
+        return np.float64(x > 0)
     return namespace(x).astype(x > 0, x.dtype)
 
 

@@ -2,14 +2,16 @@
 
 ``networks()`` draws a :class:`DrawnNetwork`: spec text, one size per dim and
 the scalar loss to differentiate. Every network is smooth at almost every
-point (no relu/abs kinks, no log or sqrt of a value that can be negative), so
-finite differences are a valid reference. Layers are drawn from: a dense
-layer, an elementwise function, a residual sum, a tied (reused) weight, a
-bilinear layer with a rank-3 parameter (optionally the same tensor twice), an
-outer product and its contraction (a rank-2 activation), whole-tensor
-arithmetic, a function along the feature index (softmax, log_softmax, minus a
-logsumexp), and a quadratic form. With a batch, every activation has a sample
-index ``s`` on dim ``B``. Failures shrink to small networks.
+point (no kink that random values can reach, no log or sqrt of a value that
+can be negative), so finite differences are a valid reference. Layers are
+drawn from: a dense layer, an elementwise function, a residual sum, a tied
+(reused) weight, a bilinear layer with a rank-3 parameter (optionally the
+same tensor twice), an outer product and its contraction (a rank-2
+activation), whole-tensor arithmetic, a function along the feature index
+(softmax, log_softmax, minus a logsumexp), a scalar gate (``relu(g + 1) * h
++ h`` with a scalar param ``g``: 0-d values on every path), and a quadratic
+form. With a batch, every activation has a sample index ``s`` on dim ``B``.
+Failures shrink to small networks.
 """
 
 from __future__ import annotations
@@ -60,7 +62,17 @@ def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNe
         k = next(counter)
         kind = draw(
             st.sampled_from(
-                ["dense", "func", "residual", "tied", "bilinear", "outer", "whole", "along"]
+                [
+                    "dense",
+                    "func",
+                    "residual",
+                    "tied",
+                    "bilinear",
+                    "outer",
+                    "whole",
+                    "along",
+                    "gate",
+                ]
             )
         )
         prev = last
@@ -118,6 +130,10 @@ def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNe
                 lines.append(f"{ref(h, 'i')} = log_softmax({ref(prev, 'i')}, i)")
             else:  # minus a logsumexp, broadcast back along the index
                 lines.append(f"{ref(h, 'i')} = {ref(prev, 'i')} - logsumexp({ref(prev, 'j')}, j)")
+            acts[h] = dp
+        elif kind == "gate":  # a scalar param through relu: a 0-d value on every path
+            decl("param", f"g{k}", [])
+            lines.append(f"{h} = relu(g{k} + 1) * {prev} + {prev}")
             acts[h] = dp
         else:  # whole-tensor arithmetic on two same-shaped activations
             same = [a for a, d in acts.items() if d == dp]

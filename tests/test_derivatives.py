@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tensorchain as tc
+from tensorchain.functions import CALLABLE, ELEMENTWISE
 from tensorchain.strategies import networks
 from tensorchain.testing import finite_differences, max_relative_error
 
@@ -154,3 +155,40 @@ def test_jacobian_of_a_tensor_by_itself_is_the_identity():
     J = ARTICLE.jacobian("a", wrt="a", values=ARTICLE.random_values(n=3, m=2))
     assert J.deltas == (("n", "n'"),)
     np.testing.assert_array_equal(J.array, np.eye(3))
+
+
+SCALAR_VALUES = [0.7, np.float64(0.7), np.array(0.7), np.float32(0.7)]
+
+
+@pytest.mark.parametrize("func", CALLABLE)
+@pytest.mark.parametrize("value", SCALAR_VALUES, ids=lambda v: type(v).__name__)
+def test_the_uncompiled_path_takes_a_scalar_input(func, value):
+    """forward, derivatives, derive(values) and the reshape method, on a scalar
+    input through every function, agree with the compiled grad and central
+    differences (a 0-d value used to come back as a Python float)."""
+    net = tc.parse(f"input s\nt = {func}(tanh(s) + 1.5) * s")
+    vals = {"s": value}
+    g = net.grad("t", "s", vals)["s"]
+    fd = finite_differences(net, "t", "s", vals)
+    assert max_relative_error(g, fd) < NUMERIC
+    forward = net.forward(vals)
+    assert forward.values["t"] == pytest.approx(net.evaluate(vals)["t"])
+    for got in (
+        net.derivatives("t", ["s"], vals).jacobians["s"].array,
+        net.derivatives("t", ["s"], forward).jacobians["s"].array,
+        tc.reshape_method(net, "t", "s", vals),
+    ):
+        assert max_relative_error(got, g) < 1e-6  # float32 values run in float32
+    assert str(net.derive("t", "s", vals)).startswith("∂t/∂s")
+
+
+@pytest.mark.parametrize("name", list(ELEMENTWISE))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_function_keeps_a_numpy_scalar_a_numpy_value(name, dtype):
+    f = ELEMENTWISE[name]
+    for x in (dtype(0.7), np.array(0.7, dtype=dtype)):
+        y = f.value(x, 3.0)
+        dy = f.derivative(x, y, 3.0)
+        for out in (y, dy):
+            assert isinstance(out, np.ndarray | np.generic), (name, type(out))
+            assert out.shape == () and out.dtype == dtype, (name, out.dtype)
