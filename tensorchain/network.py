@@ -28,7 +28,7 @@ from .shapes import Binding, bind_labels, shape_text
 from .shift import shift_constant, shift_sizes
 from .spec import Assign, DimDecl, Pos, ShiftDecl, TensorDecl, parse_program
 from .spec import Program as SpecProgram
-from .values import check_values
+from .values import check_values, forecast_values
 
 if TYPE_CHECKING:
     from .derivation import Derivation
@@ -216,15 +216,20 @@ class Network:
         sizes = self.sizes(**dims)
         return tuple(sizes[d] for d in self.info(name).dims)
 
-    def random_values(self, seed: int = 0, **dims: int) -> dict[str, np.ndarray]:
-        """Standard-normal values for every input and param (float64)."""
+    def random_values(
+        self, seed: int = 0, *, memory_limit: int | None = None, **dims: int
+    ) -> dict[str, np.ndarray]:
+        """Standard-normal values for every input and param (float64).
+
+        Their total size is forecast first: above the memory limit
+        (``memory_limit`` bytes, else the one in force) it raises
+        :class:`MemoryLimitError` before anything is drawn."""
         sizes = self.sizes(**dims)
+        leaves = [t for t in self.tensors.values() if t.kind in ("input", "param")]
+        shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
+        forecast_values(shapes, sizes, memory_limit)
         rng = np.random.default_rng(seed)
-        return {
-            t.name: rng.standard_normal([sizes[d] for d in t.dims])
-            for t in self.tensors.values()
-            if t.kind in ("input", "param")
-        }
+        return {name: rng.standard_normal(shape) for name, shape in shapes.items()}
 
     def info(self, name: str) -> TensorInfo:
         """The :class:`TensorInfo` of ``name``, or an error listing the tensors."""

@@ -177,13 +177,15 @@ def reshape_method(
     forward = net.forward({name: to_numpy(v) for name, v in values.items()})
     cost = reshape_cost(net, of, wrt, forward.sizes)
     limit = get_memory_limit(memory_limit)
-    if cost.largest * 8 > limit:
+    # the result itself is one such matrix, even when wrt is not reached
+    largest = max(cost.largest, forward.values[of].size * forward.values[wrt].size)
+    if largest * 8 > limit:
         raise MemoryLimitError(
             f"the reshape method for d{of}/d{wrt} would hold a"
-            f" {format_bytes(cost.largest * 8)} matrix, more than the memory limit of"
+            f" {format_bytes(largest * 8)} matrix, more than the memory limit of"
             f" {format_bytes(limit)}; use net.jacobian({of!r}, {wrt!r}, values), whose"
             " deltas stay symbolic, or smaller sizes",
-            cost.largest * 8,
+            largest * 8,
             limit,
         )
     down = _downstream(net, wrt)

@@ -3,6 +3,7 @@ checks made before any work."""
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -10,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .backend import astype, backend_of_values, namespace, numpy_dtype
-from .errors import NonFiniteWarning, ValuesError
+from .errors import MemoryLimitError, NonFiniteWarning, ValuesError
 from .functions import NOT_HOLOMORPHIC
+from .limits import format_bytes, get_memory_limit
 from .lower import Map, walk
 
 if TYPE_CHECKING:
@@ -106,6 +108,31 @@ def check_values(
             )
         out[name] = array
     return out
+
+
+def forecast_values(
+    shapes: Mapping[str, tuple[int, ...]],
+    sizes: Mapping[str, int],
+    memory_limit: int | None = None,
+    itemsize: int = 8,
+) -> None:
+    """Refuse values of these shapes (to be drawn or made) whose bytes exceed
+    the memory limit, with :class:`MemoryLimitError`, before any allocation."""
+    need = {name: math.prod(shape) * itemsize for name, shape in shapes.items()}
+    total = sum(need.values())
+    limit = get_memory_limit(memory_limit)
+    if total <= limit:
+        return
+    largest = max(need, key=need.__getitem__)
+    dims = ", ".join(f"{d}={s}" for d, s in sizes.items())
+    raise MemoryLimitError(
+        f"the values would need {format_bytes(total)} in all (the largest, {largest} of"
+        f" shape {shapes[largest]}, {format_bytes(need[largest])}), more than the memory"
+        f" limit of {format_bytes(limit)}; use smaller sizes than {dims}, or raise the"
+        " limit with memory_limit= or tc.set_memory_limit",
+        total,
+        limit,
+    )
 
 
 def _finite(array: Any) -> bool:

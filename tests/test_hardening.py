@@ -335,3 +335,51 @@ def test_every_error_class_has_its_own_exit_status():
         assert next(c for k, c in EXIT_CODES if isinstance(err, k)) == codes[cls]
     err = tc.MemoryLimitError("x", 2, 1)
     assert next(c for k, c in EXIT_CODES if isinstance(err, k)) == 9
+
+
+def test_drawing_values_is_forecast_before_anything_is_allocated():
+    net = tc.parse(
+        "dim m = 1000000000\ndim n = 100000\ninput x[m]\nparam W[n, m]\nz[i] = W[i, j] * x[j]"
+    )
+    tracemalloc.start()
+    with pytest.raises(
+        tc.MemoryLimitError,
+        match=r"^the values would need 728 TiB in all \(the largest, W of shape \(100000,"
+        r" 1000000000\), 728 TiB\), more than the memory limit of .*; use smaller sizes than"
+        r" m=1000000000, n=100000, or raise the limit",
+    ) as info:
+        net.random_values()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2**20
+    assert info.value.forecast == 8 * (10**9 + 10**14)
+    # the limit given, or the one in force: 64 + 3 · 8 numbers are 704 bytes
+    with pytest.raises(tc.MemoryLimitError, match=r"704 B in all .* the memory limit of 600 B"):
+        NET.random_values(n=8, m=8, memory_limit=600)
+    assert len(NET.random_values(n=8, m=8, memory_limit=704)) == 4
+    tc.set_memory_limit(600)
+    try:
+        with pytest.raises(tc.MemoryLimitError, match=r"the memory limit of 600 B"):
+            NET.random_values(n=8, m=8)
+    finally:
+        tc.set_memory_limit(None)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--dims", "n=100000,m=1000000000"], ["SPEC"], ["SPEC", "--latex"]],
+    ids=["dims", "spec", "latex"],
+)
+def test_the_command_line_forecasts_before_drawing_values(args, tmp_path, capsys):
+    from tensorchain.cli import main
+
+    spec = tmp_path / "huge.tc"
+    spec.write_text(tc.ARTICLE.replace("m = 3", "m = 1000000000").replace("n = 4", "n = 100000"))
+    args = [str(spec) if a == "SPEC" else a for a in args]
+    code = main(["derive", *args])
+    err = capsys.readouterr().err
+    if "--latex" in args:  # symbolic: no values are drawn
+        assert code == 0, err
+        return
+    assert code == 9, err
+    assert err.startswith("tensorchain: error: the values would need")
