@@ -212,3 +212,39 @@ def test_numbers_are_ascii_digits_only(text, column, digit):
         r" digits 0-9 only",
         str(err),
     ), str(err)
+
+
+@pytest.mark.parametrize(
+    ("rhs", "column", "shown", "value"),
+    [
+        ("sum(x) * (-2) ^ 0.5", 19, r"\(-2\)\^0.5", r"NaN \(not a real number\)"),
+        ("sum(x) * 0 ^ -1", 16, r"0\^\(-1\)", "infinity"),
+        ("sum(x) * 10 ^ 400", 17, r"10\^400", "infinity"),
+        ("sum(x) * (-10) ^ 401", 20, r"\(-10\)\^401", "-infinity"),
+        ("sum(x) * (-10) ^ 400", 20, r"\(-10\)\^400", "infinity"),
+        ("sum(x) * log(0)", 14, r"log\(0\)", "-infinity"),
+        ("sum(x) * sqrt(-1)", 14, r"sqrt\(-1\)", "NaN"),
+        ("sum(x) * exp(1000)", 14, r"exp\(1000\)", "infinity"),
+        ("sum(x) * 1e300 * 1e300", 20, r"sum\(x\) \* 1e\+300 \* 1e\+300", "infinity"),
+        ("sum(x) / 1e-320", 12, r"sum\(x\) / [0-9.e-]+", "infinity"),
+        ("sum(x) + 1e308 + 1e308", 20, r"sum\(x\) \+ 1e\+308 \+ 1e\+308", "infinity"),
+        ("x ^ (10 ^ 400)", 13, r"10\^400", "infinity"),
+    ],
+)
+def test_constant_folding_that_is_not_finite_is_a_spec_error(rhs, column, shown, value):
+    err = error_of(f"dim n = 2\ninput x[n]\nf = {rhs}")
+    assert (err.line, err.column) == (3, column)
+    assert re.search(
+        rf": the constants in {shown} give {value}.*; constants are folded when the spec"
+        " is read and must stay finite real numbers",
+        str(err),
+    ), str(err)
+
+
+def test_the_tensor_exponent_hint_uses_the_names_written():
+    with pytest.raises(
+        tc.SpecError, match=r"for a tensor exponent write exp\(\(e \+ 1\) \* log\(x\)\)"
+    ):
+        tc.parse("dim n = 2\ninput x[n]\ninput e[n]\nf = x ^ (e + 1)")
+    with pytest.raises(tc.SpecError, match=r"write exp\(e \* log\(2 \* x\)\)"):
+        tc.parse("dim n = 2\ninput x[n]\ninput e[n]\nf = (2 * x) ^ e")
