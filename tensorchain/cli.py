@@ -18,7 +18,7 @@ from .errors import (
     TensorchainError,
     ValuesError,
 )
-from .network import load, parse
+from .network import free_name, load, parse
 from .networks import builtin
 from .report import RULE, derivation, hessian_report
 
@@ -125,14 +125,46 @@ def _load(args: argparse.Namespace):
     return parse(builtin("article")), "the article's network (built in)"
 
 
+class UsageError(Exception):
+    """What to differentiate was not said and cannot be guessed (exit status 2)."""
+
+
+def _upstream(net, of: str) -> set[str]:
+    """The tensors ``of`` depends on (itself included)."""
+    found = {of}
+    for stmt in reversed(net.statements):
+        if stmt.target in found:
+            found.update(stmt.operands)
+    return found
+
+
 def hessian_command(args: argparse.Namespace) -> int:
     out = sys.stdout
     net, title = _load(args)
-    scalars = [o for o in net.outputs if not net.info(o).dims]
-    of = args.of or (scalars[-1] if scalars else None)
-    wrt = args.wrt or (net.params[0] if net.params else None)
-    if of is None or wrt is None:
-        raise TensorchainError("name the scalar with --of and the tensor with --wrt")
+    of = args.of
+    if of is None:
+        scalars = [o for o in net.outputs if not net.info(o).dims]
+        if not scalars:
+            last = net.outputs[-1] if net.outputs else None
+            if last is None:
+                raise UsageError(f"{title} defines no tensor to take the Hessian of")
+            total = free_name(net, "loss", "total", f"{last}_total")
+            raise UsageError(
+                f"{title} defines no scalar to take the Hessian of (its last tensor,"
+                f" {last}, has axes [{', '.join(net.info(last).dims)}]); add one to the"
+                f" spec, e.g. '{total} = sum({last})', and name it with --of {total}"
+            )
+        of = scalars[-1]
+    wrt = args.wrt
+    if wrt is None:
+        used = _upstream(net, of)
+        candidates = [p for p in net.params if p in used] or [i for i in net.inputs if i in used]
+        if not candidates:
+            raise UsageError(
+                f"{of} depends on no input or param, so its Hessian is empty;"
+                " name another scalar with --of"
+            )
+        wrt = candidates[0]
     net._grad_targets(of, [wrt])  # a scalar of, a known wrt
     values = net.random_values(seed=args.seed, **args.dims)
     text, diff = hessian_report(net, of, wrt, args.wrt2 or wrt, values)
@@ -183,10 +215,10 @@ def derive(args: argparse.Namespace) -> int:
     net, title = _load(args)
     of = args.of or (net.outputs[-1] if net.outputs else None)
     if of is None:
-        raise TensorchainError("the spec defines no tensor to differentiate")
+        raise UsageError(f"{title} defines no tensor to differentiate")
     wrts = args.wrt.split(",") if args.wrt else net.params
     if not wrts:
-        raise TensorchainError("the spec has no param; name what to differentiate by with --wrt")
+        raise UsageError(f"{title} has no param; name what to differentiate by with --wrt")
     wrts = [w.strip() for w in wrts]
     if args.latex or args.steps or args.emit:
         derivations = [net.derive(of, w, **args.dims) for w in wrts]
@@ -239,6 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands = {"hessian": hessian_command, "paths": paths_command, "derive": derive}
         return commands[args.command](args)
+    except UsageError as err:
+        print(f"tensorchain: error: {err}", file=sys.stderr)
+        return 2
     except TensorchainError as err:
         print(f"tensorchain: error: {err}", file=sys.stderr)
         return next(code for cls, code in EXIT_CODES if isinstance(err, cls))

@@ -657,10 +657,11 @@ class Network:
     def _grad_targets(self, of: str, wrt: str | Sequence[str] | None) -> tuple[str, ...]:
         info = self.info(of)
         if info.dims:
+            total = free_name(self, "L", "loss", f"{of}_total")
             raise DerivativeError(
                 f"grad needs a scalar, but {of} has shape [{', '.join(info.dims)}]; use"
                 f" net.jacobian({of!r}, wrt=...) for the full Jacobian, or reduce {of}"
-                f" to a scalar first (e.g. L = sum({of}))"
+                f" to a scalar first (e.g. {total} = sum({of}))"
             )
         targets = (wrt,) if isinstance(wrt, str) else tuple(wrt or self.params)
         if not targets:
@@ -681,6 +682,17 @@ class Network:
         while len(self._cache) > CACHE_SIZE:
             del self._cache[next(iter(self._cache))]
         return hit
+
+
+def free_name(net: Network, *candidates: str) -> str:
+    """The first of ``candidates`` that names no tensor of ``net`` (for hints)."""
+    for name in candidates:
+        if name not in net.tensors:
+            return name
+    k = 1
+    while f"{candidates[-1]}{k}" in net.tensors:
+        k += 1
+    return f"{candidates[-1]}{k}"
 
 
 def parse(text: str) -> Network:

@@ -114,9 +114,37 @@ def test_numbers_on_the_command_line_are_ascii_digits(args, message, capsys):
 SCALAR = [p for p in EXAMPLES if any(not tc.load(p).info(o).dims for o in tc.load(p).outputs)]
 
 
-def test_hessian_of_a_spec_without_a_scalar_says_so(capsys):
-    assert main(["hessian", str(EXAMPLES[0].with_name("ntk.tc"))]) == 1
-    assert "name the scalar with --of" in capsys.readouterr().err
+@pytest.mark.parametrize(("name", "last", "axes"), [("ntk", "out", "B, c"), ("dp_sgd", "L", "B")])
+def test_hessian_of_a_spec_without_a_scalar_is_a_usage_error(name, last, axes):
+    spec = str(EXAMPLES[0].with_name(f"{name}.tc"))
+    result = run("hessian", spec)
+    assert result.returncode == 2  # usage, not 1 (an unreadable file)
+    assert result.stderr == (
+        f"tensorchain: error: {spec} defines no scalar to take the Hessian of (its last"
+        f" tensor, {last}, has axes [{axes}]); add one to the spec, e.g. 'loss = sum({last})',"
+        " and name it with --of loss\n"
+    )
+
+
+def test_the_hessian_command_defaults_to_a_param_the_scalar_depends_on(tmp_path, capsys):
+    spec = tmp_path / "two.tc"
+    spec.write_text("dim n = 2\nparam U[n]\nparam W[n]\nu = sum(U)\nf = sum(W ^ 3)\n")
+    assert main(["hessian", str(spec)]) == 0
+    assert "∂²f/∂W²" in capsys.readouterr().out
+    spec.write_text("dim n = 2\nparam U[n]\nu = sum(U)\nc = 2.0\n")
+    assert main(["hessian", str(spec)]) == 2
+    assert "c depends on no input or param, so its Hessian is empty; name another scalar" in (
+        capsys.readouterr().err
+    )
+    spec.write_text("dim n = 2\nparam U[n]\n")
+    assert main(["derive", str(spec)]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"tensorchain: error: {spec} defines no tensor to differentiate\n"
+    )
+
+
+def test_hessian_of_a_named_non_scalar(capsys):
     assert main(["hessian", str(EXAMPLES[0].with_name("ntk.tc")), "--of", "out"]) == 7
     assert "grad needs a scalar, but out has shape [B, c]" in capsys.readouterr().err
 

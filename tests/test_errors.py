@@ -248,3 +248,13 @@ def test_the_tensor_exponent_hint_uses_the_names_written():
         tc.parse("dim n = 2\ninput x[n]\ninput e[n]\nf = x ^ (e + 1)")
     with pytest.raises(tc.SpecError, match=r"write exp\(e \* log\(2 \* x\)\)"):
         tc.parse("dim n = 2\ninput x[n]\ninput e[n]\nf = (2 * x) ^ e")
+
+
+def test_the_hint_for_a_non_scalar_names_a_free_tensor():
+    net = tc.parse("dim n = 2\ninput x[n]\nL[i] = x[i] ^ 2")
+    with pytest.raises(
+        tc.DerivativeError, match=r"reduce L to a scalar first \(e.g. loss = sum\(L\)\)"
+    ):
+        net.grad("L", values={"x": np.ones(2)})
+    with pytest.raises(tc.DerivativeError, match=r"\(e.g. L = sum\(a\)\)"):
+        NET.grad("a", values=NET.random_values())
