@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from collections.abc import Sequence
+
+import numpy as np
 
 from . import __version__
 from .derivation import module_source
@@ -18,6 +21,7 @@ from .errors import (
     TensorchainError,
     ValuesError,
 )
+from .finite import first_non_finite, upstream
 from .network import free_name, load, parse
 from .networks import builtin
 from .report import RULE, derivation, hessian_report
@@ -129,15 +133,6 @@ class UsageError(Exception):
     """What to differentiate was not said and cannot be guessed (exit status 2)."""
 
 
-def _upstream(net, of: str) -> set[str]:
-    """The tensors ``of`` depends on (itself included)."""
-    found = {of}
-    for stmt in reversed(net.statements):
-        if stmt.target in found:
-            found.update(stmt.operands)
-    return found
-
-
 def hessian_command(args: argparse.Namespace) -> int:
     out = sys.stdout
     net, title = _load(args)
@@ -157,7 +152,7 @@ def hessian_command(args: argparse.Namespace) -> int:
         of = scalars[-1]
     wrt = args.wrt
     if wrt is None:
-        used = _upstream(net, of)
+        used = upstream(net, of)
         candidates = [p for p in net.params if p in used] or [i for i in net.inputs if i in used]
         if not candidates:
             raise UsageError(
@@ -169,13 +164,27 @@ def hessian_command(args: argparse.Namespace) -> int:
     values = net.random_values(seed=args.seed, **args.dims)
     text, diff = hessian_report(net, of, wrt, args.wrt2 or wrt, values)
     print(f"tensorchain hessian: {title}\n{RULE}\n{net}\n\n{text}", file=out)
-    if diff > TOLERANCE:
-        print(
-            f"tensorchain: error: the result differs from the reshape method by {diff:.1e}",
-            file=sys.stderr,
+    return _verdict(net, of, [(f"∂²{of}/∂{wrt}∂{args.wrt2 or wrt}", diff)], values)
+
+
+def _verdict(net, of: str, diffs: list[tuple[str, float]], values) -> int:
+    """0 when every result agrees with the reshape method; else 3, with the
+    reason on stderr. NaN or infinity in a result is a failure (``nan > tol``
+    is False, so the comparison is written the other way round)."""
+    failed = [(title, diff) for title, diff in diffs if not diff <= TOLERANCE]
+    if not failed:
+        return 0
+    not_finite = [title for title, diff in failed if not math.isfinite(diff)]
+    if not_finite:
+        reason = (
+            f"{', '.join(not_finite)} (or the reshape method's) holds NaN or infinity;"
+            f" {first_non_finite(net, values, of)}"
         )
-        return 3
-    return 0
+    else:
+        worst = max(diff for _, diff in failed)
+        reason = f"the result differs from the reshape method by {worst:.1e}"
+    print(f"tensorchain: error: {reason}", file=sys.stderr)
+    return 3
 
 
 def paths_command(args: argparse.Namespace) -> int:
@@ -237,18 +246,12 @@ def derive(args: argparse.Namespace) -> int:
         f"    values: standard normal, seed {args.seed}\n",
         file=out,
     )
-    worst = 0.0
+    diffs = []
     for w in wrts:
         text, diff = derivation(net, of, w, values)
         print(text + "\n", file=out)
-        worst = max(worst, diff)
-    if worst > TOLERANCE:
-        print(
-            f"tensorchain: error: the result differs from the reshape method by {worst:.1e}",
-            file=sys.stderr,
-        )
-        return 3
-    return 0
+        diffs.append((f"∂{of}/∂{w}" if not net.info(of).dims else f"d{of}/d{w}", diff))
+    return _verdict(net, of, diffs, values)
 
 
 #: Exit status per error class (the most specific class that matches wins).
@@ -270,7 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         commands = {"hessian": hessian_command, "paths": paths_command, "derive": derive}
-        return commands[args.command](args)
+        with np.errstate(all="ignore"):  # a non-finite result is reported, and fails
+            return commands[args.command](args)
     except UsageError as err:
         print(f"tensorchain: error: {err}", file=sys.stderr)
         return 2

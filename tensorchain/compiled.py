@@ -11,6 +11,7 @@ import numpy as np
 from .backend import astype, numpy_dtype
 from .derivation import placeholders
 from .errors import MemoryLimitError, ShapeError
+from .finite import check_results
 from .labeled import LabeledTensor
 from .limits import format_bytes, get_memory_limit
 from .program import Program, tracing
@@ -44,10 +45,11 @@ class Compiled:
     """
 
     def __init__(
-        self, net: Network, shapes, sizes, program: Program, finish, what: str, dtype
+        self, net: Network, shapes, sizes, program: Program, finish, what: str, dtype, of=None
     ) -> None:
         self.net = net
         self.what = what
+        self.of: str | None = of  # the tensor computed, for messages (None: every one)
         self.dtype = np.dtype(dtype)
         self.memory_limit: int | None = None
         self.shapes: dict[str, tuple[int, ...]] = shapes
@@ -55,13 +57,23 @@ class Compiled:
         self.program = program
         self.finish = finish
 
-    def run(self, env: dict[str, np.ndarray], memory_limit: int | None = None) -> Any:
+    def run(
+        self,
+        env: dict[str, np.ndarray],
+        memory_limit: int | None = None,
+        *,
+        strict: bool = False,
+        check_finite: bool = True,
+    ) -> Any:
         """Replay on values already checked by the network, after checking the
-        memory forecast against the limit."""
+        memory forecast against the limit; then, with ``check_finite``, check
+        that the results are finite (see :func:`tensorchain.finite.check_results`)."""
         self.check_memory(memory_limit)
         result = self.finish(self.program(env))
         if isinstance(result, LabeledTensor) and not result.terms:
             result.like = next(iter(env.values()), None)  # zero: dense in the values' library
+        if check_finite:
+            check_results(self.net, env, result, self.what, self.of, strict, stacklevel=4)
         return result
 
     def check_memory(self, memory_limit: int | None = None) -> None:
@@ -96,14 +108,21 @@ class Compiled:
                     f" {shape} ({sizes}); compile again for the new sizes, or call"
                     " net.grad / net.jacobian, which keep one compiled plan per size"
                 )
-        return self.run(env)
+        return self.run(env, strict=strict, check_finite=check_finite)
 
     def limited(self, memory_limit: int | None) -> Compiled:
         """This program with its own memory limit (checked on every call)."""
         if memory_limit is None:
             return self
         clone = Compiled(
-            self.net, self.shapes, self.sizes, self.program, self.finish, self.what, self.dtype
+            self.net,
+            self.shapes,
+            self.sizes,
+            self.program,
+            self.finish,
+            self.what,
+            self.dtype,
+            self.of,
         )
         clone.memory_limit = memory_limit
         clone.check_memory()  # refuse now rather than on the first call
@@ -162,7 +181,9 @@ def compile_program(
 
     program = tape.program(outputs)
     owned = program.fresh  # which results are new arrays (no copy in .array)
-    return Compiled(net, shapes, sizes, program, _cast(finish, dtype), _what(kind, of, wrt), dtype)
+    target = of[0] if isinstance(of, tuple) else of or None  # gnvp: (loss, out)
+    what = _what(kind, of, wrt)
+    return Compiled(net, shapes, sizes, program, _cast(finish, dtype), what, dtype, target)
 
 
 def _what(kind: str, of: Any, wrt: tuple[str, ...]) -> str:

@@ -276,7 +276,7 @@ class Network:
         The forward pass is compiled once per set of sizes and reused."""
         env = self._check_values(values, strict, check_finite)
         compiled = self._compiled("forward", "", (), self.sizes(env), dtype_of(env))
-        return compiled.run(env, memory_limit)
+        return compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
 
     # --- derivatives ---
 
@@ -354,7 +354,7 @@ class Network:
         self._wrt_one(wrt)
         env = self._check_values(values, strict, check_finite)
         compiled = self._compiled("jacobian", of, (wrt,), self.sizes(env), dtype_of(env))
-        return compiled.run(env, memory_limit)
+        return compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
 
     def grad(
         self,
@@ -381,7 +381,7 @@ class Network:
             raise ValuesError("grad needs values: net.grad(of, wrt, values=...)")
         env = self._check_values(values, strict, check_finite)
         compiled = self._compiled("grad", of, targets, self.sizes(env), dtype_of(env))
-        return compiled.run(env, memory_limit)
+        return compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
 
     def hessian(
         self,
@@ -565,7 +565,7 @@ class Network:
         dtype = dtype_of(env)
         compiled = self._compiled(kind, of, targets, self.sizes(env), dtype)
         env = {**env, **{k: astype(as_value(v, env), dtype) for k, v in extra.items()}}
-        return compiled.run(env, memory_limit)
+        return compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
 
     def plan(
         self,

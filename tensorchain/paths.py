@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import opt_einsum as oe
 
 from .errors import MemoryLimitError, PlanError, ShapeError
+from .finite import check_results
 from .labeled import Factor, LabeledTensor, Term
 from .limits import format_bytes, get_memory_limit
 from .plan import contract, equation
@@ -190,9 +191,10 @@ class Plan:
         forward pass, the local derivatives and the planned contractions are
         traced once, on the first call, and replayed (like ``compile_grad``).
 
-        ``strict``: NaN or infinity in the values is an error rather than a
-        warning; ``check_finite=False`` skips that check, one pass over the
-        values (worth it only when the derivative itself is cheap)."""
+        ``strict``: NaN or infinity in the values or the result is an error
+        rather than a warning; ``check_finite=False`` skips those checks, one
+        pass over the values and one over the result (worth it only when the
+        derivative itself is cheap)."""
         env = self.net._check_values(values, strict, check_finite)
         if self._program is None:
             self._program = self._compile()
@@ -202,7 +204,11 @@ class Plan:
                 f"this plan is for {self.sizes}, but the values have sizes"
                 f" {self.net.sizes(env)}; make a plan for them with net.plan"
             )
-        return structure.with_arrays(program(env), owned=program.fresh)
+        result = structure.with_arrays(program(env), owned=program.fresh)
+        if check_finite:
+            what = f"d{self.of}/d{self.wrt}"
+            check_results(self.net, env, result, what, self.of, strict)
+        return result
 
     def _compile(self):
         from .derivation import placeholders

@@ -28,10 +28,11 @@ def check_values(
     The common dtype is numpy's promotion of the floating and complex
     values (float32 stays float32, any complex value makes it complex);
     integer and boolean values take that dtype, float64 if every value is
-    an integer. NaN or infinity warns (:class:`NonFiniteWarning`), or
-    raises with ``strict=True``; ``check_finite=False`` skips that pass over
-    the values (as in scipy.linalg: faster, and NaN flows into the results
-    unannounced)."""
+    an integer. NaN warns (:class:`NonFiniteWarning`); an infinity is
+    left to the check of the results (:mod:`tensorchain.finite`), as it may
+    be meant (a mask's −inf); ``strict=True`` raises for either;
+    ``check_finite=False`` skips that pass over the values (as in
+    scipy.linalg: faster, and NaN flows into the results unannounced)."""
     if strict and not check_finite:
         raise ValuesError(
             "strict=True refuses non-finite values, so it needs check_finite=True; pass one of them"
@@ -96,16 +97,23 @@ def check_values(
     for name, array in arrays.items():
         array = astype(array, dtype)
         if check_finite and not _finite(array):
-            bad = _count_non_finite(array)
+            bad, nan = _count_non_finite(array), _count(array != array)
+            plus, minus = _count(array == np.inf), _count(array == -np.inf)
+            other = bad - nan - plus - minus  # complex infinities
+            counts = ((nan, "NaN"), (plus, "+inf"), (minus, "-inf"), (other, "infinite"))
             message = (
                 f"the value of {name} has {bad} non-finite entr{'y' if bad == 1 else 'ies'}"
-                " (NaN or infinity); results will not be finite either"
+                f" ({', '.join(f'{k} {what}' for k, what in counts if k)})"
             )
             if strict:
                 raise ValuesError(message)
-            warnings.warn(
-                message + " (strict=True makes this an error)", NonFiniteWarning, stacklevel=3
-            )
+            # An infinity may be meant (an attention mask's −inf, which exp and
+            # softmax make 0): the results are checked instead (finite.py),
+            # except dask's, which are lazy.
+            if nan or backend == "dask":
+                warnings.warn(
+                    message + " (strict=True makes this an error)", NonFiniteWarning, stacklevel=3
+                )
         out[name] = array
     return out
 
@@ -144,6 +152,14 @@ def _finite(array: Any) -> bool:
         return bool(xp.isfinite(xp.sum(array))) or bool(xp.all(xp.isfinite(array)))
     except TypeError:  # a traced value (inside jax.jit): no number to check yet
         return True
+
+
+def _count(mask: Any) -> int:
+    """The number of true entries of a boolean array of any library."""
+    if isinstance(mask, np.ndarray | np.generic):
+        return int(np.count_nonzero(mask))
+    xp = namespace(mask)
+    return int(xp.sum(xp.astype(mask, xp.int64)))
 
 
 def _count_non_finite(array: Any) -> int:

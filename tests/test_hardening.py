@@ -222,7 +222,12 @@ def test_calls_may_skip_the_finiteness_check():
     assert not np.isfinite(J).all() and not np.isfinite(g["W"]).all()
     assert not np.isfinite(g2["W"]).all()
     with (
-        pytest.warns(tc.NonFiniteWarning, match=r"the value of x has 1 non-finite entry"),
+        pytest.warns(
+            tc.NonFiniteWarning,
+            match=r"^da/dW holds NaN or infinity \(3 of 6 numbers\); non-finite values first"
+            r" appear in z\[i\] = W\[i, j\] \* x\[j\] \+ b\[i\] \(line 10\) \(infinite or NaN"
+            r" entries in the values of x\)",
+        ),
         np.errstate(all="ignore"),
     ):
         plan(vals)
@@ -383,3 +388,100 @@ def test_the_command_line_forecasts_before_drawing_values(args, tmp_path, capsys
         return
     assert code == 9, err
     assert err.startswith("tensorchain: error: the values would need")
+
+
+SQRT = tc.parse("dim n = 3\ninput x[n]\nf = sum(sqrt(x))")
+
+
+@pytest.mark.parametrize(
+    ("call", "what", "count"),
+    [
+        (lambda v, **k: SQRT.grad("f", "x", v, **k), "the gradient of f by x", "1 of 3"),
+        (lambda v, **k: SQRT.jacobian("f", "x", v, **k), "df/dx", "1 of 3"),
+        (lambda v, **k: SQRT.evaluate(v, **k), "the forward pass", "1 of 1"),
+        (lambda v, **k: SQRT.plan("f", "x")(v, **k), "df/dx", "1 of 3"),
+        (lambda v, **k: SQRT.compile_grad("f", "x")(v, **k), "the gradient of f by x", "1 of 3"),
+        (lambda v, **k: SQRT.ntk("f", ["x"], v, **k), "the NTK of f by x", "1 of 1"),
+    ],
+    ids=["grad", "jacobian", "evaluate", "plan", "compile_grad", "ntk"],
+)
+def test_a_non_finite_result_warns_naming_the_statement_or_raises_with_strict(call, what, count):
+    """sqrt of a negative entry: finite values in, NaN out. The result is
+    checked (a NaN result used to pass silently), strict=True covers it."""
+    message = (
+        rf"^{what} holds NaN or infinity \({count} numbers\); non-finite values first"
+        r" appear in f = sum\(sqrt\(x\)\) \(line 3\)"
+    )
+    vals = {"x": np.array([-1.0, 1.0, 4.0])}
+    with np.errstate(all="ignore"):
+        with pytest.warns(tc.NonFiniteWarning, match=message + r" \(strict=True makes"):
+            call(vals)
+        with pytest.raises(tc.ValuesError, match=message + "$"):
+            call(vals, strict=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", tc.NonFiniteWarning)
+            call(vals, check_finite=False)  # the check skipped, as asked
+
+
+def test_a_non_finite_derivative_of_finite_values_names_the_derivative():
+    vals = {"x": np.array([0.0, 1.0, 4.0])}  # sqrt(0) = 0, but sqrt'(0) = inf
+    with (
+        np.errstate(all="ignore"),
+        pytest.raises(
+            tc.ValuesError,
+            match=r"^the gradient of f by x holds NaN or infinity \(1 of 3 numbers\); every value"
+            r" is finite, but non-finite values first appear in the derivative of"
+            r" f = sum\(sqrt\(x\)\) \(line 3\) by x$",
+        ),
+    ):
+        SQRT.grad("f", "x", vals, strict=True)
+    net = tc.parse("dim n = 2\ninput x[n]\nu = x * 1e200\nv = u * 1e200\nf = sum(v)")
+    match = r"first appear in v = u \* 1e200 \(line 4\)"
+    with pytest.raises(tc.ValuesError, match=match), np.errstate(all="ignore"):
+        net.evaluate({"x": np.ones(2)}, strict=True)
+
+
+ATTENTION = tc.parse(
+    "dim n = 4\ninput z[n]\ninput mask[n]\np = softmax(z + mask, n)\nL = sum(p * z)"
+)
+
+
+def test_an_attention_mask_of_minus_infinity_with_finite_results_does_not_warn():
+    vals = ATTENTION.random_values(seed=0)
+    vals["mask"] = np.array([0.0, 0.0, -np.inf, -np.inf])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning that results "will not be finite"
+        g = ATTENTION.grad("L", "z", vals)["z"]
+        p = ATTENTION.evaluate(vals)["p"]
+    assert np.isfinite(g).all() and g[2] == g[3] == 0.0
+    e = np.exp(vals["z"][:2] - vals["z"][:2].max())
+    np.testing.assert_allclose(p, [*(e / e.sum()), 0.0, 0.0], rtol=1e-14)
+    with pytest.raises(
+        tc.ValuesError, match=r"the value of mask has 2 non-finite entries \(2 -inf\)"
+    ):
+        ATTENTION.grad("L", "z", vals, strict=True)  # strict refuses any non-finite value
+    vals["mask"] = np.full(4, -np.inf)  # every entry masked: softmax is 0/0
+    with (
+        np.errstate(all="ignore"),
+        pytest.warns(
+            tc.NonFiniteWarning,
+            match=r"first appear in p = softmax\(z \+ mask, n\) \(line 4\) \(infinite or NaN"
+            r" entries in the values of mask\)",
+        ),
+    ):
+        ATTENTION.grad("L", "z", vals)
+
+
+def test_the_command_line_fails_on_a_non_finite_result(tmp_path, capsys):
+    from tensorchain.cli import main
+
+    spec = tmp_path / "sqrt.tc"
+    spec.write_text("dim n = 3\nparam x[n]\nf = sum(sqrt(x))\n")
+    assert main(["derive", str(spec), "--seed", "0"]) == 3  # seed 0 draws a negative entry
+    captured = capsys.readouterr()
+    assert "max |tensorchain − reshape method| = nan" in captured.out
+    assert captured.err == (
+        "tensorchain: error: ∂f/∂x (or the reshape method's) holds NaN or infinity;"
+        " non-finite values first appear in f = sum(sqrt(x)) (line 3)\n"
+    )
+    assert tc.load(spec).random_values(seed=0)["x"].min() < 0
