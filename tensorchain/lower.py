@@ -532,7 +532,7 @@ class _Lowering:
         if hit:
             pos = self.assign.pos
             warnings.warn(
-                f"line {pos.line}: in {show(ast)} the index {hit[0]!r} is not on the left"
+                f"{self.program.where(pos)}: in {show(ast)} the index {hit[0]!r} is not on the left"
                 f" side, so f(...) is computed for each {hit[0]!r} and then summed;"
                 " for a layer write two statements, e.g. h[i] = W[i, j] * x[j]"
                 " then a = sigmoid(h)",

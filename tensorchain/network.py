@@ -24,7 +24,7 @@ from .gradnet import gradient_spec
 from .labeled import LabeledTensor
 from .lower import Lowered, lower
 from .products import MAX_NORM, VECTOR
-from .shapes import Binding, bind_labels, shape_text
+from .shapes import Binding, bind_labels, value_sizes
 from .shift import shift_constant, shift_sizes
 from .spec import Assign, DimDecl, Pos, ShiftDecl, TensorDecl, parse_program
 from .spec import Program as SpecProgram
@@ -173,30 +173,7 @@ class Network:
                 )
         sizes = {d: s for d, s in self.dims.items() if s is not None}
         sizes.update((d, int(s)) for d, s in dims.items())
-        source = {d: f"{d}={s} given as an argument" for d, s in dims.items()}
-        for name, value in (values or {}).items():
-            if name not in self.tensors or self.tensors[name].kind not in ("input", "param"):
-                continue
-            info = self.tensors[name]
-            shape = np.shape(value)
-            if len(shape) != len(info.dims):
-                raise ShapeError(
-                    f"{name} is declared with {len(info.dims)} axes"
-                    f" {shape_text(info.dims, sizes)} but its value has shape {shape}"
-                )
-            for k, (d, s) in enumerate(zip(info.dims, shape, strict=True)):
-                if d in source and sizes[d] != s:
-                    raise ShapeError(
-                        f"dim {d} is {sizes[d]} ({source[d]}) but axis {k} of {name}"
-                        f" has size {s}; make the values agree"
-                    )
-                if s == 0:
-                    raise ShapeError(
-                        f"axis {k} of {name} has size 0 (dim {d}); every dim needs at"
-                        " least one entry, so leave empty tensors out of the network"
-                    )
-                if d not in source:
-                    sizes[d], source[d] = int(s), f"from the value of {name}"
+        sizes.update(value_sizes(self.tensors, self.dims, sizes, dims, values or {}))
         shift_sizes(self, sizes)
         missing = [d for d in self.dims if d not in sizes]
         if missing:
@@ -695,8 +672,9 @@ def free_name(net: Network, *candidates: str) -> str:
     return f"{candidates[-1]}{k}"
 
 
-def parse(text: str) -> Network:
-    """Parse spec text into a :class:`Network`.
+def parse(text: str, path: str | None = None) -> Network:
+    """Parse spec text into a :class:`Network` (``path``: the file it comes
+    from, named in errors; :func:`load` gives it).
 
     Example:
         >>> import tensorchain as tc
@@ -706,9 +684,9 @@ def parse(text: str) -> Network:
     """
     if not isinstance(text, str):
         raise SpecError(f"parse takes the spec text as a str, got {type(text).__name__}")
-    return Network(parse_program(text))
+    return Network(parse_program(text, path))
 
 
 def load(path: str | Path) -> Network:
-    """Read and parse a ``.tc`` spec file."""
-    return parse(Path(path).read_text(encoding="utf-8"))
+    """Read and parse a ``.tc`` spec file; its errors name the file."""
+    return parse(Path(path).read_text(encoding="utf-8"), str(path))

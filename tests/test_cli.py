@@ -71,7 +71,7 @@ def test_a_bad_spec_exits_nonzero_with_the_error_and_no_traceback(tmp_path):
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith(
-        "tensorchain: error: line 3, column 5: unknown function 'sigmod'"
+        f"tensorchain: error: {spec}, line 3, column 5: unknown function 'sigmod'"
     )
 
 
