@@ -7,6 +7,7 @@ import math
 import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -48,6 +49,22 @@ def _dims(text: str) -> dict[str, int]:
             )
         out[name.strip()] = int(value)
     return out
+
+
+def _sweep(text: str) -> tuple[str, list[int]]:
+    """``B=1,8,64``: a dim and at least one size (digits 0-9)."""
+    dim, eq, sizes = text.partition("=")
+    values = [v.strip() for v in sizes.split(",") if v.strip()]
+    if (
+        not eq
+        or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", dim.strip())
+        or not values
+        or not all(re.fullmatch(r"[0-9]+", v) for v in values)
+    ):
+        raise argparse.ArgumentTypeError(
+            f"expected DIM=SIZE,SIZE,... like B=1,8,64 (a dim and at least one size), got {text!r}"
+        )
+    return dim.strip(), [int(v) for v in values]
 
 
 def _common(command: argparse.ArgumentParser, of_help: str) -> None:
@@ -114,11 +131,20 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     _common(paths, "the tensor to differentiate (default: the last)")
-    paths.add_argument("--wrt", help="the tensor to differentiate by (default: the first param)")
     paths.add_argument(
-        "--sweep", help="a dim and sizes, e.g. B=1,8,64,512: forward vs reverse FLOPs per size"
+        "--wrt",
+        help="comma-separated tensors to differentiate by (default: the first param of depends on)",
     )
-    paths.add_argument("--plot", help="write a PNG of FLOPs against memory (needs matplotlib)")
+    paths.add_argument(
+        "--sweep",
+        type=_sweep,
+        help="a dim and sizes, e.g. B=1,8,64,512: forward vs reverse FLOPs per size",
+    )
+    paths.add_argument(
+        "--plot",
+        help="write a PNG of FLOPs against memory (needs matplotlib); with several --wrt,"
+        " one per tensor, its name added to the file name",
+    )
     paths.add_argument("--tree", action="store_true", help="also print the optimal order's tree")
     return parser
 
@@ -193,29 +219,38 @@ def paths_command(args: argparse.Namespace) -> int:
     out = sys.stdout
     net, title = _load(args)
     of = args.of or (net.outputs[-1] if net.outputs else None)
-    wrt = args.wrt or (net.params[0] if net.params else None)
-    if of is None or wrt is None:
-        raise TensorchainError("name the tensor with --of and what to differentiate by with --wrt")
-    found = explore(net, of, wrt, **args.dims)
-    print(f"tensorchain paths: {title}\n{RULE}\n{found}", file=out)
-    if args.tree:
-        print(f"\noptimal order:\n{net.plan(of, wrt, **args.dims).tree()}", file=out)
-    if args.sweep:
-        dim, _, sizes = args.sweep.partition("=")
-        try:
-            values = [int(v) for v in sizes.split(",") if v.strip()]
-        except ValueError:
-            raise TensorchainError(f"--sweep takes DIM=SIZE,SIZE,..., got {args.sweep!r}") from None
-        rows = sweep(net, of, wrt, dim.strip(), values, **args.dims)
-        print(f"\n{dim.strip():>8} {'forward':>16} {'reverse':>16} {'optimal':>16}", file=out)
-        for size, fwd, rev, best in rows:
-            print(f"{size:>8} {fwd:>16,} {rev:>16,} {best:>16,}", file=out)
-        at = crossover(rows)
-        said = f"reverse is cheaper from {dim.strip()}={at}" if at else "reverse is never cheaper"
-        print(f"{said} in this sweep", file=out)
-    if args.plot:
-        found.plot(args.plot)
-        print(f"wrote {args.plot}", file=out)
+    if of is None:
+        raise UsageError(f"{title} defines no tensor to differentiate")
+    if args.wrt:
+        wrts = [w.strip() for w in args.wrt.split(",") if w.strip()]
+    else:
+        used = upstream(net, of)
+        wrts = [p for p in net.params if p in used][:1] or [i for i in net.inputs if i in used][:1]
+    if not wrts:
+        raise UsageError(
+            f"{of} depends on no input or param; name what to differentiate by with --wrt"
+        )
+    print(f"tensorchain paths: {title}\n{RULE}", file=out)
+    for k, wrt in enumerate(wrts):
+        found = explore(net, of, wrt, **args.dims)
+        print(("\n" if k else "") + str(found), file=out)
+        if args.tree:
+            print(f"\noptimal order:\n{net.plan(of, wrt, **args.dims).tree()}", file=out)
+        if args.sweep:
+            dim, sizes = args.sweep
+            rows = sweep(net, of, wrt, dim, sizes, **args.dims)
+            print(f"\n{dim:>8} {'forward':>16} {'reverse':>16} {'optimal':>16}", file=out)
+            for size, fwd, rev, best in rows:
+                print(f"{size:>8} {fwd:>16,} {rev:>16,} {best:>16,}", file=out)
+            at = crossover(rows)
+            said = f"reverse is cheaper from {dim}={at}" if at else "reverse is never cheaper"
+            print(f"{said} in this sweep", file=out)
+        if args.plot:
+            path = Path(args.plot)
+            if len(wrts) > 1:  # one picture per tensor: paths_W.png, paths_b.png
+                path = path.with_name(f"{path.stem}_{wrt}{path.suffix}")
+            found.plot(str(path))
+            print(f"wrote {path}", file=out)
     return 0
 
 

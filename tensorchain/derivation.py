@@ -12,6 +12,7 @@ import html
 import inspect
 import itertools
 import keyword
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -195,7 +196,7 @@ class Derivation:
         tensors reshaped), multiplied, and the result reshaped."""
 
         def size(name: str) -> int:
-            return int(np.prod([self.sizes[d] for d in self.net.tensors[name].dims]))
+            return math.prod(self.sizes[d] for d in self.net.tensors[name].dims)
 
         def shape(name: str) -> str:
             return "×".join(str(self.sizes[d]) for d in self.net.tensors[name].dims) or "1"

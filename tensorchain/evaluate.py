@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -156,7 +157,7 @@ def evaluate_node(
         )
     elif isinstance(node, Product):
         operands = [(evaluate_node(f, env, sizes, out), f.labels) for f in node.factors]
-        scale = node.coeff / float(np.prod([sizes[m] for m in node.mean_over]))
+        scale = node.coeff / float(math.prod(sizes[m] for m in node.mean_over))
         value = contract(operands, node.labels, sizes, scale=scale)
     else:
         parts = [evaluate_node(t, env, sizes, out) for _, t in node.terms]

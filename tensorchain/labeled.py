@@ -411,7 +411,7 @@ class LabeledTensor:
 
     def stored_entries(self) -> int:
         """How many numbers the structured form holds (its factors' entries)."""
-        return sum(int(np.prod(f.array.shape)) for t in self.terms for f in t.factors)
+        return sum(math.prod(f.array.shape) for t in self.terms for f in t.factors)
 
     def dense(self, memory_limit: int | None = None) -> np.ndarray:
         """The dense array, after checking its forecast against ``memory_limit``

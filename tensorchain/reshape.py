@@ -11,6 +11,7 @@ It is deliberately simple and slow; it shares no code with the chain rule.
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
     """d node / d children(node)[k] as an (entries of node) × (entries of child) matrix."""
     child = children(node)[k]
     child_value = values[id(child)]
-    n_node = int(np.prod([sizes[lab] for lab in node.labels]))
+    n_node = math.prod(sizes[lab] for lab in node.labels)
     if isinstance(node, Map):
         f = ELEMENTWISE[node.func]
         df = f.derivative(child_value, f.value(child_value, node.param), node.param)
@@ -62,7 +63,7 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
         for n, label, fresh in zip(child_value.shape, child.labels, new, strict=True)
     ]
     if isinstance(node, Product):
-        coeff = node.coeff / float(np.prod([sizes[m] for m in node.mean_over]))
+        coeff = node.coeff / float(math.prod(sizes[m] for m in node.mean_over))
         operands += [(values[id(f)], f.labels) for j, f in enumerate(node.factors) if j != k]
     else:
         coeff = node.terms[k][0]
@@ -80,8 +81,8 @@ def _along_matrix(node: Along, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     labels = node.arg.labels
     along = [labels.index(lab) for lab in node.axes]
     others = [k for k in range(x.ndim) if k not in along]
-    n_b = int(np.prod([x.shape[k] for k in others]))
-    n_a = int(np.prod([x.shape[k] for k in along]))
+    n_b = math.prod(x.shape[k] for k in others)
+    n_a = math.prod(x.shape[k] for k in along)
     xs = np.transpose(x, others + along).reshape(n_b, n_a)  # a row per slice
     blocks = []
     for row in xs:
@@ -110,7 +111,7 @@ def _along_matrix(node: Along, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     out_order = [out_perm.index(k) for k in sorted(out_perm)]  # back to arg order
     in_order = [len(out_shape) + (others + along).index(k) for k in range(x.ndim)]
     full = np.transpose(full, out_order + in_order)
-    return full.reshape(int(np.prod(y.shape)), x.size)
+    return full.reshape(math.prod(y.shape), x.size)
 
 
 def _is_identity(node: Node, k: int) -> bool:
@@ -235,7 +236,7 @@ def reshape_cost(net: Network, of: str, wrt: str, sizes: Mapping[str, int]) -> R
     """Count the reshape method's work without running it (2·m·k·n per product)."""
 
     def entries(name: str) -> int:
-        return int(np.prod([sizes[d] for d in net.tensors[name].dims]))
+        return math.prod(sizes[d] for d in net.tensors[name].dims)  # exact past 2**63
 
     down = _downstream(net, wrt)
     n_of = entries(of)

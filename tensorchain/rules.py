@@ -13,6 +13,7 @@ with axes ``node.labels + operand-axes`` (the operand's axes get fresh labels).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -105,7 +106,7 @@ def _axes(node: Node, operand: Node, sizes: dict[str, int]):
 def product_rule(node: Product, k: int, values: Values, sizes: dict[str, int]):
     operand = node.factors[k]
     indices, sizes, deltas = _axes(node, operand, sizes)
-    coeff = node.coeff / float(np.prod([sizes[m] for m in node.mean_over]))
+    coeff = node.coeff / float(math.prod(sizes[m] for m in node.mean_over))
     others = tuple(
         Factor(values[id(f)], f.labels, name_of(f), tex=tex_of(f))
         for j, f in enumerate(node.factors)
@@ -126,12 +127,25 @@ def map_rule(node: Map, k: int, values: Values, sizes: dict[str, int]):
     arg = name_of(node.arg)
     name = f.derivative_text(arg, node.param)
     shape = [sizes[lab] for lab in node.labels]
-    derivative = functools.partial(f.derivative, p=node.param)
-    x, y = values[id(node.arg)], values[id(node)]
     p = node.param
-    code = lambda a: f.derivative_source(a[0], a[1], p)  # noqa: E731
+    # Only what f' reads is an argument (σ' reads σ, 2x not x²), so that a
+    # compiled gradient never computes a value it does not use (the loss).
+    source = f.derivative_source("\0x", "\0y", p)
+    reads = ("\0x" in source, "\0y" in source)
+    args = [
+        v for v, read in zip((values[id(node.arg)], values[id(node)]), reads, strict=True) if read
+    ]
+
+    def derivative(*given):
+        it = iter(given)
+        return f.derivative(*(next(it) if read else None for read in reads), p)
+
+    def code(a):
+        it = iter(a)
+        return f.derivative_source(*(next(it) if read else "" for read in reads), p)
+
     tex = f.derivative_tex(tex_of(node.arg), node.param)
-    df = Factor(apply(derivative, x, y, shape=shape, code=code), node.labels, name, tex=tex)
+    df = Factor(apply(derivative, *args, shape=shape, code=code), node.labels, name, tex=tex)
     return LabeledTensor(indices, sizes, [Term(1.0, (df,), deltas)])
 
 
