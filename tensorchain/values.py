@@ -146,7 +146,9 @@ def forecast_values(
 def _finite(array: Any) -> bool:
     """Whether every entry is finite: one sum, the rare non-finite sum rechecked."""
     if isinstance(array, np.ndarray):
-        return bool(np.isfinite(array.sum()) or np.isfinite(array).all())
+        with np.errstate(over="ignore", invalid="ignore"):  # inf - inf, or a sum past 1e308
+            total = array.sum()
+        return bool(np.isfinite(total) or np.isfinite(array).all())
     xp = namespace(array)
     try:
         return bool(xp.isfinite(xp.sum(array))) or bool(xp.all(xp.isfinite(array)))
