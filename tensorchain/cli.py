@@ -187,7 +187,7 @@ def hessian_command(args: argparse.Namespace) -> int:
             )
         wrt = candidates[0]
     net._grad_targets(of, [wrt])  # a scalar of, a known wrt
-    values = net.random_values(seed=args.seed, **args.dims)
+    values = net.random_values(seed=args.seed, dims=args.dims)
     text, diff = hessian_report(net, of, wrt, args.wrt2 or wrt, values)
     print(f"tensorchain hessian: {title}\n{RULE}\n{net}\n\n{text}", file=out)
     return _verdict(net, of, [(f"∂²{of}/∂{wrt}∂{args.wrt2 or wrt}", diff)], values)
@@ -232,13 +232,13 @@ def paths_command(args: argparse.Namespace) -> int:
         )
     print(f"tensorchain paths: {title}\n{RULE}", file=out)
     for k, wrt in enumerate(wrts):
-        found = explore(net, of, wrt, **args.dims)
+        found = explore(net, of, wrt, dims=args.dims)
         print(("\n" if k else "") + str(found), file=out)
         if args.tree:
-            print(f"\noptimal order:\n{net.plan(of, wrt, **args.dims).tree()}", file=out)
+            print(f"\noptimal order:\n{net.plan(of, wrt, dims=args.dims).tree()}", file=out)
         if args.sweep:
             dim, sizes = args.sweep
-            rows = sweep(net, of, wrt, dim, sizes, **args.dims)
+            rows = sweep(net, of, wrt, dim, sizes, dims=args.dims)
             print(f"\n{dim:>8} {'forward':>16} {'reverse':>16} {'optimal':>16}", file=out)
             for size, fwd, rev, best in rows:
                 print(f"{size:>8} {fwd:>16,} {rev:>16,} {best:>16,}", file=out)
@@ -265,14 +265,14 @@ def derive(args: argparse.Namespace) -> int:
         raise UsageError(f"{title} has no param; name what to differentiate by with --wrt")
     wrts = [w.strip() for w in wrts]
     if args.latex or args.steps or args.emit:
-        derivations = [net.derive(of, w, **args.dims) for w in wrts]
+        derivations = [net.derive(of, w, dims=args.dims) for w in wrts]
         if args.emit:
             joint = len(derivations) > 1  # one function, shared work, a dict of results
             print(module_source(derivations, joint=joint), file=out, end="")
         for d in derivations if not args.emit else ():
             print(d.latex() if args.latex else "\n".join([str(d), *d.steps, ""]), file=out)
         return 0
-    values = net.random_values(seed=args.seed, **args.dims)
+    values = net.random_values(seed=args.seed, dims=args.dims)
     sizes = net.sizes(values)
     print(f"tensorchain derive: {title}\n{RULE}", file=out)
     print(str(net), file=out)

@@ -240,14 +240,21 @@ class Derivation:
 
 
 def derive(
-    net: Network, of: str, wrt: str, values: Mapping[str, Any] | None = None, **dims: int
+    net: Network,
+    of: str,
+    wrt: str,
+    values: Mapping[str, Any] | None = None,
+    dims: Mapping[str, int] | None = None,
 ) -> Derivation:
-    """``net.derive``: symbolic (placeholder arrays) unless ``values`` are given."""
+    """``net.derive``: symbolic (placeholder arrays) unless ``values`` are given
+    (``dims``: sizes given, which values must agree with)."""
     net.info(of), net.info(wrt)
     if values is not None:
+        if dims:
+            net.sizes(values, dims=dims)  # the values must have the sizes given
         forward = net.forward(values)
         return Derivation(net, of, wrt, net.derivatives(of, [wrt], forward), forward.sizes)
-    sizes = net.sizes(**dims)
+    sizes = net.sizes(dims=dims)
     with tracing() as tape:
         forward = net._run_forward(placeholders(net, tape, sizes), sizes)
         result = net.derivatives(of, [wrt], forward)

@@ -157,8 +157,16 @@ class Network:
 
     # --- sizes and values ---
 
-    def sizes(self, values: Mapping[str, Any] | None = None, **dims: int) -> dict[str, int]:
-        """Every dim's size: spec defaults, overridden by ``dims``, then by ``values``."""
+    def sizes(
+        self,
+        values: Mapping[str, Any] | None = None,
+        *,
+        dims: Mapping[str, int] | None = None,
+        **sizes: int,
+    ) -> dict[str, int]:
+        """Every dim's size: spec defaults, overridden by the sizes given
+        (``dims={"n": 4}`` or ``n=4``), then by ``values``' shapes."""
+        dims = given_sizes(dims, sizes)
         for d, s in dims.items():
             if d not in self.dims:
                 raise ShapeError(
@@ -188,20 +196,27 @@ class Network:
             self._checked.add(key)
         return sizes
 
-    def shape(self, name: str, **dims: int) -> tuple[int, ...]:
+    def shape(
+        self, name: str, *, dims: Mapping[str, int] | None = None, **sizes: int
+    ) -> tuple[int, ...]:
         """The shape of tensor ``name`` for the given (or default) dim sizes."""
-        sizes = self.sizes(**dims)
+        sizes = self.sizes(dims=dims, **sizes)
         return tuple(sizes[d] for d in self.info(name).dims)
 
     def random_values(
-        self, seed: int = 0, *, memory_limit: int | None = None, **dims: int
+        self,
+        seed: int = 0,
+        *,
+        memory_limit: int | None = None,
+        dims: Mapping[str, int] | None = None,
+        **sizes: int,
     ) -> dict[str, np.ndarray]:
         """Standard-normal values for every input and param (float64).
 
         Their total size is forecast first: above the memory limit
         (``memory_limit`` bytes, else the one in force) it raises
         :class:`MemoryLimitError` before anything is drawn."""
-        sizes = self.sizes(**dims)
+        sizes = self.sizes(dims=dims, **sizes)
         leaves = [t for t in self.tensors.values() if t.kind in ("input", "param")]
         shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
         forecast_values(shapes, sizes, memory_limit)
@@ -210,7 +225,12 @@ class Network:
 
     def info(self, name: str) -> TensorInfo:
         """The :class:`TensorInfo` of ``name``, or an error listing the tensors."""
-        if not isinstance(name, str) or name not in self.tensors:
+        if not isinstance(name, str):
+            raise DerivativeError(
+                f"expected a tensor name (a str), got {name!r}; this network has"
+                f" {', '.join(self.tensors)}"
+            )
+        if name not in self.tensors:
             raise DerivativeError(
                 f"unknown tensor {name!r}; this network has {', '.join(self.tensors)}"
             )
@@ -294,32 +314,43 @@ class Network:
         )
 
     def derive(
-        self, of: str, wrt: str, values: Mapping[str, Any] | None = None, **dims: int
-    ) -> Derivation:
+        self,
+        of: str,
+        wrt: str | Sequence[str],
+        values: Mapping[str, Any] | None = None,
+        *,
+        dims: Mapping[str, int] | None = None,
+        **sizes: int,
+    ) -> Derivation | dict[str, Derivation]:
         """The derivation of ``d of / d wrt``: index notation (``str``), ``.einsum``,
-        ``.latex()``, ``.steps``, ``.matrix_form()`` and ``.to_python()``.
+        ``.latex()``, ``.steps``, ``.matrix_form()`` and ``.to_python()``; for a
+        list of ``wrt``, a dict of them.
 
-        Symbolic (shapes only, from ``dims`` or the spec's defaults) unless
-        ``values`` are given. Example:
+        Symbolic (shapes only, from the sizes given or the spec's defaults)
+        unless ``values`` are given. Example:
             >>> import tensorchain as tc
             >>> print(tc.parse(tc.ARTICLE).derive("C", "b"))
             ∂C/∂b[i] = 0.5 · 2 (a - y)[i] · σ'(z)[i]
         """
         from .derivation import derive
 
-        return derive(self, of, wrt, values, **dims)
+        dims = given_sizes(dims, sizes)
+        if isinstance(wrt, str):
+            return derive(self, of, wrt, values, dims)
+        return {w: derive(self, of, w, values, dims) for w in self._wrt_list(wrt)}
 
     def jacobian(
         self,
         of: str,
-        wrt: str,
+        wrt: str | Sequence[str],
         values: Mapping[str, Any],
         *,
         strict: bool = False,
         check_finite: bool = True,
         memory_limit: int | None = None,
-    ) -> LabeledTensor:
-        """d of / d wrt as a :class:`LabeledTensor` of shape ``of.shape + wrt.shape``.
+    ) -> LabeledTensor | dict[str, LabeledTensor]:
+        """d of / d wrt as a :class:`LabeledTensor` of shape ``of.shape + wrt.shape``
+        (for a list of ``wrt``, a dict of them).
 
         Compiled once per (of, wrt, sizes) and reused. Example:
             >>> import tensorchain as tc
@@ -328,10 +359,16 @@ class Network:
             >>> J.array.shape
             (4, 4, 3)
         """
-        self._wrt_one(wrt)
+        targets = (wrt,) if isinstance(wrt, str) else self._wrt_list(wrt)
         env = self._check_values(values, strict, check_finite)
-        compiled = self._compiled("jacobian", of, (wrt,), self.sizes(env), dtype_of(env))
-        return compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
+        sizes, dtype = self.sizes(env), dtype_of(env)
+        out = {
+            w: self._compiled("jacobian", of, (w,), sizes, dtype).run(
+                env, memory_limit, strict=strict, check_finite=check_finite
+            )
+            for w in targets
+        }
+        return out[wrt] if isinstance(wrt, str) else out
 
     def grad(
         self,
@@ -550,7 +587,9 @@ class Network:
         wrt: str,
         order: Any = "optimal",
         memory_limit: int | None = None,
-        **dims: int,
+        *,
+        dims: Mapping[str, int] | None = None,
+        **sizes: int,
     ) -> Plan:
         """``d of / d wrt`` with a chosen contraction order (see
         :mod:`tensorchain.paths`): ``"reverse"``, ``"forward"``, ``"optimal"``
@@ -566,17 +605,20 @@ class Network:
         """
         from .paths import make_plan
 
-        self._wrt_one(wrt)
+        self._wrt_one(wrt, "plan")
         self.info(of)
         self.info(wrt)
-        return make_plan(self, of, wrt, order, memory_limit, **dims)
+        return make_plan(self, of, wrt, order, memory_limit, given_sizes(dims, sizes))
 
-    def explore(self, of: str, wrt: str, **dims: int) -> Exploration:
+    def explore(
+        self, of: str, wrt: str, *, dims: Mapping[str, int] | None = None, **sizes: int
+    ) -> Exploration:
         """Every order and strategy for ``d of / d wrt``, costed: see
         :class:`tensorchain.explore.Exploration`."""
         from .explore import explore
 
-        return explore(self, of, wrt, **dims)
+        self._wrt_one(wrt, "explore")
+        return explore(self, of, wrt, dims=given_sizes(dims, sizes))
 
     def gradient_network(self, of: str, sizes: Mapping[str, int]) -> tuple[Network, dict[str, str]]:
         """``of``'s gradient written as a network (for the given sizes), and the
@@ -594,6 +636,7 @@ class Network:
         dims: Mapping[str, int] | None = None,
         memory_limit: int | None = None,
         dtype: Any = np.float64,
+        **sizes: int,
     ) -> Compiled:
         """``grad`` compiled for fixed sizes: a callable from values to gradients.
 
@@ -606,8 +649,9 @@ class Network:
             (4, 3)
         """
         targets = self._grad_targets(of, wrt)
-        sizes = self.sizes(**dict(dims or {}))
-        compiled = self._compiled("grad", of, targets, sizes, np.dtype(dtype))
+        compiled = self._compiled(
+            "grad", of, targets, self.sizes(dims=dims, **sizes), np.dtype(dtype)
+        )
         return compiled.limited(memory_limit)
 
     def compile_jacobian(
@@ -617,19 +661,28 @@ class Network:
         dims: Mapping[str, int] | None = None,
         memory_limit: int | None = None,
         dtype: Any = np.float64,
+        **sizes: int,
     ) -> Compiled:
         """``jacobian`` compiled for fixed sizes: a callable from values to a
         :class:`LabeledTensor` (deltas still symbolic)."""
-        self._wrt_one(wrt)
-        sizes = self.sizes(**dict(dims or {}))
+        self._wrt_one(wrt, "compile_jacobian")
+        sizes = self.sizes(dims=dims, **sizes)
         compiled = self._compiled("jacobian", of, (wrt,), sizes, np.dtype(dtype))
         return compiled.limited(memory_limit)
 
-    def _wrt_one(self, wrt: Any) -> None:
+    def _wrt_one(self, wrt: Any, call: str = "this call") -> None:
         if not isinstance(wrt, str):
             raise DerivativeError(
-                f"jacobian takes one wrt tensor, got {wrt!r}; call it once per tensor"
+                f"{call} takes one wrt tensor (a str), got {wrt!r}; call it once per tensor"
             )
+
+    def _wrt_list(self, wrt: Any) -> tuple[str, ...]:
+        """A list (or tuple) of tensor names, each known."""
+        if isinstance(wrt, Mapping) or not isinstance(wrt, Sequence) or not wrt:
+            raise DerivativeError(f"wrt is a tensor name or a non-empty list of them, got {wrt!r}")
+        for w in wrt:
+            self.info(w)
+        return tuple(wrt)
 
     def _grad_targets(self, of: str, wrt: str | Sequence[str] | None) -> tuple[str, ...]:
         info = self.info(of)
@@ -659,6 +712,22 @@ class Network:
         while len(self._cache) > CACHE_SIZE:
             del self._cache[next(iter(self._cache))]
         return hit
+
+
+def given_sizes(dims: Mapping[str, int] | None, sizes: Mapping[str, int]) -> dict[str, int]:
+    """Sizes given as ``dims={"n": 4}``, as keywords ``n=4``, or both (they must
+    agree): every call that takes sizes takes them both ways."""
+    if dims is None:
+        return dict(sizes)
+    if not isinstance(dims, Mapping):
+        raise ShapeError(
+            f"dims= takes a dict of sizes like {{'n': 4}}, got {dims!r}; or give the sizes"
+            " as keywords, n=4"
+        )
+    for d, s in sizes.items():
+        if d in dims and dims[d] != s:
+            raise ShapeError(f"dim {d} is given twice: {dims[d]} in dims= and {d}={s}")
+    return {**dims, **sizes}
 
 
 def free_name(net: Network, *candidates: str) -> str:

@@ -473,9 +473,9 @@ def make_plan(
     wrt: str,
     order: Any = "optimal",
     memory_limit: int | None = None,
-    **dims: int,
+    dims: Mapping[str, int] | None = None,
 ) -> Plan:
-    """See :meth:`Network.plan`."""
+    """See :meth:`Network.plan` (``dims``: the sizes given)."""
     from .derivation import placeholders
     from .program import tracing
     from .reshape import reshape_cost
@@ -491,7 +491,7 @@ def make_plan(
             f" strategy ({', '.join(sorted(oe.paths._PATH_OPTIONS))}) or an"
             " opt_einsum.paths.PathOptimizer"
         )
-    sizes = net.sizes(**dims)
+    sizes = net.sizes(dims=dims)
     start = time.perf_counter()
     with tracing() as tape:
         forward = net._run_forward(placeholders(net, tape, sizes), sizes)

@@ -209,8 +209,12 @@ def test_unknown_tensor_in_a_derivative():
         tc.DerivativeError, match=r"unknown tensor 'Q'; this network has x, y, W, b, z, a, C"
     ):
         NET.jacobian("Q", wrt="W", values=NET.random_values())
-    with pytest.raises(tc.DerivativeError, match=r"jacobian takes one wrt tensor"):
-        NET.jacobian("C", wrt=["W"], values=NET.random_values())
+    with pytest.raises(
+        tc.DerivativeError, match=r"^plan takes one wrt tensor \(a str\), got \['W'\]"
+    ):
+        NET.plan("C", wrt=["W"])
+    with pytest.raises(tc.DerivativeError, match=r"^expected a tensor name \(a str\), got \['W'\]"):
+        tc.reshape_method(NET, "C", ["W"], NET.random_values())
 
 
 @pytest.mark.parametrize(
