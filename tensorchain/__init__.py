@@ -15,6 +15,7 @@ from .errors import (
     ValuesError,
 )
 from .explore import Exploration
+from .jets import reference_derivative
 from .labeled import LabeledTensor
 from .limits import get_memory_limit, set_memory_limit
 from .lower import SpecWarning
@@ -48,6 +49,7 @@ __all__ = [
     "get_memory_limit",
     "load",
     "parse",
+    "reference_derivative",
     "reshape_hessian",
     "reshape_method",
     "set_memory_limit",

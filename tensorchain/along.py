@@ -93,6 +93,17 @@ def extreme_share(x: np.ndarray, y: np.ndarray, axes: tuple[int, ...]) -> np.nda
     return hit / np.sum(hit, axis=axes, keepdims=True)
 
 
+def max_share(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """:func:`extreme_share` of the maximum, from ``x`` alone (the derivative of
+    ``max`` as an operation of a derivative's graph; its own derivative is 0)."""
+    return extreme_share(x, np.max(x, axis=axes), axes)
+
+
+def min_share(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """:func:`extreme_share` of the minimum, from ``x`` alone."""
+    return extreme_share(x, np.min(x, axis=axes), axes)
+
+
 def max_along(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return np.max(x, axis=axes)
 
@@ -160,6 +171,8 @@ _GENERIC = {
     "softmax_from_lse": _softmax_from_lse_xp,
     "softmax_from_log": lambda xp, y, axes: xp.exp(y),
     "extreme_share": _extreme_share_xp,
+    "max_share": lambda xp, x, axes: _extreme_share_xp(xp, x, xp.max(x, axis=axes), axes),
+    "min_share": lambda xp, x, axes: _extreme_share_xp(xp, x, xp.min(x, axis=axes), axes),
     "max_along": lambda xp, x, axes: xp.max(x, axis=axes),
     "min_along": lambda xp, x, axes: xp.min(x, axis=axes),
 }
@@ -191,6 +204,7 @@ class AlongFunction:
     reduces: bool
     symbol: str  # printed name: softmax, log softmax, ...
     tex: str
+    internal: bool = False  # made by derivatives, not callable from the language
 
 
 ALONG: dict[str, AlongFunction] = {
@@ -201,7 +215,17 @@ ALONG: dict[str, AlongFunction] = {
     "logsumexp": AlongFunction("logsumexp", logsumexp, True, "logsumexp", r"\mathrm{logsumexp}"),
     "max": AlongFunction("max", max_along, True, "max", r"\max"),
     "min": AlongFunction("min", min_along, True, "min", r"\min"),
+    # The derivatives of max and min (the share of the extreme entries).
+    "max_share": AlongFunction(
+        "max_share", max_share, False, "argmax share", r"[\max]'", internal=True
+    ),
+    "min_share": AlongFunction(
+        "min_share", min_share, False, "argmin share", r"[\min]'", internal=True
+    ),
 }
+
+#: Names a spec may call.
+CALLABLE_ALONG = tuple(name for name, f in ALONG.items() if not f.internal)
 
 #: Helpers generated code may call, by name (their source is copied in).
 HELPERS = {
@@ -213,6 +237,8 @@ HELPERS = {
         softmax_from_lse,
         softmax_from_log,
         extreme_share,
+        max_share,
+        min_share,
         max_along,
         min_along,
     )

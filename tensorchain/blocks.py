@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import opt_einsum as oe
 
-from .backend import backend_of, device_of, numpy_dtype, to_backend, to_numpy
+from .backend import backend_of, device_of, to_backend, to_numpy
 from .errors import TensorchainError
 
 if TYPE_CHECKING:
@@ -42,9 +42,7 @@ def numpy_block(t: LabeledTensor, ranges: Ranges) -> np.ndarray:
     """:func:`block` as a numpy array, whatever the factors' library."""
     where = dict(zip(t.indices, ranges, strict=True))
     shape = tuple(stop - start for start, stop in ranges)
-    dtype = t.dtype or np.result_type(
-        *[numpy_dtype(f.array) for term in t.terms for f in term.factors], np.float64
-    )
+    dtype = t.result_dtype
     out = np.zeros(shape, dtype=dtype)
     for term in t.terms:
         operands: list[Any] = []
@@ -83,9 +81,7 @@ def to_dask(t: LabeledTensor, chunks: Any = "auto") -> Any:
         import dask.array as da
     except ImportError:
         raise TensorchainError("to_dask needs dask: pip install 'tensorchain[dask]'") from None
-    dtype = t.dtype or np.result_type(
-        *[numpy_dtype(f.array) for term in t.terms for f in term.factors], np.float64
-    )
+    dtype = t.result_dtype
     template = da.empty(t.shape, chunks=chunks, dtype=dtype)
     # One node holds the structured form; every chunk depends on it, so a
     # cluster ships the factors to each worker once, not once per chunk.
@@ -108,9 +104,7 @@ def block_chunks(t: LabeledTensor, nbytes: int) -> Any:
     shapes with that limit)."""
     from dask.array.core import normalize_chunks
 
-    dtype = t.dtype or np.result_type(
-        *[numpy_dtype(f.array) for term in t.terms for f in term.factors], np.float64
-    )
+    dtype = t.result_dtype
     return normalize_chunks("auto", t.shape, limit=max(int(nbytes), dtype.itemsize), dtype=dtype)
 
 

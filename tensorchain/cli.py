@@ -25,7 +25,7 @@ from .errors import (
 from .finite import first_non_finite, upstream
 from .network import free_name, load, parse
 from .networks import builtin
-from .report import RULE, derivation, hessian_report
+from .report import RULE, derivation, derivative_report, hessian_report
 
 TOLERANCE = 1e-9
 
@@ -65,6 +65,12 @@ def _sweep(text: str) -> tuple[str, list[int]]:
             f"expected DIM=SIZE,SIZE,... like B=1,8,64 (a dim and at least one size), got {text!r}"
         )
     return dim.strip(), [int(v) for v in values]
+
+
+def _order(text: str) -> int:
+    if not re.fullmatch(r"[0-9]+", text) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def _common(command: argparse.ArgumentParser, of_help: str) -> None:
@@ -109,6 +115,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=["python"],
         help="print only standalone numpy source computing the derivatives",
     )
+    derive.add_argument(
+        "--order",
+        type=_order,
+        default=1,
+        help="the order of the derivative (default 1); from 2 on, print its structure"
+        " (axes, surviving deltas, stored against dense entries) and check it",
+    )
     hessian = sub.add_parser(
         "hessian",
         help="derive a Hessian block with its structure, checked against the reshape method",
@@ -118,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
             " its formula, and its largest difference from the reshape method."
         ),
     )
-    _common(hessian, "the scalar to differentiate (default: the last tensor)")
+    _common(hessian, "the tensor to differentiate (default: the last scalar)")
     hessian.add_argument("--wrt", help="the first tensor (default: the first param)")
     hessian.add_argument("--wrt2", help="the second tensor (default: --wrt)")
     paths = sub.add_parser(
@@ -172,8 +185,9 @@ def hessian_command(args: argparse.Namespace) -> int:
             total = free_name(net, "loss", "total", f"{last}_total")
             raise UsageError(
                 f"{title} defines no scalar to take the Hessian of (its last tensor,"
-                f" {last}, has axes [{', '.join(net.info(last).dims)}]); add one to the"
-                f" spec, e.g. '{total} = sum({last})', and name it with --of {total}"
+                f" {last}, has axes [{', '.join(net.info(last).dims)}]); name a tensor"
+                f" with --of ({last}: the Hessian of each of its entries), or add a scalar"
+                f" to the spec, e.g. '{total} = sum({last})', and name it with --of {total}"
             )
         of = scalars[-1]
     wrt = args.wrt
@@ -186,7 +200,7 @@ def hessian_command(args: argparse.Namespace) -> int:
                 " name another scalar with --of"
             )
         wrt = candidates[0]
-    net._grad_targets(of, [wrt])  # a scalar of, a known wrt
+    net.info(of), net.info(wrt)
     values = net.random_values(seed=args.seed, dims=args.dims)
     text, diff = hessian_report(net, of, wrt, args.wrt2 or wrt, values)
     print(f"tensorchain hessian: {title}\n{RULE}\n{net}\n\n{text}", file=out)
@@ -264,6 +278,10 @@ def derive(args: argparse.Namespace) -> int:
     if not wrts:
         raise UsageError(f"{title} has no param; name what to differentiate by with --wrt")
     wrts = [w.strip() for w in wrts]
+    if args.order > 1 and (args.latex or args.steps or args.emit):
+        raise UsageError(
+            "--latex, --steps and --emit print first derivatives; leave them out with --order"
+        )
     if args.latex or args.steps or args.emit:
         derivations = [net.derive(of, w, dims=args.dims) for w in wrts]
         if args.emit:
@@ -283,7 +301,10 @@ def derive(args: argparse.Namespace) -> int:
     )
     diffs = []
     for w in wrts:
-        text, diff = derivation(net, of, w, values)
+        if args.order > 1:
+            text, diff = derivative_report(net, of, w, args.order, values)
+        else:
+            text, diff = derivation(net, of, w, values)
         print(text + "\n", file=out)
         diffs.append((f"∂{of}/∂{w}" if not net.info(of).dims else f"d{of}/d{w}", diff))
     return _verdict(net, of, diffs, values)

@@ -21,11 +21,23 @@ if TYPE_CHECKING:
 
 
 CACHE_SIZE = 64
+GRAPH_CACHE_SIZE = 32  # derivatives' graphs kept per network (they do not depend on sizes)
 
 
 def dtype_of(env: Mapping[str, Any]) -> np.dtype:
     """The (numpy) dtype of checked values, all of which have the same."""
     return numpy_dtype(next(iter(env.values()))) if env else np.dtype(np.float64)
+
+
+def typed_result(result: Any, env: Mapping[str, Any], dtype: np.dtype) -> Any:
+    """``result`` as the values' dtype promises: a :class:`LabeledTensor` is
+    made dense in ``dtype`` (its deltas too), and a zero one (no terms) in the
+    values' library."""
+    if isinstance(result, LabeledTensor):
+        result.dtype = np.dtype(dtype)
+        if not result.terms:
+            result.like = next(iter(env.values()), None)
+    return result
 
 
 def _cast(finish, dtype: np.dtype):
@@ -45,11 +57,22 @@ class Compiled:
     """
 
     def __init__(
-        self, net: Network, shapes, sizes, program: Program, finish, what: str, dtype, of=None
+        self,
+        net: Network,
+        shapes,
+        sizes,
+        program: Program,
+        finish,
+        what: str,
+        dtype,
+        recipe: tuple[str, Any, tuple[str, ...]] = ("", None, ()),
     ) -> None:
         self.net = net
+        self.recipe = recipe  # (kind, of, wrt): what compile_program made it from
+        of = recipe[1]
+        # the tensor computed, for messages (None: every one; gnvp: (loss, out))
+        self.of: str | None = of[0] if isinstance(of, tuple) else of or None
         self.what = what
-        self.of: str | None = of  # the tensor computed, for messages (None: every one)
         self.dtype = np.dtype(dtype)
         self.memory_limit: int | None = None
         self.shapes: dict[str, tuple[int, ...]] = shapes
@@ -69,9 +92,7 @@ class Compiled:
         memory forecast against the limit; then, with ``check_finite``, check
         that the results are finite (see :func:`tensorchain.finite.check_results`)."""
         self.check_memory(memory_limit)
-        result = self.finish(self.program(env))
-        if isinstance(result, LabeledTensor) and not result.terms:
-            result.like = next(iter(env.values()), None)  # zero: dense in the values' library
+        result = typed_result(self.finish(self.program(env)), env, self.dtype)
         if check_finite:
             check_results(self.net, env, result, self.what, self.of, strict, stacklevel=4)
         return result
@@ -122,11 +143,16 @@ class Compiled:
             self.finish,
             self.what,
             self.dtype,
-            self.of,
+            self.recipe,
         )
         clone.memory_limit = memory_limit
         clone.check_memory()  # refuse now rather than on the first call
         return clone
+
+    def __reduce__(self) -> tuple:
+        # The program holds closures: pickle what it was compiled from, and
+        # compile it again (through the network's cache) when unpickled.
+        return _recompile, (self.net, self.recipe, self.sizes, self.dtype.str, self.memory_limit)
 
     def __len__(self) -> int:
         return len(self.program)
@@ -146,16 +172,39 @@ def compile_program(
 ) -> Compiled:
     """Trace ``kind`` of ``net`` for fixed sizes and dtype into a :class:`Compiled`
     program: "forward", "grad", "jacobian" (structured: see
-    :meth:`LabeledTensor.compacted`), or a product of :mod:`tensorchain.products`
-    ("norms", "clipped", "ntk", "gnvp")."""
+    :meth:`LabeledTensor.compacted`), "derivative" (of order ``len(wrt)``, the
+    Jacobian of a derivative's graph), "hvp", or a product of
+    :mod:`tensorchain.products` ("norms", "clipped", "ntk", "gnvp")."""
+    from .differentiate import VECTOR
     from .products import BUILDERS
 
     leaves = [t for t in net.tensors.values() if t.kind in ("input", "param")]
     shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
     with tracing(dtype.itemsize) as tape:
         env = placeholders(net, tape, sizes)
-        forward = net._run_forward(env, sizes)
-        if kind == "forward":
+        if kind in ("derivative", "hvp"):
+            graph, out = net.derivative_graph(of, wrt[:-1])
+            if kind == "hvp":
+                graph, out = net.hvp_graph(of, wrt[0])
+                env[VECTOR] = tape.input(VECTOR, shapes[wrt[0]])
+        else:
+            graph, out = net, of
+        forward = graph.run_forward(env, sizes) if out is not None else None
+        if kind == "derivative":
+            structure = _derivative(net, graph, out, forward, of, wrt, sizes)
+            outputs = [f.array for t in structure.terms for f in t.factors]
+
+            def finish(arrays: list[np.ndarray]) -> Any:
+                return structure.with_arrays(arrays, dtype, owned)
+
+        elif kind == "hvp":
+            result = graph.derivatives(out, wrt, forward)
+            outputs = [result.jacobians[wrt[0]].array]
+
+            def finish(arrays: list[np.ndarray]) -> Any:
+                return arrays[0]
+
+        elif kind == "forward":
             names = list(forward.values)
             outputs = [forward.values[n] for n in names]
 
@@ -181,9 +230,30 @@ def compile_program(
 
     program = tape.program(outputs)
     owned = program.fresh  # which results are new arrays (no copy in .array)
-    target = of[0] if isinstance(of, tuple) else of or None  # gnvp: (loss, out)
     what = _what(kind, of, wrt)
-    return Compiled(net, shapes, sizes, program, _cast(finish, dtype), what, dtype, target)
+    return Compiled(net, shapes, sizes, program, _cast(finish, dtype), what, dtype, (kind, of, wrt))
+
+
+def _recompile(net: Network, recipe, sizes, dtype: str, memory_limit: int | None) -> Compiled:
+    """A pickled :class:`Compiled`, compiled again."""
+    kind, of, wrt = recipe
+    return net._compiled(kind, of, wrt, dict(sizes), np.dtype(dtype)).limited(memory_limit)
+
+
+def _derivative(net, graph, out, forward, of, wrt, sizes) -> LabeledTensor:
+    """The last Jacobian of a derivative of order ``len(wrt)``, structured, its
+    axes named after dims (primed where they repeat)."""
+    from .chain import axis_names
+
+    groups = axis_names(net.tensors[of].dims, *(net.tensors[w].dims for w in wrt))
+    indices = tuple(i for group in groups for i in group)
+    dims = [d for name in (of, *wrt) for d in net.tensors[name].dims]
+    if out is None:  # of does not depend on the first wrt
+        return LabeledTensor.zeros(
+            indices, {i: sizes[d] for i, d in zip(indices, dims, strict=True)}
+        )
+    structure = graph.derivatives(out, [wrt[-1]], forward, structured=True).jacobians[wrt[-1]]
+    return structure.rename(indices)
 
 
 def _what(kind: str, of: Any, wrt: tuple[str, ...]) -> str:
@@ -194,6 +264,10 @@ def _what(kind: str, of: Any, wrt: tuple[str, ...]) -> str:
         return f"the gradient of {of} by {', '.join(wrt)}"
     if kind == "jacobian":
         return f"d{of}/d{wrt[0]}"
+    if kind == "derivative":
+        return f"the derivative of {of} by {', '.join(wrt)}"
+    if kind == "hvp":
+        return f"the Hessian-vector product of {of} by {wrt[0]}"
     if kind == "gnvp":
         return f"the Gauss–Newton product of {of[0]} through {of[1]}"
     product = {"norms": "per-sample gradient norms", "clipped": "clipped gradient sum"}

@@ -256,7 +256,7 @@ def derive(
         return Derivation(net, of, wrt, net.derivatives(of, [wrt], forward), forward.sizes)
     sizes = net.sizes(dims=dims)
     with tracing() as tape:
-        forward = net._run_forward(placeholders(net, tape, sizes), sizes)
+        forward = net.run_forward(placeholders(net, tape, sizes), sizes)
         result = net.derivatives(of, [wrt], forward)
     return Derivation(net, of, wrt, result, sizes)
 
@@ -358,7 +358,7 @@ def _function_source(derivations: Sequence[Derivation], name: str) -> str:
     net, wrts = d.net, [x.wrt for x in derivations]
     leaves = [t for t in net.tensors.values() if t.kind in ("input", "param")]
     with tracing() as tape:
-        forward = net._run_forward(placeholders(net, tape, d.sizes), d.sizes)
+        forward = net.run_forward(placeholders(net, tape, d.sizes), d.sizes)
         result = net.derivatives(d.of, wrts, forward)
         outs = [result.jacobians[w].array for w in wrts]
     program = tape.program(outs)

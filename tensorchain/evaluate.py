@@ -11,9 +11,11 @@ import numpy as np
 from .along import ALONG, on_any_library
 from .backend import common, is_numpy, namespace
 from .functions import ELEMENTWISE
-from .lower import Along, Const, Leaf, Lowered, Map, Node, Product, Sum
+from .labeled import Factor, LabeledTensor, Term
+from .lower import Along, Const, Delta, Leaf, Lowered, Map, Node, Product, Sum
 from .plan import contract
 from .program import apply, is_fresh
+from .rules import dense, factor_terms, multiply, name_of
 
 
 def _owned(a: np.ndarray) -> np.ndarray:
@@ -56,10 +58,11 @@ def _linear(node: Sum, sizes: dict[str, int]):
                 total = total + c * xp.reshape(a, view)
             return xp.broadcast_to(total, full)
         total = None
+        dtype = np.result_type(*arrays)  # a real first term must not fix a complex sum's dtype
         for (c, perm, view), a in zip(plans, arrays, strict=True):
             a = np.reshape(a if perm is None else a.transpose(perm), view)
             if total is None:
-                total = np.array(a) if c == 1.0 else np.asarray(c * a)
+                total = np.array(a, dtype=dtype) if c == 1.0 else np.asarray(c * a, dtype=dtype)
             elif c == 1.0:
                 total = total + a if total.shape != full else np.add(total, a, out=total)
             else:
@@ -134,8 +137,10 @@ def evaluate_node(
         value = env[node.name]
     elif isinstance(node, Const):
         value = np.asarray(node.value, dtype=float)
+    elif isinstance(node, Delta):
+        value = None  # symbolic: a product that holds it is structured
     elif isinstance(node, Map):
-        arg = evaluate_node(node.arg, env, sizes, out)
+        arg = dense(evaluate_node(node.arg, env, sizes, out))
         fn = ELEMENTWISE[node.func]
         value = apply(
             functools.partial(fn.value, p=node.param),
@@ -145,7 +150,7 @@ def evaluate_node(
             code=lambda a, fn=fn, p=node.param: fn.source(a[0], p),
         )
     elif isinstance(node, Along):
-        arg = evaluate_node(node.arg, env, sizes, out)
+        arg = dense(evaluate_node(node.arg, env, sizes, out))
         fn = ALONG[node.func].value
         axes = tuple(node.arg.labels.index(lab) for lab in node.axes)
         value = apply(
@@ -158,14 +163,57 @@ def evaluate_node(
     elif isinstance(node, Product):
         operands = [(evaluate_node(f, env, sizes, out), f.labels) for f in node.factors]
         scale = node.coeff / float(math.prod(sizes[m] for m in node.mean_over))
-        value = contract(operands, node.labels, sizes, scale=scale)
+        if any(
+            isinstance(f, Delta) or isinstance(v, LabeledTensor)
+            for f, (v, _) in zip(node.factors, operands, strict=True)
+        ):
+            value = _structured_product(node, [v for v, _ in operands], sizes, scale)
+        else:
+            value = contract(operands, node.labels, sizes, scale=scale)
     else:
         parts = [evaluate_node(t, env, sizes, out) for _, t in node.terms]
-        value = apply(
-            _linear(node, sizes), *parts, shape=shape, fresh=True, code=_linear_code(node, sizes)
-        )
+        if any(isinstance(p, LabeledTensor) for p in parts):
+            value = _structured_sum(node, parts, sizes)
+        else:
+            value = apply(
+                _linear(node, sizes),
+                *parts,
+                shape=shape,
+                fresh=True,
+                code=_linear_code(node, sizes),
+            )
     out[id(node)] = value
     return value
+
+
+def _structured_product(
+    node: Product, values: list, sizes: dict[str, int], scale: float
+) -> LabeledTensor:
+    """A product that holds a Kronecker delta or a structured value, kept
+    structured: its terms multiplied out, deltas eliminated, then each term's
+    factors contracted into one array (one term per delta structure)."""
+    sizes = dict(sizes)
+    choices = [factor_terms(f, v, sizes) for f, v in zip(node.factors, values, strict=True)]
+    summed = set(node.summed)
+    terms = multiply(scale, choices, summed=summed, sizes=sizes)
+    return LabeledTensor(node.labels, sizes, terms).contracted()
+
+
+def _structured_sum(node: Sum, parts: list, sizes: dict[str, int]) -> LabeledTensor:
+    """A sum with a structured term, kept structured (each term broadcast to
+    the sum's axes by leaving the axes it lacks out of its factors)."""
+    sizes = dict(sizes)
+    terms: list[Term] = []
+    for (c, t), value in zip(node.terms, parts, strict=True):
+        if isinstance(t, Const):
+            terms.append(Term(c * t.value, ()))
+        elif isinstance(value, LabeledTensor):
+            terms += [
+                Term(c * x.coeff, x.factors, x.deltas) for x in value.terms_on(t.labels, sizes)
+            ]
+        else:
+            terms.append(Term(c, (Factor(value, t.labels, name_of(t)),)))
+    return LabeledTensor(node.labels, sizes, terms).contracted()
 
 
 def evaluate_statement(
@@ -174,6 +222,8 @@ def evaluate_statement(
     """The value of ``stmt.target`` and of every node of the statement."""
     values: dict[int, np.ndarray] = {}
     result = evaluate_node(stmt.root, env, sizes, values)
+    if isinstance(result, LabeledTensor):  # a derivative's structured value
+        return result if result.indices == stmt.labels else result.rename(stmt.labels), values
     if is_fresh(result):
         return result, values
     shape = [sizes[lab] for lab in stmt.labels]

@@ -79,7 +79,7 @@ def first_non_finite(net: Network, env: Mapping[str, Any], of: str | None = None
     needed = upstream(net, of)
     statements = [s for s in net.statements if s.target in needed]
     with np.errstate(all="ignore"):
-        forward = net._run_forward(dict(values), net.sizes(values))
+        forward = net.run_forward(dict(values), net.sizes(values))
         for stmt in statements:
             if not np.isfinite(forward.values[stmt.target]).all():
                 return (

@@ -322,6 +322,10 @@ ELEMENTWISE: dict[str, Elementwise] = {
     )
 }
 
+#: Functions whose derivative is zero almost everywhere (as JAX defines it at
+#: the jumps): their derivative terms are dropped, never computed as zeros.
+PIECEWISE_CONSTANT = ("step", "sign")
+
 #: Functions with no complex derivative (refused for complex values).
 NOT_HOLOMORPHIC = ("relu", "abs", "softplus", "step", "sign")
 

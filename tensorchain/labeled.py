@@ -64,10 +64,12 @@ class Term:
     factors: tuple[Factor, ...]
     deltas: tuple[tuple[str, str], ...] = ()
 
-    def labels(self) -> set[str]:
-        out = {lab for f in self.factors for lab in f.labels}
-        out.update(lab for d in self.deltas for lab in d)
-        return out
+    def labels(self) -> tuple[str, ...]:
+        """Every label, once, in order of appearance (factors, then deltas): an
+        order that depends on the term's structure only, never on hashing."""
+        found = [lab for f in self.factors for lab in f.labels]
+        found += [lab for d in self.deltas for lab in d]
+        return tuple(dict.fromkeys(found))
 
     def rename(self, mapping: dict[str, str]) -> Term:
         def r(lab: str) -> str:
@@ -81,8 +83,10 @@ def canonical(term: Term, indices: Sequence[str], sizes: dict[str, int]) -> Term
     """Eliminate deltas: merge the labels each delta joins, keep one label per class.
 
     A class that holds axes of the tensor is represented by its first axis and
-    keeps a delta to each other axis in it; a class with no axis and no factor
-    is a trace ``Σ_k δ(k, k)`` and multiplies the coefficient by its size.
+    keeps a delta to each other axis in it, any other class by its first label
+    in order of appearance (never by name or hash: fresh labels differ from one
+    derivation to the next, and the result must not); a class with no axis and
+    no factor is a trace ``Σ_k δ(k, k)`` and multiplies the coefficient by its size.
     """
     parent: dict[str, str] = {}
 
@@ -105,12 +109,13 @@ def canonical(term: Term, indices: Sequence[str], sizes: dict[str, int]) -> Term
     in_factors = {find(lab) for f in term.factors for lab in f.labels}
     for root, members in classes.items():
         axes = sorted((m for m in members if m in position), key=position.__getitem__)
-        rep = axes[0] if axes else min(members)
+        rep = axes[0] if axes else members[0]
         rename.update((m, rep) for m in members)
         deltas.extend((rep, other) for other in axes[1:])
         if not axes and root not in in_factors:
             coeff *= sizes[rep]
     factors = Term(coeff, term.factors).rename(rename).factors
+    deltas.sort(key=lambda d: (position[d[0]], position[d[1]]))
     return Term(coeff, factors, tuple(deltas))
 
 
@@ -165,6 +170,17 @@ class LabeledTensor:
             common &= set(t.deltas)
         return tuple(d for d in self.terms[0].deltas if d in common)
 
+    @property
+    def result_dtype(self) -> np.dtype:
+        """The dtype of the dense array: ``dtype`` when set, else the factors'
+        promoted (float64 when there are none, or only integers)."""
+        if self.dtype is not None:
+            return self.dtype
+        found = [numpy_dtype(f.array) for t in self.terms for f in t.factors]
+        if self.like is not None:
+            found.append(numpy_dtype(self.like))
+        return _inexact(np.result_type(*found)) if found else np.dtype(np.float64)
+
     @classmethod
     def identity(cls, indices: Sequence[str], sizes: dict[str, int]) -> LabeledTensor:
         """δ between the first and second half of ``indices``."""
@@ -184,9 +200,8 @@ class LabeledTensor:
         mapping = dict(zip(self.indices, indices, strict=True))
         sizes = dict(self.sizes)
         sizes.update((new, self.sizes[old]) for old, new in mapping.items())
-        return LabeledTensor(
-            indices, sizes, [t.rename(mapping) for t in self.terms], like=self.like
-        )
+        terms = [t.rename(mapping) for t in self.terms]
+        return LabeledTensor(indices, sizes, terms, dtype=self.dtype, like=self.like)
 
     def _freshened(self, keep: dict[str, str]) -> tuple[list[Term], dict[str, str]]:
         """Terms with every label renamed fresh except those in ``keep``, and the map."""
@@ -195,6 +210,16 @@ class LabeledTensor:
             if lab not in mapping:
                 mapping[lab] = fresh(lab)
         return [t.rename(mapping) for t in self.terms], mapping
+
+    def terms_on(self, labels: Sequence[str], sizes: dict[str, int]) -> list[Term]:
+        """The terms with the axes renamed to ``labels`` (in order; a label may
+        repeat: a diagonal) and every other label made fresh, for use as a
+        factor of a product over ``labels``; ``sizes`` gets the fresh labels."""
+        terms, mapping = self._freshened(dict(zip(self.indices, labels, strict=True)))
+        for old, new in mapping.items():
+            if new not in sizes:
+                sizes[new] = self.sizes[old]
+        return terms
 
     def chain(self, other: LabeledTensor, k: int) -> LabeledTensor:
         """Contract the last ``k`` axes of ``self`` with the first ``k`` of ``other``.
@@ -223,17 +248,21 @@ class LabeledTensor:
                     if lab not in labels:
                         term = replace(term, coeff=term.coeff * sizes[lab])
                 terms.append(term)
-        return LabeledTensor(indices, sizes, terms)
+        return LabeledTensor(indices, sizes, terms, dtype=_joint_dtype(self, other))
 
     def __add__(self, other: LabeledTensor) -> LabeledTensor:
         if other.shape != self.shape:
             raise ValueError(f"cannot add shapes {self.shape} and {other.shape}")
         other = other.rename(self.indices) if other.indices != self.indices else other
-        return LabeledTensor(self.indices, {**self.sizes, **other.sizes}, self.terms + other.terms)
+        sizes = {**self.sizes, **other.sizes}
+        dtype, like = _joint_dtype(self, other), self.like if self.like is not None else other.like
+        return LabeledTensor(self.indices, sizes, self.terms + other.terms, dtype=dtype, like=like)
 
     def scale(self, c: float) -> LabeledTensor:
         terms = [replace(t, coeff=t.coeff * c) for t in self.terms]
-        return LabeledTensor(self.indices, self.sizes, terms, canonicalize=False)
+        return LabeledTensor(
+            self.indices, self.sizes, terms, canonicalize=False, dtype=self.dtype, like=self.like
+        )
 
     def factored(self, log: list[Contraction] | None = None) -> LabeledTensor:
         """The same sum with the factors every term shares (same array, same
@@ -290,7 +319,9 @@ class LabeledTensor:
                 names += f" {sign} {name}" if names else f"{'-' * (t.coeff < 0)}{name}"
             inner = Factor(total, labels, f"({names})")
             terms.append(Term(1.0, (*common, inner), deltas))
-        return LabeledTensor(self.indices, self.sizes, terms, canonicalize=False, dtype=self.dtype)
+        return LabeledTensor(
+            self.indices, self.sizes, terms, canonicalize=False, dtype=self.dtype, like=self.like
+        )
 
     def contracted(
         self, name: str | None = None, log: list[Contraction] | None = None
@@ -339,7 +370,14 @@ class LabeledTensor:
                 merged[key] = Term(1.0, (Factor(total, labels, label),), t.deltas)
             else:
                 merged[key] = Term(t.coeff, (factor,), t.deltas)
-        return LabeledTensor(self.indices, self.sizes, list(merged.values()), canonicalize=False)
+        return LabeledTensor(
+            self.indices,
+            self.sizes,
+            list(merged.values()),
+            canonicalize=False,
+            dtype=self.dtype,
+            like=self.like,
+        )
 
     def compacted(
         self, name: str | None = None, log: list[Contraction] | None = None
@@ -355,7 +393,9 @@ class LabeledTensor:
             (whole if len(t.factors) <= 1 else kept).append(t)
         done = LabeledTensor(self.indices, self.sizes, whole, canonicalize=False)
         terms = [*done.contracted(name, log).terms, *kept]
-        return LabeledTensor(self.indices, self.sizes, terms, canonicalize=False, dtype=self.dtype)
+        return LabeledTensor(
+            self.indices, self.sizes, terms, canonicalize=False, dtype=self.dtype, like=self.like
+        )
 
     def _partly_contracted(self, t: Term, name: str | None, log: list | None) -> Term:
         if len(t.factors) <= 1:
@@ -514,6 +554,18 @@ class LabeledTensor:
         return format_labeled(self)
 
 
+def _inexact(dtype: np.dtype) -> np.dtype:
+    """``dtype`` if floating or complex, else float64 (integer or boolean factors)."""
+    return dtype if dtype.kind in "fc" else np.dtype(np.float64)
+
+
+def _joint_dtype(a: LabeledTensor, b: LabeledTensor) -> np.dtype | None:
+    """The dtype of a product or sum of two tensors (None: from their factors)."""
+    if a.dtype is None or b.dtype is None:
+        return None
+    return np.result_type(a.dtype, b.dtype)
+
+
 def _diagonal(term: Term, indices: tuple[str, ...], shape: tuple[int, ...]):
     """The term's distinct axes (one per delta class) and, for each, its stride
     in entries of a C-ordered array of ``shape``: the sum of the strides of the
@@ -573,7 +625,10 @@ def place(shape, placements, dtype, *datas):
     """Zeros of ``shape``, plus each term's data added through a strided view of
     its delta diagonals (each placement: coefficient, view shape, strides in
     entries). Symbolic deltas become dense here and nowhere else."""
-    out = np.zeros(shape, dtype=dtype or np.result_type(np.float64, *datas))
+    if dtype is None:  # the data's, floating or complex
+        dtype = np.result_type(*datas) if datas else np.dtype(np.float64)
+        dtype = dtype if dtype.kind in "fc" else np.dtype(np.float64)
+    out = np.zeros(shape, dtype=dtype)
     for data, (coeff, view_shape, strides) in zip(datas, placements, strict=True):
         byte_strides = [s * out.itemsize for s in strides]
         view = np.lib.stride_tricks.as_strided(out, shape=view_shape, strides=byte_strides)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import limits
-from .along import ALONG
+from .along import ALONG, CALLABLE_ALONG
 from .errors import ShapeError, SpecError
 from .functions import CALLABLE, ELEMENTWISE, REDUCTIONS
 from .losses import LOSSES, expand_all, expand_loss, uses_loss
@@ -91,7 +91,17 @@ class Along:
     names: tuple[str, ...]
 
 
-Node = Leaf | Const | Product | Sum | Map | Along
+@dataclass(frozen=True, eq=False)
+class Delta:
+    """The Kronecker delta δ(a, b) between two labels of one dim: a constant that
+    is never stored. The language has no spelling for it; derivatives make it
+    (the adjoint of a diagonal ``A[i, i]`` places a tensor on the diagonal, and
+    the seed of a tensor's derivative is δ(out, out'))."""
+
+    labels: tuple[str, str]
+
+
+Node = Leaf | Const | Product | Sum | Map | Along | Delta
 
 
 def children(node: Node) -> tuple[Node, ...]:
@@ -144,6 +154,9 @@ def relabel(node: Node, mapping: dict[str, str]) -> Node:
     if isinstance(node, Along):
         arg = relabel(node.arg, mapping)
         return Along(node.func, arg, r(node.axes), r(node.labels), node.names)
+    if isinstance(node, Delta):
+        a, b = r(node.labels)
+        return Delta((a, b))
     return node
 
 
@@ -360,7 +373,7 @@ class _Lowering:
     def call(self, e: Call) -> Node:
         if e.func in LOSSES:
             return self.lower(expand_loss(e, self.fail))
-        known = (*CALLABLE, *REDUCTIONS, *ALONG, *LOSSES)
+        known = (*CALLABLE, *REDUCTIONS, *CALLABLE_ALONG, *LOSSES)
         if e.func not in known:
             close = difflib.get_close_matches(e.func, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
@@ -597,3 +610,59 @@ def lower(program: Program, assign: Assign, axes: dict[str, tuple[str, ...]]) ->
         lowered.text,
         operands,
     )
+
+
+_LETTERS = "ijklmnpqrsuvwabcdefgh"
+
+
+def show_lowered(target: str, labels: tuple[str, ...], root: Node) -> str:
+    """A lowered statement in index notation, labels renamed to letters:
+    ``∂L/∂z[i] = ∂L/∂a[i] * a[i] * (1 - a[i])`` (for messages and printouts)."""
+    names: dict[str, str] = {}
+
+    def name(label: str) -> str:
+        if label not in names:
+            k = len(names)
+            names[label] = _LETTERS[k] if k < len(_LETTERS) else f"i{k}"
+        return names[label]
+
+    def ref(tensor: str, labs: tuple[str, ...]) -> str:
+        return f"{tensor}[{', '.join(map(name, labs))}]" if labs else tensor
+
+    def show(node: Node, parent: int = 0) -> str:
+        if isinstance(node, Leaf):
+            return ref(node.name, node.labels)
+        if isinstance(node, Const):
+            return f"{node.value:g}"
+        if isinstance(node, Delta):
+            return ref("δ", node.labels)
+        if isinstance(node, Map):
+            if node.func == "pow":
+                return f"{show(node.arg, 3)} ^ {node.param:g}"
+            if node.func == "reciprocal":
+                text = f"1 / {show(node.arg, 3)}"
+                return f"({text})" if parent >= 2 else text
+            return f"{node.func}({show(node.arg)})"
+        if isinstance(node, Along):
+            return f"{node.func}({show(node.arg)}, {', '.join(map(name, node.axes))})"
+        if isinstance(node, Product):
+            parts = [show(f, 2) for f in node.factors]
+            if node.coeff != 1.0 or not parts:
+                parts.insert(0, f"{node.coeff:g}")
+            text = " * ".join(parts)
+            if node.mean_over:
+                text = f"mean({text}, {', '.join(map(name, node.mean_over))})"
+            return f"({text})" if parent >= 3 else text
+        text = ""
+        for c, t in node.terms:
+            body = show(t, 2)
+            body = body if abs(c) == 1.0 else f"{abs(c):g} * {body}"
+            text += (
+                (f" - {body}" if c < 0 else f" + {body}") if text else ("-" if c < 0 else "") + body
+            )
+        return f"({text})" if parent >= 1 else text
+
+    for lab in labels:
+        name(lab)
+    body = show(root)
+    return f"{ref(target, labels)} = {body}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,21 +10,23 @@ import numpy as np
 
 from . import limits
 from .backend import as_value, astype, zeros_like_values
-from .chain import ChainResult, axis_names, network_jacobians, statement_jacobians
-from .compiled import CACHE_SIZE, Compiled, compile_program, dtype_of
+from .cache import LRUCache
+from .chain import ChainResult
+from .compiled import CACHE_SIZE, GRAPH_CACHE_SIZE, Compiled, compile_program, dtype_of
+from .differentiate import VECTOR as HVP_VECTOR
+from .differentiate import derivative_graph, hvp_graph
 from .errors import (
     DerivativeError,
     ShapeError,
     SpecError,
     ValuesError,
 )
-from .evaluate import evaluate_statement
-from .gradnet import gradient_spec
+from .graph import Forward, Graph, TensorInfo
 from .labeled import LabeledTensor
-from .lower import Lowered, lower
+from .lower import lower
 from .products import MAX_NORM, VECTOR
 from .shapes import Binding, bind_labels, value_sizes
-from .shift import shift_constant, shift_sizes
+from .shift import shift_sizes
 from .spec import Assign, DimDecl, Pos, ShiftDecl, TensorDecl, parse_program
 from .spec import Program as SpecProgram
 from .values import check_values, forecast_values
@@ -36,28 +37,7 @@ if TYPE_CHECKING:
     from .paths import Plan
 
 
-@dataclass(frozen=True)
-class TensorInfo:
-    """A tensor of the network: ``kind`` is ``"input"``, ``"param"``, ``"shift"`` (a
-    constant the network makes, ``shift`` = (stride, padding)) or ``"defined"``."""
-
-    name: str
-    kind: str
-    dims: tuple[str, ...]
-    pos: Pos
-    shift: tuple[int, int] | None = None
-
-
-@dataclass
-class Forward:
-    """Values of one evaluation: tensors, dim sizes, and every node of every statement."""
-
-    values: dict[str, np.ndarray]
-    sizes: dict[str, int]
-    nodes: dict[str, dict[int, np.ndarray]]  # statement target -> id(node) -> value
-
-
-class Network:
+class Network(Graph):
     """A network parsed from the spec language.
 
     Example:
@@ -69,14 +49,13 @@ class Network:
     """
 
     def __init__(self, program: SpecProgram) -> None:
+        super().__init__({}, [], {})
         self.program = program
         self.dims: dict[str, int | None] = {}
-        self.tensors: dict[str, TensorInfo] = {}
-        self.statements: list[Lowered] = []
         self._bindings: dict[str, dict[str, Binding]] = {}
-        self._checked: set[tuple[tuple[str, int], ...]] = set()
-        self._cache: dict[tuple, Compiled] = {}
-        self._gradnets: dict[tuple, tuple[Network, dict[str, str]]] = {}
+        self._checked = LRUCache(CACHE_SIZE)  # sizes whose statements are checked
+        self._cache = LRUCache(CACHE_SIZE)  # compiled programs, shared by threads
+        self._graphs = LRUCache(GRAPH_CACHE_SIZE)  # derivatives' graphs, for any sizes
         dim_pos: dict[str, Pos] = {}
         for st in program.statements:
             if isinstance(st, DimDecl):
@@ -92,10 +71,6 @@ class Network:
                 self._define(st)
 
     # --- building ---
-
-    @property
-    def axes(self) -> dict[str, tuple[str, ...]]:
-        return {name: t.dims for name, t in self.tensors.items()}
 
     def _check_new(self, name: str, pos: Pos) -> None:
         if name in self.tensors:
@@ -131,8 +106,8 @@ class Network:
         bound = bind_labels(self.program, stmt, self.axes, defaults)
         dims = tuple(bound[lab].dim for lab in stmt.labels)
         self.tensors[st.target] = TensorInfo(st.target, "defined", dims, st.pos)
-        self.statements.append(stmt)
         self._bindings[st.target] = bound
+        self.add_statement(stmt, {lab: b.dim for lab, b in bound.items()})
 
     # --- what the network has ---
 
@@ -189,12 +164,14 @@ class Network:
                 f"dim {missing[0]} has no size: give it in the spec (dim {missing[0]} = 8),"
                 f" as an argument ({missing[0]}=8), or through the values"
             )
-        key = tuple(sorted(sizes.items()))
-        if key not in self._checked:
-            for stmt in self.statements:
-                bind_labels(self.program, stmt, self.axes, sizes)
-            self._checked.add(key)
+        self._checked.get(tuple(sorted(sizes.items())), lambda: self._bind_all(sizes))
         return sizes
+
+    def _bind_all(self, sizes: dict[str, int]) -> bool:
+        """Check every statement's index sizes (raises on a mismatch)."""
+        for stmt in self.statements:
+            bind_labels(self.program, stmt, self.axes, sizes)
+        return True
 
     def shape(
         self, name: str, *, dims: Mapping[str, int] | None = None, **sizes: int
@@ -236,29 +213,15 @@ class Network:
             )
         return self.tensors[name]
 
-    def label_sizes(self, target: str, sizes: Mapping[str, int]) -> dict[str, int]:
-        """The size of every index label in ``target``'s statement, given dim sizes."""
-        return {lab: sizes[b.dim] for lab, b in self._bindings[target].items()}
-
     def _check_values(
         self, values: Mapping[str, Any], strict: bool = False, check_finite: bool = True
     ) -> dict[str, np.ndarray]:
         return check_values(self, values, strict, check_finite)
 
-    def _run_forward(self, env: dict[str, Any], sizes: dict[str, int]) -> Forward:
-        nodes = {}
-        for t in self.tensors.values():
-            if t.kind == "shift":
-                env[t.name] = shift_constant(*(sizes[d] for d in t.dims), *t.shift)
-        for stmt in self.statements:
-            label_sizes = self.label_sizes(stmt.target, sizes)
-            env[stmt.target], nodes[stmt.target] = evaluate_statement(stmt, env, label_sizes)
-        return Forward(env, sizes, nodes)
-
     def forward(self, values: Mapping[str, Any]) -> Forward:
         """Evaluate every statement, keeping the value of every node."""
         env = self._check_values(values)
-        return self._run_forward(env, self.sizes(env))
+        return self.run_forward(env, self.sizes(env))
 
     def evaluate(
         self,
@@ -277,18 +240,6 @@ class Network:
 
     # --- derivatives ---
 
-    def local_jacobians(self, target: str, forward: Forward) -> dict[str, LabeledTensor]:
-        """d target / d operand for each tensor used by ``target``'s statement,
-        with axes named after dims (``z[n]`` by ``W[n, m]``: ``n, n', m``)."""
-        stmt = next(s for s in self.statements if s.target == target)
-        label_sizes = self.label_sizes(target, forward.sizes)
-        found = statement_jacobians(stmt, forward.nodes[target], label_sizes)
-        out = {}
-        for name, jac in found.items():
-            a, b = axis_names(self.tensors[target].dims, self.tensors[name].dims)
-            out[name] = jac.rename((*a, *b))
-        return out
-
     def derivatives(
         self,
         of: str,
@@ -302,16 +253,7 @@ class Network:
         for w in wrt:
             self.info(w)
         forward = values if isinstance(values, Forward) else self.forward(values)
-        cache: dict[str, dict[str, LabeledTensor]] = {}
-
-        def local_fn(stmt: Lowered) -> dict[str, LabeledTensor]:
-            if stmt.target not in cache:
-                cache[stmt.target] = self.local_jacobians(stmt.target, forward)
-            return cache[stmt.target]
-
-        return network_jacobians(
-            self.statements, self.axes, forward.sizes, local_fn, of, list(wrt), structured
-        )
+        return super().derivatives(of, wrt, forward, structured)
 
     def derive(
         self,
@@ -397,6 +339,40 @@ class Network:
         compiled = self._compiled("grad", of, targets, self.sizes(env), dtype_of(env))
         return compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
 
+    def derivative(
+        self,
+        of: str,
+        wrt: str | Sequence[str],
+        values: Mapping[str, Any],
+        *,
+        strict: bool = False,
+        check_finite: bool = True,
+        memory_limit: int | None = None,
+    ) -> LabeledTensor:
+        """The k-th derivative ``∂ᵏ of / ∂wrt[0] … ∂wrt[k-1]`` as a :class:`LabeledTensor`
+        of shape ``of.shape + wrt[0].shape + … + wrt[k-1].shape``, for any k ≥ 1 and
+        any ``of`` (scalar or tensor); Kronecker deltas stay symbolic at every order.
+
+        The first k − 1 derivatives are graphs built from the network
+        (:mod:`tensorchain.differentiate`), the last a Jacobian of the chain rule;
+        compiled once per (of, wrt, sizes, dtype) and reused. To contract the
+        result with vectors without forming it (D³f[v, v, ·]), pass it to
+        :func:`tensorchain.contract`. Example:
+            >>> import tensorchain as tc
+            >>> net = tc.parse(tc.ARTICLE)
+            >>> T = net.derivative("C", ("W", "W", "W"), net.random_values(n=4, m=3))
+            >>> T.shape, T.deltas
+            ((4, 3, 4, 3, 4, 3), (('n', "n'"), ('n', "n''")))
+
+        Raises :class:`DerivativeError` for an unknown tensor or an empty ``wrt``.
+        """
+        wrts = self._wrt_tuple(wrt)
+        self.info(of)
+        env = self._check_values(values, strict, check_finite)
+        sizes = self.sizes(env)
+        kind = "jacobian" if len(wrts) == 1 else "derivative"
+        return self._compiled(kind, of, wrts, sizes, dtype_of(env)).run(env, memory_limit)
+
     def hessian(
         self,
         of: str,
@@ -408,12 +384,13 @@ class Network:
         check_finite: bool = True,
         memory_limit: int | None = None,
     ) -> LabeledTensor:
-        """d² of / d wrt d wrt2 for a scalar ``of``, shape ``wrt.shape + wrt2.shape``
-        (``wrt2`` defaults to ``wrt``; two tensors give a mixed block).
+        """d² of / d wrt d wrt2, shape ``of.shape + wrt.shape + wrt2.shape``
+        (``wrt2`` defaults to ``wrt``; two tensors give a mixed block; ``of`` may
+        be a scalar or a tensor): :meth:`derivative` with ``(wrt, wrt2)``.
 
-        It is the Jacobian of ``of``'s gradient network (:mod:`tensorchain.gradnet`)
-        by ``wrt2``, so deltas stay symbolic: the Hessian of the article by ``W``
-        is δ(n, n') times an n×m×m block. Example:
+        It is the Jacobian by ``wrt2`` of ``of``'s derivative graph
+        (:mod:`tensorchain.differentiate`), so deltas stay symbolic: the
+        Hessian of the article by ``W`` is δ(n, n') times an n×m×m block. Example:
             >>> import tensorchain as tc
             >>> net = tc.parse(tc.ARTICLE)
             >>> H = net.hessian("C", "W", net.random_values(n=4, m=3))
@@ -423,20 +400,14 @@ class Network:
         self._wrt_one(wrt)
         wrt2 = wrt if wrt2 is None else wrt2
         self._wrt_one(wrt2)
-        self._grad_targets(of, [wrt, wrt2])
-        env = self._check_values(values, strict, check_finite)
-        sizes = self.sizes(env)
-        gradnet, adjoints = self.gradient_network(of, sizes)
-        names = axis_names(self.tensors[wrt].dims, self.tensors[wrt2].dims)
-        indices = (*names[0], *names[1])
-        if wrt not in adjoints:
-            shape_sizes = [sizes[d] for d in (*self.tensors[wrt].dims, *self.tensors[wrt2].dims)]
-            zero_sizes = dict(zip(indices, shape_sizes, strict=True))
-            return LabeledTensor.zeros(indices, zero_sizes, like=next(iter(env.values()), None))
-        J = gradnet.jacobian(
-            adjoints[wrt], wrt2, env, memory_limit=memory_limit, check_finite=False
+        return self.derivative(
+            of,
+            (wrt, wrt2),
+            values,
+            strict=strict,
+            check_finite=check_finite,
+            memory_limit=memory_limit,
         )
-        return J.rename(indices)
 
     def hvp(
         self,
@@ -449,33 +420,28 @@ class Network:
         check_finite: bool = True,
         memory_limit: int | None = None,
     ) -> np.ndarray:
-        """The Hessian-vector product (d² of / d wrt²) · vector, shaped like ``wrt``,
-        without forming the Hessian: the gradient by ``wrt`` of ``Σ g · vector``,
-        where ``g`` is ``of``'s gradient by ``wrt`` (two gradient passes)."""
+        """The Hessian-vector product (d² of / d wrt²) · vector of a scalar ``of``,
+        shaped like ``wrt``, without forming the Hessian: the gradient by ``wrt``
+        of ``Σ g · vector``, where ``g`` is ``of``'s gradient by ``wrt``
+        (reverse over reverse: two gradient passes). Compiled once per
+        (of, wrt, sizes, dtype)."""
         self._wrt_one(wrt)
-        self._grad_targets(of, [wrt])
+        self._grad_targets(of, [wrt], "hvp")
         env = self._check_values(values, strict, check_finite)
         sizes = self.sizes(env)
-        key = ("hvp", of, wrt, tuple(sorted(sizes.items())))
-        if key not in self._gradnets:
-            text, adjoints = gradient_spec(self, of, sizes)
-            if wrt not in adjoints:  # of does not depend on wrt
-                return zeros_like_values(tuple(sizes[d] for d in self.tensors[wrt].dims), env)
-            dims = self.tensors[wrt].dims
-            axes = f"[{', '.join(dims)}]" if dims else ""
-            ks = ", ".join(f"k{a}" for a in range(len(dims)))
-            g = f"{adjoints[wrt]}[{ks}]" if dims else adjoints[wrt]
-            v = f"__v[{ks}]" if dims else "__v"
-            self._gradnets[key] = (parse(f"{text}input __v{axes}\n__s = {g} * {v}\n"), {})
-        net, _ = self._gradnets[key]
+        shape = tuple(sizes[d] for d in self.tensors[wrt].dims)
         vector = as_value(vector, env)
-        if tuple(vector.shape) != tuple(sizes[d] for d in self.tensors[wrt].dims):
+        if tuple(vector.shape) != shape:
             raise ShapeError(
-                f"the vector has shape {vector.shape} but {wrt} has shape"
-                f" {self.shape(wrt, **sizes)}; an hvp vector is shaped like wrt"
+                f"the vector has shape {tuple(vector.shape)} but {wrt} has shape {shape};"
+                " an hvp vector is shaped like wrt"
             )
-        vals = {**env, "__v": vector}  # checked but the vector
-        return net.grad("__s", wrt, vals, memory_limit=memory_limit, check_finite=check_finite)[wrt]
+        if self.hvp_graph(of, wrt)[1] is None:  # of does not depend on wrt
+            return zeros_like_values(shape, env)
+        dtype = dtype_of(env)
+        compiled = self._compiled("hvp", of, (wrt,), sizes, dtype)
+        env = {**env, HVP_VECTOR: astype(vector, dtype)}
+        return compiled.run(env, memory_limit)
 
     def per_sample_grad_norms(
         self,
@@ -560,7 +526,7 @@ class Network:
                 f"the vector has shape {vector.shape} but {wrt} has shape {shape};"
                 " a Gauss–Newton vector is shaped like wrt"
             )
-        if out not in self.gradient_network(loss, self.sizes(values))[1]:
+        if self.derivative_graph(loss, (out,))[1] is None:
             return zeros_like_values(shape, values)  # the loss does not depend on out
         extra = {VECTOR: vector}
         return self._product(
@@ -620,14 +586,28 @@ class Network:
         self._wrt_one(wrt, "explore")
         return explore(self, of, wrt, dims=given_sizes(dims, sizes))
 
-    def gradient_network(self, of: str, sizes: Mapping[str, int]) -> tuple[Network, dict[str, str]]:
-        """``of``'s gradient written as a network (for the given sizes), and the
-        name of each tensor's adjoint in it; cached. See :mod:`tensorchain.gradnet`."""
-        key = ("grad", of, tuple(sorted(sizes.items())))
-        if key not in self._gradnets:
-            text, adjoints = gradient_spec(self, of, sizes)
-            self._gradnets[key] = (parse(text), adjoints)
-        return self._gradnets[key]
+    def derivative_graph(self, of: str, wrt: Sequence[str]) -> tuple[Graph, str | None]:
+        """The graph that computes ``∂ᵏ of / ∂wrt[0] … ∂wrt[k-1]`` and the name of
+        that tensor in it (``None`` where it is zero); cached, for any sizes.
+        See :mod:`tensorchain.differentiate`."""
+        if not wrt:
+            return self, of
+
+        def build() -> tuple[Graph, str | None]:
+            graph, out = self.derivative_graph(of, wrt[:-1])
+            return (graph, None) if out is None else derivative_graph(graph, out, wrt[-1])
+
+        return self._graphs.get((of, tuple(wrt)), build)
+
+    def hvp_graph(self, of: str, wrt: str) -> tuple[Graph, str | None]:
+        """``of``'s derivative graph by ``wrt`` with one more statement, the
+        scalar ``Σ g · v`` for an input ``v`` shaped like ``wrt``; its name."""
+
+        def build() -> tuple[Graph, str | None]:
+            graph, g = self.derivative_graph(of, (wrt,))
+            return (graph, None) if g is None else hvp_graph(graph, g, wrt)
+
+        return self._graphs.get((of, (wrt,), "hvp"), build)
 
     def compile_grad(
         self,
@@ -684,14 +664,27 @@ class Network:
             self.info(w)
         return tuple(wrt)
 
-    def _grad_targets(self, of: str, wrt: str | Sequence[str] | None) -> tuple[str, ...]:
+    def _wrt_tuple(self, wrt: Any) -> tuple[str, ...]:
+        wrts = (wrt,) if isinstance(wrt, str) else tuple(wrt) if wrt is not None else ()
+        if not wrts:
+            raise DerivativeError(
+                "derivative needs at least one wrt tensor, e.g. wrt=('W', 'W') for the Hessian"
+            )
+        for w in wrts:
+            self.info(w)
+        return wrts
+
+    def _grad_targets(
+        self, of: str, wrt: str | Sequence[str] | None, what: str = "grad"
+    ) -> tuple[str, ...]:
         info = self.info(of)
         if info.dims:
-            total = free_name(self, "L", "loss", f"{of}_total")
+            total = free_name(self, "total", "loss", f"{of}_total")
             raise DerivativeError(
-                f"grad needs a scalar, but {of} has shape [{', '.join(info.dims)}]; use"
-                f" net.jacobian({of!r}, wrt=...) for the full Jacobian, or reduce {of}"
-                f" to a scalar first (e.g. {total} = sum({of}))"
+                f"{what} needs a scalar, but {of} has shape [{', '.join(info.dims)}]; use"
+                f" net.jacobian({of!r}, wrt=...) or net.derivative({of!r}, wrt=(...)) for"
+                f" the full derivative, or reduce {of} to a scalar first with a new"
+                f" statement (e.g. {total} = sum({of}))"
             )
         targets = (wrt,) if isinstance(wrt, str) else tuple(wrt or self.params)
         if not targets:
@@ -705,13 +698,7 @@ class Network:
     ) -> Compiled:
         """The cached compiled program for (kind, of, wrt, sizes, dtype), built on a miss."""
         key = (kind, of, wrt, tuple(sorted(sizes.items())), dtype.str)
-        hit = self._cache.pop(key, None)
-        if hit is None:
-            hit = compile_program(self, kind, of, wrt, sizes, dtype)
-        self._cache[key] = hit  # most recently used last
-        while len(self._cache) > CACHE_SIZE:
-            del self._cache[next(iter(self._cache))]
-        return hit
+        return self._cache.get(key, lambda: compile_program(self, kind, of, wrt, sizes, dtype))
 
 
 def given_sizes(dims: Mapping[str, int] | None, sizes: Mapping[str, int]) -> dict[str, int]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,13 +31,18 @@ from typing import TYPE_CHECKING, Any
 
 import opt_einsum as oe
 
+from .backend import astype
+from .compiled import dtype_of, typed_result
+from .derivation import placeholders
 from .errors import MemoryLimitError, PlanError, ShapeError
 from .finite import check_results
 from .labeled import Factor, LabeledTensor, Term
 from .limits import format_bytes, get_memory_limit
 from .plan import contract, equation
+from .program import Tape, tracing
 
 if TYPE_CHECKING:
+    from .chain import ChainResult
     from .network import Network
 
 ORDERS = ("reverse", "forward", "optimal")
@@ -81,6 +87,8 @@ class Plan:
     reshape_bytes: int
     memory_limit: int | None = None
     _program: Any = field(default=None, repr=False)
+    _traced: Any = field(default=None, repr=False)  # (tape, ChainResult) it was planned on
+    _lock: Any = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def flops(self) -> int:
@@ -197,26 +205,32 @@ class Plan:
         derivative itself is cheap)."""
         env = self.net._check_values(values, strict, check_finite)
         if self._program is None:
-            self._program = self._compile()
+            with self._lock:  # threads calling it first together compile it once
+                if self._program is None:
+                    self._program = self._compile()
         program, structure, shapes = self._program
         if any(env[name].shape != shape for name, shape in shapes.items()):
             raise ShapeError(
                 f"this plan is for {self.sizes}, but the values have sizes"
                 f" {self.net.sizes(env)}; make a plan for them with net.plan"
             )
-        result = structure.with_arrays(program(env), owned=program.fresh)
+        # Constants of the spec are float64: results are cast to the values' dtype.
+        dtype = dtype_of(env)
+        arrays = [astype(a, dtype) for a in program(env)]
+        result = typed_result(structure.with_arrays(arrays, owned=program.fresh), env, dtype)
         if check_finite:
-            what = f"d{self.of}/d{self.wrt}"
-            check_results(self.net, env, result, what, self.of, strict)
+            check_results(self.net, env, result, f"d{self.of}/d{self.wrt}", self.of, strict)
         return result
 
     def _compile(self):
-        from .derivation import placeholders
-        from .program import tracing
-
-        with tracing() as tape:
-            forward = self.net._run_forward(placeholders(self.net, tape, self.sizes), self.sizes)
-            result = self.net.derivatives(self.of, [self.wrt], forward)
+        traced, self._traced = self._traced, None
+        if traced is None:  # not kept (an unpickled plan): derive the chain again
+            traced = _derive(self.net, self.of, self.wrt, self.sizes)
+            self._check_chain(traced[1].chains.get(self.wrt))
+        tape, result = traced
+        # The chain these terms were planned on, contracted on the same tape:
+        # deriving it a second time could name and order its labels differently.
+        with tracing(tape=tape):
             chain = result.chains.get(self.wrt)
             if chain is None:
                 structure = result.jacobians[self.wrt]
@@ -254,6 +268,29 @@ class Plan:
             if t.kind in ("input", "param")
         }
         return program, structure, shapes
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The compiled program, the tape and the lock do not pickle: an unpickled
+        # plan derives its chain again on its first call (and checks it).
+        state = dict(self.__dict__)
+        state.update(_program=None, _traced=None, _lock=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
+
+    def _check_chain(self, chain: LabeledTensor | None) -> None:
+        """A chain derived again has the terms this plan was made for."""
+        found = [] if chain is None else chain.terms
+        if len(found) != len(self.terms) or any(
+            equation([f.labels for f in t.factors], p.output) != p.equation or t.deltas != p.deltas
+            for t, p in zip(found, self.terms, strict=False)
+        ):
+            raise PlanError(
+                f"the chain of d{self.of}/d{self.wrt} no longer has the terms this plan"
+                " was made for (a plan saved by another version of tensorchain?); make"
+                " the plan again with net.plan"
+            )
 
     def __repr__(self) -> str:
         return (
@@ -476,8 +513,6 @@ def make_plan(
     dims: Mapping[str, int] | None = None,
 ) -> Plan:
     """See :meth:`Network.plan` (``dims``: the sizes given)."""
-    from .derivation import placeholders
-    from .program import tracing
     from .reshape import reshape_cost
 
     named = isinstance(order, str) and (
@@ -493,9 +528,7 @@ def make_plan(
         )
     sizes = net.sizes(dims=dims)
     start = time.perf_counter()
-    with tracing() as tape:
-        forward = net._run_forward(placeholders(net, tape, sizes), sizes)
-        result = net.derivatives(of, [wrt], forward)
+    tape, result = _derive(net, of, wrt, sizes)
     chain = result.chains.get(wrt)
     limit = None if memory_limit is None else memory_limit // 8
     terms = []
@@ -529,4 +562,12 @@ def make_plan(
         int(cost.flops),
         int(cost.largest) * 8,
         memory_limit,
+        _traced=(tape, result),
     )
+
+
+def _derive(net: Network, of: str, wrt: str, sizes: dict[str, int]) -> tuple[Tape, ChainResult]:
+    """The chain of ``d of / d wrt`` on placeholders, and the tape it was traced on."""
+    with tracing() as tape:
+        forward = net.run_forward(placeholders(net, tape, sizes), sizes)
+        return tape, net.derivatives(of, [wrt], forward)

@@ -22,6 +22,7 @@ import numpy as np
 import opt_einsum as oe
 
 from .backend import common, constant, copy, is_numpy, namespace, xp_of
+from .cache import LRUCache
 from .errors import PlanError
 from .program import apply, is_fresh
 from .shift import contract_shift
@@ -48,7 +49,11 @@ def plan_path(eq: str, shapes: Sequence[tuple[int, ...]], optimize: Any = None):
     return best[1], best[2], best[3]
 
 
-@functools.lru_cache(maxsize=8192)
+#: How many planned contractions (equation, shapes, optimizer) are kept.
+PATH_CACHE_SIZE = 1024
+_EXPRESSIONS = LRUCache(PATH_CACHE_SIZE)
+
+
 def _expression(eq: str, shapes: tuple[tuple[int, ...], ...], optimize: Any):
     _, info, name = plan_path(eq, shapes, optimize)
     run_numpy, fresh, source = _executor(eq, shapes, info)
@@ -361,10 +366,12 @@ def planned(eq: str, shapes: tuple[tuple[int, ...], ...], optimize: Any = None):
     """``(run, new_array, PathInfo, optimizer name)`` for ``eq``: a function
     running the planned path (``new_array``: it always returns a new array),
     cached on (equation, shapes, optimizer), so a path is found once."""
+    key = (eq, shapes, optimize)
     try:
-        return _expression(eq, shapes, optimize)
+        hash(key)
     except TypeError:  # an unhashable custom optimizer: plan without the cache
-        return _expression.__wrapped__(eq, shapes, optimize)
+        return _expression(*key)
+    return _EXPRESSIONS.get(key, lambda: _expression(*key))
 
 
 def equation(inputs: Sequence[Sequence[str]], output: Sequence[str]) -> str:

@@ -147,12 +147,12 @@ def build_gnvp(
     J = _jacobians(net, forward, out, [w])[w]
     rank = len(net.info(out).dims)
     vector = tape.input(VECTOR, J.shape[rank:])
-    gradnet, adjoints = net.gradient_network(loss, forward.sizes)
-    leaves = {t.name for t in gradnet.tensors.values() if t.kind in ("input", "param")}
-    gforward = gradnet._run_forward(
+    graph, g = net.derivative_graph(loss, (out,))
+    leaves = {t.name for t in graph.tensors.values() if t.kind in ("input", "param")}
+    gforward = graph.run_forward(
         {n: v for n, v in forward.values.items() if n in leaves}, forward.sizes
     )
-    H = gradnet.derivatives(adjoints[out], [out], gforward, structured=True).jacobians[out]
+    H = graph.derivatives(g, [out], gforward, structured=True).jacobians[out]
     o = [f"o{k}" for k in range(rank)]
     q = [f"q{k}" for k in range(rank)]
     p = _axes(J, rank)

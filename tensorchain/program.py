@@ -164,10 +164,11 @@ _TAPE: ContextVar[Tape | None] = ContextVar("tensorchain_tape", default=None)
 
 
 @contextlib.contextmanager
-def tracing(itemsize: int = 8) -> Iterator[Tape]:
+def tracing(itemsize: int = 8, tape: Tape | None = None) -> Iterator[Tape]:
     """Record every :func:`apply` inside the block on a new :class:`Tape`
-    (``itemsize``: bytes per entry, for the memory forecast)."""
-    tape = Tape(itemsize)
+    (``itemsize``: bytes per entry, for the memory forecast), or on ``tape``
+    to go on recording where an earlier block stopped."""
+    tape = Tape(itemsize) if tape is None else tape
     token = _TAPE.set(tape)
     try:
         yield tape
@@ -276,11 +277,14 @@ class Program:
         for reg, value in self.constants.items():
             var[reg] = _literal(value)
         lines, count = [], 0
+        taken = set(names.values())  # the temporaries never shadow a named tensor
         for step, code in zip(self.steps, self.codes, strict=True):
             if code is None:
                 raise ValueError(f"step {step.fn!r} has no source form")
             if step.out not in var:
                 count += 1
+                while f"t{count}" in taken:
+                    count += 1
                 var[step.out] = f"t{count}"
             lines.append(f"{var[step.out]} = {code([var[a] for a in step.args])}")
             if step.free:  # free memory as the compiled program does

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import math
 import textwrap
 from collections.abc import Mapping
 
 import numpy as np
 
 from .derivation import Derivation
+from .errors import MemoryLimitError
+from .labeled import LabeledTensor
 from .network import Network
 from .plan import Contraction
 from .render import format_array, format_terms, local_shape
@@ -110,38 +113,108 @@ def _contractions(log: list[Contraction]) -> list[str]:
     return lines
 
 
+def _lhs(d: Derivation, names: tuple[str, ...], net: Network) -> str:
+    """``∂²C/∂W[i, j]∂W[k, l]``: a derivative's left side with the derivation's letters."""
+    letters = [d._names[i] for i in d.chain.indices]
+    parts, at = [], 0
+    for name in names:
+        k = len(net.tensors[name].dims)
+        parts.append(f"{name}[{', '.join(letters[at : at + k])}]" if k else name)
+        at += k
+    order = len(names) - 1
+    return f"∂{_power(order)}{parts[0]}/" + "".join(f"∂{p}" for p in parts[1:])
+
+
+def _power(k: int) -> str:
+    return "" if k == 1 else str(k).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
+def derivative_report(
+    net: Network, of: str, wrt: str, order: int, values: Mapping[str, np.ndarray]
+) -> tuple[str, float]:
+    """The structure of ``∂ᵏ of / ∂wrt^k`` (its axes, the deltas that survive,
+    stored against dense entries) and its difference from the reference
+    (:func:`tensorchain.reference_derivative`) where that fits in memory."""
+    from .jets import reference_derivative
+
+    D = net.derivative(of, (wrt,) * order, values)
+    title = f"∂{_power(order)}{of}/∂{wrt}{_power(order)}"
+    lines = [f"{title}   shape {' × '.join(map(str, D.shape))}", RULE]
+    lines.append(f"axes [{', '.join(D.indices)}]")
+    common = ", ".join(f"δ({a}, {b})" for a, b in D.deltas) or "none"
+    lines.append(f"deltas every term keeps (symbolic, never stored): {common}")
+    lines.append(f"{len(D.terms)} term{'s' * (len(D.terms) != 1)}; {sizes_text(D)}")
+    text = format_terms(D)
+    shown = textwrap.wrap(
+        f"= {text}", 78, initial_indent="  ", subsequent_indent="    ", break_long_words=False
+    )
+    lines += shown[:4] + (["    …"] if len(shown) > 4 else [])
+    try:
+        reference = reference_derivative(net, of, (wrt,) * order, values)
+    except MemoryLimitError:
+        lines += ["", "reference: not run (its dense arrays exceed the memory limit)"]
+        return "\n".join(lines), 0.0
+    diff = float(np.max(np.abs(D.array - reference), initial=0.0))
+    if not np.isfinite(diff):
+        diff = float("inf")
+    lines += ["", f"max |tensorchain − reference| = {diff:.1e}"]
+    return "\n".join(lines), diff
+
+
+def sizes_text(t: LabeledTensor) -> str:
+    """How many numbers a structured result stores against its dense size, said
+    plainly where the structure saves nothing."""
+    dense = math.prod(t.shape)
+    stored = t.stored_entries()
+    if not t.terms:
+        return f"all zero: no numbers stored for {dense:,} dense entries"
+    if stored == 0:
+        return f"deltas and a coefficient only: no numbers stored for {dense:,} dense entries"
+    if stored < dense:
+        ratio = dense / stored
+        times = f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.1f}"
+        return f"stores {stored:,} numbers for {dense:,} dense entries ({times}× fewer)"
+    return (
+        f"stores {stored:,} numbers for {dense:,} dense entries: at these sizes the dense"
+        " array (.array) is the smaller form"
+    )
+
+
 def hessian_report(
     net: Network, of: str, wrt: str, wrt2: str, values: Mapping[str, np.ndarray]
 ) -> tuple[str, float]:
-    """The report for d² of / d wrt d wrt2 and its difference from the reshape method."""
+    """The report for d² of / d wrt d wrt2 and its difference from the reference."""
     from .reshape import reshape_hessian
 
     sizes = net.sizes(values)
-    gradnet, adjoints = net.gradient_network(of, sizes)
     H = net.hessian(of, wrt, values, wrt2=wrt2)
     title = f"∂²{of}/∂{wrt}∂{wrt2}" if wrt2 != wrt else f"∂²{of}/∂{wrt}²"
     lines = [f"{title}   shape {' × '.join(map(str, H.shape))}", RULE]
-    lines.append(f"the gradient of {of} as a network (its Jacobian by {wrt2} is the Hessian):")
-    spec_lines = str(gradnet).splitlines()
-    lines += [f"  {line}" for line in spec_lines if line.startswith("__g_")]
-    lines.append("")
-    dense = int(np.prod(H.shape))
-    stored = H.stored_entries()
+    graph, g = net.derivative_graph(of, (wrt,))
+    if g is not None:
+        lines.append(f"the derivative of {of} by {wrt} as a network (its Jacobian by {wrt2} is")
+        lines.append("the Hessian): the network, one operation per statement, then")
+        for stmt in graph.statements:
+            if stmt.target.startswith("∂"):
+                lines += textwrap.wrap(
+                    stmt.text, 78, initial_indent="  ", subsequent_indent="      "
+                )
+        lines.append("")
     deltas = ", ".join(f"δ({a}, {b})" for a, b in H.deltas) or "none"
     lines.append(f"structure: axes [{', '.join(H.indices)}]; symbolic deltas: {deltas}")
-    saving = f"{dense / stored:,.0f}× smaller" if stored else "all zero"
-    lines.append(f"  stored {stored:,} numbers for {dense:,} dense entries ({saving})")
-    if wrt in adjoints:
-        d = Derivation(
-            gradnet, adjoints[wrt], wrt2, gradnet.derivatives(adjoints[wrt], [wrt2], values), sizes
-        )
-        formula = str(d).replace(f"∂{adjoints[wrt]}", f"∂²{of}/∂{wrt}", 1)
+    lines.append(f"  {sizes_text(H)}")
+    if g is not None:
+        forward = graph.run_forward(dict(net._check_values(values)), sizes)
+        d = Derivation(graph, g, wrt2, graph.derivatives(g, [wrt2], forward), sizes)
+        formula = f"{_lhs(d, (of, wrt, wrt2), net)} = {str(d).split(' = ', 1)[1]}"
         lines += textwrap.wrap(
             f"formula: {formula}", 78, subsequent_indent="    ", break_long_words=False
         )
     reference = reshape_hessian(net, of, wrt, values, wrt2=wrt2)
     diff = float(np.max(np.abs(H.array - reference), initial=0.0))
-    if dense <= 256:
+    if not np.isfinite(diff):
+        diff = float("inf")
+    if math.prod(H.shape) <= 256:
         lines += ["", f"{title} =", format_array(H.array)]
-    lines += ["", f"max |tensorchain − reshape method| = {diff:.1e}"]
+    lines += ["", f"max |tensorchain − reference| = {diff:.1e}"]
     return "\n".join(lines), diff

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .backend import to_numpy
+from .compiled import dtype_of
 from .errors import MemoryLimitError, PlanError
 from .functions import ELEMENTWISE
 from .limits import format_bytes, get_memory_limit
@@ -100,7 +101,7 @@ def _along_matrix(node: Along, x: np.ndarray, y: np.ndarray) -> np.ndarray:
             block = (hit / hit.sum())[None, :]
         blocks.append(block)
     rows = blocks[0].shape[0]
-    full = np.zeros((n_b, rows, n_b, n_a))
+    full = np.zeros((n_b, rows, n_b, n_a), dtype=np.result_type(*blocks))
     for b, block in enumerate(blocks):
         full[b, :, b, :] = block
     # Rows: node entries in (others, along-if-kept) order; columns: (others, along).
@@ -166,7 +167,9 @@ def reshape_method(
     """d of / d wrt by the article's method: dense matrices multiplied, then reshaped.
 
     Its largest matrix is forecast first and refused (:class:`MemoryLimitError`)
-    if it exceeds ``memory_limit`` (bytes; default: the limit in force).
+    if it exceeds ``memory_limit`` (bytes; default: the limit in force). As a
+    reference it computes in float64 (complex128 for complex values) whatever
+    the values' dtype, and returns the values' dtype, like every result.
 
     Example:
         >>> import tensorchain as tc
@@ -175,18 +178,22 @@ def reshape_method(
         (4, 3)
     """
     net.info(of), net.info(wrt)
-    forward = net.forward({name: to_numpy(v) for name, v in values.items()})
+    env = net._check_values({name: to_numpy(v) for name, v in values.items()})
+    dtype = dtype_of(env)
+    wide = np.promote_types(dtype, np.float64)
+    forward = net.run_forward({k: v.astype(wide) for k, v in env.items()}, net.sizes(env))
     cost = reshape_cost(net, of, wrt, forward.sizes)
     limit = get_memory_limit(memory_limit)
     # the result itself is one such matrix, even when wrt is not reached
     largest = max(cost.largest, forward.values[of].size * forward.values[wrt].size)
-    if largest * 8 > limit:
+    nbytes = largest * wide.itemsize
+    if nbytes > limit:
         raise MemoryLimitError(
             f"the reshape method for d{of}/d{wrt} would hold a"
-            f" {format_bytes(largest * 8)} matrix, more than the memory limit of"
+            f" {format_bytes(nbytes)} matrix, more than the memory limit of"
             f" {format_bytes(limit)}; use net.jacobian({of!r}, {wrt!r}, values), whose"
             " deltas stay symbolic, or smaller sizes",
-            largest * 8,
+            nbytes,
             limit,
         )
     down = _downstream(net, wrt)
@@ -201,8 +208,8 @@ def reshape_method(
                 adjoint[op] = adjoint.get(op, 0) + adjoint[stmt.target] @ matrix
     shape = forward.values[of].shape + forward.values[wrt].shape
     if wrt not in adjoint:
-        return np.zeros(shape)
-    return adjoint[wrt].reshape(shape)
+        return np.zeros(shape, dtype=dtype)
+    return adjoint[wrt].reshape(shape).astype(dtype, copy=False)
 
 
 def reshape_hessian(
@@ -213,14 +220,15 @@ def reshape_hessian(
     wrt2: str | None = None,
     memory_limit: int | None = None,
 ) -> np.ndarray:
-    """d² of / d wrt d wrt2 by the reshape method: every local derivative of
-    ``of``'s gradient network materialised as a matrix, the chain multiplied
-    and reshaped to ``wrt.shape + wrt2.shape``. The reference for Hessians."""
+    """d² of / d wrt d wrt2 as a dense array of shape ``of.shape + wrt.shape +
+    wrt2.shape``: the reference for Hessians. Every operation's first and
+    second derivatives are materialised and combined by the second-order chain
+    rule (``J₁ᵀ f'' J₂ + f' · H``), see :mod:`tensorchain.jets`; nothing of the
+    chain rule or of the derivative graphs it checks is used."""
+    from .jets import reference_derivative
+
     wrt2 = wrt if wrt2 is None else wrt2
-    gradnet, adjoints = net.gradient_network(of, net.sizes(values))
-    if wrt not in adjoints:
-        return np.zeros(net.shape(wrt) + net.shape(wrt2))
-    return reshape_method(gradnet, adjoints[wrt], wrt2, values, memory_limit)
+    return reference_derivative(net, of, (wrt, wrt2), values, memory_limit)
 
 
 @dataclass(frozen=True)

@@ -13,18 +13,20 @@ with axes ``node.labels + operand-axes`` (the operand's axes get fresh labels).
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from . import along as along_fns
 from .along import ALONG, on_any_library
 from .errors import DerivativeError
-from .functions import ELEMENTWISE
+from .functions import ELEMENTWISE, PIECEWISE_CONSTANT
 from .labeled import Factor, LabeledTensor, Term, fresh
-from .lower import Along, Const, Leaf, Map, Node, Product, Sum, children
+from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Sum, children
 from .program import apply
 
 Values = dict[int, np.ndarray]  # id(node) -> value
@@ -37,6 +39,8 @@ def name_of(node: Node) -> str:
         return node.name
     if isinstance(node, Const):
         return f"{node.value:g}"
+    if isinstance(node, Delta):
+        return "δ"
     if isinstance(node, Map):
         if node.func == "pow":
             return f"{name_of(node.arg)}^{node.param:g}"
@@ -47,7 +51,7 @@ def name_of(node: Node) -> str:
         return f"{node.func}({name_of(node.arg)}, {', '.join(node.names)})"
     if isinstance(node, Product):
         factors = [name_of(f) for f in node.factors]
-        if node.coeff != 1.0:
+        if node.coeff != 1.0 or not factors:
             factors.insert(0, f"{node.coeff:g}")
         return "·".join(factors)
     text = ""
@@ -72,6 +76,8 @@ def tex_of(node: Node) -> str:
         return tex_name(node.name)
     if isinstance(node, Const):
         return f"{node.value:g}"
+    if isinstance(node, Delta):
+        return r"\delta"
     if isinstance(node, Map):
         arg = tex_of(node.arg)
         if node.func == "reciprocal":
@@ -82,7 +88,7 @@ def tex_of(node: Node) -> str:
         return rf"{ALONG[node.func].tex}_{{{below}}}\left({tex_of(node.arg)}\right)"
     if isinstance(node, Product):
         factors = [tex_of(f) for f in node.factors]
-        if node.coeff != 1.0:
+        if node.coeff != 1.0 or not factors:
             factors.insert(0, f"{node.coeff:g}")
         return r" \, ".join(factors)
     text = ""
@@ -91,6 +97,11 @@ def tex_of(node: Node) -> str:
         sign = "-" if c < 0 else "+"
         text += f" {sign} {mag}{tex_of(t)}" if text else f"{'-' if c < 0 else ''}{mag}{tex_of(t)}"
     return rf"\left({text}\right)"
+
+
+def dense(value: Any) -> Any:
+    """An array: a structured value (a :class:`LabeledTensor`) made dense."""
+    return value._dense() if isinstance(value, LabeledTensor) else value
 
 
 def _axes(node: Node, operand: Node, sizes: dict[str, int]):
@@ -103,16 +114,49 @@ def _axes(node: Node, operand: Node, sizes: dict[str, int]):
     return (*node.labels, *new), sizes, deltas
 
 
+def factor_terms(node: Node, value: Any, sizes: dict[str, int]) -> list[Term]:
+    """A factor of a product as terms over its labels: one factor for an array,
+    a δ for a :class:`Delta`, and the terms of a structured value (a
+    :class:`LabeledTensor`, whose deltas stay symbolic)."""
+    if isinstance(node, Delta):
+        return [Term(1.0, (), (node.labels,))]
+    if isinstance(value, LabeledTensor):
+        return value.terms_on(node.labels, sizes)
+    return [Term(1.0, (Factor(value, node.labels, name_of(node), tex=tex_of(node)),))]
+
+
+def multiply(
+    coeff: float,
+    choices: list[list[Term]],
+    deltas=(),
+    summed: set[str] | frozenset[str] = frozenset(),
+    sizes: dict[str, int] | None = None,
+) -> list[Term]:
+    """The terms of ``coeff`` times the product of sums of terms (one sum per
+    factor). A label in ``summed`` that a term does not carry (an axis along
+    which a structured factor's term is constant) sums ones: its size."""
+    out = []
+    for combo in itertools.product(*choices):
+        c = coeff * math.prod(t.coeff for t in combo)
+        factors = tuple(f for t in combo for f in t.factors)
+        term = Term(c, factors, (*deltas, *(d for t in combo for d in t.deltas)))
+        missing = [lab for lab in summed if lab not in term.labels()]
+        if missing:
+            assert sizes is not None
+            term = replace(term, coeff=c * math.prod(sizes[lab] for lab in missing))
+        out.append(term)
+    return out
+
+
 def product_rule(node: Product, k: int, values: Values, sizes: dict[str, int]):
     operand = node.factors[k]
     indices, sizes, deltas = _axes(node, operand, sizes)
     coeff = node.coeff / float(math.prod(sizes[m] for m in node.mean_over))
-    others = tuple(
-        Factor(values[id(f)], f.labels, name_of(f), tex=tex_of(f))
-        for j, f in enumerate(node.factors)
-        if j != k
-    )
-    return LabeledTensor(indices, sizes, [Term(coeff, others, deltas)])
+    choices = [
+        factor_terms(f, values.get(id(f)), sizes) for j, f in enumerate(node.factors) if j != k
+    ]
+    summed = {lab for f in node.factors for lab in f.labels} - set(indices)
+    return LabeledTensor(indices, sizes, multiply(coeff, choices, deltas, summed, sizes))
 
 
 def sum_rule(node: Sum, k: int, values: Values, sizes: dict[str, int]):
@@ -124,6 +168,8 @@ def sum_rule(node: Sum, k: int, values: Values, sizes: dict[str, int]):
 def map_rule(node: Map, k: int, values: Values, sizes: dict[str, int]):
     f = ELEMENTWISE[node.func]
     indices, sizes, deltas = _axes(node, node.arg, sizes)
+    if node.func in PIECEWISE_CONSTANT:  # zero: dropped, never multiplied by a value
+        return LabeledTensor(indices, sizes, [])
     arg = name_of(node.arg)
     name = f.derivative_text(arg, node.param)
     shape = [sizes[lab] for lab in node.labels]
@@ -132,9 +178,7 @@ def map_rule(node: Map, k: int, values: Values, sizes: dict[str, int]):
     # compiled gradient never computes a value it does not use (the loss).
     source = f.derivative_source("\0x", "\0y", p)
     reads = ("\0x" in source, "\0y" in source)
-    args = [
-        v for v, read in zip((values[id(node.arg)], values[id(node)]), reads, strict=True) if read
-    ]
+    args = [dense(values[id(n)]) for n, read in zip((node.arg, node), reads, strict=True) if read]
 
     def derivative(*given):
         it = iter(given)
@@ -153,11 +197,13 @@ def along_rule(node: Along, k: int, values: Values, sizes: dict[str, int]):
     """See :mod:`tensorchain.along`: sums of terms with deltas on the other indices."""
     arg = node.arg
     indices, sizes, deltas = _axes(node, arg, sizes)
+    if node.func in ("max_share", "min_share"):  # piecewise constant: zero
+        return LabeledTensor(indices, sizes, [])
     new = dict(deltas)  # arg label -> the operand's axis
     along = set(node.axes)
     rest = tuple(d for d in deltas if d[0] not in along)  # δ(B, B')
     primed = tuple(new[lab] if lab in along else lab for lab in arg.labels)  # [B, A']
-    x, y = values[id(arg)], values[id(node)]
+    x, y = dense(values[id(arg)]), dense(values[id(node)])
     axes = tuple(arg.labels.index(lab) for lab in node.axes)
     shape = [sizes[lab] for lab in arg.labels]
     here, inner = name_of(node), name_of(arg)

@@ -16,12 +16,13 @@ a ``dim P`` declared without a size is computed from it.
 
 from __future__ import annotations
 
-import functools
+import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .backend import backend_of, device_of, is_numpy, namespace, to_backend
+from .cache import LRUCache
 from .errors import ShapeError
 
 if TYPE_CHECKING:
@@ -80,15 +81,22 @@ def shift_sizes(net: Network, sizes: dict[str, int]) -> None:
 
 # --- the implicit form: contractions with a shift tensor never read it ----
 
-_SHIFTS: dict[int, tuple[np.ndarray, int, int]] = {}  # id -> (array, stride, padding)
+# id -> (a weak reference to the array, stride, padding), while the array lives:
+# the registry never keeps a shift tensor alive.
+_SHIFTS: dict[int, tuple[weakref.ref, int, int]] = {}
+_CONSTANTS = LRUCache(64)  # the shift tensors last made, by (P, K, T, stride, padding)
 
 
-@functools.lru_cache(maxsize=64)
 def shift_constant(P: int, K: int, T: int, stride: int, padding: int) -> np.ndarray:
     """The shift tensor, registered so that :func:`contract_shift` recognises it."""
-    S = shift_tensor(P, K, T, stride, padding)
-    _SHIFTS[id(S)] = (S, stride, padding)
-    return S
+
+    def make() -> np.ndarray:
+        S = shift_tensor(P, K, T, stride, padding)
+        _SHIFTS[id(S)] = (weakref.ref(S), stride, padding)
+        weakref.finalize(S, _SHIFTS.pop, id(S), None)
+        return S
+
+    return _CONSTANTS.get((P, K, T, stride, padding), make)
 
 
 def windows(x: np.ndarray, axis: int, K: int, P: int, stride: int, padding: int) -> np.ndarray:
@@ -122,7 +130,9 @@ def windows_any(x, axis: int, K: int, P: int, stride: int, padding: int):
     at = stride * np.arange(P)[:, None] + np.arange(K)[None, :]  # in the padded input
     right = max(0, int(at.max()) + 1 - padding - x.shape[axis])
     padded = xp.concat([_zeros(x, axis, padding), x, _zeros(x, axis, right)], axis=axis)
-    index = to_backend(at.reshape(-1), backend_of(x), device_of(x))
+    index = at.reshape(-1)
+    if backend_of(x) != "dask":  # dask takes numpy indices (its own array loses the length)
+        index = to_backend(index, backend_of(x), device_of(x))
     taken = xp.take(padded, index, axis=axis)
     taken = xp.reshape(taken, (*x.shape[:axis], P, K, *x.shape[axis + 1 :]))
     order = [i for i in range(taken.ndim) if i != axis + 1] + [axis + 1]
@@ -170,7 +180,7 @@ def contract_shift(operands, output, sizes, contract, scale: float, fresh: bool)
 
     for j, (array, labels) in enumerate(operands):
         found = _SHIFTS.get(id(array))
-        if found is None or found[0] is not array or len(set(labels)) < 3:
+        if found is None or found[0]() is not array or len(set(labels)) < 3:
             continue
         _, stride, padding = found
         p, k, t = labels

@@ -2,16 +2,20 @@
 
 ``networks()`` draws a :class:`DrawnNetwork`: spec text, one size per dim and
 the scalar loss to differentiate. Every network is smooth at almost every
-point (no kink that random values can reach, no log or sqrt of a value that
-can be negative), so finite differences are a valid reference. Layers are
-drawn from: a dense layer, an elementwise function, a residual sum, a tied
-(reused) weight, a bilinear layer with a rank-3 parameter (optionally the
-same tensor twice), an outer product and its contraction (a rank-2
-activation), whole-tensor arithmetic, a function along the feature index
-(softmax, log_softmax, minus a logsumexp), a scalar gate (``relu(g + 1) * h
-+ h`` with a scalar param ``g``: 0-d values on every path), and a quadratic
-form. With a batch, every activation has a sample index ``s`` on dim ``B``.
-Failures shrink to small networks.
+point (no relu/abs kink that random values can reach, no log or sqrt of a
+value that can be negative), so finite differences are a valid reference.
+Layers are drawn from: a dense layer, an elementwise function, a residual
+sum, a tied (reused) weight, a bilinear layer with a rank-3 parameter
+(optionally the same tensor twice), an outer product and its contraction (a
+rank-2 activation), whole-tensor arithmetic, a function along the feature
+index (softmax, log_softmax, minus a logsumexp or a max), a copy in each of
+its spellings (``h = x``, ``h = x ^ 1``, ``h = (x)``, ...), a diagonal (of a
+parameter, of an intermediate, a trace), a 1-D convolution through a shift
+tensor, a scalar gate (``relu(g + 1) * h + h`` with a scalar param ``g``:
+0-d values on every path), and a quadratic form. With a batch, every
+activation has a sample index ``s`` on dim ``B``. Failures shrink to small
+networks. (``max`` has a kink where two entries tie, which random values
+miss almost surely.)
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNe
     feature_dims = ["n", "m", "k"][: draw(st.integers(1, 3))]
     batched = draw(st.booleans())
     dims = {d: draw(st.integers(1, max_size)) for d in feature_dims}
+    size_of = dict(dims)  # every dim's size, those computed from shift tensors too
     if batched:
         dims["B"] = draw(st.integers(1, 3))
     lines = [f"dim {d} = {s}" for d, s in dims.items()]
@@ -71,6 +76,9 @@ def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNe
                     "outer",
                     "whole",
                     "along",
+                    "copy",
+                    "diagonal",
+                    "conv",
                     "gate",
                 ]
             )
@@ -123,14 +131,52 @@ def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNe
             )
             acts[h] = do
         elif kind == "along":  # a function along the feature index
-            form = draw(st.sampled_from(["softmax", "log_softmax", "centred"]))
+            form = draw(st.sampled_from(["softmax", "log_softmax", "centred", "max"]))
             if form == "softmax":
                 lines.append(f"{h} = softmax({prev}, {dp})")
             elif form == "log_softmax":
                 lines.append(f"{ref(h, 'i')} = log_softmax({ref(prev, 'i')}, i)")
-            else:  # minus a logsumexp, broadcast back along the index
-                lines.append(f"{ref(h, 'i')} = {ref(prev, 'i')} - logsumexp({ref(prev, 'j')}, j)")
+            else:  # minus a logsumexp (or max), broadcast back along the index
+                f = "logsumexp" if form == "centred" else "max"
+                lines.append(f"{ref(h, 'i')} = {ref(prev, 'i')} - {f}({ref(prev, 'j')}, j)")
             acts[h] = dp
+        elif kind == "copy":  # a statement that only renames a tensor
+            form = draw(st.sampled_from(["plain", "power", "one", "zero", "paren", "index"]))
+            rhs = {
+                "plain": prev,
+                "power": f"{prev} ^ 1",
+                "one": f"1 * {prev}",
+                "zero": f"{prev} + 0",
+                "paren": f"({prev})",
+            }.get(form)
+            lines.append(f"{h} = {rhs}" if rhs else f"{ref(h, 'i')} = {ref(prev, 'i')}")
+            acts[h] = dp
+        elif kind == "diagonal":
+            form = draw(st.sampled_from(["param", "intermediate", "trace"]))
+            if form == "param":
+                decl("param", f"D{k}", [dp, dp])
+                lines.append(f"{ref(h, 'i')} = D{k}[i, i] * {ref(prev, 'i')}")
+            elif form == "intermediate":
+                lines.append(f"{ref(f'M{k}', 'i', 'j')} = {ref(prev, 'i')} * {ref(prev, 'j')}")
+                lines.append(f"{ref(h, 'i')} = {ref(f'M{k}', 'i', 'i')} - {ref(prev, 'i')}")
+            else:
+                decl("param", f"D{k}", [dp, dp])
+                lines.append(f"t{k} = D{k}[i, i]")
+                lines.append(f"{h} = t{k} * {prev}")
+            acts[h] = dp
+        elif kind == "conv":  # a 1-D convolution along the feature axis
+            padding = draw(st.integers(0, 1))
+            size = size_of[dp] + 2 * padding
+            kernel = draw(st.integers(1, min(3, size)))
+            stride = draw(st.integers(1, 2))
+            dims[f"K{k}"] = kernel
+            lines.append(f"dim K{k} = {kernel}")
+            lines.append(f"dim P{k}")
+            lines.append(f"shift S{k}[P{k}, K{k}, {dp}] stride {stride} padding {padding}")
+            decl("param", f"w{k}", [f"K{k}"])
+            lines.append(f"{ref(h, 'p')} = w{k}[q] * S{k}[p, q, t] * {ref(prev, 't')}")
+            size_of[f"P{k}"] = (size - kernel) // stride + 1
+            acts[h] = f"P{k}"
         elif kind == "gate":  # a scalar param through relu: a 0-d value on every path
             decl("param", f"g{k}", [])
             lines.append(f"{h} = relu(g{k} + 1) * {prev} + {prev}")
@@ -153,3 +199,33 @@ def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNe
         reduce = draw(st.sampled_from(["sum", "mean"]))
         lines.append(f"L = {reduce}(square({last}) + {last})")
     return DrawnNetwork("\n".join(lines) + "\n", dims, "L")
+
+
+@st.composite
+def jacobian_networks(draw: st.DrawFn, max_size: int = 3) -> DrawnNetwork:
+    """Draw a network whose output ``z`` is a tensor, not a scalar: whole-tensor
+    steps on a param ``W1`` of rank 1 to 3 whose axes may share a dim
+    (``W1[c, c, c]``), then one axis contracted with a matrix ``W2``. The
+    shape of network whose plans once depended on the hash seed."""
+    dims = {"c": draw(st.integers(1, max_size)), "d": draw(st.integers(1, max_size))}
+    axes = draw(st.lists(st.sampled_from(sorted(dims)), min_size=1, max_size=3))
+    lines = [f"dim {d} = {s}" for d, s in dims.items()]
+    lines.append(f"param W1[{', '.join(axes)}]")
+    prev = "W1"
+    for k in range(1, draw(st.integers(1, 3)) + 1):
+        f = draw(st.sampled_from(SMOOTH))
+        step = draw(
+            st.sampled_from(
+                [f"2.0 * {prev}", f"{prev} + {f}({prev})", f"{f}({prev}) * {prev}", f"{f}({prev})"]
+            )
+        )
+        lines.append(f"a{k} = {step}")
+        prev = f"a{k}"
+    p = draw(st.integers(0, len(axes) - 1))
+    out_dim = draw(st.sampled_from(sorted(dims)))
+    lines.insert(len(dims) + 1, f"param W2[{out_dim}, {axes[p]}]")
+    names = [f"b{q}" for q in range(len(axes))]
+    left = [*names[:p], "i", *names[p + 1 :]]
+    right = [*names[:p], "j", *names[p + 1 :]]
+    lines.append(f"z[{', '.join(left)}] = W2[i, j] * {prev}[{', '.join(right)}]")
+    return DrawnNetwork("\n".join(lines) + "\n", dims, "z")

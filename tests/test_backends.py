@@ -261,3 +261,17 @@ def test_a_dtype_numpy_lacks_is_refused_by_name():
     }
     with pytest.raises(tc.ValuesError, match=r"x has dtype torch.bfloat16; .* e.g. to float32"):
         net.grad("C", values=vals)
+
+
+def test_a_strided_convolution_on_dask_values():
+    """A window gather with stride 2 on dask values (once: 'total size of new
+    array must be unchanged', dask's take losing the length of a dask index)."""
+    if not _installed("dask"):
+        pytest.skip("dask not installed")
+    net = tc.parse(
+        "dim n = 2\ninput x[n]\ndim K = 1\ndim P\nshift S[P, K, n] stride 2 padding 0\n"
+        "param w[K]\nh[p] = w[q] * S[p, q, t] * x[t]\nL = sum(square(h) + h)\n"
+    )
+    vals = net.random_values(seed=3)
+    g = net.grad("L", values=on("dask", vals))["w"]
+    assert max_relative_error(back("dask", g), tc.reshape_method(net, "L", "w", vals)) < TIGHT

@@ -121,8 +121,9 @@ def test_hessian_of_a_spec_without_a_scalar_is_a_usage_error(name, last, axes):
     assert result.returncode == 2  # usage, not 1 (an unreadable file)
     assert result.stderr == (
         f"tensorchain: error: {spec} defines no scalar to take the Hessian of (its last"
-        f" tensor, {last}, has axes [{axes}]); add one to the spec, e.g. 'loss = sum({last})',"
-        " and name it with --of loss\n"
+        f" tensor, {last}, has axes [{axes}]); name a tensor with --of ({last}: the Hessian of"
+        f" each of its entries), or add a scalar to the spec, e.g. 'loss = sum({last})', and"
+        " name it with --of loss\n"
     )
 
 
@@ -144,9 +145,37 @@ def test_the_hessian_command_defaults_to_a_param_the_scalar_depends_on(tmp_path,
     )
 
 
-def test_hessian_of_a_named_non_scalar(capsys):
-    assert main(["hessian", str(EXAMPLES[0].with_name("ntk.tc")), "--of", "out"]) == 7
-    assert "grad needs a scalar, but out has shape [B, c]" in capsys.readouterr().err
+def test_hessian_of_a_tensor(capsys):
+    ntk = str(EXAMPLES[0].with_name("ntk.tc"))
+    args = ["hessian", ntk, "--of", "out", "--dims", "B=2,h=3"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "∂²out/∂W1²   shape 2 × 2 × 3 × 3 × 3 × 3" in out
+    assert "symbolic deltas: δ(h, h')" in out
+    (value,) = [float(v) for v in re.findall(r"max \|tensorchain − reference\| = (\S+)", out)]
+    assert value < 1e-12
+
+
+def test_derive_order_3_prints_the_structure_and_checks_it(capsys):
+    args = ["derive", "--order", "3", "--wrt", "W", "--dims", "n=3,m=2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "∂³C/∂W³   shape 3 × 2 × 3 × 2 × 3 × 2" in out
+    assert "axes [n, m, n', m', n'', m'']" in out
+    assert "deltas every term keeps (symbolic, never stored): δ(n, n'), δ(n, n'')" in out
+    assert re.search(r"stores \d+ numbers for 216 dense entries", out)
+    (value,) = [float(v) for v in re.findall(r"max \|tensorchain − reference\| = (\S+)", out)]
+    assert value < 1e-12
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_derive_order_is_a_whole_number_and_not_with_latex(capsys):
+    result = run("derive", "--order", "0")
+    assert result.returncode == 2
+    assert "expected a whole number of at least 1, got '0'" in result.stderr
+    assert "expected a whole number of at least 1" in run("derive", "--order", "２").stderr
+    assert main(["derive", "--order", "2", "--latex"]) == 2  # usage; 1 is an unreadable file
+    assert "--latex, --steps and --emit print first derivatives" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("spec", [None, *SCALAR], ids=["builtin", *[p.name for p in SCALAR]])
@@ -154,7 +183,8 @@ def test_hessian_command(spec, capsys):
     args = ["hessian"] + ([str(spec)] if spec else []) + ["--dims", "n=3,m=2"] * (spec is None)
     assert main(args) == 0
     out = capsys.readouterr().out
-    (value,) = [float(v) for v in re.findall(r"max \|tensorchain − reshape method\| = (\S+)", out)]
+    (value,) = [float(v) for v in re.findall(r"max \|tensorchain − reference\| = (\S+)", out)]
     assert value < 1e-12
     assert "structure: axes [" in out
+    assert ("0× smaller" not in out and "× fewer" in out) or "smaller form" in out
     assert max(len(line) for line in out.splitlines()) <= 80 or spec is not None

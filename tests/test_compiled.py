@@ -1,4 +1,10 @@
-"""Compiled programs and the plan cache: same answers, right keys, linear work."""
+"""Compiled programs and the plan cache: same answers, right keys, linear work,
+threads."""
+
+import gc
+import sys
+import threading
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -7,6 +13,7 @@ from hypothesis import strategies as st
 
 import tensorchain as tc
 from benchmarks.run import mlp_spec
+from tensorchain.cache import LRUCache
 from tensorchain.strategies import networks
 from tensorchain.testing import max_relative_error
 
@@ -87,3 +94,122 @@ def test_gradient_work_grows_linearly_with_depth():
         per_layer = (counts[1] - counts[0]) / 4
         assert counts[2] - counts[1] == 8 * per_layer  # exactly linear
         assert per_layer <= 12
+
+
+# Issue 16, item 10: threads sharing one network (and one plan) while the
+# cache of compiled programs evicts entries.
+BATCHED = """dim B
+dim n = 4
+dim m = 3
+input x[B, m]
+param W[n, m]
+param b[n]
+z[s, i] = W[i, j] * x[s, j] + b[i]
+a = tanh(z)
+C = sum(a ^ 2)
+"""
+
+
+def run_in_threads(work, count: int = 8) -> list[BaseException]:
+    """``work(k)`` in ``count`` threads started together; the exceptions raised."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(count)
+
+    def target(k: int) -> None:
+        barrier.wait()
+        try:
+            work(k)
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=target, args=(k,)) for k in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def test_threads_share_a_network_while_its_cache_evicts(monkeypatch):
+    monkeypatch.setattr(tc.network, "CACHE_SIZE", 2)  # evict on almost every call
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        net = tc.parse(BATCHED)
+        batches = {B: net.random_values(seed=B, B=B) for B in range(1, 9)}
+        reference = tc.parse(BATCHED)
+        expected = {B: reference.grad("C", values=v) for B, v in batches.items()}
+
+        def work(k: int) -> None:
+            for r in range(40):
+                B = 1 + (k + r) % 8
+                g = net.grad("C", values=batches[B])
+                for w in ("W", "b"):
+                    np.testing.assert_array_equal(g[w], expected[B][w])
+                J = net.jacobian("a", "W", batches[B])
+                assert J.shape == (B, 4, 4, 3)
+
+        errors = run_in_threads(work)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, errors[:3]
+    assert len(net._cache) <= 2
+
+
+def test_threads_call_one_plan_for_the_first_time_together():
+    net = tc.parse(BATCHED)
+    vals = net.random_values(seed=0, B=5)
+    expected = tc.reshape_method(net, "a", "W", vals)
+    for _ in range(5):
+        plan = net.plan("a", "W", B=5)
+        found: list[np.ndarray] = []
+        errors = run_in_threads(lambda k, plan=plan, found=found: found.append(plan(vals).array))
+        assert not errors, errors[:3]
+        for J in found:
+            assert max_relative_error(J, expected) < 1e-12
+
+
+# Issue 16, item 12: every cache is bounded, so a loop over sizes holds a
+# bounded amount of memory (each bound made small here, to reach it quickly).
+CONV = """dim B
+dim T
+dim K = 3
+dim P
+input x[B, T]
+param w[K]
+shift S[P, K, T] stride 1 padding 1
+h[s, p] = w[k] * S[p, k, t] * x[s, t]
+L = sum(tanh(h) ^ 2)
+"""
+
+
+def test_a_loop_over_sizes_keeps_every_cache_and_the_memory_bounded(monkeypatch):
+    monkeypatch.setattr(tc.network, "CACHE_SIZE", 4)
+    monkeypatch.setattr(tc.plan, "_EXPRESSIONS", LRUCache(32), raising=False)
+    monkeypatch.setattr(tc.shift, "_CONSTANTS", LRUCache(8), raising=False)
+    monkeypatch.setattr(tc.shift, "_SHIFTS", {})  # none from earlier tests' shift tensors
+    mlp, conv = tc.parse(BATCHED), tc.parse(CONV)
+
+    def step(k: int) -> None:  # a new batch size each time, 12 signal lengths in turn
+        mlp.grad("C", values=mlp.random_values(seed=k, B=1 + k))
+        conv.grad("L", values=conv.random_values(seed=k, B=1 + k, T=3 + k % 12))
+
+    def held() -> int:
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0]
+
+    tracemalloc.start()
+    try:
+        for k in range(24):  # every cache full
+            step(k)
+        before = held()
+        for k in range(24, 72):
+            step(k)
+        grown = held() - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024, f"{grown:,} bytes more after 48 more calls"
+    for net in (mlp, conv):
+        assert len(net._cache) <= 4 and len(net._checked) <= 4
+    assert len(tc.plan._EXPRESSIONS) <= 32
+    assert len(tc.shift._SHIFTS) <= 8 + 4  # those the cache keeps, and the programs'

@@ -225,3 +225,14 @@ def test_generated_code_of_random_networks_computes_nothing_it_does_not_use(net)
     network = tc.parse(net.text)
     derivations = [network.derive(net.of, w) for w in [*network.params, *network.inputs]]
     assert unused_assignments(module_source(derivations, joint=True)) == []
+
+
+def test_generated_temporaries_never_shadow_a_tensor_named_like_them():
+    net = tc.parse(
+        "dim n = 3\ninput x[n]\nparam D[n, n]\nt1 = D[i, i]\nt2 = tanh(x)\nt3 = t1 * t2\n"
+        "L = sum(t3 ^ 2)"
+    )
+    vals = net.random_values(seed=1)
+    d = net.derive("L", "D")
+    got = run_generated(d.to_python(name="g"))["g"](**vals)
+    np.testing.assert_allclose(got, net.grad("L", "D", vals)["D"], rtol=1e-12)

@@ -2,20 +2,24 @@
 the reshape method, memory limits, and ``tensorchain paths``."""
 
 import functools
+import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import opt_einsum as oe
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tensorchain as tc
 from benchmarks.chains import tanh_chain_spec
 from tensorchain.cli import main
 from tensorchain.paths import chain_dp, smallest_peak
-from tensorchain.strategies import networks
+from tensorchain.strategies import jacobian_networks, networks
 from tensorchain.testing import max_relative_error
 
 
@@ -209,3 +213,79 @@ def test_sizes_past_2_to_the_63_are_python_integers():
     assert form.endswith(f"reshape(dz/dW) ({n}×{n * m}) = 1×{n * m} → reshape to {n}×{m}")
     mean = tc.parse("dim n\ndim m\nparam W[n, m]\nf = mean(W)")
     assert str(mean.derive("f", "W", n=n, m=m)) == f"∂f/∂W[i, j] = {2.0**-64:g}"
+
+
+# Issue 16, item 1: a plan derived its chain twice (to plan, then to trace), and
+# fresh labels and set order made the two derivations differ with the hash seed.
+ISSUE_16_1 = """dim c = 2
+dim d = 3
+param W1[c, c, c]
+param W2[d, c]
+a1 = 2.0 * W1
+r2 = a1 + sin(a1)
+z1[a0, i, a2] = W2[i, j] * r2[a0, j, a2]
+"""
+
+# Run in a fresh interpreter per hash seed: plans (after ``warm`` unrelated
+# derivations, so that fresh labels start elsewhere) and what each one gives.
+HASH_SEED_SCRIPT = """
+import json, sys, warnings
+import tensorchain as tc
+warnings.simplefilter("ignore")
+cases, warm = json.load(sys.stdin)
+article = tc.parse(tc.ARTICLE)
+for _ in range(warm):
+    article.derive("C", "W")
+out = []
+for text, of, wrt, order in cases:
+    net = tc.parse(text)
+    plan = net.plan(of, wrt, order=order)
+    J = plan(net.random_values(seed=0)).array
+    out.append([str(net.derive(of, wrt)), plan.einsum, plan.flops, J.ravel().tolist()])
+json.dump(out, sys.stdout)
+"""
+
+
+def under_hash_seed(seed: int, cases: list, warm: int = 0) -> list:
+    run = subprocess.run(
+        [sys.executable, "-c", HASH_SEED_SCRIPT],
+        input=json.dumps([cases, warm]),
+        env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, f"PYTHONHASHSEED={seed}:\n{run.stderr[-3000:]}"
+    return json.loads(run.stdout)
+
+
+def check_against_reshape(cases: list, results: list) -> None:
+    for (text, of, wrt, _), (*_, flat) in zip(cases, results, strict=True):
+        net = tc.parse(text)
+        ref = tc.reshape_method(net, of, wrt, net.random_values(seed=0))
+        assert max_relative_error(np.reshape(flat, ref.shape), ref) < 1e-12
+
+
+def test_a_plan_does_not_depend_on_the_hash_seed_or_what_ran_before():
+    orders = ("optimal", "reverse", "forward", "greedy", "dp")
+    cases = [[ISSUE_16_1, "z1", w, order] for w in ("W1", "W2") for order in orders]
+    runs = [under_hash_seed(seed, cases, warm) for seed, warm in ((0, 0), (4, 3), (6, 0))]
+    assert runs[0] == runs[1] == runs[2]
+    check_against_reshape(cases, runs[0])
+
+
+@settings(max_examples=max(4, settings.default.max_examples // 6))  # two interpreters each
+@given(
+    st.lists(st.one_of(jacobian_networks(), networks()), min_size=3, max_size=6),
+    st.lists(st.integers(0, 2**32 - 1), min_size=2, max_size=2, unique=True),
+    st.sampled_from(["optimal", "reverse", "forward", "greedy"]),
+    st.integers(0, 3),
+)
+def test_drawn_plans_are_the_same_under_two_hash_seeds(drawn, seeds, order, warm):
+    cases = []
+    for d in drawn:
+        net = tc.parse(d.text)
+        cases += [[d.text, d.of, w, order] for w in net.params[:2]]
+    first, second = (under_hash_seed(s, cases, warm * k) for k, s in enumerate(seeds))
+    assert first == second
+    check_against_reshape(cases, first)

@@ -1,0 +1,127 @@
+"""Graph: tensors and lowered statements, what evaluation and the chain rule need.
+
+A :class:`Graph` is the network after lowering: each tensor's dims, the
+statements in order (:class:`~tensorchain.lower.Lowered`), and the dim of
+every label of every statement. :class:`~tensorchain.network.Network` is a
+graph parsed from spec text; :mod:`tensorchain.differentiate` builds graphs
+directly (a network's derivative is again a graph), so that evaluation and
+the chain rule run on both alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .chain import ChainResult, axis_names, network_jacobians, statement_jacobians
+from .evaluate import evaluate_statement
+from .labeled import LabeledTensor
+from .lower import Lowered
+from .shift import shift_constant
+from .spec import Pos
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A tensor of the network: ``kind`` is ``"input"``, ``"param"``, ``"shift"`` (a
+    constant the network makes, ``shift`` = (stride, padding)) or ``"defined"``."""
+
+    name: str
+    kind: str
+    dims: tuple[str, ...]
+    pos: Pos
+    shift: tuple[int, int] | None = None
+
+
+@dataclass
+class Forward:
+    """Values of one evaluation: tensors, dim sizes, and every node of every statement.
+
+    A value is an array, or (in a derivative's graph, where a statement holds a
+    Kronecker delta) a :class:`LabeledTensor` whose deltas stay symbolic."""
+
+    values: dict[str, Any]
+    sizes: dict[str, int]
+    nodes: dict[str, dict[int, Any]]  # statement target -> id(node) -> value
+
+
+class Graph:
+    """Tensors, statements in order, and the dim of every label of each statement."""
+
+    def __init__(
+        self,
+        tensors: dict[str, TensorInfo],
+        statements: Sequence[Lowered],
+        label_dims: dict[str, dict[str, str]],
+    ) -> None:
+        self.tensors = tensors
+        self.statements = list(statements)
+        self.label_dims = label_dims
+        self._by_target = {s.target: s for s in self.statements}
+
+    @property
+    def axes(self) -> dict[str, tuple[str, ...]]:
+        return {name: t.dims for name, t in self.tensors.items()}
+
+    def statement(self, target: str) -> Lowered:
+        """The statement that defines ``target``."""
+        return self._by_target[target]
+
+    def add_statement(self, stmt: Lowered, dims: dict[str, str]) -> None:
+        self.statements.append(stmt)
+        self._by_target[stmt.target] = stmt
+        self.label_dims[stmt.target] = dims
+
+    def label_sizes(self, target: str, sizes: Mapping[str, int]) -> dict[str, int]:
+        """The size of every index label in ``target``'s statement, given dim sizes."""
+        return {lab: sizes[d] for lab, d in self.label_dims[target].items()}
+
+    def run_forward(self, env: dict[str, Any], sizes: dict[str, int]) -> Forward:
+        """Evaluate every statement on ``env`` (inputs and params), keeping the
+        value of every node for the derivative rules."""
+        nodes = {}
+        for t in self.tensors.values():
+            if t.kind == "shift":
+                env[t.name] = shift_constant(*(sizes[d] for d in t.dims), *t.shift)
+        for stmt in self.statements:
+            label_sizes = self.label_sizes(stmt.target, sizes)
+            env[stmt.target], nodes[stmt.target] = evaluate_statement(stmt, env, label_sizes)
+        return Forward(env, sizes, nodes)
+
+    def local_jacobians(self, target: str, forward: Forward) -> dict[str, LabeledTensor]:
+        """d target / d operand for each tensor used by ``target``'s statement,
+        with axes named after dims (``z[n]`` by ``W[n, m]``: ``n, n', m``)."""
+        stmt = self.statement(target)
+        label_sizes = self.label_sizes(target, forward.sizes)
+        found = statement_jacobians(stmt, forward.nodes[target], label_sizes)
+        out = {}
+        for name, jac in found.items():
+            a, b = axis_names(self.tensors[target].dims, self.tensors[name].dims)
+            out[name] = jac.rename((*a, *b))
+        return out
+
+    def derivatives(
+        self,
+        of: str,
+        wrt: Sequence[str],
+        forward: Forward,
+        structured: bool = False,
+    ) -> ChainResult:
+        """The chain rule for ``d of / d w`` for each ``w``, with everything it did
+        (``structured``: see :func:`tensorchain.chain.network_jacobians`)."""
+        cache: dict[str, dict[str, LabeledTensor]] = {}
+
+        def local_fn(stmt: Lowered) -> dict[str, LabeledTensor]:
+            if stmt.target not in cache:
+                cache[stmt.target] = self.local_jacobians(stmt.target, forward)
+            return cache[stmt.target]
+
+        return network_jacobians(
+            self.statements, self.axes, forward.sizes, local_fn, of, list(wrt), structured
+        )
+
+
+def leaf_names(graph: Graph) -> list[str]:
+    """The inputs and params of ``graph``, in declaration order."""
+    return [t.name for t in graph.tensors.values() if t.kind in ("input", "param")]
