@@ -220,6 +220,7 @@ def compile_program(
 
         elif kind == "jacobian":
             structure = net.derivatives(of, wrt, forward, structured=True).jacobians[wrt[0]]
+            structure = structure.smallest()
             outputs = [f.array for t in structure.terms for f in t.factors]
 
             def finish(arrays: list[np.ndarray]) -> Any:
@@ -253,6 +254,7 @@ def _derivative(net, graph, out, forward, of, wrt, sizes) -> LabeledTensor:
             indices, {i: sizes[d] for i, d in zip(indices, dims, strict=True)}
         )
     structure = graph.derivatives(out, [wrt[-1]], forward, structured=True).jacobians[wrt[-1]]
+    structure = structure.smallest()
     return structure.rename(indices)
 
 

@@ -453,6 +453,21 @@ class LabeledTensor:
         """How many numbers the structured form holds (its factors' entries)."""
         return sum(math.prod(f.array.shape) for t in self.terms for f in t.factors)
 
+    def smallest(self) -> LabeledTensor:
+        """This tensor, or :meth:`contracted` where that stores fewer numbers
+        (terms that share a delta structure added into one array each): a
+        structured form should never hold more than it must."""
+        arrays: dict[tuple, int] = {}
+        for t in self.terms:
+            if t.factors:
+                tied = {b for _, b in t.deltas}
+                present = {lab for f in t.factors for lab in f.labels}
+                labels = tuple(i for i in self.indices if i not in tied and i in present)
+                arrays[(t.deltas, labels)] = math.prod(self.sizes[lab] for lab in labels)
+        if sum(arrays.values()) < self.stored_entries():
+            return self.contracted()
+        return self
+
     def dense(self, memory_limit: int | None = None) -> np.ndarray:
         """The dense array, after checking its forecast against ``memory_limit``
         (bytes; default: the limit in force). With factors that are dask

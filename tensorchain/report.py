@@ -174,9 +174,11 @@ def sizes_text(t: LabeledTensor) -> str:
         ratio = dense / stored
         times = f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.1f}"
         return f"stores {stored:,} numbers for {dense:,} dense entries ({times}× fewer)"
+    if stored == dense:
+        return f"stores {stored:,} numbers, as many as its dense entries: nothing to save here"
     return (
-        f"stores {stored:,} numbers for {dense:,} dense entries: at these sizes the dense"
-        " array (.array) is the smaller form"
+        f"stores {stored:,} numbers, more than its {dense:,} dense entries: at these sizes"
+        " the dense array (.array) is the smaller form"
     )
 
 

@@ -5,8 +5,10 @@ input entries, row-major vec) and the chain is a product of matrices, summed
 over paths, reshaped at the end to ``of.shape + wrt.shape``. Within a
 statement the matrices come from first principles: a product and a sum are
 linear in each operand, so the derivative is the same einsum with a dense
-identity in the operand's place; an elementwise function gives ``diag(f')``.
-It is deliberately simple and slow; it shares no code with the chain rule.
+identity in the operand's place; an elementwise function gives ``diag(f')``,
+with ``f'`` from the reference's own table (:mod:`tensorchain.jets`), not
+the function registry it checks. It is deliberately simple and slow; it
+shares no code with the chain rule.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from .backend import to_numpy
 from .compiled import dtype_of
 from .errors import MemoryLimitError, PlanError
-from .functions import ELEMENTWISE
+from .jets import derivative as nth_derivative
 from .limits import format_bytes, get_memory_limit
 from .lower import Along, Const, Leaf, Map, Node, Product, Sum, children
 
@@ -51,10 +53,9 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
     child = children(node)[k]
     child_value = values[id(child)]
     n_node = math.prod(sizes[lab] for lab in node.labels)
-    if isinstance(node, Map):
-        f = ELEMENTWISE[node.func]
-        df = f.derivative(child_value, f.value(child_value, node.param), node.param)
-        return np.diag(df.ravel())
+    if isinstance(node, Map):  # f' from the reference's own table, not the registry's
+        df = nth_derivative(node.func, 1, child_value, node.param)
+        return np.diag(np.zeros(child_value.size) if df is None else np.ravel(df))
     if isinstance(node, Along):
         return _along_matrix(node, child_value, values[id(node)])
     # The identity on the child's entries, one np.eye per axis, in its place.

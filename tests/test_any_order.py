@@ -213,3 +213,33 @@ def test_every_statement_of_a_derivative_graph_evaluates_as_the_reference_does(n
         value = value.array if isinstance(value, tc.LabeledTensor) else np.asarray(value)
         reference = tc.reference_derivative(graph, stmt.target, (), vals)
         assert max_relative_error(value, reference) < 1e-12, stmt.text
+
+
+def test_sizes_are_said_honestly():
+    from tensorchain.labeled import Factor, LabeledTensor, Term
+    from tensorchain.report import sizes_text
+
+    sizes = {"i": 4, "j": 4}
+    a, b = np.ones(4), np.ones((4, 4))
+    small = LabeledTensor(("i", "j"), sizes, [Term(1.0, (Factor(a, ("i",), "a"),), (("i", "j"),))])
+    assert sizes_text(small) == "stores 4 numbers for 16 dense entries (4.0× fewer)"
+    same = LabeledTensor(("i", "j"), sizes, [Term(1.0, (Factor(b, ("i", "j"), "b"),))])
+    assert "as many as its dense entries" in sizes_text(same)
+    more = LabeledTensor(
+        ("i", "j"),
+        sizes,
+        [Term(1.0, (Factor(b, ("i", "j"), "b"),)), Term(1.0, (Factor(a, ("i",), "a"),))],
+    )
+    assert sizes_text(more) == (
+        "stores 20 numbers, more than its 16 dense entries: at these sizes the dense"
+        " array (.array) is the smaller form"
+    )
+    # two terms with one delta structure: added into one array by smallest()
+    two = LabeledTensor(
+        ("i", "j"),
+        sizes,
+        [Term(1.0, (Factor(b, ("i", "j"), "b"),)), Term(2.0, (Factor(b, ("i", "j"), "c"),))],
+    )
+    assert two.stored_entries() == 32 and two.smallest().stored_entries() == 16
+    np.testing.assert_array_equal(two.smallest().array, 3 * b)
+    assert "0×" not in sizes_text(LabeledTensor(("i", "j"), sizes, []))

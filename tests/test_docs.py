@@ -18,9 +18,6 @@ DOCS = sorted(ROOT.joinpath("docs").glob("*.md"))
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 SNIPPET = re.compile(r'^--8<-- "([^"]+)"$', re.M)  # pymdownx.snippets, base path "."
 
-# The page the any-order rewrite replaces: its snippet uses a `v` never defined.
-PENDING = {"second-order.md": "second order is being rewritten; its snippet uses an undefined v"}
-
 
 def blocks(page: Path) -> list[str]:
     """The page's Python blocks, includes expanded as mkdocs expands them."""
@@ -45,17 +42,7 @@ def missing_library(source: str) -> str | None:
     return None
 
 
-PAGES = [
-    pytest.param(
-        p,
-        id=p.name,
-        marks=[pytest.mark.xfail(strict=True, raises=NameError, reason=PENDING[p.name])]
-        if p.name in PENDING
-        else [],
-    )
-    for p in DOCS
-    if blocks(p)
-]
+PAGES = [pytest.param(p, id=p.name) for p in DOCS if blocks(p)]
 
 
 @pytest.mark.parametrize("page", PAGES)
