@@ -14,7 +14,8 @@ operand's axes,
   entries divided by their count: ties share the derivative equally (a
   subgradient; 1 on a unique maximum).
 
-Every value is computed stably (the maximum is subtracted before ``exp``).
+Every value is computed stably (the maximum is subtracted before ``exp``),
+and follows its limits at infinite entries (see below).
 The numpy functions here are also what generated code calls (their source
 is copied into it).
 """
@@ -28,26 +29,57 @@ import numpy as np
 
 from .backend import common, is_numpy, namespace
 
+# Limits at infinity, as JAX's logsumexp takes them: a slice is shifted by
+# its maximum only where that is finite, so an all -inf slice gives
+# exp(-inf) = 0 (logsumexp -inf) rather than exp(nan). A slice whose maximum
+# is +inf has a limit only when one entry is +inf: softmax is then one-hot
+# there (log_softmax 0 there, -inf elsewhere); with several, NaN (no limit).
+# Each function is self-contained: generated code copies its source.
+
 
 def softmax(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    e = np.exp(x - np.max(x, axis=axes, keepdims=True))
-    return e / np.sum(e, axis=axes, keepdims=True)
+    top = np.max(x, axis=axes, keepdims=True)
+    with np.errstate(all="ignore"):
+        e = np.exp(x - np.where(np.isfinite(top), top, 0.0))
+        p = e / np.sum(e, axis=axes, keepdims=True)
+    if np.isposinf(top).any():  # the limit: one-hot at a single +inf entry
+        hit = x == np.inf
+        one = np.sum(hit, axis=axes, keepdims=True) == 1
+        p = np.where(np.isposinf(top), np.where(one, hit.astype(p.dtype), np.nan), p)
+    return p
 
 
 def log_softmax(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    shifted = x - np.max(x, axis=axes, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axes, keepdims=True))
+    top = np.max(x, axis=axes, keepdims=True)
+    with np.errstate(all="ignore"):
+        shifted = x - np.where(np.isfinite(top), top, 0.0)
+        y = shifted - np.log(np.sum(np.exp(shifted), axis=axes, keepdims=True))
+    if np.isposinf(top).any():  # the limit: 0 at a single +inf entry, -inf elsewhere
+        hit = x == np.inf
+        one = np.sum(hit, axis=axes, keepdims=True) == 1
+        y = np.where(np.isposinf(top), np.where(one, np.where(hit, 0.0, -np.inf), np.nan), y)
+    return y
 
 
 def logsumexp(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     top = np.max(x, axis=axes, keepdims=True)
-    total = np.log(np.sum(np.exp(x - top), axis=axes, keepdims=True)) + top
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(all="ignore"):  # log(0) = -inf for an all -inf slice
+        total = np.log(np.sum(np.exp(x - top), axis=axes, keepdims=True)) + top
     return np.squeeze(total, axis=axes)
 
 
 def softmax_from_lse(x: np.ndarray, lse: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """``exp(x − logsumexp(x))``, the derivative of logsumexp, from its value."""
-    return np.exp(x - np.expand_dims(lse, axes))
+    """``exp(x − logsumexp(x))``, the derivative of logsumexp, from its value
+    (one-hot at a single +inf entry, its limit)."""
+    lse = np.expand_dims(lse, axes)
+    with np.errstate(all="ignore"):
+        p = np.exp(x - lse)
+    if np.isposinf(lse).any():
+        hit = x == np.inf
+        one = np.sum(hit, axis=axes, keepdims=True) == 1
+        p = np.where(np.isposinf(lse), np.where(one, hit.astype(p.dtype), np.nan), p)
+    return p
 
 
 def softmax_from_log(y: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -88,19 +120,43 @@ def _reshape_like(x, y, axes):
     return namespace(y).reshape(y, tuple(1 if i in axes else n for i, n in enumerate(x.shape)))
 
 
+def _shift_xp(xp, top):
+    return xp.where(xp.isfinite(top), top, xp.zeros_like(top))
+
+
+def _at_plus_inf_xp(xp, x, top, value, inside, outside, axes):
+    """``value``, but where ``top`` is +inf the limit: ``inside`` at a single
+    +inf entry and ``outside`` elsewhere, NaN with several."""
+    if not bool(xp.any(xp.isinf(top) & (top > 0))):
+        return value
+    hit = x == xp.inf
+    one = xp.sum(xp.astype(hit, x.dtype), axis=axes, keepdims=True) == 1
+    full = xp.full_like(value, outside)
+    limit = xp.where(one, xp.where(hit, xp.full_like(value, inside), full), xp.nan * full)
+    return xp.where(xp.isinf(top) & (top > 0), limit, value)
+
+
 def _softmax_xp(xp, x, axes):
-    e = xp.exp(x - xp.max(x, axis=axes, keepdims=True))
-    return e / xp.sum(e, axis=axes, keepdims=True)
+    top = xp.max(x, axis=axes, keepdims=True)
+    e = xp.exp(x - _shift_xp(xp, top))
+    return _at_plus_inf_xp(xp, x, top, e / xp.sum(e, axis=axes, keepdims=True), 1.0, 0.0, axes)
 
 
 def _log_softmax_xp(xp, x, axes):
-    shifted = x - xp.max(x, axis=axes, keepdims=True)
-    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axes, keepdims=True))
+    top = xp.max(x, axis=axes, keepdims=True)
+    shifted = x - _shift_xp(xp, top)
+    y = shifted - xp.log(xp.sum(xp.exp(shifted), axis=axes, keepdims=True))
+    return _at_plus_inf_xp(xp, x, top, y, 0.0, -xp.inf, axes)
 
 
 def _logsumexp_xp(xp, x, axes):
-    top = xp.max(x, axis=axes, keepdims=True)
+    top = _shift_xp(xp, xp.max(x, axis=axes, keepdims=True))
     return xp.squeeze(xp.log(xp.sum(xp.exp(x - top), axis=axes, keepdims=True)) + top, axis=axes)
+
+
+def _softmax_from_lse_xp(xp, x, lse, axes):
+    lse = _reshape_like(x, lse, axes)
+    return _at_plus_inf_xp(xp, x, lse, xp.exp(x - lse), 1.0, 0.0, axes)
 
 
 def _extreme_share_xp(xp, x, y, axes):
@@ -112,7 +168,7 @@ _GENERIC = {
     "softmax": _softmax_xp,
     "log_softmax": _log_softmax_xp,
     "logsumexp": _logsumexp_xp,
-    "softmax_from_lse": lambda xp, x, lse, axes: xp.exp(x - _reshape_like(x, lse, axes)),
+    "softmax_from_lse": _softmax_from_lse_xp,
     "softmax_from_log": lambda xp, y, axes: xp.exp(y),
     "extreme_share": _extreme_share_xp,
     "max_share": lambda xp, x, axes: _extreme_share_xp(xp, x, xp.max(x, axis=axes), axes),

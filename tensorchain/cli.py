@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
 
 from . import __version__
 from .derivation import module_source
@@ -17,25 +22,53 @@ from .errors import (
     TensorchainError,
     ValuesError,
 )
-from .network import load, parse
+from .finite import first_non_finite, upstream
+from .network import free_name, load, parse
 from .networks import builtin
 from .report import RULE, derivation, derivative_report, hessian_report
 
 TOLERANCE = 1e-9
 
 
+def _whole(text: str) -> int:
+    """A whole number ≥ 0 written with the ASCII digits 0-9 (``int`` takes others too)."""
+    if not re.fullmatch(r"[0-9]+", text.strip()):
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number written with the digits 0-9, got {text!r}"
+        )
+    return int(text)
+
+
 def _dims(text: str) -> dict[str, int]:
     out = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, eq, value = part.partition("=")
-        if not eq or not value.strip().isdigit():
-            raise argparse.ArgumentTypeError(f"expected NAME=SIZE like n=4, got {part!r}")
+        if not eq or not re.fullmatch(r"[0-9]+", value.strip()):
+            raise argparse.ArgumentTypeError(
+                f"expected NAME=SIZE like n=4 (digits 0-9), got {part!r}"
+            )
         out[name.strip()] = int(value)
     return out
 
 
+def _sweep(text: str) -> tuple[str, list[int]]:
+    """``B=1,8,64``: a dim and at least one size (digits 0-9)."""
+    dim, eq, sizes = text.partition("=")
+    values = [v.strip() for v in sizes.split(",") if v.strip()]
+    if (
+        not eq
+        or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", dim.strip())
+        or not values
+        or not all(re.fullmatch(r"[0-9]+", v) for v in values)
+    ):
+        raise argparse.ArgumentTypeError(
+            f"expected DIM=SIZE,SIZE,... like B=1,8,64 (a dim and at least one size), got {text!r}"
+        )
+    return dim.strip(), [int(v) for v in values]
+
+
 def _order(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not re.fullmatch(r"[0-9]+", text) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
     return int(text)
 
@@ -47,7 +80,7 @@ def _common(command: argparse.ArgumentParser, of_help: str) -> None:
     command.add_argument(
         "--dims", type=_dims, default={}, help="dim sizes, e.g. n=4,m=3 (default: the spec's)"
     )
-    command.add_argument("--seed", type=int, default=0, help="seed of the random values")
+    command.add_argument("--seed", type=_whole, default=0, help="seed of the random values")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,11 +144,20 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     _common(paths, "the tensor to differentiate (default: the last)")
-    paths.add_argument("--wrt", help="the tensor to differentiate by (default: the first param)")
     paths.add_argument(
-        "--sweep", help="a dim and sizes, e.g. B=1,8,64,512: forward vs reverse FLOPs per size"
+        "--wrt",
+        help="comma-separated tensors to differentiate by (default: the first param of depends on)",
     )
-    paths.add_argument("--plot", help="write a PNG of FLOPs against memory (needs matplotlib)")
+    paths.add_argument(
+        "--sweep",
+        type=_sweep,
+        help="a dim and sizes, e.g. B=1,8,64,512: forward vs reverse FLOPs per size",
+    )
+    paths.add_argument(
+        "--plot",
+        help="write a PNG of FLOPs against memory (needs matplotlib); with several --wrt,"
+        " one per tensor, its name added to the file name",
+    )
     paths.add_argument("--tree", action="store_true", help="also print the optimal order's tree")
     return parser
 
@@ -126,25 +168,63 @@ def _load(args: argparse.Namespace):
     return parse(builtin("article")), "the article's network (built in)"
 
 
+class UsageError(Exception):
+    """What to differentiate was not said and cannot be guessed (exit status 2)."""
+
+
 def hessian_command(args: argparse.Namespace) -> int:
     out = sys.stdout
     net, title = _load(args)
-    scalars = [o for o in net.outputs if not net.info(o).dims]
-    of = args.of or (scalars[-1] if scalars else None)
-    wrt = args.wrt or (net.params[0] if net.params else None)
-    if of is None or wrt is None:
-        raise TensorchainError("name the scalar with --of and the tensor with --wrt")
+    of = args.of
+    if of is None:
+        scalars = [o for o in net.outputs if not net.info(o).dims]
+        if not scalars:
+            last = net.outputs[-1] if net.outputs else None
+            if last is None:
+                raise UsageError(f"{title} defines no tensor to take the Hessian of")
+            total = free_name(net, "loss", "total", f"{last}_total")
+            raise UsageError(
+                f"{title} defines no scalar to take the Hessian of (its last tensor,"
+                f" {last}, has axes [{', '.join(net.info(last).dims)}]); name a tensor"
+                f" with --of ({last}: the Hessian of each of its entries), or add a scalar"
+                f" to the spec, e.g. '{total} = sum({last})', and name it with --of {total}"
+            )
+        of = scalars[-1]
+    wrt = args.wrt
+    if wrt is None:
+        used = upstream(net, of)
+        candidates = [p for p in net.params if p in used] or [i for i in net.inputs if i in used]
+        if not candidates:
+            raise UsageError(
+                f"{of} depends on no input or param, so its Hessian is empty;"
+                " name another scalar with --of"
+            )
+        wrt = candidates[0]
     net.info(of), net.info(wrt)
-    values = net.random_values(seed=args.seed, **args.dims)
+    values = net.random_values(seed=args.seed, dims=args.dims)
     text, diff = hessian_report(net, of, wrt, args.wrt2 or wrt, values)
     print(f"tensorchain hessian: {title}\n{RULE}\n{net}\n\n{text}", file=out)
-    if diff > TOLERANCE:
-        print(
-            f"tensorchain: error: the result differs from the reshape method by {diff:.1e}",
-            file=sys.stderr,
+    return _verdict(net, of, [(f"∂²{of}/∂{wrt}∂{args.wrt2 or wrt}", diff)], values)
+
+
+def _verdict(net, of: str, diffs: list[tuple[str, float]], values) -> int:
+    """0 when every result agrees with the reshape method; else 3, with the
+    reason on stderr. NaN or infinity in a result is a failure (``nan > tol``
+    is False, so the comparison is written the other way round)."""
+    failed = [(title, diff) for title, diff in diffs if not diff <= TOLERANCE]
+    if not failed:
+        return 0
+    not_finite = [title for title, diff in failed if not math.isfinite(diff)]
+    if not_finite:
+        reason = (
+            f"{', '.join(not_finite)} (or the reshape method's) holds NaN or infinity;"
+            f" {first_non_finite(net, values, of)}"
         )
-        return 3
-    return 0
+    else:
+        worst = max(diff for _, diff in failed)
+        reason = f"the result differs from the reshape method by {worst:.1e}"
+    print(f"tensorchain: error: {reason}", file=sys.stderr)
+    return 3
 
 
 def paths_command(args: argparse.Namespace) -> int:
@@ -153,29 +233,38 @@ def paths_command(args: argparse.Namespace) -> int:
     out = sys.stdout
     net, title = _load(args)
     of = args.of or (net.outputs[-1] if net.outputs else None)
-    wrt = args.wrt or (net.params[0] if net.params else None)
-    if of is None or wrt is None:
-        raise TensorchainError("name the tensor with --of and what to differentiate by with --wrt")
-    found = explore(net, of, wrt, **args.dims)
-    print(f"tensorchain paths: {title}\n{RULE}\n{found}", file=out)
-    if args.tree:
-        print(f"\noptimal order:\n{net.plan(of, wrt, **args.dims).tree()}", file=out)
-    if args.sweep:
-        dim, _, sizes = args.sweep.partition("=")
-        try:
-            values = [int(v) for v in sizes.split(",") if v.strip()]
-        except ValueError:
-            raise TensorchainError(f"--sweep takes DIM=SIZE,SIZE,..., got {args.sweep!r}") from None
-        rows = sweep(net, of, wrt, dim.strip(), values, **args.dims)
-        print(f"\n{dim.strip():>8} {'forward':>16} {'reverse':>16} {'optimal':>16}", file=out)
-        for size, fwd, rev, best in rows:
-            print(f"{size:>8} {fwd:>16,} {rev:>16,} {best:>16,}", file=out)
-        at = crossover(rows)
-        said = f"reverse is cheaper from {dim.strip()}={at}" if at else "reverse is never cheaper"
-        print(f"{said} in this sweep", file=out)
-    if args.plot:
-        found.plot(args.plot)
-        print(f"wrote {args.plot}", file=out)
+    if of is None:
+        raise UsageError(f"{title} defines no tensor to differentiate")
+    if args.wrt:
+        wrts = [w.strip() for w in args.wrt.split(",") if w.strip()]
+    else:
+        used = upstream(net, of)
+        wrts = [p for p in net.params if p in used][:1] or [i for i in net.inputs if i in used][:1]
+    if not wrts:
+        raise UsageError(
+            f"{of} depends on no input or param; name what to differentiate by with --wrt"
+        )
+    print(f"tensorchain paths: {title}\n{RULE}", file=out)
+    for k, wrt in enumerate(wrts):
+        found = explore(net, of, wrt, dims=args.dims)
+        print(("\n" if k else "") + str(found), file=out)
+        if args.tree:
+            print(f"\noptimal order:\n{net.plan(of, wrt, dims=args.dims).tree()}", file=out)
+        if args.sweep:
+            dim, sizes = args.sweep
+            rows = sweep(net, of, wrt, dim, sizes, dims=args.dims)
+            print(f"\n{dim:>8} {'forward':>16} {'reverse':>16} {'optimal':>16}", file=out)
+            for size, fwd, rev, best in rows:
+                print(f"{size:>8} {fwd:>16,} {rev:>16,} {best:>16,}", file=out)
+            at = crossover(rows)
+            said = f"reverse is cheaper from {dim}={at}" if at else "reverse is never cheaper"
+            print(f"{said} in this sweep", file=out)
+        if args.plot:
+            path = Path(args.plot)
+            if len(wrts) > 1:  # one picture per tensor: paths_W.png, paths_b.png
+                path = path.with_name(f"{path.stem}_{wrt}{path.suffix}")
+            found.plot(str(path))
+            print(f"wrote {path}", file=out)
     return 0
 
 
@@ -184,20 +273,20 @@ def derive(args: argparse.Namespace) -> int:
     net, title = _load(args)
     of = args.of or (net.outputs[-1] if net.outputs else None)
     if of is None:
-        raise TensorchainError("the spec defines no tensor to differentiate")
+        raise UsageError(f"{title} defines no tensor to differentiate")
     wrts = args.wrt.split(",") if args.wrt else net.params
     if not wrts:
-        raise TensorchainError("the spec has no param; name what to differentiate by with --wrt")
+        raise UsageError(f"{title} has no param; name what to differentiate by with --wrt")
     wrts = [w.strip() for w in wrts]
     if args.latex or args.steps or args.emit:
-        derivations = [net.derive(of, w, **args.dims) for w in wrts]
+        derivations = [net.derive(of, w, dims=args.dims) for w in wrts]
         if args.emit:
             joint = len(derivations) > 1  # one function, shared work, a dict of results
             print(module_source(derivations, joint=joint), file=out, end="")
         for d in derivations if not args.emit else ():
             print(d.latex() if args.latex else "\n".join([str(d), *d.steps, ""]), file=out)
         return 0
-    values = net.random_values(seed=args.seed, **args.dims)
+    values = net.random_values(seed=args.seed, dims=args.dims)
     sizes = net.sizes(values)
     print(f"tensorchain derive: {title}\n{RULE}", file=out)
     print(str(net), file=out)
@@ -206,21 +295,15 @@ def derive(args: argparse.Namespace) -> int:
         f"    values: standard normal, seed {args.seed}\n",
         file=out,
     )
-    worst = 0.0
+    diffs = []
     for w in wrts:
         if args.order > 1:
             text, diff = derivative_report(net, of, w, args.order, values)
         else:
             text, diff = derivation(net, of, w, values)
         print(text + "\n", file=out)
-        worst = max(worst, diff)
-    if worst > TOLERANCE:
-        print(
-            f"tensorchain: error: the result differs from the reshape method by {worst:.1e}",
-            file=sys.stderr,
-        )
-        return 3
-    return 0
+        diffs.append((f"∂{of}/∂{w}" if not net.info(of).dims else f"d{of}/d{w}", diff))
+    return _verdict(net, of, diffs, values)
 
 
 #: Exit status per error class (the most specific class that matches wins).
@@ -245,7 +328,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--latex, --steps and --emit print first derivatives; leave out --order")
     try:
         commands = {"hessian": hessian_command, "paths": paths_command, "derive": derive}
-        return commands[args.command](args)
+        with np.errstate(all="ignore"):  # a non-finite result is reported, and fails
+            return commands[args.command](args)
+    except UsageError as err:
+        print(f"tensorchain: error: {err}", file=sys.stderr)
+        return 2
     except TensorchainError as err:
         print(f"tensorchain: error: {err}", file=sys.stderr)
         return next(code for cls, code in EXIT_CODES if isinstance(err, cls))

@@ -4,6 +4,7 @@ dtype), cached by the network, replayed on values."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import numpy as np
 from .backend import astype, numpy_dtype
 from .derivation import placeholders
 from .errors import MemoryLimitError, ShapeError
+from .finite import check_results
 from .labeled import LabeledTensor
 from .limits import format_bytes, get_memory_limit
 from .program import Program, tracing
@@ -68,6 +70,9 @@ class Compiled:
     ) -> None:
         self.net = net
         self.recipe = recipe  # (kind, of, wrt): what compile_program made it from
+        of = recipe[1]
+        # the tensor computed, for messages (None: every one; gnvp: (loss, out))
+        self.of: str | None = of[0] if isinstance(of, tuple) else of or None
         self.what = what
         self.dtype = np.dtype(dtype)
         self.memory_limit: int | None = None
@@ -76,11 +81,22 @@ class Compiled:
         self.program = program
         self.finish = finish
 
-    def run(self, env: dict[str, np.ndarray], memory_limit: int | None = None) -> Any:
+    def run(
+        self,
+        env: dict[str, np.ndarray],
+        memory_limit: int | None = None,
+        *,
+        strict: bool = False,
+        check_finite: bool = True,
+    ) -> Any:
         """Replay on values already checked by the network, after checking the
-        memory forecast against the limit."""
+        memory forecast against the limit; then, with ``check_finite``, check
+        that the results are finite (see :func:`tensorchain.finite.check_results`)."""
         self.check_memory(memory_limit)
-        return typed_result(self.finish(self.program(env)), env, self.dtype)
+        result = typed_result(self.finish(self.program(env)), env, self.dtype)
+        if check_finite:
+            check_results(self.net, env, result, self.what, self.of, strict, stacklevel=4)
+        return result
 
     def check_memory(self, memory_limit: int | None = None) -> None:
         """Raise :class:`MemoryLimitError` if the forecast peak exceeds the limit."""
@@ -114,7 +130,7 @@ class Compiled:
                     f" {shape} ({sizes}); compile again for the new sizes, or call"
                     " net.grad / net.jacobian, which keep one compiled plan per size"
                 )
-        return self.run(env)
+        return self.run(env, strict=strict, check_finite=check_finite)
 
     def limited(self, memory_limit: int | None) -> Compiled:
         """This program with its own memory limit (checked on every call)."""
@@ -240,8 +256,21 @@ def _derivative(net, graph, out, forward, of, wrt, sizes) -> LabeledTensor:
             indices, {i: sizes[d] for i, d in zip(indices, dims, strict=True)}
         )
     structure = graph.derivatives(out, [wrt[-1]], forward, structured=True).jacobians[wrt[-1]]
-    structure = structure.smallest()
-    return structure.rename(indices)
+    structure = structure.smallest().rename(indices)
+    # The chain rule names a contracted block after its Jacobian (d out/d w,
+    # with out a name of the derivative's graph): name it after the derivative.
+    internal = f"d{out}/d{wrt[-1]}"
+    order = str(len(wrt)).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    title = f"∂{order}{of}/" + "".join(f"∂{w}" for w in wrt)
+    terms = [
+        replace(
+            t, factors=tuple(replace(f, name=title) if f.name == internal else f for f in t.factors)
+        )
+        for t in structure.terms
+    ]
+    return LabeledTensor(
+        structure.indices, structure.sizes, terms, canonicalize=False, dtype=structure.dtype
+    )
 
 
 def _what(kind: str, of: Any, wrt: tuple[str, ...]) -> str:

@@ -10,6 +10,7 @@ unless ``.array`` is asked for.
 
 from __future__ import annotations
 
+import math
 import re
 from itertools import product
 from typing import Any
@@ -95,7 +96,7 @@ def contract(
     fixed = []
     for term in terms:
         labels = term.labels()
-        coeff = term.coeff * float(np.prod([sizes[n] for n in summed if n not in labels]))
+        coeff = term.coeff * float(math.prod(sizes[n] for n in summed if n not in labels))
         fixed.append(Term(coeff, term.factors, term.deltas))
     return LabeledTensor(out, sizes, fixed).contracted(log=log)
 

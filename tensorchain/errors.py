@@ -11,7 +11,8 @@ class SpecError(TensorchainError):
     """The spec text is malformed or refers to something undeclared.
 
     ``line`` and ``column`` are 1-based and point at the offending token; the
-    message repeats the source line with a caret under it.
+    message repeats the source line with a caret under it. ``path`` is the
+    file the spec was loaded from (``None`` for text given to ``parse``).
     """
 
     def __init__(
@@ -20,15 +21,18 @@ class SpecError(TensorchainError):
         line: int | None = None,
         column: int | None = None,
         source_line: str | None = None,
+        path: str | None = None,
     ) -> None:
         self.line = line
         self.column = column
+        self.path = path
         self.bare_message = message
-        text = message
+        where = [path] if path else []
         if line is not None and column is not None:
-            text = f"line {line}, column {column}: {message}"
-            if source_line is not None:
-                text += f"\n    {source_line}\n    {' ' * (column - 1)}^"
+            where.append(f"line {line}, column {column}")
+        text = f"{', '.join(where)}: {message}" if where else message
+        if line is not None and column is not None and source_line is not None:
+            text += f"\n    {source_line}\n    {' ' * (column - 1)}^"
         super().__init__(text)
 
 

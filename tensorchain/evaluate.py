@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -161,7 +162,7 @@ def evaluate_node(
         )
     elif isinstance(node, Product):
         operands = [(evaluate_node(f, env, sizes, out), f.labels) for f in node.factors]
-        scale = node.coeff / float(np.prod([sizes[m] for m in node.mean_over]))
+        scale = node.coeff / float(math.prod(sizes[m] for m in node.mean_over))
         if any(
             isinstance(f, Delta) or isinstance(v, LabeledTensor)
             for f, (v, _) in zip(node.factors, operands, strict=True)

@@ -5,7 +5,7 @@ to the best, the Pareto front of FLOPs against memory, and sweeps of a dim."""
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -100,32 +100,41 @@ def _pyplot():
 
 
 def explore(
-    net: Network, of: str, wrt: str, orders: Sequence[str] | None = None, **dims: int
+    net: Network,
+    of: str,
+    wrt: str,
+    orders: Sequence[str] | None = None,
+    dims: Mapping[str, int] | None = None,
 ) -> Exploration:
     plans, failures = [], {}
     extra = ("cotengra",) if importlib.util.find_spec("cotengra") is not None else ()
     for order in orders or (*ORDERS, *STRATEGIES, *extra):
         try:
-            plans.append(net.plan(of, wrt, order=order, **dims))
+            plans.append(net.plan(of, wrt, order=order, dims=dims))
         except PlanError as error:
             failures[order] = str(error)
-    return Exploration(of, wrt, net.sizes(**dims), plans, failures)
+    return Exploration(of, wrt, net.sizes(dims=dims), plans, failures)
 
 
 def sweep(
-    net: Network, of: str, wrt: str, dim: str, sizes: Sequence[int], **dims: int
+    net: Network,
+    of: str,
+    wrt: str,
+    dim: str,
+    sizes: Sequence[int],
+    dims: Mapping[str, int] | None = None,
 ) -> list[tuple[int, int, int, int]]:
     """``(size, forward FLOPs, reverse FLOPs, optimal FLOPs)`` for each size of
     ``dim``."""
     rows = []
     for size in sizes:
-        at = {**dims, dim: size}
+        at = {**(dims or {}), dim: size}
         rows.append(
             (
                 size,
-                net.plan(of, wrt, order="forward", **at).flops,
-                net.plan(of, wrt, order="reverse", **at).flops,
-                net.plan(of, wrt, order="optimal", **at).flops,
+                net.plan(of, wrt, order="forward", dims=at).flops,
+                net.plan(of, wrt, order="reverse", dims=at).flops,
+                net.plan(of, wrt, order="optimal", dims=at).flops,
             )
         )
     return rows

@@ -68,20 +68,24 @@ class Elementwise:
         return self.latex.replace("{f}", arg)
 
 
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x), exact at ±inf (0 and 1): e^-x may overflow to inf,
+    where σ is 0 to within 2.3e-308, so the overflow is not a warning."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
+
+
 def _sigmoid(x: Array, p: float = 0.0) -> Array:
-    # 1/(1 + e^-x) in place: the fastest form measured here. -x is capped at
-    # 709 so that e^-x cannot overflow; σ(-709) is 1.2e-308 either way.
+    # 1/(1 + e^-x) in place: the fastest form measured here. No clipping:
+    # σ(-inf) = 1/(1 + inf) = 0 and σ(inf) = 1, the limits.
     if not isinstance(x, np.ndarray | np.generic | float | int | complex):
         xp = namespace(x)
-        t = -x if xp.isdtype(x.dtype, "complex floating") else xp.clip(-x, max=709.0)
-        return 1.0 / (1.0 + xp.exp(t))
+        return 1.0 / (1.0 + xp.exp(-x))
+    if not isinstance(x, np.ndarray) or x.ndim == 0 or np.iscomplexobj(x):
+        return sigmoid(x)
     t = np.negative(x)
-    if np.iscomplexobj(t):
-        return 1.0 / (1.0 + np.exp(t))
-    if not isinstance(t, np.ndarray):  # a scalar: nothing to do in place
-        return 1.0 / (1.0 + np.exp(min(t, 709.0)))
-    np.minimum(t, 709.0, out=t)
-    np.exp(t, out=t)
+    with np.errstate(over="ignore"):
+        np.exp(t, out=t)
     t += 1.0
     return np.reciprocal(t, out=t)
 
@@ -131,10 +135,10 @@ def _relu(x: Array, p: float) -> Array:
 
 def _indicator(x: Array, p: float = 0.0) -> Array:
     """[x > 0] in ``x``'s dtype."""
-    if isinstance(x, np.ndarray):
+    if isinstance(x, np.ndarray | np.generic):  # a 0-d value stays a numpy value
         return (x > 0).astype(x.dtype)
-    if isinstance(x, np.generic | float | int):
-        return float(x > 0)
+    if isinstance(x, float | int):
+        return np.float64(x > 0)
     return namespace(x).astype(x > 0, x.dtype)
 
 
@@ -168,7 +172,7 @@ ELEMENTWISE: dict[str, Elementwise] = {
             _sigmoid,
             _dsigmoid,
             "σ'({f})",
-            "1.0 / (1.0 + np.exp(np.minimum(-{x}, 709.0)))",
+            "sigmoid({x})",
             "{y} * (1.0 - {y})",
             r"\sigma({f})",
             r"\sigma'({f})",
@@ -219,7 +223,7 @@ ELEMENTWISE: dict[str, Elementwise] = {
             lambda x, y, p: _sigmoid(x),
             "σ({f})",
             "np.logaddexp(0.0, {x})",
-            "1.0 / (1.0 + np.exp(np.minimum(-{x}, 709.0)))",
+            "sigmoid({x})",
             r"\mathrm{softplus}({f})",
             r"\sigma({f})",
         ),
@@ -330,3 +334,6 @@ CALLABLE = tuple(n for n in ELEMENTWISE if n not in ("reciprocal", "pow"))
 
 #: Full reductions: ``sum(x)`` and ``mean(x)`` reduce every index of ``x``.
 REDUCTIONS = ("sum", "mean")
+
+#: Helpers generated code may call, by name (their source is copied in).
+HELPERS = {"sigmoid": sigmoid}

@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DerivativeError, MemoryLimitError, PlanError
+from .backend import to_numpy
+from .errors import DerivativeError, MemoryLimitError, PlanError, ValuesError
 from .graph import Graph
 from .limits import format_bytes, get_memory_limit
 from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Sum
@@ -220,8 +221,11 @@ def reference_derivative(
             raise DerivativeError(
                 f"unknown tensor {name!r}; this network has {', '.join(net.tensors)}"
             )
-    env = {name: np.asarray(v) for name, v in values.items()}
-    dtype = np.result_type(float, *env.values())
+    env = _checked(net, values)
+    given = np.result_type(*env.values()) if env else np.dtype(np.float64)
+    dtype = np.promote_types(given, np.float64)  # computed wide, returned as given
+    if given.kind not in "fc":
+        given = np.dtype(np.float64)
     env = {name: np.asarray(v, dtype=dtype) for name, v in env.items()}
     sizes: dict[str, int] = {}
     for t in net.tensors.values():
@@ -274,7 +278,34 @@ def reference_derivative(
     full = frozenset(range(len(wrts)))
     out = tensors[of].get(full)
     if out is None:
-        return np.zeros(shapes[of] + jets.d_shape(full), dtype=dtype)
+        return np.zeros(shapes[of] + jets.d_shape(full), dtype=given)
+    return np.asarray(out, dtype=given)
+
+
+def _checked(net: Graph, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The values of every input and param, as numpy arrays of numbers."""
+    if not isinstance(values, Mapping):
+        raise ValuesError(
+            f"values must be a dict from tensor name to array, got {type(values).__name__}"
+        )
+    leaves = [t.name for t in net.tensors.values() if t.kind in ("input", "param")]
+    unknown = [name for name in values if name not in leaves]
+    if unknown:
+        raise ValuesError(
+            f"{unknown[0]!r} in values is not an input or param of the network; the inputs"
+            f" and params are {', '.join(leaves)}"
+        )
+    missing = [name for name in leaves if name not in values]
+    if missing:
+        raise ValuesError(f"values are missing {', '.join(missing)}")
+    out = {}
+    for name in leaves:
+        array = np.asarray(to_numpy(values[name]))
+        if array.dtype.kind not in "biufc":
+            raise ValuesError(
+                f"the value of {name} has dtype {array.dtype}; values must be numbers"
+            )
+        out[name] = array
     return out
 
 

@@ -451,7 +451,7 @@ class LabeledTensor:
 
     def stored_entries(self) -> int:
         """How many numbers the structured form holds (its factors' entries)."""
-        return sum(int(np.prod(f.array.shape)) for t in self.terms for f in t.factors)
+        return sum(math.prod(f.array.shape) for t in self.terms for f in t.factors)
 
     def smallest(self) -> LabeledTensor:
         """This tensor, or :meth:`contracted` where that stores fewer numbers

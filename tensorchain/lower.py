@@ -16,6 +16,7 @@ that are not on the left side (einsum semantics per term).
 from __future__ import annotations
 
 import difflib
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -240,7 +241,11 @@ class _Lowering:
         const = 0.0
         for c, n in terms:
             if isinstance(n, Sum):
-                flat.extend((c * c2, n2) for c2, n2 in n.terms)
+                for c2, n2 in n.terms:
+                    if isinstance(n2, Const):  # every constant of the sum folded in one
+                        const += c * c2 * n2.value
+                    else:
+                        flat.append((c * c2, n2))
             elif isinstance(n, Const):
                 const += c * n.value
             else:
@@ -263,7 +268,10 @@ class _Lowering:
         if isinstance(e, Neg):
             return self.product(-1.0, [self.lower(e.operand)])
         if isinstance(e, Call):
-            return self.call(e)
+            return self.folded(self.call(e), e)
+        return self.folded(self.binary(e), e)
+
+    def binary(self, e: BinOp) -> Node:
         a = self.lower(e.left)
         if e.op == "^":
             return self.power(a, e)
@@ -279,17 +287,44 @@ class _Lowering:
             return self.product(1.0 / b.value, [a])
         return self.product(1.0, [a, Map("reciprocal", b)])
 
+    def folded(self, node: Node, e: Call | BinOp) -> Node:
+        """``node``, after checking that the constants folded into it are finite
+        (``10 ^ 400``, ``log(0)`` or ``1e300 * 1e300`` are not)."""
+        if isinstance(node, Const):
+            numbers = [node.value]
+        elif isinstance(node, Product):
+            numbers = [node.coeff]
+        elif isinstance(node, Sum):
+            numbers = [c for c, _ in node.terms]
+            numbers += [t.value for _, t in node.terms if isinstance(t, Const)]
+        else:
+            return node
+        bad = next((v for v in numbers if not math.isfinite(v)), None)
+        if bad is not None:
+            raise self.fail(_not_finite(show(e), bad), e.pos)
+        return node
+
     def power(self, base: Node, e: BinOp) -> Node:
         exponent = self.lower(e.right)
         if not isinstance(exponent, Const):
             raise self.fail(
                 f"the exponent in {show(e)} must be a number; for a tensor exponent"
-                " write exp(b * log(a))",
+                f" write exp({show(e.right, 2)} * log({show(e.left)}))",
                 e.pos,
             )
         p = exponent.value
         if isinstance(base, Const):
-            return Const(float(base.value**p))
+            try:
+                value = base.value**p
+            except ZeroDivisionError:
+                raise self.fail(_not_finite(show(e), math.inf), e.pos) from None
+            except OverflowError:
+                odd = p.is_integer() and int(p) % 2 == 1
+                infinity = -math.inf if base.value < 0 and odd else math.inf
+                raise self.fail(_not_finite(show(e), infinity), e.pos) from None
+            if isinstance(value, complex):  # a negative number to a fractional power
+                raise self.fail(_not_finite(show(e), math.nan), e.pos)
+            return Const(float(value))
         if p == 1.0:
             return base
         return Map("pow", base, p)
@@ -353,7 +388,8 @@ class _Lowering:
                 )
             arg = self.lower(e.args[0])
             if isinstance(arg, Const):
-                value = ELEMENTWISE[e.func].value(np.float64(arg.value), 0.0)
+                with np.errstate(all="ignore"):  # checked by folded()
+                    value = ELEMENTWISE[e.func].value(np.float64(arg.value), 0.0)
                 return Const(float(value))
             return Map(e.func, arg)
         if not e.args or (e.func in ALONG and len(e.args) < 2):
@@ -509,13 +545,24 @@ class _Lowering:
         if hit:
             pos = self.assign.pos
             warnings.warn(
-                f"line {pos.line}: in {show(ast)} the index {hit[0]!r} is not on the left"
+                f"{self.program.where(pos)}: in {show(ast)} the index {hit[0]!r} is not on the left"
                 f" side, so f(...) is computed for each {hit[0]!r} and then summed;"
                 " for a layer write two statements, e.g. h[i] = W[i, j] * x[j]"
                 " then a = sigmoid(h)",
                 SpecWarning,
                 stacklevel=5,
             )
+
+
+def _not_finite(text: str, value: float) -> str:
+    if math.isnan(value):
+        what = "NaN (not a real number)"
+    else:
+        what = f"{'-' if value < 0 else ''}infinity (beyond a float64, about 1.8e308)"
+    return (
+        f"the constants in {text} give {what}; constants are folded when the spec is"
+        " read and must stay finite real numbers"
+    )
 
 
 def _has_indices(e: Expr) -> bool:

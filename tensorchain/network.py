@@ -21,15 +21,17 @@ from .errors import (
     SpecError,
     ValuesError,
 )
+from .finite import check_results
 from .graph import Forward, Graph, TensorInfo
 from .labeled import LabeledTensor
 from .lower import lower
 from .products import MAX_NORM, VECTOR
-from .shapes import Binding, bind_labels, shape_text
+from .shapes import Binding, bind_labels, value_sizes
 from .shift import shift_sizes
 from .spec import Assign, DimDecl, Pos, ShiftDecl, TensorDecl, parse_program
 from .spec import Program as SpecProgram
-from .values import check_values, check_vector
+from .values import _finite as finite
+from .values import check_values, check_vector, forecast_values
 
 if TYPE_CHECKING:
     from .derivation import Derivation
@@ -132,8 +134,16 @@ class Network(Graph):
 
     # --- sizes and values ---
 
-    def sizes(self, values: Mapping[str, Any] | None = None, **dims: int) -> dict[str, int]:
-        """Every dim's size: spec defaults, overridden by ``dims``, then by ``values``."""
+    def sizes(
+        self,
+        values: Mapping[str, Any] | None = None,
+        *,
+        dims: Mapping[str, int] | None = None,
+        **sizes: int,
+    ) -> dict[str, int]:
+        """Every dim's size: spec defaults, overridden by the sizes given
+        (``dims={"n": 4}`` or ``n=4``), then by ``values``' shapes."""
+        dims = given_sizes(dims, sizes)
         for d, s in dims.items():
             if d not in self.dims:
                 raise ShapeError(
@@ -148,30 +158,7 @@ class Network(Graph):
                 )
         sizes = {d: s for d, s in self.dims.items() if s is not None}
         sizes.update((d, int(s)) for d, s in dims.items())
-        source = {d: f"{d}={s} given as an argument" for d, s in dims.items()}
-        for name, value in (values or {}).items():
-            if name not in self.tensors or self.tensors[name].kind not in ("input", "param"):
-                continue
-            info = self.tensors[name]
-            shape = np.shape(value)
-            if len(shape) != len(info.dims):
-                raise ShapeError(
-                    f"{name} is declared with {len(info.dims)} axes"
-                    f" {shape_text(info.dims, sizes)} but its value has shape {shape}"
-                )
-            for k, (d, s) in enumerate(zip(info.dims, shape, strict=True)):
-                if d in source and sizes[d] != s:
-                    raise ShapeError(
-                        f"dim {d} is {sizes[d]} ({source[d]}) but axis {k} of {name}"
-                        f" has size {s}; make the values agree"
-                    )
-                if s == 0:
-                    raise ShapeError(
-                        f"axis {k} of {name} has size 0 (dim {d}); every dim needs at"
-                        " least one entry, so leave empty tensors out of the network"
-                    )
-                if d not in source:
-                    sizes[d], source[d] = int(s), f"from the value of {name}"
+        sizes.update(value_sizes(self.tensors, self.dims, sizes, dims, values or {}))
         shift_sizes(self, sizes)
         missing = [d for d in self.dims if d not in sizes]
         if missing:
@@ -188,24 +175,41 @@ class Network(Graph):
             bind_labels(self.program, stmt, self.axes, sizes)
         return True
 
-    def shape(self, name: str, **dims: int) -> tuple[int, ...]:
+    def shape(
+        self, name: str, *, dims: Mapping[str, int] | None = None, **sizes: int
+    ) -> tuple[int, ...]:
         """The shape of tensor ``name`` for the given (or default) dim sizes."""
-        sizes = self.sizes(**dims)
+        sizes = self.sizes(dims=dims, **sizes)
         return tuple(sizes[d] for d in self.info(name).dims)
 
-    def random_values(self, seed: int = 0, **dims: int) -> dict[str, np.ndarray]:
-        """Standard-normal values for every input and param (float64)."""
-        sizes = self.sizes(**dims)
+    def random_values(
+        self,
+        seed: int = 0,
+        *,
+        memory_limit: int | None = None,
+        dims: Mapping[str, int] | None = None,
+        **sizes: int,
+    ) -> dict[str, np.ndarray]:
+        """Standard-normal values for every input and param (float64).
+
+        Their total size is forecast first: above the memory limit
+        (``memory_limit`` bytes, else the one in force) it raises
+        :class:`MemoryLimitError` before anything is drawn."""
+        sizes = self.sizes(dims=dims, **sizes)
+        leaves = [t for t in self.tensors.values() if t.kind in ("input", "param")]
+        shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
+        forecast_values(shapes, sizes, memory_limit)
         rng = np.random.default_rng(seed)
-        return {
-            t.name: rng.standard_normal([sizes[d] for d in t.dims])
-            for t in self.tensors.values()
-            if t.kind in ("input", "param")
-        }
+        return {name: rng.standard_normal(shape) for name, shape in shapes.items()}
 
     def info(self, name: str) -> TensorInfo:
         """The :class:`TensorInfo` of ``name``, or an error listing the tensors."""
-        if not isinstance(name, str) or name not in self.tensors:
+        if not isinstance(name, str):
+            raise DerivativeError(
+                f"expected a tensor name (a str), got {name!r}; this network has"
+                f" {', '.join(self.tensors)}"
+            )
+        if name not in self.tensors:
             raise DerivativeError(
                 f"unknown tensor {name!r}; this network has {', '.join(self.tensors)}"
             )
@@ -234,7 +238,7 @@ class Network(Graph):
         The forward pass is compiled once per set of sizes and reused."""
         env = self._check_values(values, strict, check_finite)
         compiled = self._compiled("forward", "", (), self.sizes(env), dtype_of(env))
-        return compiled.run(env, memory_limit)
+        return compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
 
     # --- derivatives ---
 
@@ -254,32 +258,43 @@ class Network(Graph):
         return super().derivatives(of, wrt, forward, structured)
 
     def derive(
-        self, of: str, wrt: str, values: Mapping[str, Any] | None = None, **dims: int
-    ) -> Derivation:
+        self,
+        of: str,
+        wrt: str | Sequence[str],
+        values: Mapping[str, Any] | None = None,
+        *,
+        dims: Mapping[str, int] | None = None,
+        **sizes: int,
+    ) -> Derivation | dict[str, Derivation]:
         """The derivation of ``d of / d wrt``: index notation (``str``), ``.einsum``,
-        ``.latex()``, ``.steps``, ``.matrix_form()`` and ``.to_python()``.
+        ``.latex()``, ``.steps``, ``.matrix_form()`` and ``.to_python()``; for a
+        list of ``wrt``, a dict of them.
 
-        Symbolic (shapes only, from ``dims`` or the spec's defaults) unless
-        ``values`` are given. Example:
+        Symbolic (shapes only, from the sizes given or the spec's defaults)
+        unless ``values`` are given. Example:
             >>> import tensorchain as tc
             >>> print(tc.parse(tc.ARTICLE).derive("C", "b"))
             ∂C/∂b[i] = 0.5 · 2 (a - y)[i] · σ'(z)[i]
         """
         from .derivation import derive
 
-        return derive(self, of, wrt, values, **dims)
+        dims = given_sizes(dims, sizes)
+        if isinstance(wrt, str):
+            return derive(self, of, wrt, values, dims)
+        return {w: derive(self, of, w, values, dims) for w in self._wrt_list(wrt)}
 
     def jacobian(
         self,
         of: str,
-        wrt: str,
+        wrt: str | Sequence[str],
         values: Mapping[str, Any],
         *,
         strict: bool = False,
         check_finite: bool = True,
         memory_limit: int | None = None,
-    ) -> LabeledTensor:
-        """d of / d wrt as a :class:`LabeledTensor` of shape ``of.shape + wrt.shape``.
+    ) -> LabeledTensor | dict[str, LabeledTensor]:
+        """d of / d wrt as a :class:`LabeledTensor` of shape ``of.shape + wrt.shape``
+        (for a list of ``wrt``, a dict of them).
 
         Compiled once per (of, wrt, sizes) and reused. Example:
             >>> import tensorchain as tc
@@ -288,10 +303,16 @@ class Network(Graph):
             >>> J.array.shape
             (4, 4, 3)
         """
-        self._wrt_one(wrt)
+        targets = (wrt,) if isinstance(wrt, str) else self._wrt_list(wrt)
         env = self._check_values(values, strict, check_finite)
-        compiled = self._compiled("jacobian", of, (wrt,), self.sizes(env), dtype_of(env))
-        return compiled.run(env, memory_limit)
+        sizes, dtype = self.sizes(env), dtype_of(env)
+        out = {
+            w: self._compiled("jacobian", of, (w,), sizes, dtype).run(
+                env, memory_limit, strict=strict, check_finite=check_finite
+            )
+            for w in targets
+        }
+        return out[wrt] if isinstance(wrt, str) else out
 
     def grad(
         self,
@@ -318,7 +339,7 @@ class Network(Graph):
             raise ValuesError("grad needs values: net.grad(of, wrt, values=...)")
         env = self._check_values(values, strict, check_finite)
         compiled = self._compiled("grad", of, targets, self.sizes(env), dtype_of(env))
-        return compiled.run(env, memory_limit)
+        return compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
 
     def derivative(
         self,
@@ -352,7 +373,8 @@ class Network(Graph):
         env = self._check_values(values, strict, check_finite)
         sizes = self.sizes(env)
         kind = "jacobian" if len(wrts) == 1 else "derivative"
-        return self._compiled(kind, of, wrts, sizes, dtype_of(env)).run(env, memory_limit)
+        compiled = self._compiled(kind, of, wrts, sizes, dtype_of(env))
+        return compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
 
     def hessian(
         self,
@@ -415,7 +437,10 @@ class Network(Graph):
         if self.hvp_graph(of, wrt)[1] is None:  # of does not depend on wrt
             return zeros_like_values(shape, env)
         compiled = self._compiled("hvp", of, (wrt,), sizes, dtype_of(env))
-        return compiled.run({**env, HVP_VECTOR: vector}, memory_limit)
+        result = compiled.run({**env, HVP_VECTOR: vector}, memory_limit, check_finite=False)
+        if check_finite and finite(vector):  # a non-finite vector has been reported
+            check_results(self, env, result, compiled.what, of, strict)
+        return result
 
     def per_sample_grad_norms(
         self,
@@ -516,7 +541,7 @@ class Network(Graph):
         dtype = dtype_of(env)
         compiled = self._compiled(kind, of, targets, self.sizes(env), dtype)
         env = {**env, **{k: astype(as_value(v, env), dtype) for k, v in extra.items()}}
-        return compiled.run(env, memory_limit)
+        return compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
 
     def plan(
         self,
@@ -524,7 +549,9 @@ class Network(Graph):
         wrt: str,
         order: Any = "optimal",
         memory_limit: int | None = None,
-        **dims: int,
+        *,
+        dims: Mapping[str, int] | None = None,
+        **sizes: int,
     ) -> Plan:
         """``d of / d wrt`` with a chosen contraction order (see
         :mod:`tensorchain.paths`): ``"reverse"``, ``"forward"``, ``"optimal"``
@@ -540,22 +567,30 @@ class Network(Graph):
         """
         from .paths import make_plan
 
-        self._wrt_one(wrt)
+        self._wrt_one(wrt, "plan")
         self.info(of)
         self.info(wrt)
-        return make_plan(self, of, wrt, order, memory_limit, **dims)
+        return make_plan(self, of, wrt, order, memory_limit, given_sizes(dims, sizes))
 
-    def explore(self, of: str, wrt: str, **dims: int) -> Exploration:
+    def explore(
+        self, of: str, wrt: str, *, dims: Mapping[str, int] | None = None, **sizes: int
+    ) -> Exploration:
         """Every order and strategy for ``d of / d wrt``, costed: see
         :class:`tensorchain.explore.Exploration`."""
         from .explore import explore
 
-        return explore(self, of, wrt, **dims)
+        self._wrt_one(wrt, "explore")
+        return explore(self, of, wrt, dims=given_sizes(dims, sizes))
 
     def derivative_graph(self, of: str, wrt: Sequence[str]) -> tuple[Graph, str | None]:
         """The graph that computes ``∂ᵏ of / ∂wrt[0] … ∂wrt[k-1]`` and the name of
         that tensor in it (``None`` where it is zero); cached, for any sizes.
         See :mod:`tensorchain.differentiate`."""
+        if isinstance(wrt, str):
+            wrt = (wrt,)
+        self.info(of)
+        for w in wrt:
+            self.info(w)
         if not wrt:
             return self, of
 
@@ -582,6 +617,7 @@ class Network(Graph):
         dims: Mapping[str, int] | None = None,
         memory_limit: int | None = None,
         dtype: Any = np.float64,
+        **sizes: int,
     ) -> Compiled:
         """``grad`` compiled for fixed sizes: a callable from values to gradients.
 
@@ -594,8 +630,9 @@ class Network(Graph):
             (4, 3)
         """
         targets = self._grad_targets(of, wrt)
-        sizes = self.sizes(**dict(dims or {}))
-        compiled = self._compiled("grad", of, targets, sizes, np.dtype(dtype))
+        compiled = self._compiled(
+            "grad", of, targets, self.sizes(dims=dims, **sizes), np.dtype(dtype)
+        )
         return compiled.limited(memory_limit)
 
     def compile_jacobian(
@@ -605,22 +642,38 @@ class Network(Graph):
         dims: Mapping[str, int] | None = None,
         memory_limit: int | None = None,
         dtype: Any = np.float64,
+        **sizes: int,
     ) -> Compiled:
         """``jacobian`` compiled for fixed sizes: a callable from values to a
         :class:`LabeledTensor` (deltas still symbolic)."""
-        self._wrt_one(wrt)
-        sizes = self.sizes(**dict(dims or {}))
+        self._wrt_one(wrt, "compile_jacobian")
+        sizes = self.sizes(dims=dims, **sizes)
         compiled = self._compiled("jacobian", of, (wrt,), sizes, np.dtype(dtype))
         return compiled.limited(memory_limit)
 
-    def _wrt_one(self, wrt: Any, what: str = "jacobian") -> None:
+    def _wrt_one(self, wrt: Any, call: str = "this call") -> None:
         if not isinstance(wrt, str):
             raise DerivativeError(
-                f"{what} takes one wrt tensor, got {wrt!r}; call it once per tensor"
+                f"{call} takes one wrt tensor (a str), got {wrt!r}; call it once per tensor"
             )
 
+    def _wrt_list(self, wrt: Any) -> tuple[str, ...]:
+        """A list (or tuple) of tensor names, each known."""
+        if isinstance(wrt, Mapping) or not isinstance(wrt, Sequence) or not wrt:
+            raise DerivativeError(f"wrt is a tensor name or a non-empty list of them, got {wrt!r}")
+        for w in wrt:
+            self.info(w)
+        return tuple(wrt)
+
     def _wrt_tuple(self, wrt: Any) -> tuple[str, ...]:
-        wrts = (wrt,) if isinstance(wrt, str) else tuple(wrt) if wrt is not None else ()
+        if isinstance(wrt, str):
+            wrts: tuple = (wrt,)
+        elif isinstance(wrt, Sequence) and all(isinstance(w, str) for w in wrt):
+            wrts = tuple(wrt)
+        else:
+            raise DerivativeError(
+                f"wrt is a tensor name or a sequence of them (one per order), got {wrt!r}"
+            )
         if not wrts:
             raise DerivativeError(
                 "derivative needs at least one wrt tensor, e.g. wrt=('W', 'W') for the Hessian"
@@ -634,11 +687,12 @@ class Network(Graph):
     ) -> tuple[str, ...]:
         info = self.info(of)
         if info.dims:
+            total = free_name(self, "total", "loss", f"{of}_total")
             raise DerivativeError(
                 f"{what} needs a scalar, but {of} has shape [{', '.join(info.dims)}]; use"
                 f" net.jacobian({of!r}, wrt=...) or net.derivative({of!r}, wrt=(...)) for"
                 f" the full derivative, or reduce {of} to a scalar first with a new"
-                f" statement (e.g. total = sum({of}))"
+                f" statement (e.g. {total} = sum({of}))"
             )
         targets = (wrt,) if isinstance(wrt, str) else tuple(wrt or self.params)
         if not targets:
@@ -655,8 +709,36 @@ class Network(Graph):
         return self._cache.get(key, lambda: compile_program(self, kind, of, wrt, sizes, dtype))
 
 
-def parse(text: str) -> Network:
-    """Parse spec text into a :class:`Network`.
+def given_sizes(dims: Mapping[str, int] | None, sizes: Mapping[str, int]) -> dict[str, int]:
+    """Sizes given as ``dims={"n": 4}``, as keywords ``n=4``, or both (they must
+    agree): every call that takes sizes takes them both ways."""
+    if dims is None:
+        return dict(sizes)
+    if not isinstance(dims, Mapping):
+        raise ShapeError(
+            f"dims= takes a dict of sizes like {{'n': 4}}, got {dims!r}; or give the sizes"
+            " as keywords, n=4"
+        )
+    for d, s in sizes.items():
+        if d in dims and dims[d] != s:
+            raise ShapeError(f"dim {d} is given twice: {dims[d]} in dims= and {d}={s}")
+    return {**dims, **sizes}
+
+
+def free_name(net: Network, *candidates: str) -> str:
+    """The first of ``candidates`` that names no tensor of ``net`` (for hints)."""
+    for name in candidates:
+        if name not in net.tensors:
+            return name
+    k = 1
+    while f"{candidates[-1]}{k}" in net.tensors:
+        k += 1
+    return f"{candidates[-1]}{k}"
+
+
+def parse(text: str, path: str | None = None) -> Network:
+    """Parse spec text into a :class:`Network` (``path``: the file it comes
+    from, named in errors; :func:`load` gives it).
 
     Example:
         >>> import tensorchain as tc
@@ -666,9 +748,17 @@ def parse(text: str) -> Network:
     """
     if not isinstance(text, str):
         raise SpecError(f"parse takes the spec text as a str, got {type(text).__name__}")
-    return Network(parse_program(text))
+    return Network(parse_program(text, path))
 
 
 def load(path: str | Path) -> Network:
-    """Read and parse a ``.tc`` spec file."""
-    return parse(Path(path).read_text(encoding="utf-8"))
+    """Read and parse a ``.tc`` spec file; its errors name the file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        bad = err.object[err.start : err.start + 1]
+        raise SpecError(
+            f"{path} is not UTF-8 text (byte {err.start} is {bad!r}); a spec is a text"
+            " file: save it as UTF-8"
+        ) from None
+    return parse(text, str(path))

@@ -35,6 +35,7 @@ from .backend import astype
 from .compiled import dtype_of, typed_result
 from .derivation import placeholders
 from .errors import MemoryLimitError, PlanError, ShapeError
+from .finite import check_results
 from .labeled import Factor, LabeledTensor, Term
 from .limits import format_bytes, get_memory_limit
 from .plan import contract, equation
@@ -198,9 +199,10 @@ class Plan:
         forward pass, the local derivatives and the planned contractions are
         traced once, on the first call, and replayed (like ``compile_grad``).
 
-        ``strict``: NaN or infinity in the values is an error rather than a
-        warning; ``check_finite=False`` skips that check, one pass over the
-        values (worth it only when the derivative itself is cheap)."""
+        ``strict``: NaN or infinity in the values or the result is an error
+        rather than a warning; ``check_finite=False`` skips those checks, one
+        pass over the values and one over the result (worth it only when the
+        derivative itself is cheap)."""
         env = self.net._check_values(values, strict, check_finite)
         if self._program is None:
             with self._lock:  # threads calling it first together compile it once
@@ -215,8 +217,10 @@ class Plan:
         # Constants of the spec are float64: results are cast to the values' dtype.
         dtype = dtype_of(env)
         arrays = [astype(a, dtype) for a in program(env)]
-        result = structure.with_arrays(arrays, owned=program.fresh)
-        return typed_result(result, env, dtype)
+        result = typed_result(structure.with_arrays(arrays, owned=program.fresh), env, dtype)
+        if check_finite:
+            check_results(self.net, env, result, f"d{self.of}/d{self.wrt}", self.of, strict)
+        return result
 
     def _compile(self):
         traced, self._traced = self._traced, None
@@ -506,9 +510,9 @@ def make_plan(
     wrt: str,
     order: Any = "optimal",
     memory_limit: int | None = None,
-    **dims: int,
+    dims: Mapping[str, int] | None = None,
 ) -> Plan:
-    """See :meth:`Network.plan`."""
+    """See :meth:`Network.plan` (``dims``: the sizes given)."""
     from .reshape import reshape_cost
 
     named = isinstance(order, str) and (
@@ -522,7 +526,7 @@ def make_plan(
             f" strategy ({', '.join(sorted(oe.paths._PATH_OPTIONS))}) or an"
             " opt_einsum.paths.PathOptimizer"
         )
-    sizes = net.sizes(**dims)
+    sizes = net.sizes(dims=dims)
     start = time.perf_counter()
     tape, result = _derive(net, of, wrt, sizes)
     chain = result.chains.get(wrt)

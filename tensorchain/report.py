@@ -9,11 +9,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .derivation import Derivation
+from .derivation import Derivation, placeholders
 from .errors import MemoryLimitError
 from .labeled import LabeledTensor
 from .network import Network
 from .plan import Contraction
+from .program import tracing
 from .render import format_array, format_terms, local_shape
 from .reshape import reshape_cost, reshape_method
 
@@ -206,8 +207,10 @@ def hessian_report(
     lines.append(f"structure: axes [{', '.join(H.indices)}]; symbolic deltas: {deltas}")
     lines.append(f"  {sizes_text(H)}")
     if g is not None:
-        forward = graph.run_forward(dict(net._check_values(values)), sizes)
-        d = Derivation(graph, g, wrt2, graph.derivatives(g, [wrt2], forward), sizes)
+        with tracing() as tape:  # the formula's structure only: nothing is computed
+            forward = graph.run_forward(placeholders(net, tape, sizes), sizes)
+            result = graph.derivatives(g, [wrt2], forward)
+        d = Derivation(graph, g, wrt2, result, sizes)
         formula = f"{_lhs(d, (of, wrt, wrt2), net)} = {str(d).split(' = ', 1)[1]}"
         lines += textwrap.wrap(
             f"formula: {formula}", 78, subsequent_indent="    ", break_long_words=False

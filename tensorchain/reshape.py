@@ -13,6 +13,7 @@ shares no code with the chain rule.
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
     """d node / d children(node)[k] as an (entries of node) × (entries of child) matrix."""
     child = children(node)[k]
     child_value = values[id(child)]
-    n_node = int(np.prod([sizes[lab] for lab in node.labels]))
+    n_node = math.prod(sizes[lab] for lab in node.labels)
     if isinstance(node, Map):  # f' from the reference's own table, not the registry's
         df = nth_derivative(node.func, 1, child_value, node.param)
         return np.diag(np.zeros(child_value.size) if df is None else np.ravel(df))
@@ -64,7 +65,7 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
         for n, label, fresh in zip(child_value.shape, child.labels, new, strict=True)
     ]
     if isinstance(node, Product):
-        coeff = node.coeff / float(np.prod([sizes[m] for m in node.mean_over]))
+        coeff = node.coeff / float(math.prod(sizes[m] for m in node.mean_over))
         operands += [(values[id(f)], f.labels) for j, f in enumerate(node.factors) if j != k]
     else:
         coeff = node.terms[k][0]
@@ -82,8 +83,8 @@ def _along_matrix(node: Along, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     labels = node.arg.labels
     along = [labels.index(lab) for lab in node.axes]
     others = [k for k in range(x.ndim) if k not in along]
-    n_b = int(np.prod([x.shape[k] for k in others]))
-    n_a = int(np.prod([x.shape[k] for k in along]))
+    n_b = math.prod(x.shape[k] for k in others)
+    n_a = math.prod(x.shape[k] for k in along)
     xs = np.transpose(x, others + along).reshape(n_b, n_a)  # a row per slice
     blocks = []
     for row in xs:
@@ -112,7 +113,7 @@ def _along_matrix(node: Along, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     out_order = [out_perm.index(k) for k in sorted(out_perm)]  # back to arg order
     in_order = [len(out_shape) + (others + along).index(k) for k in range(x.ndim)]
     full = np.transpose(full, out_order + in_order)
-    return full.reshape(int(np.prod(y.shape)), x.size)
+    return full.reshape(math.prod(y.shape), x.size)
 
 
 def _is_identity(node: Node, k: int) -> bool:
@@ -184,7 +185,9 @@ def reshape_method(
     forward = net.run_forward({k: v.astype(wide) for k, v in env.items()}, net.sizes(env))
     cost = reshape_cost(net, of, wrt, forward.sizes)
     limit = get_memory_limit(memory_limit)
-    nbytes = cost.largest * wide.itemsize
+    # the result itself is one such matrix, even when wrt is not reached
+    largest = max(cost.largest, forward.values[of].size * forward.values[wrt].size)
+    nbytes = largest * wide.itemsize
     if nbytes > limit:
         raise MemoryLimitError(
             f"the reshape method for d{of}/d{wrt} would hold a"
@@ -242,7 +245,7 @@ def reshape_cost(net: Network, of: str, wrt: str, sizes: Mapping[str, int]) -> R
     """Count the reshape method's work without running it (2·m·k·n per product)."""
 
     def entries(name: str) -> int:
-        return int(np.prod([sizes[d] for d in net.tensors[name].dims]))
+        return math.prod(sizes[d] for d in net.tensors[name].dims)  # exact past 2**63
 
     down = _downstream(net, wrt)
     n_of = entries(of)

@@ -151,7 +151,7 @@ def multiply(
 def product_rule(node: Product, k: int, values: Values, sizes: dict[str, int]):
     operand = node.factors[k]
     indices, sizes, deltas = _axes(node, operand, sizes)
-    coeff = node.coeff / float(np.prod([sizes[m] for m in node.mean_over]))
+    coeff = node.coeff / float(math.prod(sizes[m] for m in node.mean_over))
     choices = [
         factor_terms(f, values.get(id(f)), sizes) for j, f in enumerate(node.factors) if j != k
     ]
@@ -168,17 +168,28 @@ def sum_rule(node: Sum, k: int, values: Values, sizes: dict[str, int]):
 def map_rule(node: Map, k: int, values: Values, sizes: dict[str, int]):
     f = ELEMENTWISE[node.func]
     indices, sizes, deltas = _axes(node, node.arg, sizes)
-    if node.func in PIECEWISE_CONSTANT:  # zero: dropped, never multiplied by a value
-        return LabeledTensor(indices, sizes, [])
+    if node.func in PIECEWISE_CONSTANT or (node.func == "pow" and node.param == 0.0):
+        return LabeledTensor(indices, sizes, [])  # zero: dropped, never multiplied by a value
     arg = name_of(node.arg)
     name = f.derivative_text(arg, node.param)
     shape = [sizes[lab] for lab in node.labels]
-    derivative = functools.partial(f.derivative, p=node.param)
-    x, y = dense(values[id(node.arg)]), dense(values[id(node)])
     p = node.param
-    code = lambda a: f.derivative_source(a[0], a[1], p)  # noqa: E731
+    # Only what f' reads is an argument (σ' reads σ, 2x not x²), so that a
+    # compiled gradient never computes a value it does not use (the loss).
+    source = f.derivative_source("\0x", "\0y", p)
+    reads = ("\0x" in source, "\0y" in source)
+    args = [dense(values[id(n)]) for n, read in zip((node.arg, node), reads, strict=True) if read]
+
+    def derivative(*given):
+        it = iter(given)
+        return f.derivative(*(next(it) if read else None for read in reads), p)
+
+    def code(a):
+        it = iter(a)
+        return f.derivative_source(*(next(it) if read else "" for read in reads), p)
+
     tex = f.derivative_tex(tex_of(node.arg), node.param)
-    df = Factor(apply(derivative, x, y, shape=shape, code=code), node.labels, name, tex=tex)
+    df = Factor(apply(derivative, *args, shape=shape, code=code), node.labels, name, tex=tex)
     return LabeledTensor(indices, sizes, [Term(1.0, (df,), deltas)])
 
 

@@ -9,8 +9,12 @@ both tensors and both sizes.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from .errors import ShapeError
 from .lower import Lowered, base_label, leaves
@@ -68,3 +72,69 @@ def shape_text(dims: tuple[str, ...], sizes: Mapping[str, int]) -> str:
     """``[n=4, m=3]``, or ``[n, m]`` where sizes are unknown."""
     parts = [f"{d}={sizes[d]}" if d in sizes else d for d in dims]
     return f"[{', '.join(parts)}]"
+
+
+def value_sizes(
+    tensors: Mapping[str, Any],
+    defaults: Mapping[str, int | None],
+    known: Mapping[str, int],
+    given: Mapping[str, int],
+    values: Mapping[str, Any],
+) -> dict[str, int]:
+    """The size of each dim that the values' shapes fix.
+
+    ``tensors`` are the network's (name -> info with ``kind`` and ``dims``),
+    ``defaults`` the spec's sizes, ``known`` the sizes so far (for messages)
+    and ``given`` the sizes given as arguments, which the values must match.
+    Where values disagree, the one blamed is the value that disagrees with
+    the others (the spec's size breaking a tie), not the one read first."""
+    uses: dict[str, list[tuple[int, str, int]]] = {}  # dim -> (size, tensor, axis)
+    for name, value in values.items():
+        info = tensors.get(name)
+        if info is None or info.kind not in ("input", "param"):
+            continue
+        shape = np.shape(value)
+        if len(shape) != len(info.dims):
+            raise ShapeError(
+                f"{name} is declared with {len(info.dims)} axes"
+                f" {shape_text(info.dims, known)} but its value has shape {shape}"
+            )
+        for k, (d, s) in enumerate(zip(info.dims, shape, strict=True)):
+            if s == 0:
+                raise ShapeError(
+                    f"axis {k} of {name} has size 0 (dim {d}); every dim needs at"
+                    " least one entry, so leave empty tensors out of the network"
+                )
+            uses.setdefault(d, []).append((int(s), name, k))
+    out: dict[str, int] = {}
+    for d, found in uses.items():
+        if d in given:
+            best, why = int(given[d]), f"{d}={given[d]} given as an argument"
+        else:
+            counts = Counter(s for s, _, _ in found)
+            if len(counts) == 1:
+                out[d] = found[0][0]
+                continue
+            rank = {s: (n, s == defaults.get(d)) for s, n in counts.items()}
+            first, second = sorted(rank, key=rank.__getitem__, reverse=True)[:2]
+            if rank[first] == rank[second]:  # a tie: neither value is more likely wrong
+                (sa, na, ka), (sb, nb, kb) = (
+                    next(u for u in found if u[0] == s) for s in (first, second)
+                )
+                raise ShapeError(
+                    f"dim {d} has two sizes in the values: axis {ka} of {na} has size {sa}"
+                    f" but axis {kb} of {nb} has size {sb}; make the values agree"
+                )
+            best = first
+            agree = [f"axis {k} of {n}" for s, n, k in found if s == best]
+            if defaults.get(d) == best:
+                agree.append(f"the spec's dim {d} = {best}")
+            why = ", ".join(agree)
+        wrong = next((u for u in found if u[0] != best), None)
+        if wrong is not None:
+            s, n, k = wrong
+            raise ShapeError(
+                f"dim {d} is {best} ({why}) but axis {k} of {n} has size {s}; make the values agree"
+            )
+        out[d] = best
+    return out

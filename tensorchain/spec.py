@@ -7,8 +7,10 @@ text is ever evaluated; numbers are read with ``float``/``int`` only.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from . import limits
@@ -21,7 +23,7 @@ _TOKEN = re.compile(
     (?P<ws>[ \t\r]+)
   | (?P<comment>\#[^\n]*)
   | (?P<newline>\n)
-  | (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
+  | (?P<number>(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<op>\*\*|[-+*/^()\[\],=])
     """,
@@ -134,18 +136,24 @@ Statement = DimDecl | TensorDecl | ShiftDecl | Assign
 class Program:
     statements: tuple[Statement, ...]
     lines: tuple[str, ...]
+    path: str | None = None  # the file it was read from, for messages
 
     def error(self, message: str, pos: Pos, cls: type[SpecError] = SpecError) -> SpecError:
         """An error of class ``cls`` pointing at ``pos`` with the source line quoted."""
         source = self.lines[pos.line - 1] if 0 < pos.line <= len(self.lines) else None
-        return cls(message, pos.line, pos.column, source)
+        return cls(message, pos.line, pos.column, source, self.path)
+
+    def where(self, pos: Pos) -> str:
+        """``file, line 3`` (or ``line 3``) for warnings."""
+        return f"{self.path}, line {pos.line}" if self.path else f"line {pos.line}"
 
 
 # --- tokenizer -------------------------------------------------------------
 
 
-def tokenize(text: str) -> list[Token]:
-    """Split ``text`` into tokens; newlines inside brackets are dropped."""
+def tokenize(text: str, path: str | None = None) -> list[Token]:
+    """Split ``text`` into tokens; newlines inside brackets are dropped
+    (``path``: the file the text comes from, for errors)."""
     lines = text.split("\n")
     tokens: list[Token] = []
     line, line_start, depth, at = 1, 0, 0, 0
@@ -153,13 +161,7 @@ def tokenize(text: str) -> list[Token]:
         m = _TOKEN.match(text, at)
         pos = Pos(line, at - line_start + 1)
         if m is None:
-            raise SpecError(
-                f"unexpected character {text[at]!r}; names use letters, digits and _,"
-                " operators are + - * / ^ ** = and brackets are ( ) [ ]",
-                pos.line,
-                pos.column,
-                lines[line - 1],
-            )
+            raise SpecError(_unexpected(text[at]), pos.line, pos.column, lines[line - 1], path)
         kind, value = m.lastgroup, m.group()
         at = m.end()
         if kind == "newline":
@@ -178,6 +180,19 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
+def _unexpected(char: str) -> str:
+    """Why ``char`` cannot start a token (only ASCII is part of the language)."""
+    if unicodedata.numeric(char, None) is not None:
+        name = unicodedata.name(char, "a non-ASCII digit").lower()
+        return (
+            f"{char!r} ({name}) is not an ASCII digit; numbers are written with the digits 0-9 only"
+        )
+    return (
+        f"unexpected character {char!r}; names use the ASCII letters, digits 0-9 and _,"
+        " operators are + - * / ^ ** = and brackets are ( ) [ ]"
+    )
+
+
 def _describe(token: Token) -> str:
     if token.kind == "eof":
         return "the end of the text"
@@ -190,15 +205,16 @@ def _describe(token: Token) -> str:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
-        self.program = Program((), tuple(text.split("\n")))
+    def __init__(self, text: str, path: str | None = None) -> None:
+        self.program = Program((), tuple(text.split("\n")), path)
         if len(text) > limits.MAX_SPEC_CHARS:
             raise SpecError(
                 f"the spec has {len(text):,} characters, more than the limit of"
                 f" {limits.MAX_SPEC_CHARS:,}; split the network or raise"
-                " tensorchain.limits.MAX_SPEC_CHARS"
+                " tensorchain.limits.MAX_SPEC_CHARS",
+                path=path,
             )
-        self.tokens = tokenize(text)
+        self.tokens = tokenize(text, path)
         self.at = 0
         self.nesting = 0  # recursion depth of the parser, bounded by MAX_DEPTH
         self.depth: dict[int, int] = {}  # id(node) -> height of its tree
@@ -272,11 +288,18 @@ class _Parser:
                 )
             statements.append(self.statement())
             if self.tok.kind not in ("newline", "eof"):
+                if self.tok.kind in ("name", "number") or self.tok.text == "(":
+                    advice = (
+                        "write an operator (+ - * / ^) between two factors, e.g. 2 * x,"
+                        " and put one statement on each line"
+                    )
+                else:
+                    advice = "put one statement on each line"
                 raise self.fail(
                     f"expected the end of the line after the statement, found"
-                    f" {_describe(self.tok)}; put one statement on each line"
+                    f" {_describe(self.tok)}; {advice}"
                 )
-        return Program(tuple(statements), self.program.lines)
+        return Program(tuple(statements), self.program.lines, self.program.path)
 
     def shift(self, first: Token) -> ShiftDecl:
         name = self.name("the name of the tensor after 'shift'")
@@ -310,6 +333,14 @@ class _Parser:
 
     def statement(self) -> Statement:
         first = self.name("a statement (dim, input, param, shift or an assignment)")
+        close = difflib.get_close_matches(first.text.lower(), KEYWORDS, n=1, cutoff=0.6)
+        if first.text not in KEYWORDS and self.tok.kind == "name" and close:
+            raise self.fail(
+                f"unknown keyword {first.text!r} before {self.tok.text!r}; did you mean"
+                f" {close[0]!r}? A statement starts with dim, input, param or shift, or with"
+                " the name of the tensor it defines followed by '='",
+                first,
+            )
         if first.text == "dim":
             name = self.name("the name of the dim after 'dim'")
             size = None
@@ -403,6 +434,25 @@ class _Parser:
             return self.made(BinOp("^", base, exponent, op.pos), op, base, exponent)
         return base
 
+    def not_indexed(self, expr: Expr, what: str, parenthesised: bool = False) -> None:
+        """Refuse ``f(x)[i]``, ``(a + b)[i]`` and ``2[i]``: only tensors have indices."""
+        if self.tok.text != "[":
+            return
+        bracket = self.tok
+        names = ", ".join(i.name for i in self.index_list("an index name"))
+        written = f"({show(expr)})" if parenthesised else show(expr)
+        advice = (
+            "write the number alone (it is the same for every index)"
+            if isinstance(expr, Num)
+            else f"define it on its own line first (t = {show(expr)}), then use t[{names}],"
+            " or index the tensors inside it"
+        )
+        raise self.fail(
+            f"{what} cannot be indexed, as in {written}[{names}]; only tensors take"
+            f" indices: {advice}",
+            bracket,
+        )
+
     def atom(self) -> Expr:
         tok = self.tok
         if tok.kind == "number":
@@ -410,7 +460,9 @@ class _Parser:
             value = float(tok.text)
             if not math.isfinite(value):
                 raise self.fail(f"the number {tok.text[:30]} is too large for a float64", tok)
-            return Num(value, tok.pos)
+            number = Num(value, tok.pos)
+            self.not_indexed(number, "a number")
+            return number
         if tok.kind == "name":
             self.next()
             if tok.text in KEYWORDS:
@@ -426,7 +478,9 @@ class _Parser:
                     args.append(self.expression())
                 self.expect(")", f"to close the call of {tok.text!r}", opener)
                 self.nesting -= 1
-                return self.made(Call(tok.text, tuple(args), tok.pos), tok, *args)
+                call = Call(tok.text, tuple(args), tok.pos)
+                self.not_indexed(call, "the result of a call")
+                return self.made(call, tok, *args)
             if self.tok.text == "[":
                 return Ref(tok.text, self.index_list("an index name"), tok.pos)
             return Ref(tok.text, None, tok.pos)
@@ -436,15 +490,17 @@ class _Parser:
             expr = self.expression()
             self.expect(")", "to close the parenthesis", opener)
             self.nesting -= 1
+            self.not_indexed(expr, "a parenthesised expression", parenthesised=True)
             return expr
         raise self.fail(
             f"expected a number, a tensor, a function call or '(', found {_describe(tok)}"
         )
 
 
-def parse_program(text: str) -> Program:
-    """Parse spec text into a :class:`Program` (syntax only; see ``network``)."""
-    return _Parser(text).parse()
+def parse_program(text: str, path: str | None = None) -> Program:
+    """Parse spec text into a :class:`Program` (syntax only; see ``network``);
+    ``path`` names the file in errors."""
+    return _Parser(text, path).parse()
 
 
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "^": 4}

@@ -2,17 +2,19 @@
 
 ``networks()`` draws a :class:`DrawnNetwork`: spec text, one size per dim and
 the scalar loss to differentiate. Every network is smooth at almost every
-point (no relu/abs kinks, no log or sqrt of a value that can be negative), so
-finite differences are a valid reference. Layers are drawn from: a dense
-layer, an elementwise function, a residual sum, a tied (reused) weight, a
-bilinear layer with a rank-3 parameter (optionally the same tensor twice), an
-outer product and its contraction (a rank-2 activation), whole-tensor
-arithmetic, a function along the feature index (softmax, log_softmax, minus a
-logsumexp or a max), a copy in each of its spellings (``h = x``, ``h = x ^ 1``,
-``h = (x)``, ...), a diagonal (of a parameter, of an intermediate, a trace),
-a 1-D convolution through a shift tensor, and a quadratic form. With a batch,
-every activation has a sample index ``s`` on dim ``B``. Failures shrink to
-small networks. (``max`` has a kink where two entries tie, which random values
+point (no relu/abs kink that random values can reach, no log or sqrt of a
+value that can be negative), so finite differences are a valid reference.
+Layers are drawn from: a dense layer, an elementwise function, a residual
+sum, a tied (reused) weight, a bilinear layer with a rank-3 parameter
+(optionally the same tensor twice), an outer product and its contraction (a
+rank-2 activation), whole-tensor arithmetic, a function along the feature
+index (softmax, log_softmax, minus a logsumexp or a max), a copy in each of
+its spellings (``h = x``, ``h = x ^ 1``, ``h = (x)``, ...), a diagonal (of a
+parameter, of an intermediate, a trace), a 1-D convolution through a shift
+tensor, a scalar gate (``relu(g + 1) * h + h`` with a scalar param ``g``:
+0-d values on every path), and a quadratic form. With a batch, every
+activation has a sample index ``s`` on dim ``B``. Failures shrink to small
+networks. (``max`` has a kink where two entries tie, which random values
 miss almost surely.)
 """
 
@@ -77,6 +79,7 @@ def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNe
                     "copy",
                     "diagonal",
                     "conv",
+                    "gate",
                 ]
             )
         )
@@ -174,6 +177,10 @@ def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNe
             lines.append(f"{ref(h, 'p')} = w{k}[q] * S{k}[p, q, t] * {ref(prev, 't')}")
             size_of[f"P{k}"] = (size - kernel) // stride + 1
             acts[h] = f"P{k}"
+        elif kind == "gate":  # a scalar param through relu: a 0-d value on every path
+            decl("param", f"g{k}", [])
+            lines.append(f"{h} = relu(g{k} + 1) * {prev} + {prev}")
+            acts[h] = dp
         else:  # whole-tensor arithmetic on two same-shaped activations
             same = [a for a, d in acts.items() if d == dp]
             other = draw(st.sampled_from(same))

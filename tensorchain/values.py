@@ -3,6 +3,7 @@ checks made before any work."""
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -10,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .backend import as_value, astype, backend_of_values, namespace, numpy_dtype
-from .errors import NonFiniteWarning, ShapeError, ValuesError
+from .errors import MemoryLimitError, NonFiniteWarning, ShapeError, ValuesError
 from .functions import NOT_HOLOMORPHIC
-from .lower import Map, walk
+from .limits import format_bytes, get_memory_limit
+from .lower import Along, Map, walk
 
 if TYPE_CHECKING:
     from .network import Network
@@ -26,10 +28,11 @@ def check_values(
     The common dtype is numpy's promotion of the floating and complex
     values (float32 stays float32, any complex value makes it complex);
     integer and boolean values take that dtype, float64 if every value is
-    an integer. NaN or infinity warns (:class:`NonFiniteWarning`), or
-    raises with ``strict=True``; ``check_finite=False`` skips that pass over
-    the values (as in scipy.linalg: faster, and NaN flows into the results
-    unannounced)."""
+    an integer. NaN warns (:class:`NonFiniteWarning`); an infinity is
+    left to the check of the results (:mod:`tensorchain.finite`), as it may
+    be meant (a mask's −inf); ``strict=True`` raises for either;
+    ``check_finite=False`` skips that pass over the values (as in
+    scipy.linalg: faster, and NaN flows into the results unannounced)."""
     if strict and not check_finite:
         raise ValuesError(
             "strict=True refuses non-finite values, so it needs check_finite=True; pass one of them"
@@ -94,16 +97,23 @@ def check_values(
     for name, array in arrays.items():
         array = astype(array, dtype)
         if check_finite and not _finite(array):
-            bad = _count_non_finite(array)
+            bad, nan = _count_non_finite(array), _count(array != array)
+            plus, minus = _count(array == np.inf), _count(array == -np.inf)
+            other = bad - nan - plus - minus  # complex infinities
+            counts = ((nan, "NaN"), (plus, "+inf"), (minus, "-inf"), (other, "infinite"))
             message = (
                 f"the value of {name} has {bad} non-finite entr{'y' if bad == 1 else 'ies'}"
-                " (NaN or infinity); results will not be finite either"
+                f" ({', '.join(f'{k} {what}' for k, what in counts if k)})"
             )
             if strict:
                 raise ValuesError(message)
-            warnings.warn(
-                message + " (strict=True makes this an error)", NonFiniteWarning, stacklevel=3
-            )
+            # An infinity may be meant (an attention mask's −inf, which exp and
+            # softmax make 0): the results are checked instead (finite.py),
+            # except dask's, which are lazy.
+            if nan or backend == "dask":
+                warnings.warn(
+                    message + " (strict=True makes this an error)", NonFiniteWarning, stacklevel=3
+                )
         out[name] = array
     return out
 
@@ -151,15 +161,50 @@ def check_vector(
     return astype(vector, values_dtype)
 
 
+def forecast_values(
+    shapes: Mapping[str, tuple[int, ...]],
+    sizes: Mapping[str, int],
+    memory_limit: int | None = None,
+    itemsize: int = 8,
+) -> None:
+    """Refuse values of these shapes (to be drawn or made) whose bytes exceed
+    the memory limit, with :class:`MemoryLimitError`, before any allocation."""
+    need = {name: math.prod(shape) * itemsize for name, shape in shapes.items()}
+    total = sum(need.values())
+    limit = get_memory_limit(memory_limit)
+    if total <= limit:
+        return
+    largest = max(need, key=need.__getitem__)
+    dims = ", ".join(f"{d}={s}" for d, s in sizes.items())
+    raise MemoryLimitError(
+        f"the values would need {format_bytes(total)} in all (the largest, {largest} of"
+        f" shape {shapes[largest]}, {format_bytes(need[largest])}), more than the memory"
+        f" limit of {format_bytes(limit)}; use smaller sizes than {dims}, or raise the"
+        " limit with memory_limit= or tc.set_memory_limit",
+        total,
+        limit,
+    )
+
+
 def _finite(array: Any) -> bool:
     """Whether every entry is finite: one sum, the rare non-finite sum rechecked."""
     if isinstance(array, np.ndarray):
-        return bool(np.isfinite(array.sum()) or np.isfinite(array).all())
+        with np.errstate(over="ignore", invalid="ignore"):  # inf - inf, or a sum past 1e308
+            total = array.sum()
+        return bool(np.isfinite(total) or np.isfinite(array).all())
     xp = namespace(array)
     try:
         return bool(xp.isfinite(xp.sum(array))) or bool(xp.all(xp.isfinite(array)))
     except TypeError:  # a traced value (inside jax.jit): no number to check yet
         return True
+
+
+def _count(mask: Any) -> int:
+    """The number of true entries of a boolean array of any library."""
+    if isinstance(mask, np.ndarray | np.generic):
+        return int(np.count_nonzero(mask))
+    xp = namespace(mask)
+    return int(xp.sum(xp.astype(mask, xp.int64)))
 
 
 def _count_non_finite(array: Any) -> int:
@@ -173,7 +218,8 @@ def check_holomorphic(net: Network) -> None:
     """Refuse complex values for a network with a function that has no complex derivative."""
     for stmt in net.statements:
         for node in walk(stmt.root):
-            if isinstance(node, Map) and node.func in NOT_HOLOMORPHIC:
+            along = isinstance(node, Along) and node.func in ("max", "min")
+            if along or (isinstance(node, Map) and node.func in NOT_HOLOMORPHIC):
                 raise ValuesError(
                     f"complex values: {node.func} (line {stmt.pos.line}) has no complex"
                     " derivative; tensorchain differentiates complex values as"

@@ -208,3 +208,56 @@ def test_nested_sums_of_terms_do_not_multiply_out(one_statement):
     assert len(J.terms) <= 2
     assert len(net.compile_jacobian(f"p{depth}", "z")) < 40 * depth
     assert max_relative_error(J.array, tc.reshape_method(net, f"p{depth}", "z", vals)) < 1e-12
+
+
+@pytest.mark.parametrize(
+    ("z", "lse", "softmax", "log_softmax", "grad"),
+    [
+        # all masked: logsumexp -inf (as JAX), softmax 0/0 has no limit
+        ([-np.inf, -np.inf], -np.inf, [np.nan, np.nan], [np.nan, np.nan], [np.nan, np.nan]),
+        # one +inf entry: the limits (JAX gives NaN for all but logsumexp)
+        ([np.inf, 0.0], np.inf, [1.0, 0.0], [0.0, -np.inf], [1.0, 0.0]),
+        # several +inf entries: no limit
+        ([np.inf, np.inf], np.inf, [np.nan, np.nan], [np.nan, np.nan], [np.nan, np.nan]),
+        # a mask: what every framework gives
+        ([0.0, -np.inf], 0.0, [1.0, 0.0], [0.0, -np.inf], [1.0, 0.0]),
+    ],
+)
+def test_functions_along_an_index_follow_their_limits_at_infinity(
+    z, lse, softmax, log_softmax, grad
+):
+    net = tc.parse(
+        "dim n = 2\ninput z[n]\np = softmax(z, n)\nq = log_softmax(z, n)\nl = logsumexp(z[i], i)"
+    )
+    vals = {"z": np.array(z)}
+    with np.errstate(all="ignore"):
+        out = net.evaluate(vals, check_finite=False)
+        g = net.grad("l", "z", vals, check_finite=False)["z"]  # softmax, from logsumexp's value
+    np.testing.assert_array_equal(out["l"], lse)
+    np.testing.assert_array_equal(out["p"], softmax)
+    np.testing.assert_array_equal(out["q"], log_softmax)
+    np.testing.assert_array_equal(g, grad)
+    for library in ("dask",):  # the array-API twins give the same
+        pytest.importorskip("array_api_compat")
+        da = pytest.importorskip(f"{library}.array")
+        with np.errstate(all="ignore"):
+            lazy = net.evaluate({"z": da.from_array(np.array(z), chunks=1)}, check_finite=False)
+            for name, expected in (("l", lse), ("p", softmax), ("q", log_softmax)):
+                np.testing.assert_array_equal(np.asarray(lazy[name].compute()), expected)
+
+
+def test_generated_code_follows_the_same_limits():
+    from tensorchain.derivation import module_source
+
+    net = tc.parse("dim n = 2\ninput z[n]\nl = logsumexp(z[i], i) + sum(sigmoid(z[j]))")
+    namespace: dict = {}
+    exec(
+        compile(module_source([net.derive("l", "z")], names=["g"]), "<generated>", "exec"),
+        namespace,
+    )
+    z = np.array([np.inf, -np.inf])
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(namespace["g"](z), [1.0, 0.0])  # one-hot + σ'(±inf) = 0
+        np.testing.assert_array_equal(
+            net.grad("l", "z", {"z": z}, check_finite=False)["z"], [1.0, 0.0]
+        )

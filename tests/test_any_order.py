@@ -243,3 +243,37 @@ def test_sizes_are_said_honestly():
     assert two.stored_entries() == 32 and two.smallest().stored_entries() == 16
     np.testing.assert_array_equal(two.smallest().array, 3 * b)
     assert "0×" not in sizes_text(LabeledTensor(("i", "j"), sizes, []))
+
+
+def test_derivatives_through_a_zeroth_power_are_zero_not_nan():
+    """x ^ 0 once gave 0 · 0⁻¹ = NaN at x = 0 in grad and in derivative."""
+    net = tc.parse("dim n = 2\nparam x[n]\nparam y[n]\nL = sum(y * x ^ 0)")
+    vals = {"x": np.array([0.0, 2.0]), "y": np.ones(2)}
+    np.testing.assert_array_equal(net.grad("L", "x", vals)["x"], [0.0, 0.0])
+    np.testing.assert_array_equal(net.derivative("L", ("y", "x"), vals).array, np.zeros((2, 2)))
+    np.testing.assert_array_equal(net.derivative("L", ("x", "x"), vals).array, np.zeros((2, 2)))
+
+
+def test_derivative_arguments_are_checked():
+    net = tc.parse(tc.ARTICLE)
+    vals = net.random_values()
+    with pytest.raises(tc.DerivativeError, match=r"wrt is a tensor name or a sequence of them"):
+        net.derivative("C", 3, vals)
+    with pytest.raises(tc.DerivativeError, match=r"unknown tensor 'Q'"):
+        net.derivative_graph("C", ("Q",))
+    graph, name = net.derivative_graph("C", "W")  # a name, not its letters
+    assert name == "∂C/∂W"
+    with pytest.raises(tc.ValuesError, match=r"values are missing b"):
+        tc.reference_derivative(net, "C", "W", {k: v for k, v in vals.items() if k != "b"})
+    with pytest.raises(tc.ValuesError, match=r"'a' in values is not an input or param"):
+        tc.reference_derivative(net, "C", "W", {**vals, "a": np.ones(4)})
+    with pytest.raises(tc.ValuesError, match=r"the value of x has dtype <U1"):
+        tc.reference_derivative(net, "C", "W", {**vals, "x": np.array(["a", "b", "c"])})
+    as32 = {k: v.astype(np.float32) for k, v in vals.items()}
+    assert tc.reference_derivative(net, "C", ("W", "W"), as32).dtype == np.float32
+
+
+def test_complex_values_with_max_are_refused():
+    net = tc.parse("dim n = 3\nparam x[n]\nm = max(x[j], j)\nf = m ^ 2")
+    with pytest.raises(tc.ValuesError, match=r"complex values: max \(line 3\) has no complex"):
+        net.hessian("f", "x", {"x": np.ones(3) + 1j})

@@ -71,7 +71,7 @@ def test_a_bad_spec_exits_nonzero_with_the_error_and_no_traceback(tmp_path):
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith(
-        "tensorchain: error: line 3, column 5: unknown function 'sigmod'"
+        f"tensorchain: error: {spec}, line 3, column 5: unknown function 'sigmod'"
     )
 
 
@@ -93,15 +93,56 @@ def test_bad_arguments(args, code, message):
 def test_malformed_dims_is_a_usage_error():
     result = run("derive", "--dims", "n4")
     assert result.returncode == 2
-    assert "expected NAME=SIZE like n=4, got 'n4'" in result.stderr
+    assert "expected NAME=SIZE like n=4 (digits 0-9), got 'n4'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dims", "n=３"], "expected NAME=SIZE like n=4 (digits 0-9), got 'n=３'"),
+        (["--seed", "７"], "expected a whole number written with the digits 0-9, got '７'"),
+        (["--seed", "-1"], "expected a whole number written with the digits 0-9, got '-1'"),
+    ],
+)
+def test_numbers_on_the_command_line_are_ascii_digits(args, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["derive", *args])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 SCALAR = [p for p in EXAMPLES if any(not tc.load(p).info(o).dims for o in tc.load(p).outputs)]
 
 
-def test_hessian_of_a_spec_without_a_scalar_says_so(capsys):
-    assert main(["hessian", str(EXAMPLES[0].with_name("ntk.tc"))]) == 1
-    assert "name the scalar with --of" in capsys.readouterr().err
+@pytest.mark.parametrize(("name", "last", "axes"), [("ntk", "out", "B, c"), ("dp_sgd", "L", "B")])
+def test_hessian_of_a_spec_without_a_scalar_is_a_usage_error(name, last, axes):
+    spec = str(EXAMPLES[0].with_name(f"{name}.tc"))
+    result = run("hessian", spec)
+    assert result.returncode == 2  # usage, not 1 (an unreadable file)
+    assert result.stderr == (
+        f"tensorchain: error: {spec} defines no scalar to take the Hessian of (its last"
+        f" tensor, {last}, has axes [{axes}]); name a tensor with --of ({last}: the Hessian of"
+        f" each of its entries), or add a scalar to the spec, e.g. 'loss = sum({last})', and"
+        " name it with --of loss\n"
+    )
+
+
+def test_the_hessian_command_defaults_to_a_param_the_scalar_depends_on(tmp_path, capsys):
+    spec = tmp_path / "two.tc"
+    spec.write_text("dim n = 2\nparam U[n]\nparam W[n]\nu = sum(U)\nf = sum(W ^ 3)\n")
+    assert main(["hessian", str(spec)]) == 0
+    assert "∂²f/∂W²" in capsys.readouterr().out
+    spec.write_text("dim n = 2\nparam U[n]\nu = sum(U)\nc = 2.0\n")
+    assert main(["hessian", str(spec)]) == 2
+    assert "c depends on no input or param, so its Hessian is empty; name another scalar" in (
+        capsys.readouterr().err
+    )
+    spec.write_text("dim n = 2\nparam U[n]\n")
+    assert main(["derive", str(spec)]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"tensorchain: error: {spec} defines no tensor to differentiate\n"
+    )
 
 
 def test_hessian_of_a_tensor(capsys):
@@ -132,6 +173,7 @@ def test_derive_order_is_a_whole_number_and_not_with_latex(capsys):
     result = run("derive", "--order", "0")
     assert result.returncode == 2
     assert "expected a whole number of at least 1, got '0'" in result.stderr
+    assert "expected a whole number of at least 1" in run("derive", "--order", "２").stderr
     result = run("derive", "--order", "2", "--latex")
     assert result.returncode == 2
     assert "--latex, --steps and --emit print first derivatives" in result.stderr
@@ -159,3 +201,21 @@ def test_hessian_whose_reference_does_not_fit_says_so(capsys):
         tc.set_memory_limit(None)
     out = capsys.readouterr().out
     assert "reference: not run (its dense arrays exceed the memory limit)" in out
+
+
+def test_a_spec_that_is_not_utf8(tmp_path, capsys):
+    path = tmp_path / "bad.tc"
+    path.write_bytes(b"\xff\xfedim n = 2\n")
+    assert main(["derive", str(path)]) == 4
+    err = capsys.readouterr().err
+    assert "bad.tc is not UTF-8 text (byte 0 is b'\\xff'); a spec is a text file" in err
+    assert "Traceback" not in err
+
+
+def test_hessian_report_at_large_sizes_stays_structured(capsys):
+    """The formula is derived on placeholders and the dense reference is not run:
+    n = 1500, m = 1000 once took 34 s and 12 GB for an n×m×m block."""
+    assert main(["hessian", "--dims", "n=1500,m=1000"]) == 0
+    out = capsys.readouterr().out
+    assert "stores 3,500 numbers for 2,250,000,000,000 dense entries" in out
+    assert "reference: not run" in out

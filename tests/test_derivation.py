@@ -184,6 +184,49 @@ def test_generated_names_never_clash_with_python():
     )
 
 
+def unused_assignments(source: str) -> list[str]:
+    """Names a generated function assigns and never reads afterwards (``del``
+    is not a read): values computed for nothing."""
+    import ast
+
+    unused = []
+    for fn in (n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)):
+        body = fn.body
+        for k, stmt in enumerate(body):
+            if not isinstance(stmt, ast.Assign) or not isinstance(stmt.targets[0], ast.Name):
+                continue  # t[...] = ... writes into an array read later
+            (target,) = stmt.targets
+            later = [
+                n.id
+                for s in body[k + 1 :]
+                if not isinstance(s, ast.Delete)
+                for n in ast.walk(s)
+                if isinstance(n, ast.Name)
+            ]
+            if target.id not in later:
+                unused.append(f"{fn.name}: {ast.unparse(stmt)}")
+    return unused
+
+
+@pytest.mark.parametrize("spec", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_generated_code_computes_nothing_it_does_not_use(spec):
+    """The loss itself (x², softplus(z)) is not computed for a gradient that
+    reads only 2x or σ(z); every assignment is read later."""
+    net = tc.load(spec)
+    of = net.outputs[-1]
+    targets = [*net.params, *net.inputs]
+    derivations = [net.derive(of, w) for w in targets]
+    assert unused_assignments(module_source(derivations, joint=True)) == []
+    assert unused_assignments(module_source(derivations)) == []
+
+
+@given(net=networks(max_layers=3))
+def test_generated_code_of_random_networks_computes_nothing_it_does_not_use(net):
+    network = tc.parse(net.text)
+    derivations = [network.derive(net.of, w) for w in [*network.params, *network.inputs]]
+    assert unused_assignments(module_source(derivations, joint=True)) == []
+
+
 def test_generated_temporaries_never_shadow_a_tensor_named_like_them():
     net = tc.parse(
         "dim n = 3\ninput x[n]\nparam D[n, n]\nt1 = D[i, i]\nt2 = tanh(x)\nt3 = t1 * t2\n"

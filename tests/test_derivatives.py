@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tensorchain as tc
+from tensorchain.functions import CALLABLE, ELEMENTWISE
 from tensorchain.strategies import networks
 from tensorchain.testing import finite_differences, max_relative_error
 
@@ -154,3 +155,111 @@ def test_jacobian_of_a_tensor_by_itself_is_the_identity():
     J = ARTICLE.jacobian("a", wrt="a", values=ARTICLE.random_values(n=3, m=2))
     assert J.deltas == (("n", "n'"),)
     np.testing.assert_array_equal(J.array, np.eye(3))
+
+
+SCALAR_VALUES = [0.7, np.float64(0.7), np.array(0.7), np.float32(0.7)]
+
+
+@pytest.mark.parametrize("func", CALLABLE)
+@pytest.mark.parametrize("value", SCALAR_VALUES, ids=lambda v: type(v).__name__)
+def test_the_uncompiled_path_takes_a_scalar_input(func, value):
+    """forward, derivatives, derive(values) and the reshape method, on a scalar
+    input through every function, agree with the compiled grad and central
+    differences (a 0-d value used to come back as a Python float)."""
+    net = tc.parse(f"input s\nt = {func}(tanh(s) + 1.5) * s")
+    vals = {"s": value}
+    g = net.grad("t", "s", vals)["s"]
+    fd = finite_differences(net, "t", "s", vals)
+    assert max_relative_error(g, fd) < NUMERIC
+    forward = net.forward(vals)
+    assert forward.values["t"] == pytest.approx(net.evaluate(vals)["t"])
+    for got in (
+        net.derivatives("t", ["s"], vals).jacobians["s"].array,
+        net.derivatives("t", ["s"], forward).jacobians["s"].array,
+        tc.reshape_method(net, "t", "s", vals),
+    ):
+        assert max_relative_error(got, g) < 1e-6  # float32 values run in float32
+    assert str(net.derive("t", "s", vals)).startswith("∂t/∂s")
+
+
+@pytest.mark.parametrize("name", list(ELEMENTWISE))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_function_keeps_a_numpy_scalar_a_numpy_value(name, dtype):
+    f = ELEMENTWISE[name]
+    for x in (dtype(0.7), np.array(0.7, dtype=dtype)):
+        y = f.value(x, 3.0)
+        dy = f.derivative(x, y, 3.0)
+        for out in (y, dy):
+            assert isinstance(out, np.ndarray | np.generic), (name, type(out))
+            assert out.shape == () and out.dtype == dtype, (name, out.dtype)
+
+
+SIZED_CALLS = {
+    "sizes": lambda net, **s: net.sizes(**s),
+    "shape": lambda net, **s: net.shape("W", **s),
+    "random_values": lambda net, **s: {k: v.shape for k, v in net.random_values(**s).items()},
+    "derive": lambda net, **s: str(net.derive("C", "W", **s).matrix_form()),
+    "plan": lambda net, **s: net.plan("C", "W", **s).flops,
+    "explore": lambda net, **s: [p.flops for p in net.explore("C", "W", **s).plans],
+    "compile_grad": lambda net, **s: net.compile_grad("C", **s).sizes,
+    "compile_jacobian": lambda net, **s: net.compile_jacobian("a", "W", **s).sizes,
+}
+
+
+@pytest.mark.parametrize("call", list(SIZED_CALLS))
+def test_every_call_that_takes_sizes_takes_them_both_ways(call):
+    """One convention: dims={...}, keywords, or both (which must agree)."""
+    f = SIZED_CALLS[call]
+    expected = f(ARTICLE, n=5, m=2)
+    assert f(ARTICLE, dims={"n": 5, "m": 2}) == expected
+    assert f(ARTICLE, dims={"n": 5}, m=2) == expected
+    assert f(ARTICLE, n=5, m=2) != f(ARTICLE, n=4, m=3)  # the sizes are used
+    with pytest.raises(tc.ShapeError, match=r"^dim n is given twice: 5 in dims= and n=4$"):
+        f(ARTICLE, dims={"n": 5}, n=4)
+    with pytest.raises(tc.ShapeError, match=r"^dims= takes a dict of sizes like \{'n': 4\}"):
+        f(ARTICLE, dims=[("n", 5)])
+
+
+def test_a_dim_named_like_a_parameter_is_given_through_dims():
+    net = tc.parse("dim seed\ndim order\ninput x[seed, order]\nf = sum(x)")
+    assert net.random_values(dims={"seed": 2, "order": 3}, seed=1)["x"].shape == (2, 3)
+    assert net.plan("f", "x", "reverse", dims={"seed": 2, "order": 3}).sizes == {
+        "seed": 2,
+        "order": 3,
+    }
+
+
+def test_every_call_that_takes_wrt_takes_a_name_or_a_list_where_it_makes_sense():
+    vals = ARTICLE.random_values(seed=4)
+    # per-tensor results: a name gives one, a list a dict keyed by name
+    both = ARTICLE.derive("C", ["W", "b"])
+    assert list(both) == ["W", "b"] and str(both["W"]) == str(ARTICLE.derive("C", "W"))
+    with_values = ARTICLE.derive("C", ("W", "b"), vals, n=4, m=3)
+    assert with_values["b"].numeric and str(with_values["b"]) == str(ARTICLE.derive("C", "b"))
+    jac = ARTICLE.jacobian("a", ["W", "x"], vals)
+    assert list(jac) == ["W", "x"]
+    for w in ("W", "x"):
+        np.testing.assert_array_equal(jac[w].array, ARTICLE.jacobian("a", w, vals).array)
+    grads = ARTICLE.grad("C", ["W", "b"], vals)
+    assert list(grads) == ["W", "b"] and list(ARTICLE.grad("C", "W", vals)) == ["W"]
+    # one result of several tensors: a name or a list
+    np.testing.assert_allclose(
+        ARTICLE.ntk("a", "W", vals).array, ARTICLE.ntk("a", ["W"], vals).array
+    )
+    # one object for one derivative: one name, and a list says so
+    for call, make in (
+        ("plan", lambda w: ARTICLE.plan("C", w)),
+        ("explore", lambda w: ARTICLE.explore("C", w)),
+        ("compile_jacobian", lambda w: ARTICLE.compile_jacobian("C", w)),
+    ):
+        with pytest.raises(
+            tc.DerivativeError,
+            match=rf"^{call} takes one wrt tensor \(a str\), got \['W', 'b'\]; call it once per",
+        ):
+            make(["W", "b"])
+    with pytest.raises(tc.ShapeError, match=r"dim n is 5 \(n=5 given as an argument\) but axis 0"):
+        ARTICLE.derive("C", "W", vals, n=5)  # sizes given with values must agree
+    with pytest.raises(tc.DerivativeError, match=r"wrt is a tensor name or a non-empty list"):
+        ARTICLE.derive("C", [])
+    with pytest.raises(tc.DerivativeError, match=r"^unknown tensor 'Q'"):
+        ARTICLE.jacobian("C", ["W", "Q"], vals)

@@ -151,10 +151,28 @@ def test_value_shapes_are_checked_against_dims():
         tc.ShapeError, match=r"x is declared with 1 axes \[m=3\] but its value has shape \(3, 1\)"
     ):
         NET.evaluate({**vals, "x": np.zeros((3, 1))})
+    # the value blamed is the one that disagrees (x), not the one read later (W)
     with pytest.raises(
-        tc.ShapeError, match=r"dim m is 5 \(from the value of x\) but axis 1 of W has size 3"
+        tc.ShapeError,
+        match=r"^dim m is 3 \(axis 1 of W, the spec's dim m = 3\) but axis 0 of x has size 4;"
+        " make the values agree$",
     ):
-        NET.evaluate({**vals, "x": np.zeros(5)})
+        NET.evaluate({**vals, "x": np.zeros(4)})
+    with pytest.raises(
+        tc.ShapeError, match=r"\(axis 0 of x, the spec's dim m = 3\) but axis 1 of W"
+    ):
+        NET.evaluate({**vals, "W": np.zeros((4, 5))})
+    u = tc.parse("dim m\ninput x[m]\ninput y[m]\ninput u[m]\nf = sum(x) + sum(y) + sum(u)")
+    with pytest.raises(
+        tc.ShapeError, match=r"dim m is 2 \(axis 0 of x, axis 0 of u\) but axis 0 of y"
+    ):
+        u.sizes({"x": np.zeros(2), "y": np.zeros(3), "u": np.zeros(2)})
+    with pytest.raises(
+        tc.ShapeError,
+        match=r"dim m has two sizes in the values: axis 0 of x has size 2 but axis 0 of y has"
+        r" size 3",
+    ):
+        u.sizes({"x": np.zeros(2), "y": np.zeros(3), "u": np.zeros(4)})
     with pytest.raises(
         tc.ShapeError, match=r"dim n is 2 \(n=2 given as an argument\) but axis 0 of y has size 4"
     ):
@@ -191,5 +209,144 @@ def test_unknown_tensor_in_a_derivative():
         tc.DerivativeError, match=r"unknown tensor 'Q'; this network has x, y, W, b, z, a, C"
     ):
         NET.jacobian("Q", wrt="W", values=NET.random_values())
-    with pytest.raises(tc.DerivativeError, match=r"jacobian takes one wrt tensor"):
-        NET.jacobian("C", wrt=["W"], values=NET.random_values())
+    with pytest.raises(
+        tc.DerivativeError, match=r"^plan takes one wrt tensor \(a str\), got \['W'\]"
+    ):
+        NET.plan("C", wrt=["W"])
+    with pytest.raises(tc.DerivativeError, match=r"^expected a tensor name \(a str\), got \['W'\]"):
+        tc.reshape_method(NET, "C", ["W"], NET.random_values())
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "digit"),
+    [
+        ("dim n = 3\ninput x[n]\nL = ２ * sum(x)", 5, "fullwidth digit two"),
+        ("dim n = ３\ninput x[n]\nL = sum(x)", 9, "fullwidth digit three"),
+        ("dim n = 3\ninput x[n]\nL = 1.٥ * sum(x)", 7, "arabic-indic digit five"),
+        ("dim n = 3\ninput x[n]\nL = sum(x) ^ ²", 14, "superscript two"),
+    ],
+)
+def test_numbers_are_ascii_digits_only(text, column, digit):
+    err = error_of(text)
+    assert err.column == column
+    assert re.search(
+        rf"\(({digit})\) is not an ASCII digit; numbers are written with the"
+        r" digits 0-9 only",
+        str(err),
+    ), str(err)
+
+
+@pytest.mark.parametrize(
+    ("rhs", "column", "shown", "value"),
+    [
+        ("sum(x) * (-2) ^ 0.5", 19, r"\(-2\)\^0.5", r"NaN \(not a real number\)"),
+        ("sum(x) * 0 ^ -1", 16, r"0\^\(-1\)", "infinity"),
+        ("sum(x) * 10 ^ 400", 17, r"10\^400", "infinity"),
+        ("sum(x) * (-10) ^ 401", 20, r"\(-10\)\^401", "-infinity"),
+        ("sum(x) * (-10) ^ 400", 20, r"\(-10\)\^400", "infinity"),
+        ("sum(x) * log(0)", 14, r"log\(0\)", "-infinity"),
+        ("sum(x) * sqrt(-1)", 14, r"sqrt\(-1\)", "NaN"),
+        ("sum(x) * exp(1000)", 14, r"exp\(1000\)", "infinity"),
+        ("sum(x) * 1e300 * 1e300", 20, r"sum\(x\) \* 1e\+300 \* 1e\+300", "infinity"),
+        ("sum(x) / 1e-320", 12, r"sum\(x\) / [0-9.e-]+", "infinity"),
+        ("sum(x) + 1e308 + 1e308", 20, r"sum\(x\) \+ 1e\+308 \+ 1e\+308", "infinity"),
+        ("x ^ (10 ^ 400)", 13, r"10\^400", "infinity"),
+    ],
+)
+def test_constant_folding_that_is_not_finite_is_a_spec_error(rhs, column, shown, value):
+    err = error_of(f"dim n = 2\ninput x[n]\nf = {rhs}")
+    assert (err.line, err.column) == (3, column)
+    assert re.search(
+        rf": the constants in {shown} give {value}.*; constants are folded when the spec"
+        " is read and must stay finite real numbers",
+        str(err),
+    ), str(err)
+
+
+def test_the_tensor_exponent_hint_uses_the_names_written():
+    with pytest.raises(
+        tc.SpecError, match=r"for a tensor exponent write exp\(\(e \+ 1\) \* log\(x\)\)"
+    ):
+        tc.parse("dim n = 2\ninput x[n]\ninput e[n]\nf = x ^ (e + 1)")
+    with pytest.raises(tc.SpecError, match=r"write exp\(e \* log\(2 \* x\)\)"):
+        tc.parse("dim n = 2\ninput x[n]\ninput e[n]\nf = (2 * x) ^ e")
+
+
+def test_the_hint_for_a_non_scalar_names_a_free_tensor():
+    net = tc.parse("dim n = 2\ninput x[n]\ntotal[i] = x[i] ^ 2")
+    with pytest.raises(
+        tc.DerivativeError, match=r"reduce total to a scalar first .*\(e.g. loss = sum\(total\)\)"
+    ):
+        net.grad("total", values={"x": np.ones(2)})
+    with pytest.raises(tc.DerivativeError, match=r"\(e.g. total = sum\(a\)\)"):
+        NET.grad("a", values=NET.random_values())
+
+
+def test_errors_of_a_loaded_spec_name_the_file(tmp_path):
+    spec = tmp_path / "net.tc"
+    spec.write_text("dim n = 3\ninput x[n]\nf = sigmod(x)\n")
+    with pytest.raises(
+        tc.SpecError, match=rf"^{re.escape(str(spec))}, line 3, column 5: unknown"
+    ) as info:
+        tc.load(spec)
+    assert info.value.path == str(spec)
+    spec.write_text("dim n = 3\ninput x[n]\nf = x ２\n")  # from the tokenizer
+    with pytest.raises(tc.SpecError, match=rf"^{re.escape(str(spec))}, line 3, column 7: '２'"):
+        tc.load(spec)
+    # found later, when sizes are given: still the file, line and column
+    spec.write_text("dim n = 3\ndim m = 3\ninput x[n]\ninput y[m]\nf = x[i] * y[i]\n")
+    net = tc.load(spec)
+    with pytest.raises(tc.ShapeError, match=rf"^{re.escape(str(spec))}, line 5, column 12: index"):
+        net.random_values(n=4)
+    spec.write_text("dim n = 3\ninput x[n]\nparam W[n, n]\nf = sigmoid(W[i, j] * x[j])\n")
+    with pytest.warns(tc.SpecWarning, match=rf"^{re.escape(str(spec))}, line 4: in sigmoid"):
+        tc.load(spec)
+    with pytest.raises(tc.SpecError, match=r"^line 3, column 5: unknown"):  # text: no file
+        tc.parse("dim n = 3\ninput x[n]\nf = sigmod(x)\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "message"),
+    [
+        (
+            "dim m = 3\nparm W[m]",
+            2,
+            1,
+            r"unknown keyword 'parm' before 'W'; did you mean 'param'\? A statement starts with"
+            r" dim, input, param or shift",
+        ),
+        (
+            "dim m = 3\nimput x[m]",
+            2,
+            1,
+            r"unknown keyword 'imput' before 'x'; did you mean 'input'",
+        ),
+        ("Dim m = 3", 1, 1, r"unknown keyword 'Dim' before 'm'; did you mean 'dim'"),
+        ("dim m = 3\nshfit S[m, m, m]", 2, 1, r"did you mean 'shift'"),
+        (
+            "dim m = 3\ninput X[m, m]\nf[i, j] = inv(X)[i, j]",
+            3,
+            17,
+            r"the result of a call cannot be indexed, as in inv\(X\)\[i, j\]; only tensors take"
+            r" indices: define it on its own line first \(t = inv\(X\)\), then use t\[i, j\]",
+        ),
+        (
+            "dim m = 3\ninput x[m]\nf[i] = (x + x)[i]",
+            3,
+            15,
+            r"a parenthesised expression cannot be indexed, as in \(x \+ x\)\[i\]",
+        ),
+        ("dim m = 3\ninput x[m]\nf[i] = 2[i] * x[i]", 3, 9, r"a number cannot be indexed"),
+        (
+            "dim m = 3\ninput x[m]\nf = 2 x",
+            3,
+            7,
+            r"found 'x'; write an operator \(\+ - \* / \^\) between two factors, e.g. 2 \* x",
+        ),
+    ],
+)
+def test_misspelled_keywords_indexed_calls_and_missing_operators(text, line, column, message):
+    err = error_of(text)
+    assert (err.line, err.column) == (line, column)
+    assert re.search(message, str(err)), str(err)
+    assert "put one statement on each line" not in str(err) or "operator" in str(err)

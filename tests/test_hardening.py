@@ -3,6 +3,7 @@
 import builtins
 import contextlib
 import os
+import re
 import time
 import tracemalloc
 import warnings
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 import tensorchain as tc
 from tensorchain import limits
+from tensorchain.functions import NOT_HOLOMORPHIC
 from tensorchain.report import derivation
 from tensorchain.strategies import networks
 from tensorchain.testing import max_relative_error
@@ -27,7 +29,7 @@ PIECES = st.sampled_from(
         "(", ")", "[", "]", ",", "=", "+", "-", "*", "/", "^", "**", "#", "\n", " ",
         "x", "W", "i", "j", "dim", "input", "param", "sum", "mean", "sigmoid", "softmax",
         "0", "1e999", "9" * 40, "-1", "0.5", "é", "σ", "∂", "\t", "\r", "'", '"', ";", ".",
-        "__import__", "eval", "\x00", "😀",
+        "__import__", "eval", "\x00", "😀", "２", "٣", "²", "x٣",
     ]
 )  # fmt: skip
 
@@ -70,6 +72,8 @@ def test_fuzzed_specs_parse_or_raise_a_spec_error_inside_the_text(text):
             assert err.line is not None and 1 <= err.line <= len(lines), err
             assert 1 <= err.column <= len(lines[err.line - 1]) + 1, err
             return
+    # Only comments may hold anything but ASCII (no Unicode digit is a number).
+    assert re.sub(r"#[^\n]*", "", text).isascii(), text
     # It parsed: evaluating it either works or raises a TensorchainError.
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
@@ -220,7 +224,12 @@ def test_calls_may_skip_the_finiteness_check():
     assert not np.isfinite(J).all() and not np.isfinite(g["W"]).all()
     assert not np.isfinite(g2["W"]).all()
     with (
-        pytest.warns(tc.NonFiniteWarning, match=r"the value of x has 1 non-finite entry"),
+        pytest.warns(
+            tc.NonFiniteWarning,
+            match=r"^da/dW holds NaN or infinity \(3 of 6 numbers\); non-finite values first"
+            r" appear in z\[i\] = W\[i, j\] \* x\[j\] \+ b\[i\] \(line 10\) \(infinite or NaN"
+            r" entries in the values of x\)",
+        ),
         np.errstate(all="ignore"),
     ):
         plan(vals)
@@ -335,6 +344,151 @@ def test_every_error_class_has_its_own_exit_status():
     assert next(c for k, c in EXIT_CODES if isinstance(err, k)) == 9
 
 
+def test_drawing_values_is_forecast_before_anything_is_allocated():
+    net = tc.parse(
+        "dim m = 1000000000\ndim n = 100000\ninput x[m]\nparam W[n, m]\nz[i] = W[i, j] * x[j]"
+    )
+    tracemalloc.start()
+    with pytest.raises(
+        tc.MemoryLimitError,
+        match=r"^the values would need 728 TiB in all \(the largest, W of shape \(100000,"
+        r" 1000000000\), 728 TiB\), more than the memory limit of .*; use smaller sizes than"
+        r" m=1000000000, n=100000, or raise the limit",
+    ) as info:
+        net.random_values()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2**20
+    assert info.value.forecast == 8 * (10**9 + 10**14)
+    # the limit given, or the one in force: 64 + 3 · 8 numbers are 704 bytes
+    with pytest.raises(tc.MemoryLimitError, match=r"704 B in all .* the memory limit of 600 B"):
+        NET.random_values(n=8, m=8, memory_limit=600)
+    assert len(NET.random_values(n=8, m=8, memory_limit=704)) == 4
+    tc.set_memory_limit(600)
+    try:
+        with pytest.raises(tc.MemoryLimitError, match=r"the memory limit of 600 B"):
+            NET.random_values(n=8, m=8)
+    finally:
+        tc.set_memory_limit(None)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--dims", "n=100000,m=1000000000"], ["SPEC"], ["SPEC", "--latex"]],
+    ids=["dims", "spec", "latex"],
+)
+def test_the_command_line_forecasts_before_drawing_values(args, tmp_path, capsys):
+    from tensorchain.cli import main
+
+    spec = tmp_path / "huge.tc"
+    spec.write_text(tc.ARTICLE.replace("m = 3", "m = 1000000000").replace("n = 4", "n = 100000"))
+    args = [str(spec) if a == "SPEC" else a for a in args]
+    code = main(["derive", *args])
+    err = capsys.readouterr().err
+    if "--latex" in args:  # symbolic: no values are drawn
+        assert code == 0, err
+        return
+    assert code == 9, err
+    assert err.startswith("tensorchain: error: the values would need")
+
+
+SQRT = tc.parse("dim n = 3\ninput x[n]\nf = sum(sqrt(x))")
+
+
+@pytest.mark.parametrize(
+    ("call", "what", "count"),
+    [
+        (lambda v, **k: SQRT.grad("f", "x", v, **k), "the gradient of f by x", "1 of 3"),
+        (lambda v, **k: SQRT.jacobian("f", "x", v, **k), "df/dx", "1 of 3"),
+        (lambda v, **k: SQRT.evaluate(v, **k), "the forward pass", "1 of 1"),
+        (lambda v, **k: SQRT.plan("f", "x")(v, **k), "df/dx", "1 of 3"),
+        (lambda v, **k: SQRT.compile_grad("f", "x")(v, **k), "the gradient of f by x", "1 of 3"),
+        (lambda v, **k: SQRT.ntk("f", ["x"], v, **k), "the NTK of f by x", "1 of 1"),
+    ],
+    ids=["grad", "jacobian", "evaluate", "plan", "compile_grad", "ntk"],
+)
+def test_a_non_finite_result_warns_naming_the_statement_or_raises_with_strict(call, what, count):
+    """sqrt of a negative entry: finite values in, NaN out. The result is
+    checked (a NaN result used to pass silently), strict=True covers it."""
+    message = (
+        rf"^{what} holds NaN or infinity \({count} numbers\); non-finite values first"
+        r" appear in f = sum\(sqrt\(x\)\) \(line 3\)"
+    )
+    vals = {"x": np.array([-1.0, 1.0, 4.0])}
+    with np.errstate(all="ignore"):
+        with pytest.warns(tc.NonFiniteWarning, match=message + r" \(strict=True makes"):
+            call(vals)
+        with pytest.raises(tc.ValuesError, match=message + "$"):
+            call(vals, strict=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", tc.NonFiniteWarning)
+            call(vals, check_finite=False)  # the check skipped, as asked
+
+
+def test_a_non_finite_derivative_of_finite_values_names_the_derivative():
+    vals = {"x": np.array([0.0, 1.0, 4.0])}  # sqrt(0) = 0, but sqrt'(0) = inf
+    with (
+        np.errstate(all="ignore"),
+        pytest.raises(
+            tc.ValuesError,
+            match=r"^the gradient of f by x holds NaN or infinity \(1 of 3 numbers\); every value"
+            r" is finite, but non-finite values first appear in the derivative of"
+            r" f = sum\(sqrt\(x\)\) \(line 3\) by x$",
+        ),
+    ):
+        SQRT.grad("f", "x", vals, strict=True)
+    net = tc.parse("dim n = 2\ninput x[n]\nu = x * 1e200\nv = u * 1e200\nf = sum(v)")
+    match = r"first appear in v = u \* 1e200 \(line 4\)"
+    with pytest.raises(tc.ValuesError, match=match), np.errstate(all="ignore"):
+        net.evaluate({"x": np.ones(2)}, strict=True)
+
+
+ATTENTION = tc.parse(
+    "dim n = 4\ninput z[n]\ninput mask[n]\np = softmax(z + mask, n)\nL = sum(p * z)"
+)
+
+
+def test_an_attention_mask_of_minus_infinity_with_finite_results_does_not_warn():
+    vals = ATTENTION.random_values(seed=0)
+    vals["mask"] = np.array([0.0, 0.0, -np.inf, -np.inf])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning that results "will not be finite"
+        g = ATTENTION.grad("L", "z", vals)["z"]
+        p = ATTENTION.evaluate(vals)["p"]
+    assert np.isfinite(g).all() and g[2] == g[3] == 0.0
+    e = np.exp(vals["z"][:2] - vals["z"][:2].max())
+    np.testing.assert_allclose(p, [*(e / e.sum()), 0.0, 0.0], rtol=1e-14)
+    with pytest.raises(
+        tc.ValuesError, match=r"the value of mask has 2 non-finite entries \(2 -inf\)"
+    ):
+        ATTENTION.grad("L", "z", vals, strict=True)  # strict refuses any non-finite value
+    vals["mask"] = np.full(4, -np.inf)  # every entry masked: softmax is 0/0
+    with (
+        np.errstate(all="ignore"),
+        pytest.warns(
+            tc.NonFiniteWarning,
+            match=r"first appear in p = softmax\(z \+ mask, n\) \(line 4\) \(infinite or NaN"
+            r" entries in the values of mask\)",
+        ),
+    ):
+        ATTENTION.grad("L", "z", vals)
+
+
+def test_the_command_line_fails_on_a_non_finite_result(tmp_path, capsys):
+    from tensorchain.cli import main
+
+    spec = tmp_path / "sqrt.tc"
+    spec.write_text("dim n = 3\nparam x[n]\nf = sum(sqrt(x))\n")
+    assert main(["derive", str(spec), "--seed", "0"]) == 3  # seed 0 draws a negative entry
+    captured = capsys.readouterr()
+    assert "max |tensorchain − reshape method| = nan" in captured.out
+    assert captured.err == (
+        "tensorchain: error: ∂f/∂x (or the reshape method's) holds NaN or infinity;"
+        " non-finite values first appear in f = sum(sqrt(x)) (line 3)\n"
+    )
+    assert tc.load(spec).random_values(seed=0)["x"].min() < 0
+
+
 # Issue 16, item 2: every public result has the values' dtype (float32 in,
 # float32 out; complex64 in, complex64 out), dense deltas and zeros included.
 DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
@@ -404,7 +558,7 @@ def test_every_public_result_has_the_values_dtype(dtype):
 def test_drawn_networks_keep_the_values_dtype(drawn, dtype):
     net = tc.parse(drawn.text)
     vals = typed(net.random_values(seed=0), dtype)
-    if np.dtype(dtype).kind == "c" and "softplus" in drawn.text:
+    if np.dtype(dtype).kind == "c" and any(f"{f}(" in drawn.text for f in NOT_HOLOMORPHIC):
         return  # no complex derivative: refused (test_complex_values_are_refused...)
     w = (net.params or net.inputs)[0]
     hidden = next((t for t in reversed(net.outputs) if net.info(t).dims), None)

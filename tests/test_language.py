@@ -99,17 +99,42 @@ def test_statement_derivatives_match_reshape_method(statement, reference):
 
 
 def test_sigmoid_is_stable_at_extremes():
-    net = tc.parse("dim n = 4\ninput x[n]\nt = sigmoid(x)")
-    x = np.array([-1000.0, -30.0, 30.0, 1000.0])
+    net = tc.parse("dim n = 6\ninput x[n]\nt = sigmoid(x)")
+    x = np.array([-np.inf, -1000.0, -30.0, 30.0, 1000.0, np.inf])
     got = net.evaluate({"x": x})["t"]
-    expected = [0.0, 1 / (1 + np.exp(30.0)), 1 / (1 + np.exp(-30.0)), 1.0]
-    # e^-x is capped at e^709, so σ(-1000) is 1.2e-308 instead of 0.
-    np.testing.assert_allclose(got, expected, rtol=1e-14, atol=1.3e-308)
+    expected = [0.0, 0.0, 1 / (1 + np.exp(30.0)), 1 / (1 + np.exp(-30.0)), 1.0, 1.0]
+    # the limits exactly: σ(-inf) = 0 (it was 1.2e-308, e^-x being capped)
+    np.testing.assert_allclose(got, expected, rtol=1e-14, atol=0)
+    assert got[0] == got[1] == 0.0 and got[-1] == 1.0
     slope = np.diag(net.jacobian("t", wrt="x", values={"x": x}).array)
     expected = np.exp(-30.0) / (1 + np.exp(-30.0)) ** 2
     # σ' = y (1 − y) from the forward output, as frameworks do: accurate in
     # absolute terms, not relative ones where y rounds to 1.
-    np.testing.assert_allclose(slope, [0.0, expected, expected, 0.0], rtol=0, atol=1e-16)
+    np.testing.assert_allclose(slope, [0.0, 0.0, expected, expected, 0.0, 0.0], rtol=0, atol=1e-16)
+    assert slope[0] == 0.0  # exactly: it was 1.2e-308
+
+
+INFINITE = np.array([-np.inf, -1000.0, -1.0, 0.0, 1.0, 1000.0, np.inf])
+
+
+@pytest.mark.parametrize("func", ["sigmoid", "tanh", "exp", "softplus", "relu"])
+def test_functions_at_infinity_agree_with_jax(func):
+    """Values and gradients at ±inf follow the limits, as JAX computes them."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    f = {"sigmoid": jax.nn.sigmoid, "softplus": jax.nn.softplus, "relu": jax.nn.relu}.get(
+        func, getattr(jnp, func, None)
+    )
+    net = tc.parse(f"dim n = 7\ninput x[n]\nt = {func}(x)\nL = sum(t)")
+    vals = {"x": INFINITE}
+    with np.errstate(over="ignore"):  # exp(1000) = inf is the value asked for
+        value = net.evaluate(vals, check_finite=False)["t"]
+        grad = net.grad("L", "x", vals, check_finite=False)["x"]
+    np.testing.assert_allclose(value, np.asarray(f(INFINITE)), rtol=1e-14)
+    np.testing.assert_allclose(
+        grad, np.asarray(jax.grad(lambda x: jnp.sum(f(x)))(INFINITE)), rtol=1e-14
+    )
 
 
 def test_comments_blank_lines_and_dims_without_default():

@@ -175,6 +175,46 @@ def test_a_plan_checks_sizes_and_the_memory_limit_of_its_result():
         small(net.random_values())
 
 
+def test_paths_command_takes_a_list_of_wrt_as_derive_does(capsys, tmp_path):
+    png = tmp_path / "p.png"
+    assert main(["paths", "--wrt", "W, b", "--sweep", "n=2,4", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "dC/dW (m=3, n=4)" in out and "dC/db (m=3, n=4)" in out
+    assert "reverse is cheaper from n=2 in this sweep" in out  # W
+    assert "reverse is never cheaper in this sweep" in out  # b: a vector, either way
+    for w in ("W", "b"):
+        assert (tmp_path / f"p_{w}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("sweep", ["n", "n=", "=1,2", "n=2,x", "n=２"])
+def test_paths_sweep_without_sizes_is_a_usage_error(sweep, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["paths", "--sweep", sweep])
+    assert info.value.code == 2
+    assert (
+        f"expected DIM=SIZE,SIZE,... like B=1,8,64 (a dim and at least one size), got {sweep!r}"
+        in (capsys.readouterr().err)
+    )
+
+
+def test_sizes_past_2_to_the_63_are_python_integers():
+    """numpy's int64 product wraps past 2**63: the reshape method's largest
+    matrix printed 0 (or a negative number), and a mean over two dims of 2**32
+    divided by zero."""
+    from tensorchain.reshape import reshape_cost
+
+    net = tc.parse(tc.ARTICLE)
+    n = m = 2**32
+    cost = reshape_cost(net, "C", "W", {"n": n, "m": m})
+    assert cost.largest == n * n * m == 2**96  # dz/dW as an n × nm matrix
+    assert cost.flops == 2 * n * n + 2 * n * (n * m)  # 1×n · n×n, then 1×n · n×nm
+    assert cost.products == (f"1×{n} · {n}×{n}", f"1×{n} · {n}×{n * m}")
+    form = net.derive("C", "W", n=n, m=m).matrix_form()
+    assert form.endswith(f"reshape(dz/dW) ({n}×{n * m}) = 1×{n * m} → reshape to {n}×{m}")
+    mean = tc.parse("dim n\ndim m\nparam W[n, m]\nf = mean(W)")
+    assert str(mean.derive("f", "W", n=n, m=m)) == f"∂f/∂W[i, j] = {2.0**-64:g}"
+
+
 # Issue 16, item 1: a plan derived its chain twice (to plan, then to trace), and
 # fresh labels and set order made the two derivations differ with the hash seed.
 ISSUE_16_1 = """dim c = 2
