@@ -261,7 +261,7 @@ def test_derivative_arguments_are_checked():
         net.derivative("C", 3, vals)
     with pytest.raises(tc.DerivativeError, match=r"unknown tensor 'Q'"):
         net.derivative_graph("C", ("Q",))
-    graph, name = net.derivative_graph("C", "W")  # a name, not its letters
+    _, name = net.derivative_graph("C", "W")  # a name, not its letters
     assert name == "∂C/∂W"
     with pytest.raises(tc.ValuesError, match=r"values are missing b"):
         tc.reference_derivative(net, "C", "W", {k: v for k, v in vals.items() if k != "b"})
