@@ -15,6 +15,7 @@ the number of edges, never with the number of paths or targets.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -189,4 +190,73 @@ def network_jacobians(
         finish = chain.compacted if structured else chain.contracted
         done = finish(name=f"d{of}/d{w}", log=result.contractions)
         result.jacobians[w] = done.rename(indices)
+    return result
+
+
+def forward_jacobian(
+    statements: Sequence[Lowered],
+    axes: dict[str, tuple[str, ...]],
+    sizes: dict[str, int],
+    local_fn: Callable[[Lowered], dict[str, LabeledTensor]],
+    of: str,
+    wrt: str,
+    structured: bool = False,
+) -> ChainResult:
+    """d of / d wrt by forward accumulation: each tensor's derivative by
+    ``wrt`` (its axes, then ``wrt``'s), statement by statement from ``wrt``
+    towards ``of``. The mirror of :func:`network_jacobians`, and cheaper when
+    ``of`` has more entries than ``wrt`` (``jacfwd`` against ``jacrev``): the
+    last Jacobian of a third derivative carries ``wrt``'s axes instead of the
+    Hessian's. Where paths merge the terms are factored and contracted; where
+    a tensor's derivative is used again it is contracted when that shrinks it.
+    """
+    upstream = {of}
+    for stmt in reversed(statements):
+        if stmt.target in upstream:
+            upstream.update(stmt.operands)
+    in_names = tuple(fresh(d) for d in axes[wrt])
+    node_axes = tuple(f"{wrt}.{k}" for k in range(len(axes[wrt])))
+    label_size = {
+        **sizes,
+        **{n: sizes[d] for n, d in zip(in_names, axes[wrt], strict=True)},
+        **{n: sizes[d] for n, d in zip(node_axes, axes[wrt], strict=True)},
+    }
+    tangent = {wrt: LabeledTensor.identity((*node_axes, *in_names), label_size)}
+    on_path = [s for s in statements if s.target in upstream and s.target != wrt]
+    uses = Counter(op for s in on_path for op in s.operands)
+    result = ChainResult({}, {}, {})
+    for stmt in on_path:
+        ops = [op for op in stmt.operands if op in tangent]
+        if not ops:
+            continue
+        locals_ = local_fn(stmt)
+        total = None
+        for op in ops:
+            jac = locals_[op]
+            result.locals[(stmt.target, op)] = jac
+            step = jac.chain(tangent[op], len(axes[op]))
+            total = step if total is None else total + step
+        for op in stmt.operands:
+            uses[op] -= 1
+            if uses[op] == 0 and op in tangent:
+                del tangent[op]  # its last use: free it
+        assert total is not None
+        if len(total.terms) > 1:  # paths merge: add the differences only
+            total = total.factored(log=result.contractions)
+        largest = max((math.prod(f.array.shape) for t in total.terms for f in t.factors), default=0)
+        lazy = any(len(t.factors) > 1 for t in total.terms)
+        shrinks = math.prod(total.shape) < largest
+        if len(total.terms) > 1 or (uses[stmt.target] > 1 and lazy and shrinks):
+            total = total.contracted(name=f"d{stmt.target}/d{wrt}", log=result.contractions)
+        tangent[stmt.target] = total
+    first, second = axis_names(axes[of], axes[wrt])
+    indices = (*first, *second)
+    if of not in tangent:
+        shape_sizes = dict(zip(indices, [sizes[d] for d in (*axes[of], *axes[wrt])], strict=True))
+        result.jacobians[wrt] = LabeledTensor.zeros(indices, shape_sizes)
+        return result
+    chain = tangent[of]
+    result.chains[wrt] = chain.rename(indices)
+    finish = chain.compacted if structured else chain.contracted
+    result.jacobians[wrt] = finish(name=f"d{of}/d{wrt}", log=result.contractions).rename(indices)
     return result

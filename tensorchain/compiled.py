@@ -3,6 +3,7 @@ dtype), cached by the network, replayed on values."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -255,7 +256,13 @@ def _derivative(net, graph, out, forward, of, wrt, sizes) -> LabeledTensor:
         return LabeledTensor.zeros(
             indices, {i: sizes[d] for i, d in zip(indices, dims, strict=True)}
         )
-    structure = graph.derivatives(out, [wrt[-1]], forward, structured=True).jacobians[wrt[-1]]
+    # The last Jacobian forward where its result is wider than what it is by
+    # (a third derivative's Hessian by a vector: jacfwd beats jacrev).
+    wide = math.prod(sizes[d] for d in graph.tensors[out].dims)
+    narrow = math.prod(sizes[d] for d in net.tensors[wrt[-1]].dims)
+    mode = "forward" if wide > narrow else "reverse"
+    result = graph.derivatives(out, [wrt[-1]], forward, structured=True, mode=mode)
+    structure = result.jacobians[wrt[-1]]
     structure = structure.smallest().rename(indices)
     # The chain rule names a contracted block after its Jacobian (d out/d w,
     # with out a name of the derivative's graph): name it after the derivative.

@@ -14,7 +14,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .chain import ChainResult, axis_names, network_jacobians, statement_jacobians
+from .chain import (
+    ChainResult,
+    axis_names,
+    forward_jacobian,
+    network_jacobians,
+    statement_jacobians,
+)
 from .evaluate import evaluate_statement
 from .labeled import LabeledTensor
 from .lower import Lowered
@@ -107,9 +113,12 @@ class Graph:
         wrt: Sequence[str],
         forward: Forward,
         structured: bool = False,
+        mode: str = "reverse",
     ) -> ChainResult:
         """The chain rule for ``d of / d w`` for each ``w``, with everything it did
-        (``structured``: see :func:`tensorchain.chain.network_jacobians`)."""
+        (``structured``: see :func:`tensorchain.chain.network_jacobians`);
+        ``mode="forward"`` accumulates from one ``w`` towards ``of`` instead
+        (:func:`tensorchain.chain.forward_jacobian`)."""
         cache: dict[str, dict[str, LabeledTensor]] = {}
 
         def local_fn(stmt: Lowered) -> dict[str, LabeledTensor]:
@@ -117,6 +126,11 @@ class Graph:
                 cache[stmt.target] = self.local_jacobians(stmt.target, forward)
             return cache[stmt.target]
 
+        if mode == "forward":
+            (w,) = wrt
+            return forward_jacobian(
+                self.statements, self.axes, forward.sizes, local_fn, of, w, structured
+            )
         return network_jacobians(
             self.statements, self.axes, forward.sizes, local_fn, of, list(wrt), structured
         )

@@ -248,14 +248,21 @@ class Network(Graph):
         wrt: Sequence[str],
         values: Mapping[str, Any] | Forward,
         structured: bool = False,
+        mode: str = "reverse",
     ) -> ChainResult:
         """The chain rule for ``d of / d w`` for each ``w``, with everything it did
-        (``structured``: see :func:`tensorchain.chain.network_jacobians`)."""
+        (``structured``: see :func:`tensorchain.chain.network_jacobians`;
+        ``mode="forward"``: accumulated from one ``w`` towards ``of``)."""
         self.info(of)
         for w in wrt:
             self.info(w)
+        if mode not in ("reverse", "forward") or (mode == "forward" and len(wrt) != 1):
+            raise DerivativeError(
+                f"mode is 'reverse' or 'forward' (for one wrt tensor), got {mode!r} with"
+                f" {len(wrt)} wrt tensors"
+            )
         forward = values if isinstance(values, Forward) else self.forward(values)
-        return super().derivatives(of, wrt, forward, structured)
+        return super().derivatives(of, wrt, forward, structured, mode)
 
     def derive(
         self,

@@ -277,3 +277,21 @@ def test_complex_values_with_max_are_refused():
     net = tc.parse("dim n = 3\nparam x[n]\nm = max(x[j], j)\nf = m ^ 2")
     with pytest.raises(tc.ValuesError, match=r"complex values: max \(line 3\) has no complex"):
         net.hessian("f", "x", {"x": np.ones(3) + 1j})
+
+
+@given(net=networks(max_layers=4, max_size=3), seed=st.integers(0, 2**16))
+def test_forward_accumulation_agrees_with_the_reshape_method(net, seed):
+    """The chain rule from wrt towards of (used for a derivative's last
+    Jacobian when its result is the wider side) on first-order Jacobians."""
+    network = tc.parse(net.text)
+    vals = network.random_values(seed=seed)
+    forward = network.forward(vals)
+    hidden = [o for o in network.outputs if network.info(o).dims][-2:]
+    for of in [*hidden, net.of]:
+        for w in [*network.params, *network.inputs][:3]:
+            for structured in (False, True):
+                result = network.derivatives(of, [w], forward, structured=structured)
+                fwd = network.derivatives(of, [w], forward, structured, mode="forward")
+                ref = tc.reshape_method(network, of, w, vals)
+                assert max_relative_error(fwd.jacobians[w].array, ref) < 1e-10
+                assert max_relative_error(result.jacobians[w].array, ref) < 1e-10
