@@ -150,12 +150,20 @@ def derivative_report(
         f"= {text}", 78, initial_indent="  ", subsequent_indent="    ", break_long_words=False
     )
     lines += shown[:4] + (["    …"] if len(shown) > 4 else [])
+    return _against_reference(
+        lines, D, lambda: reference_derivative(net, of, (wrt,) * order, values)
+    )
+
+
+def _against_reference(lines: list[str], result: LabeledTensor, reference) -> tuple[str, float]:
+    """The report's last line: the largest difference of ``result`` from
+    ``reference()`` (the dense reference, not run where it does not fit)."""
     try:
-        reference = reference_derivative(net, of, (wrt,) * order, values)
+        dense = reference()
     except MemoryLimitError:
         lines += ["", "reference: not run (its dense arrays exceed the memory limit)"]
         return "\n".join(lines), 0.0
-    diff = float(np.max(np.abs(D.array - reference), initial=0.0))
+    diff = float(np.max(np.abs(result.array - dense), initial=0.0))
     if not np.isfinite(diff):
         diff = float("inf")
     lines += ["", f"max |tensorchain − reference| = {diff:.1e}"]
@@ -217,13 +225,4 @@ def hessian_report(
         )
     if math.prod(H.shape) <= 256:
         lines += ["", f"{title} =", format_array(H.array)]
-    try:
-        reference = reshape_hessian(net, of, wrt, values, wrt2=wrt2)
-    except MemoryLimitError:
-        lines += ["", "reference: not run (its dense arrays exceed the memory limit)"]
-        return "\n".join(lines), 0.0
-    diff = float(np.max(np.abs(H.array - reference), initial=0.0))
-    if not np.isfinite(diff):
-        diff = float("inf")
-    lines += ["", f"max |tensorchain − reference| = {diff:.1e}"]
-    return "\n".join(lines), diff
+    return _against_reference(lines, H, lambda: reshape_hessian(net, of, wrt, values, wrt2=wrt2))
