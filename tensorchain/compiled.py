@@ -182,6 +182,8 @@ def compile_program(
 
     leaves = [t for t in net.tensors.values() if t.kind in ("input", "param")]
     shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
+    if kind == "derivative":
+        return _compile_derivative(net, of, wrt, sizes, dtype, shapes)
     with tracing(dtype.itemsize) as tape:
         env = placeholders(net, tape, sizes)
         if kind in ("derivative", "hvp"):
@@ -193,14 +195,7 @@ def compile_program(
         else:
             graph, out = net, of
         forward = graph.run_forward(env, sizes) if out is not None else None
-        if kind == "derivative":
-            structure = _derivative(net, graph, out, forward, of, wrt, sizes)
-            outputs = [f.array for t in structure.terms for f in t.factors]
-
-            def finish(arrays: list[np.ndarray]) -> Any:
-                return structure.with_arrays(arrays, dtype, owned)
-
-        elif kind == "hvp":
+        if kind == "hvp":
             result = graph.derivatives(out, wrt, forward)
             outputs = [result.jacobians[wrt[0]].array]
 
@@ -244,7 +239,39 @@ def _recompile(net: Network, recipe, sizes, dtype: str, memory_limit: int | None
     return net._compiled(kind, of, wrt, dict(sizes), np.dtype(dtype)).limited(memory_limit)
 
 
-def _derivative(net, graph, out, forward, of, wrt, sizes) -> LabeledTensor:
+def _compile_derivative(net, of, wrt, sizes, dtype, shapes) -> Compiled:
+    """A derivative of order ``len(wrt)``: the Jacobian by ``wrt[-1]`` of the
+    graph of the first ``len(wrt) − 1``, traced with the chain rule in reverse
+    and, where the result is wider than ``wrt[-1]``, forward too (``jacrev``
+    or ``jacfwd``); the program that makes fewer numbers is kept (forward wins
+    for a third derivative of a dense network, reverse where deltas keep the
+    reverse chain small)."""
+    graph, out = net.derivative_graph(of, wrt[:-1])
+    wide = math.prod(sizes[d] for d in graph.tensors[out].dims) if out is not None else 0
+    narrow = math.prod(sizes[d] for d in net.tensors[wrt[-1]].dims)
+    best = None
+    for mode in ("reverse", "forward") if wide > narrow else ("reverse",):
+        with tracing(dtype.itemsize) as tape:
+            env = placeholders(net, tape, sizes)
+            forward = graph.run_forward(env, sizes) if out is not None else None
+            structure = _derivative(net, graph, out, forward, of, wrt, sizes, mode)
+            outputs = [f.array for t in structure.terms for f in t.factors]
+        program = tape.program(outputs)
+        work = sum(math.prod(program.shapes[step.out]) for step in program.steps)
+        if best is None or work < best[0]:
+            best = (work, program, structure)
+    _, program, structure = best
+    owned = program.fresh  # which results are new arrays (no copy in .array)
+
+    def finish(arrays: list[np.ndarray]) -> Any:
+        return structure.with_arrays(arrays, dtype, owned)
+
+    what = _what("derivative", of, wrt)
+    recipe = ("derivative", of, wrt)
+    return Compiled(net, shapes, sizes, program, _cast(finish, dtype), what, dtype, recipe)
+
+
+def _derivative(net, graph, out, forward, of, wrt, sizes, mode: str) -> LabeledTensor:
     """The last Jacobian of a derivative of order ``len(wrt)``, structured, its
     axes named after dims (primed where they repeat)."""
     from .chain import axis_names
@@ -256,11 +283,6 @@ def _derivative(net, graph, out, forward, of, wrt, sizes) -> LabeledTensor:
         return LabeledTensor.zeros(
             indices, {i: sizes[d] for i, d in zip(indices, dims, strict=True)}
         )
-    # The last Jacobian forward where its result is wider than what it is by
-    # (a third derivative's Hessian by a vector: jacfwd beats jacrev).
-    wide = math.prod(sizes[d] for d in graph.tensors[out].dims)
-    narrow = math.prod(sizes[d] for d in net.tensors[wrt[-1]].dims)
-    mode = "forward" if wide > narrow else "reverse"
     result = graph.derivatives(out, [wrt[-1]], forward, structured=True, mode=mode)
     structure = result.jacobians[wrt[-1]]
     structure = structure.smallest().rename(indices)
