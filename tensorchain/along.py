@@ -42,7 +42,8 @@ def softmax(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     with np.errstate(all="ignore"):
         e = np.exp(x - np.where(np.isfinite(top), top, 0.0))
         p = e / np.sum(e, axis=axes, keepdims=True)
-    if np.isposinf(top).any():  # the limit: one-hot at a single +inf entry
+    # The limit: one-hot at a single +inf entry (real values only).
+    if not np.iscomplexobj(top) and np.isposinf(top).any():
         hit = x == np.inf
         one = np.sum(hit, axis=axes, keepdims=True) == 1
         p = np.where(np.isposinf(top), np.where(one, hit.astype(p.dtype), np.nan), p)
@@ -54,7 +55,8 @@ def log_softmax(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     with np.errstate(all="ignore"):
         shifted = x - np.where(np.isfinite(top), top, 0.0)
         y = shifted - np.log(np.sum(np.exp(shifted), axis=axes, keepdims=True))
-    if np.isposinf(top).any():  # the limit: 0 at a single +inf entry, -inf elsewhere
+    # The limit: 0 at a single +inf entry, -inf elsewhere (real values only).
+    if not np.iscomplexobj(top) and np.isposinf(top).any():
         hit = x == np.inf
         one = np.sum(hit, axis=axes, keepdims=True) == 1
         y = np.where(np.isposinf(top), np.where(one, np.where(hit, 0.0, -np.inf), np.nan), y)
@@ -75,7 +77,7 @@ def softmax_from_lse(x: np.ndarray, lse: np.ndarray, axes: tuple[int, ...]) -> n
     lse = np.expand_dims(lse, axes)
     with np.errstate(all="ignore"):
         p = np.exp(x - lse)
-    if np.isposinf(lse).any():
+    if not np.iscomplexobj(lse) and np.isposinf(lse).any():
         hit = x == np.inf
         one = np.sum(hit, axis=axes, keepdims=True) == 1
         p = np.where(np.isposinf(lse), np.where(one, hit.astype(p.dtype), np.nan), p)

@@ -340,3 +340,15 @@ def test_a_products_vector_is_checked_like_the_values():
         net.hvp("C", ["W", "b"], np.ones(3), vals)
     with pytest.raises(tc.ValuesError, match=r"the Gauss–Newton vector is complex"):
         net.gnvp("C", "a", "W", 1j * np.ones((4, 3)), vals)
+
+
+def test_functions_along_indices_of_complex_values():
+    """softmax, log_softmax and logsumexp of complex values (once a TypeError:
+    the limit at +inf tested with np.isposinf, which complex values lack)."""
+    net = tc.parse(
+        "dim n = 3\nparam x[n]\np = softmax(x, n)\nq[i] = log_softmax(x[i], i)\n"
+        "r = sum(p * q)\nL = r + logsumexp(x[j], j)"
+    )
+    vals = {"x": np.array([0.3 + 0.2j, -0.5 + 0.1j, 1.0 - 0.3j])}
+    ref = tc.reshape_hessian(net, "L", "x", vals)
+    assert max_relative_error(net.hessian("L", "x", vals).array, ref) < 1e-12
