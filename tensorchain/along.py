@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import matrix
 from .backend import common, is_numpy, namespace
 
 # Limits at infinity, as JAX's logsumexp takes them: a slice is shifted by
@@ -177,6 +178,7 @@ _GENERIC = {
     "min_share": lambda xp, x, axes: _extreme_share_xp(xp, x, xp.min(x, axis=axes), axes),
     "max_along": lambda xp, x, axes: xp.max(x, axis=axes),
     "min_along": lambda xp, x, axes: xp.min(x, axis=axes),
+    **matrix.GENERIC,
 }
 
 
@@ -207,6 +209,7 @@ class AlongFunction:
     symbol: str  # printed name: softmax, log softmax, ...
     tex: str
     internal: bool = False  # made by derivatives, not callable from the language
+    matrix: bool = False  # runs along two indices, the rows and columns of a matrix
 
 
 ALONG: dict[str, AlongFunction] = {
@@ -224,10 +227,26 @@ ALONG: dict[str, AlongFunction] = {
     "min_share": AlongFunction(
         "min_share", min_share, False, "argmin share", r"[\min]'", internal=True
     ),
+    # Matrix functions (tensorchain.matrix): rows and columns, every other index a batch.
+    "inv": AlongFunction("inv", matrix.inv_along, False, "inv", r"\mathrm{inv}", matrix=True),
+    "det": AlongFunction("det", matrix.det_along, True, "det", r"\det", matrix=True),
+    "logdet": AlongFunction(
+        "logdet", matrix.logdet_along, True, "logdet", r"\log\left|\det\right|", matrix=True
+    ),
+    "cholesky": AlongFunction(
+        "cholesky", matrix.cholesky_along, False, "cholesky", r"\mathrm{chol}", matrix=True
+    ),
+    "tril_half": AlongFunction(
+        "tril_half", matrix.tril_half_along, False, "Φ", r"\Phi", internal=True, matrix=True
+    ),
 }
 
-#: Names a spec may call.
-CALLABLE_ALONG = tuple(name for name, f in ALONG.items() if not f.internal)
+#: Names a spec may call as functions along indices (the matrix functions are
+#: called through the language's matrix syntax).
+CALLABLE_ALONG = tuple(name for name, f in ALONG.items() if not f.internal and not f.matrix)
+
+#: Matrix functions a spec may call: ``inv(X[s, i, j], i, j)``, ``solve(A, b)``.
+MATRIX_FUNCTIONS = ("inv", "det", "logdet", "cholesky", "trace", "solve")
 
 #: Helpers generated code may call, by name (their source is copied in).
 HELPERS = {
@@ -243,5 +262,11 @@ HELPERS = {
         min_share,
         max_along,
         min_along,
+        matrix.inv_along,
+        matrix.det_along,
+        matrix.logdet_along,
+        matrix.cholesky_along,
+        matrix.tril_half_along,
+        matrix.solve_labeled,
     )
 }

@@ -194,7 +194,7 @@ def compile_program(
                 env[VECTOR] = tape.input(VECTOR, shape)
         else:
             graph, out = net, of
-        forward = graph.run_forward(env, sizes) if out is not None else None
+        forward = graph.run_forward(env, sizes, structured=True) if out is not None else None
         if kind == "hvp":
             result = graph.derivatives(out, wrt, forward)
             outputs = [result.jacobians[wrt[0]].array]
@@ -253,7 +253,7 @@ def _compile_derivative(net, of, wrt, sizes, dtype, shapes) -> Compiled:
     for mode in ("reverse", "forward") if wide > narrow else ("reverse",):
         with tracing(dtype.itemsize) as tape:
             env = placeholders(net, tape, sizes)
-            forward = graph.run_forward(env, sizes) if out is not None else None
+            forward = graph.run_forward(env, sizes, structured=True) if out is not None else None
             structure = _derivative(net, graph, out, forward, of, wrt, sizes, mode)
             outputs = [f.array for t in structure.terms for f in t.factors]
         program = tape.program(outputs)

@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from .along import ALONG
 from .graph import Graph, TensorInfo
 from .lower import (
     Along,
@@ -44,6 +45,7 @@ from .lower import (
     Map,
     Node,
     Product,
+    Solve,
     Sum,
     children,
     leaves,
@@ -99,6 +101,8 @@ def _with_children(node: Node, kids: Sequence[Node]) -> Node:
         )
     if isinstance(node, Map | Along):
         return replace(node, arg=kids[0])
+    if isinstance(node, Solve):
+        return replace(node, matrix=kids[0], rhs=kids[1])
     return node
 
 
@@ -248,6 +252,8 @@ def _vjp(
             return None
         coeff, factors = found
         return product(coeff, [cot, *factors], labels), labels, {}
+    if isinstance(node, Solve) or ALONG[node.func].matrix:
+        return _matrix_vjp(stmt, k, cot, out, taken)
     assert isinstance(node, Along)
     rest = out + tuple(lab for lab in child.labels if lab not in node.axes)
     if node.func == "softmax":  # y (g − Σ_A g y)
@@ -265,6 +271,63 @@ def _vjp(
     else:  # the share itself is piecewise constant
         return None
     return vjp, labels, {}
+
+
+def _matrix_vjp(stmt: Lowered, k: int, cot: Node, out: tuple[str, ...], taken: set[str]):
+    """The VJPs of the matrix functions, written with matrix functions and
+    products (tensorchain.matrix_rules has the same derivatives as local
+    Jacobians): Ȳ ↦ −Yᵀ Ȳ Yᵀ for the inverse, l̄ X⁻ᵀ for logdet (times det
+    for det), L⁻ᵀ Φ(Lᵀ L̄) L⁻¹ symmetrised for the Cholesky factor, and for
+    x = A⁻¹ b, b̄ = A⁻ᵀ x̄ (a solve with the matrix read transposed) and
+    Ā = −b̄ xᵀ."""
+    node = stmt.root
+    pos = stmt.pos
+    y = Leaf(stmt.target, node.labels, pos)
+    if isinstance(node, Solve):
+        bbar = Solve(node.matrix, cot, node.col, node.row)  # A⁻ᵀ x̄
+        if k == 1:
+            return bbar, out + node.rhs.labels, {}
+        labels = out + node.matrix.labels
+        return product(-1.0, [bbar, y], labels), labels, {}
+    child = node.arg
+    row, col = node.axes
+    labels = out + child.labels
+
+    def on(mapping: dict[str, str]) -> tuple[str, ...]:
+        return tuple(mapping.get(lab, lab) for lab in child.labels)
+
+    def inverse(arg: Node, axes: tuple[str, str]) -> Node:
+        return Along("inv", arg, axes, arg.labels, ())
+
+    if node.func == "tril_half":  # linear and self-adjoint
+        return Along("tril_half", cot, (row, col), cot.labels, ()), labels, {}
+    if node.func in ("det", "logdet"):  # X⁻ᵀ: the inverse of X read transposed
+        transposed = inverse(relabel(child, {row: col, col: row}), (col, row))
+        factors = [cot, y, transposed] if node.func == "det" else [cot, transposed]
+        return product(1.0, factors, labels), labels, {}
+    p, q = _fresh_label(row, taken), _fresh_label(col, taken)
+    copies = {p: row, q: col}
+    if node.func == "inv":  # −Σ Y[p, r] Ȳ[p, q] Y[c, q]
+        factors = [
+            relabel(cot, {row: p, col: q}),
+            Leaf(stmt.target, on({row: p, col: row}), pos),
+            Leaf(stmt.target, on({row: col, col: q}), pos),
+        ]
+        return product(-1.0, factors, labels), labels, copies
+    assert node.func == "cholesky"
+    i = _fresh_label(row, taken)
+    copies[i] = row
+    inner = out + on({row: p, col: q})  # Lᵀ L̄ [p, q]
+    lt_lbar = product(
+        1.0, [Leaf(stmt.target, on({row: i, col: p}), pos), relabel(cot, {row: i, col: q})], inner
+    )
+    phi = Along("tril_half", lt_lbar, (p, q), inner, ())
+    terms = []
+    for a, b in ((row, col), (col, row)):  # S and Sᵀ: L⁻ᵀ Φ L⁻¹ and its transpose
+        left = inverse(Leaf(stmt.target, on({row: p, col: a}), pos), (p, a))
+        right = inverse(Leaf(stmt.target, on({row: q, col: b}), pos), (q, b))
+        terms.append((0.5, product(1.0, [left, phi, right], labels)))
+    return Sum(tuple(terms), labels), labels, copies
 
 
 def derivative_graph(graph: Graph, of: str, wrt: str) -> tuple[Graph, str | None]:

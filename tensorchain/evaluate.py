@@ -9,10 +9,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .along import ALONG, on_any_library
-from .backend import common, is_numpy, namespace
+from .backend import common, is_numpy, namespace, to_numpy
+from .errors import ValuesError
 from .functions import ELEMENTWISE
 from .labeled import Factor, LabeledTensor, Term
-from .lower import Along, Const, Delta, Leaf, Lowered, Map, Node, Product, Sum
+from .lower import Along, Const, Delta, Leaf, Lowered, Map, Node, Product, Solve, Sum, base_label
+from .matrix import solve_any
 from .plan import contract
 from .program import apply, is_fresh
 from .rules import dense, factor_terms, multiply, name_of
@@ -128,6 +130,7 @@ def evaluate_node(
     env: Mapping[str, np.ndarray],
     sizes: dict[str, int],
     out: dict[int, np.ndarray],
+    context: str = "",
 ) -> np.ndarray:
     """The value of ``node`` (axes in ``node.labels`` order); every node's value
     is also stored in ``out`` under ``id(node)`` for the derivative rules.
@@ -140,7 +143,7 @@ def evaluate_node(
     elif isinstance(node, Delta):
         value = None  # symbolic: a product that holds it is structured
     elif isinstance(node, Map):
-        arg = dense(evaluate_node(node.arg, env, sizes, out))
+        arg = dense(evaluate_node(node.arg, env, sizes, out, context))
         fn = ELEMENTWISE[node.func]
         value = apply(
             functools.partial(fn.value, p=node.param),
@@ -150,18 +153,39 @@ def evaluate_node(
             code=lambda a, fn=fn, p=node.param: fn.source(a[0], p),
         )
     elif isinstance(node, Along):
-        arg = dense(evaluate_node(node.arg, env, sizes, out))
+        arg = dense(evaluate_node(node.arg, env, sizes, out, context))
         fn = ALONG[node.func].value
         axes = tuple(node.arg.labels.index(lab) for lab in node.axes)
+        run = functools.partial(on_any_library(fn), axes=axes)
+        if ALONG[node.func].matrix:
+            run = checked_matrix(run, node.func, node.arg, axes, context)
         value = apply(
-            functools.partial(on_any_library(fn), axes=axes),
+            run,
             arg,
             shape=shape,
             fresh=True,
             code=lambda a, fn=fn, axes=axes: f"{fn.__name__}({a[0]}, {axes})",
         )
+    elif isinstance(node, Solve):
+        a = dense(evaluate_node(node.matrix, env, sizes, out, context))
+        b = dense(evaluate_node(node.rhs, env, sizes, out, context))
+        plan = solve_plan(node, sizes)
+        run = checked_matrix(
+            functools.partial(solve_any, **plan), "solve", node.matrix, plan["a_perm"][-2:], context
+        )
+        value = apply(
+            run,
+            a,
+            b,
+            shape=shape,
+            fresh=True,
+            code=lambda args, p=plan: (
+                f"solve_labeled({args[0]}, {args[1]}, {p['a_perm']}, {p['b_perm']},"
+                f" {p['view']}, {p['out_perm']})"
+            ),
+        )
     elif isinstance(node, Product):
-        operands = [(evaluate_node(f, env, sizes, out), f.labels) for f in node.factors]
+        operands = [(evaluate_node(f, env, sizes, out, context), f.labels) for f in node.factors]
         scale = node.coeff / float(math.prod(sizes[m] for m in node.mean_over))
         if any(
             isinstance(f, Delta) or isinstance(v, LabeledTensor)
@@ -171,7 +195,7 @@ def evaluate_node(
         else:
             value = contract(operands, node.labels, sizes, scale=scale)
     else:
-        parts = [evaluate_node(t, env, sizes, out) for _, t in node.terms]
+        parts = [evaluate_node(t, env, sizes, out, context) for _, t in node.terms]
         if any(isinstance(p, LabeledTensor) for p in parts):
             value = _structured_sum(node, parts, sizes)
         else:
@@ -184,6 +208,61 @@ def evaluate_node(
             )
     out[id(node)] = value
     return value
+
+
+def solve_plan(node: Solve, sizes: dict[str, int]) -> dict[str, tuple]:
+    """How :func:`tensorchain.matrix.solve_labeled` lays out ``node``'s arrays:
+    the matrix as (batch…, rows, columns), the right side as (batch…, rows,
+    rest…) viewed as (batch…, rows, k), the result back in ``node.labels``."""
+    a_labels, b_labels = node.matrix.labels, node.rhs.labels
+    batch = [lab for lab in b_labels if lab in a_labels and lab not in (node.row, node.col)]
+    rest = [lab for lab in b_labels if lab not in batch and lab != node.row]
+    a_perm = tuple(a_labels.index(lab) for lab in (*batch, node.row, node.col))
+    b_perm = tuple(b_labels.index(lab) for lab in (*batch, node.row, *rest))
+    k = math.prod(sizes[lab] for lab in rest)
+    view = (*(sizes[lab] for lab in batch), sizes[node.row], k)
+    solved = [*batch, node.col, *rest]
+    out_perm = tuple(solved.index(lab) for lab in node.labels)
+    return {"a_perm": a_perm, "b_perm": b_perm, "view": view, "out_perm": out_perm}
+
+
+def checked_matrix(run, func: str, arg: Node, axes: tuple[int, ...], context: str):
+    """``run`` with a singular (or, for ``cholesky``, not positive definite)
+    matrix reported as a :class:`ValuesError` naming the function, its
+    argument, the statement and the first batch entry that fails."""
+
+    def checked(*arrays):
+        try:
+            return run(*arrays)
+        except Exception as err:  # numpy's LinAlgError, or another library's
+            if "linalg" not in type(err).__name__.lower() and "singular" not in str(err):
+                raise
+            raise ValuesError(matrix_message(func, arg, axes, arrays[0], context)) from None
+
+    return checked
+
+
+def matrix_message(func: str, arg: Node, axes: tuple[int, ...], array, context: str) -> str:
+    matrices = np.moveaxis(np.asarray(to_numpy(array)), axes, (-2, -1))
+    problem = "not positive definite" if func == "cholesky" else "singular"
+    batch = [base_label(lab) for k, lab in enumerate(arg.labels) if k not in axes]
+    entry = ""
+    for index in np.ndindex(*matrices.shape[:-2]):
+        try:
+            (np.linalg.cholesky if func == "cholesky" else np.linalg.inv)(matrices[index])
+        except np.linalg.LinAlgError:
+            if index:
+                entry = " at " + ", ".join(f"{b}={i}" for b, i in zip(batch, index, strict=True))
+            break
+    where = f" ({context})" if context else ""
+    fix = (
+        "cholesky needs a symmetric positive definite matrix; add a multiple of the"
+        " identity (e.g. + 1e-6 * delta[i, j]) or check the values"
+        if func == "cholesky"
+        else f"{func} needs an invertible matrix; check the values, or regularise it"
+        " (e.g. + 1e-6 * delta[i, j])"
+    )
+    return f"{func} of {name_of(arg)}{where}: the matrix{entry} is {problem}; {fix}"
 
 
 def _structured_product(
@@ -221,7 +300,8 @@ def evaluate_statement(
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """The value of ``stmt.target`` and of every node of the statement."""
     values: dict[int, np.ndarray] = {}
-    result = evaluate_node(stmt.root, env, sizes, values)
+    context = f"line {stmt.pos.line}: {stmt.text}" if stmt.text else f"line {stmt.pos.line}"
+    result = evaluate_node(stmt.root, env, sizes, values, context)
     if isinstance(result, LabeledTensor):  # a derivative's structured value
         return result if result.indices == stmt.labels else result.rename(stmt.labels), values
     if is_fresh(result):

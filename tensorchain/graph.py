@@ -83,16 +83,23 @@ class Graph:
         """The size of every index label in ``target``'s statement, given dim sizes."""
         return {lab: sizes[d] for lab, d in self.label_dims[target].items()}
 
-    def run_forward(self, env: dict[str, Any], sizes: dict[str, int]) -> Forward:
+    def run_forward(
+        self, env: dict[str, Any], sizes: dict[str, int], structured: bool = False
+    ) -> Forward:
         """Evaluate every statement on ``env`` (inputs and params), keeping the
-        value of every node for the derivative rules."""
+        value of every node for the derivative rules. A statement that holds a
+        Kronecker delta is dense (a ``diag``) unless ``structured``, which a
+        derivative's graph asks for: its deltas then stay symbolic."""
         nodes = {}
         for t in self.tensors.values():
             if t.kind == "shift":
                 env[t.name] = shift_constant(*(sizes[d] for d in t.dims), *t.shift)
         for stmt in self.statements:
             label_sizes = self.label_sizes(stmt.target, sizes)
-            env[stmt.target], nodes[stmt.target] = evaluate_statement(stmt, env, label_sizes)
+            value, nodes[stmt.target] = evaluate_statement(stmt, env, label_sizes)
+            if not structured and isinstance(value, LabeledTensor):
+                value = value._dense()
+            env[stmt.target] = value
         return Forward(env, sizes, nodes)
 
     def local_jacobians(self, target: str, forward: Forward) -> dict[str, LabeledTensor]:

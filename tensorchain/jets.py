@@ -38,9 +38,18 @@ from .backend import to_numpy
 from .errors import DerivativeError, MemoryLimitError, PlanError, ValuesError
 from .graph import Graph
 from .limits import format_bytes, get_memory_limit
-from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Sum
+from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Solve, Sum
 
-Jet = dict[frozenset[int], np.ndarray]  # subset S -> ∂_S, axes: labels, then w_i for i in S
+Jet = dict[frozenset[int], np.ndarray]
+
+#: Functions along two indices, the rows and columns of a matrix (tensorchain.matrix_jets).
+MATRIX = (
+    "inv",
+    "det",
+    "logdet",
+    "cholesky",
+    "tril_half",
+)  # subset S -> ∂_S, axes: labels, then w_i for i in S
 
 
 def _polynomial_derivatives(first: list[float], r: int) -> np.polynomial.Polynomial:
@@ -323,7 +332,14 @@ def _node(node: Node, tensors: dict[str, Jet], sizes: dict[str, int], jets: _Jet
         return _sum(node, [_node(t, tensors, sizes, jets) for _, t in node.terms], sizes, jets)
     if isinstance(node, Map):
         return _compose(node.func, _node(node.arg, tensors, sizes, jets), node.param, jets)
+    from . import matrix_jets  # the matrix functions' identities (it imports this module)
+
+    if isinstance(node, Solve):
+        a, b = (_node(c, tensors, sizes, jets) for c in (node.matrix, node.rhs))
+        return matrix_jets.solve(node, a, b, jets)
     assert isinstance(node, Along)
+    if node.func in MATRIX:
+        return matrix_jets.matrix(node, _node(node.arg, tensors, sizes, jets), jets)
     return _along(node, _node(node.arg, tensors, sizes, jets), sizes, jets)
 
 

@@ -24,11 +24,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import limits
-from .along import ALONG, CALLABLE_ALONG
+from .along import ALONG, CALLABLE_ALONG, MATRIX_FUNCTIONS
 from .errors import ShapeError, SpecError
 from .functions import CALLABLE, ELEMENTWISE, REDUCTIONS
 from .losses import LOSSES, expand_all, expand_loss, uses_loss
 from .spec import Assign, BinOp, Call, Expr, Neg, Num, Pos, Program, Ref, show
+
+#: The built-in Kronecker delta, ``delta[i, j]`` (a reserved tensor name).
+DELTA = "delta"
 
 
 class SpecWarning(UserWarning):
@@ -101,7 +104,25 @@ class Delta:
     labels: tuple[str, str]
 
 
-Node = Leaf | Const | Product | Sum | Map | Along | Delta
+@dataclass(frozen=True, eq=False)
+class Solve:
+    """``A⁻¹ b`` with ``A`` = ``matrix`` along its rows ``row`` and columns
+    ``col`` (every other index of it a batch index that ``rhs`` carries too):
+    ``x[.., col, ..] = Σ_row A⁻¹[col, row] b[.., row, ..]``. Its labels are
+    ``rhs``'s with ``row`` replaced by ``col``. Computed by an LU solve, never
+    forming ``A⁻¹`` (see :mod:`tensorchain.matrix`)."""
+
+    matrix: Node
+    rhs: Node
+    row: str
+    col: str
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.col if lab == self.row else lab for lab in self.rhs.labels)
+
+
+Node = Leaf | Const | Product | Sum | Map | Along | Delta | Solve
 
 
 def children(node: Node) -> tuple[Node, ...]:
@@ -112,6 +133,8 @@ def children(node: Node) -> tuple[Node, ...]:
         return tuple(t for _, t in node.terms)
     if isinstance(node, Map | Along):
         return (node.arg,)
+    if isinstance(node, Solve):
+        return (node.matrix, node.rhs)
     return ()
 
 
@@ -157,6 +180,9 @@ def relabel(node: Node, mapping: dict[str, str]) -> Node:
     if isinstance(node, Delta):
         a, b = r(node.labels)
         return Delta((a, b))
+    if isinstance(node, Solve):
+        matrix, rhs = relabel(node.matrix, mapping), relabel(node.rhs, mapping)
+        return Solve(matrix, rhs, mapping.get(node.row, node.row), mapping.get(node.col, node.col))
     return node
 
 
@@ -330,6 +356,8 @@ class _Lowering:
         return Map("pow", base, p)
 
     def ref(self, e: Ref) -> Node:
+        if e.name == DELTA and e.name not in self.axes:
+            return self.delta(e)
         if e.name not in self.axes:
             raise self.fail(self._undeclared(e.name), e.pos)
         axes = self.axes[e.name]
@@ -357,6 +385,21 @@ class _Lowering:
             return Product(1.0, (leaf,), tuple(dict.fromkeys(labels)))
         return leaf
 
+    def delta(self, e: Ref) -> Node:
+        """``delta[i, j]``: the Kronecker delta, symbolic in every derivative."""
+        if e.indices is None or len(e.indices) != 2 or not self.index_form:
+            raise self.fail(
+                "delta is the Kronecker delta (the identity matrix): write it with two"
+                " indices in an index-form statement, e.g. D[i, j] = v[i] * delta[i, j]",
+                e.pos,
+            )
+        i, j = (index.name for index in e.indices)
+        if i == j:
+            raise self.fail(
+                f"delta[{i}, {i}] is 1 for every {i}: write 1, or use two indices", e.pos
+            )
+        return Delta((i, j))
+
     def _undeclared(self, name: str) -> str:
         if name == self.assign.target:
             return (
@@ -373,7 +416,9 @@ class _Lowering:
     def call(self, e: Call) -> Node:
         if e.func in LOSSES:
             return self.lower(expand_loss(e, self.fail))
-        known = (*CALLABLE, *REDUCTIONS, *CALLABLE_ALONG, *LOSSES)
+        if e.func in MATRIX_FUNCTIONS:
+            return self.matrix_call(e)
+        known = (*CALLABLE, *REDUCTIONS, *CALLABLE_ALONG, *MATRIX_FUNCTIONS, *LOSSES)
         if e.func not in known:
             close = difflib.get_close_matches(e.func, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
@@ -413,6 +458,93 @@ class _Lowering:
         arg = self.local(arg, axes)
         bound = tuple(f"{base_label(lab)}@{self.scopes}" for lab in axes)
         return self.renumber(Along(e.func, arg, bound, kept, names))
+
+    def matrix_call(self, e: Call) -> Node:
+        """``inv``, ``det``, ``logdet``, ``cholesky``, ``trace`` of a matrix and
+        ``solve(A, b)``: along two named indices (the rows, then the columns),
+        or the last two axes when none are named."""
+        count = 2 if e.func == "solve" else 1
+        example = (
+            "x[j] = solve(A[i, j], b[i], i, j)"
+            if e.func == "solve"
+            else f"Y[s, i, j] = {e.func}(X[s, i, j], i, j)"
+        )
+        if len(e.args) < count:
+            takes = "a matrix and a right side" if count == 2 else "a matrix"
+            raise self.fail(f"{e.func} takes {takes}, e.g. {example}", e.pos)
+        operands = [self.lower(a) for a in e.args[:count]]
+        names = tuple(self.axis_name(a, e) for a in e.args[count:])
+        matrix = operands[0]
+        what = show(e.args[0])
+        if names and len(names) != 2:
+            raise self.fail(
+                f"{e.func} runs along two indices, the rows and the columns; {len(names)}"
+                f" named in {show(e)}, e.g. {example}",
+                e.pos,
+            )
+        if names and not self.index_form:
+            raise self.fail(
+                f"in whole-tensor form {e.func} takes the last two axes as the matrix;"
+                f" to name the rows and columns write the statement in index form, e.g."
+                f" {example}",
+                e.pos,
+            )
+        if names:
+            row, col = self.resolve_axes(matrix, names, e)
+        elif len(matrix.labels) < 2:
+            raise self.fail(
+                f"{e.func} needs a matrix, but {what} has {len(matrix.labels)} axes;"
+                f" e.g. {example}",
+                e.pos,
+                ShapeError,
+            )
+        else:
+            row, col = matrix.labels[-2:]
+        names = names or ((base_label(row), base_label(col)) if self.index_form else ())
+        if e.func == "solve":
+            return self.solve(e, matrix, operands[1], row, col)
+        if e.func in ("inv", "cholesky"):
+            return Along(e.func, matrix, (row, col), matrix.labels, names)
+        kept = tuple(lab for lab in matrix.labels if lab not in (row, col))
+        arg = self.local(matrix, (row, col))
+        r, c = (f"{base_label(lab)}@{self.scopes}" for lab in (row, col))
+        if e.func == "trace":  # Σ_i X[i, i]: the deltas of a trace stay symbolic
+            return self.renumber(Product(1.0, (arg, Delta((r, c))), kept))
+        return self.renumber(Along(e.func, arg, (r, c), kept, names))
+
+    def solve(self, e: Call, matrix: Node, rhs: Node, row: str, col: str) -> Node:
+        what, where = show(e.args[0]), show(e.args[1])
+        if not self.index_form:
+            if len(matrix.labels) != 2 or len(rhs.labels) not in (1, 2):
+                raise self.fail(
+                    f"in whole-tensor form solve takes an n×n matrix and a right side of n"
+                    f" or n×k entries, but {what} has {len(matrix.labels)} axes and {where}"
+                    f" {len(rhs.labels)}; for batches use index form, e.g."
+                    " x[s, j] = solve(A[s, i, j], b[s, i], i, j)",
+                    e.pos,
+                    ShapeError,
+                )
+            self.scopes += 1
+            r, c, k = (f"{x}@{self.scopes}" for x in ("r", "c", "k"))
+            matrix = relabel(matrix, dict(zip(matrix.labels, (r, c), strict=True)))
+            rhs = relabel(rhs, dict(zip(rhs.labels, (r, k)[: len(rhs.labels)], strict=True)))
+            return self.renumber(Solve(matrix, rhs, r, c))
+        if row not in rhs.labels or col in rhs.labels:
+            raise self.fail(
+                f"solve({what}, {where}, {base_label(row)}, {base_label(col)}): the right side"
+                f" is indexed by the rows ({base_label(row)}) and not by the columns"
+                f" ({base_label(col)}), which index the result: A[i, j] x[j] = b[i]",
+                e.pos,
+            )
+        batch = [lab for lab in matrix.labels if lab not in (row, col)]
+        missing = [lab for lab in batch if lab not in rhs.labels]
+        if missing:
+            raise self.fail(
+                f"solve: the index {base_label(missing[0])!r} of {what} must index the right"
+                f" side {where} too (a batch of systems, one per entry)",
+                e.pos,
+            )
+        return Solve(matrix, rhs, row, col)
 
     def reduce(self, func: str, arg: Node, axes: Sequence[str]) -> Node:
         """``sum`` or ``mean`` of ``arg`` over ``axes`` (bound here)."""
@@ -653,6 +785,9 @@ def show_lowered(
             return f"{node.func}({show(node.arg, 0, False)})"
         if isinstance(node, Along):
             return f"{node.func}({show(node.arg, 0, False)}, {', '.join(map(name, node.axes))})"
+        if isinstance(node, Solve):
+            args = f"{show(node.matrix, 0, False)}, {show(node.rhs, 0, False)}"
+            return f"solve({args}, {name(node.row)}, {name(node.col)})"
         if isinstance(node, Product):
             parts = [show(f, 2, False) for f in node.factors]
             if node.coeff != 1.0 or not parts:

@@ -24,7 +24,7 @@ from .errors import (
 from .finite import check_results
 from .graph import Forward, Graph, TensorInfo
 from .labeled import LabeledTensor
-from .lower import lower
+from .lower import DELTA, lower
 from .products import MAX_NORM, VECTOR
 from .shapes import Binding, bind_labels, value_sizes
 from .shift import shift_sizes
@@ -75,6 +75,12 @@ class Network(Graph):
     # --- building ---
 
     def _check_new(self, name: str, pos: Pos) -> None:
+        if name == DELTA:
+            raise self.program.error(
+                "'delta' is the built-in Kronecker delta (delta[i, j]); give this tensor"
+                " another name",
+                pos,
+            )
         if name in self.tensors:
             old = self.tensors[name]
             raise self.program.error(

@@ -150,7 +150,7 @@ def build_gnvp(
     graph, g = net.derivative_graph(loss, (out,))
     leaves = {t.name for t in graph.tensors.values() if t.kind in ("input", "param")}
     gforward = graph.run_forward(
-        {n: v for n, v in forward.values.items() if n in leaves}, forward.sizes
+        {n: v for n, v in forward.values.items() if n in leaves}, forward.sizes, structured=True
     )
     H = graph.derivatives(g, [out], gforward, structured=True).jacobians[out]
     o = [f"o{k}" for k in range(rank)]

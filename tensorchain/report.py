@@ -216,7 +216,7 @@ def hessian_report(
     lines.append(f"  {sizes_text(H)}")
     if g is not None:
         with tracing() as tape:  # the formula's structure only: nothing is computed
-            forward = graph.run_forward(placeholders(net, tape, sizes), sizes)
+            forward = graph.run_forward(placeholders(net, tape, sizes), sizes, structured=True)
             result = graph.derivatives(g, [wrt2], forward)
         d = Derivation(graph, g, wrt2, result, sizes)
         formula = f"{_lhs(d, (of, wrt, wrt2), net)} = {str(d).split(' = ', 1)[1]}"

@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import matrix_jets
 from .backend import to_numpy
 from .compiled import dtype_of
 from .errors import MemoryLimitError, PlanError
+from .jets import MATRIX, _Jets
 from .jets import derivative as nth_derivative
 from .limits import format_bytes, get_memory_limit
-from .lower import Along, Const, Leaf, Map, Node, Product, Sum, children
+from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Solve, Sum, children
 
 if TYPE_CHECKING:
     from .network import Forward, Network
@@ -56,6 +58,8 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
     if isinstance(node, Map):  # f' from the reference's own table, not the registry's
         df = nth_derivative(node.func, 1, child_value, node.param)
         return np.diag(np.zeros(child_value.size) if df is None else np.ravel(df))
+    if isinstance(node, Solve) or (isinstance(node, Along) and node.func in MATRIX):
+        return _matrix_function(node, k, values)
     if isinstance(node, Along):
         return _along_matrix(node, child_value, values[id(node)])
     # The identity on the child's entries, one np.eye per axis, in its place.
@@ -66,7 +70,11 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
     ]
     if isinstance(node, Product):
         coeff = node.coeff / float(math.prod(sizes[m] for m in node.mean_over))
-        operands += [(values[id(f)], f.labels) for j, f in enumerate(node.factors) if j != k]
+        operands += [
+            (np.eye(sizes[f.labels[0]]) if isinstance(f, Delta) else values[id(f)], f.labels)
+            for j, f in enumerate(node.factors)
+            if j != k
+        ]
     else:
         coeff = node.terms[k][0]
         present = set(child.labels)
@@ -74,6 +82,29 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
     if not operands:  # a scalar times a scalar: the derivative is the coefficient
         return np.full((n_node, child_value.size), coeff)
     return coeff * _einsum(operands, (*node.labels, *new)).reshape(n_node, child_value.size)
+
+
+def _matrix_function(node: Along | Solve, k: int, values: dict[int, np.ndarray]) -> np.ndarray:
+    """d node / d children(node)[k] of a matrix function, from the reference's
+    jets of its defining identity (:mod:`tensorchain.matrix_jets`)."""
+    kids = children(node)
+    shapes = {"·": np.shape(values[id(kids[k])])}
+    jets = _Jets(["·"], shapes)
+    seeded = []
+    for j, kid in enumerate(kids):
+        value = np.asarray(values[id(kid)], dtype=np.result_type(values[id(kid)], float))
+        jet = {frozenset(): value}
+        if j == k:
+            jet[frozenset([0])] = np.eye(value.size).reshape(value.shape * 2)
+        seeded.append(jet)
+    if isinstance(node, Solve):
+        out = matrix_jets.solve(node, *seeded, jets)
+    else:
+        out = matrix_jets.matrix(node, seeded[0], jets)
+    size = int(np.prod(shapes["·"]))
+    found = out.get(frozenset([0]))
+    rows = int(np.prod(np.shape(out[frozenset()])))
+    return np.zeros((rows, size)) if found is None else found.reshape(rows, size)
 
 
 def _along_matrix(node: Along, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -126,7 +157,8 @@ def _is_identity(node: Node, k: int) -> bool:
 def statement_matrices(net: Network, target: str, forward: Forward) -> dict[str, np.ndarray]:
     """d target / d operand as dense matrices, for each tensor the statement uses."""
     stmt = next(s for s in net.statements if s.target == target)
-    values = forward.nodes[target]
+    # A node holding a Kronecker delta keeps a structured value: dense here.
+    values = {k: v.array if hasattr(v, "terms") else v for k, v in forward.nodes[target].items()}
     sizes = net.label_sizes(target, forward.sizes)
     size = forward.values[target].size
     out: dict[str, np.ndarray] = {}
@@ -140,7 +172,7 @@ def statement_matrices(net: Network, target: str, forward: Forward) -> dict[str,
             out[node.name] = out.get(node.name, 0) + matrix
             continue
         for k, child in enumerate(children(node)):
-            if isinstance(child, Const):
+            if isinstance(child, Const | Delta):
                 continue
             if adjoint is None and _is_identity(node, k):
                 stack.append((child, None))

@@ -26,7 +26,7 @@ from .along import ALONG, on_any_library
 from .errors import DerivativeError
 from .functions import ELEMENTWISE, PIECEWISE_CONSTANT
 from .labeled import Factor, LabeledTensor, Term, fresh
-from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Sum, children
+from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Solve, Sum, children
 from .program import apply
 
 Values = dict[int, np.ndarray]  # id(node) -> value
@@ -48,7 +48,10 @@ def name_of(node: Node) -> str:
             return f"1/{name_of(node.arg)}"
         return f"{node.func}({name_of(node.arg)})"
     if isinstance(node, Along):
-        return f"{node.func}({name_of(node.arg)}, {', '.join(node.names)})"
+        axes = "".join(f", {n}" for n in node.names)
+        return f"{node.func}({name_of(node.arg)}{axes})"
+    if isinstance(node, Solve):
+        return f"solve({name_of(node.matrix)}, {name_of(node.rhs)})"
     if isinstance(node, Product):
         factors = [name_of(f) for f in node.factors]
         if node.coeff != 1.0 or not factors:
@@ -86,6 +89,8 @@ def tex_of(node: Node) -> str:
     if isinstance(node, Along):
         below = ",".join(tex_name(n) for n in node.names)
         return rf"{ALONG[node.func].tex}_{{{below}}}\left({tex_of(node.arg)}\right)"
+    if isinstance(node, Solve):
+        return rf"\left({tex_of(node.matrix)}\right)^{{-1}} {tex_of(node.rhs)}"
     if isinstance(node, Product):
         factors = [tex_of(f) for f in node.factors]
         if node.coeff != 1.0 or not factors:
@@ -195,6 +200,8 @@ def map_rule(node: Map, k: int, values: Values, sizes: dict[str, int]):
 
 def along_rule(node: Along, k: int, values: Values, sizes: dict[str, int]):
     """See :mod:`tensorchain.along`: sums of terms with deltas on the other indices."""
+    if ALONG[node.func].matrix:
+        return matrix_rule(node, k, values, sizes)
     arg = node.arg
     indices, sizes, deltas = _axes(node, arg, sizes)
     if node.func in ("max_share", "min_share"):  # piecewise constant: zero
@@ -240,7 +247,16 @@ def along_rule(node: Along, k: int, values: Values, sizes: dict[str, int]):
     return LabeledTensor(indices, sizes, terms)
 
 
-RULES: dict[type, Rule] = {Product: product_rule, Sum: sum_rule, Map: map_rule, Along: along_rule}
+# The matrix functions' rules use this module's helpers (hence imported last).
+from .matrix_rules import matrix_rule, solve_rule  # noqa: E402
+
+RULES: dict[type, Rule] = {
+    Product: product_rule,
+    Sum: sum_rule,
+    Map: map_rule,
+    Along: along_rule,
+    Solve: solve_rule,
+}
 
 
 def local_rule(node: Node, k: int, values: Values, sizes: dict[str, int]) -> LabeledTensor:

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from .along import ALONG
 from .errors import ShapeError
-from .lower import Lowered, base_label, leaves
+from .lower import Along, Delta, Lowered, Solve, base_label, leaves, walk
 from .spec import Pos, Program
 
 
@@ -65,7 +66,54 @@ def bind_labels(
                     " elementwise operations need equal shapes"
                 )
             raise program.error(message, leaf.pos, ShapeError)
+    _bind_deltas(program, stmt, bound)
+    _check_square(program, stmt, bound, sizes)
     return bound
+
+
+def _bind_deltas(program: Program, stmt: Lowered, bound: dict[str, Binding]) -> None:
+    """An index only a Kronecker delta carries (``v[i] * delta[i, j]``) takes
+    the dim of the other."""
+    for node in walk(stmt.root):
+        if not isinstance(node, Delta):
+            continue
+        a, b = node.labels
+        if a not in bound and b not in bound:
+            raise program.error(
+                f"delta[{base_label(a)}, {base_label(b)}]: neither index indexes a tensor of"
+                " the statement, so their size is unknown; use one of them on a tensor",
+                stmt.pos,
+            )
+        if a not in bound:
+            bound[a] = bound[b]
+        elif b not in bound:
+            bound[b] = bound[a]
+
+
+def _check_square(
+    program: Program, stmt: Lowered, bound: dict[str, Binding], sizes: Mapping[str, int]
+) -> None:
+    """A matrix function needs a square matrix (and a delta two equal sizes)."""
+    for node in walk(stmt.root):
+        if isinstance(node, Solve):
+            pairs = [("solve", node.row, node.col)]
+        elif isinstance(node, Along) and ALONG[node.func].matrix:
+            pairs = [(node.func, *node.axes)]
+        elif isinstance(node, Delta):
+            pairs = [("delta", *node.labels)]
+        else:
+            continue
+        for func, row, col in pairs:
+            r, c = bound[row].dim, bound[col].dim
+            if r == c or r not in sizes or c not in sizes or sizes[r] == sizes[c]:
+                continue
+            what = "two indices of one size" if func == "delta" else "a square matrix"
+            raise program.error(
+                f"{func} needs {what}, but {base_label(row)} is {r}={sizes[r]} and"
+                f" {base_label(col)} is {c}={sizes[c]}",
+                stmt.pos,
+                ShapeError,
+            )
 
 
 def shape_text(dims: tuple[str, ...], sizes: Mapping[str, int]) -> str:

@@ -207,7 +207,7 @@ def test_every_statement_of_a_derivative_graph_evaluates_as_the_reference_does(n
     wrt = tuple(data.draw(st.sampled_from(targets)) for _ in range(2))
     graph, _ = network.derivative_graph(net.of, wrt)
     env = network._check_values(vals)
-    forward = graph.run_forward(dict(env), network.sizes(env))
+    forward = graph.run_forward(dict(env), network.sizes(env), structured=True)
     for stmt in graph.statements:
         value = forward.values[stmt.target]
         value = value.array if isinstance(value, tc.LabeledTensor) else np.asarray(value)

@@ -1,0 +1,118 @@
+"""Local derivatives of the matrix functions, kept as products of factors.
+
+With ``r, c`` the rows and columns of the matrix, primes the operand's axes,
+``B`` the batch indices (tied to the operand's by δ(B, B')):
+
+* ``Y = inv(X)``: ``dY[r, c]/dX[r', c'] = −Y[r, r'] Y[c', c]`` (two n × n
+  factors, never an n⁴ array; the Matrix Cookbook, eq. 59);
+* ``d = det(X)``: ``d · X⁻¹[c', r']`` (eq. 49); ``logdet``: ``X⁻¹[c', r']``
+  (eq. 57);
+* ``L = cholesky(X)``: ``½ Σ_p L[r, p] Φ[p, c] (L⁻¹[p, r'] L⁻¹[c, c'] +
+  L⁻¹[p, c'] L⁻¹[c, r'])``, ``Φ`` the lower triangle with the diagonal halved
+  (Murray 2016), symmetrised since the factor is of ``(X + Xᵀ)/2``;
+* ``x = solve(A, b)``: by ``b``, ``A⁻¹[c, r']``; by ``A``, ``−A⁻¹[c, r'] x[c']``.
+
+The inverses a rule needs are computed from the values when the rule is made
+(``A⁻¹`` once, an n × n array): a gradient through ``solve`` contracts it,
+as the closed forms do.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .along import on_any_library
+from .labeled import Factor, LabeledTensor, Term, fresh
+from .lower import Along, Solve, children
+from .matrix import inv_along
+from .program import apply
+from .rules import _axes, dense, name_of, tex_of
+
+
+def _inverse(array, labels: tuple[str, ...], row: str, col: str, sizes: dict[str, int]):
+    """The inverse of each matrix of ``array`` (axes ``labels``), in place of it."""
+    axes = (labels.index(row), labels.index(col))
+    run = functools.partial(on_any_library(inv_along), axes=axes)
+    shape = [sizes[lab] for lab in labels]
+    code = lambda a: f"inv_along({a[0]}, {axes})"  # noqa: E731
+    return apply(run, array, shape=shape, fresh=True, code=code)
+
+
+def _mask(n: int) -> np.ndarray:
+    """Φ's weights: 1 below the diagonal, ½ on it, 0 above."""
+    return np.tril(np.ones((n, n)), -1) + 0.5 * np.eye(n)
+
+
+def matrix_rule(node: Along, k: int, values, sizes: dict[str, int]) -> LabeledTensor:
+    arg = node.arg
+    labels = arg.labels
+    row, col = node.axes
+    indices, sizes, deltas = _axes(node, arg, sizes)
+    new = dict(deltas)  # arg label -> the operand's axis
+    batch = tuple(d for d in deltas if d[0] not in (row, col))  # δ(B, B')
+    x, y = dense(values[id(arg)]), dense(values[id(node)])
+    inner = name_of(arg)
+
+    def on(array, mapping: dict[str, str], name: str, tex: str = "") -> Factor:
+        """A factor over ``labels`` with the row and column labels renamed."""
+        return Factor(array, tuple(mapping.get(lab, lab) for lab in labels), name, tex=tex)
+
+    if node.func == "inv":
+        here = name_of(node)
+        terms = [Term(-1.0, (on(y, {col: new[row]}, here), on(y, {row: new[col]}, here)), batch)]
+    elif node.func in ("det", "logdet"):
+        inverse = _inverse(x, labels, row, col, sizes)
+        transposed = on(inverse, {row: new[col], col: new[row]}, f"inv({inner})ᵀ")
+        if node.func == "det":
+            det = Factor(y, node.labels, name_of(node), tex=tex_of(node))
+            terms = [Term(1.0, (det, transposed), batch)]
+        else:
+            terms = [Term(1.0, (transposed,), batch)]
+    elif node.func == "cholesky":
+        here = name_of(node)
+        inverse = _inverse(y, labels, row, col, sizes)
+        p = fresh(row)
+        sizes = {**sizes, p: sizes[row]}
+        low = on(y, {col: p}, here)  # L[r, p]
+        phi = Factor(_mask(sizes[row]), (p, col), "Φ", tex=r"\Phi")
+        terms = [
+            Term(
+                0.5,
+                (
+                    low,
+                    phi,
+                    on(inverse, {row: p, col: a}, f"inv({here})"),
+                    on(inverse, {row: col, col: b}, f"inv({here})"),
+                ),
+                batch,
+            )
+            for a, b in ((new[row], new[col]), (new[col], new[row]))
+        ]
+    else:  # tril_half, linear: its weights on the diagonal of the identity
+        phi = Factor(_mask(sizes[row]), (row, col), "Φ", tex=r"\Phi")
+        terms = [Term(1.0, (phi,), deltas)]
+    return LabeledTensor(indices, sizes, terms)
+
+
+def solve_rule(node: Solve, k: int, values, sizes: dict[str, int]) -> LabeledTensor:
+    matrix, row, col = node.matrix, node.row, node.col
+    operand = children(node)[k]
+    indices, sizes, deltas = _axes(node, operand, sizes)
+    new = dict(deltas)
+    a, x = dense(values[id(matrix)]), dense(values[id(node)])
+    inverse = _inverse(a, matrix.labels, row, col, sizes)
+    name = f"inv({name_of(matrix)})"
+
+    def inv(second: str) -> Factor:
+        """A⁻¹[c, second]: the column index first (it indexes the result)."""
+        mapping = {row: col, col: second}
+        return Factor(inverse, tuple(mapping.get(lab, lab) for lab in matrix.labels), name)
+
+    if k == 1:  # by the right side: A⁻¹[c, r'] and δ on its other indices
+        rest = tuple(d for d in deltas if d[0] != row)
+        return LabeledTensor(indices, sizes, [Term(1.0, (inv(new[row]),), rest)])
+    solved = Factor(x, tuple(new[col] if lab == col else lab for lab in node.labels), name_of(node))
+    batch = tuple(d for d in deltas if d[0] not in (row, col))
+    return LabeledTensor(indices, sizes, [Term(-1.0, (inv(new[row]), solved), batch)])
