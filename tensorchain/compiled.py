@@ -194,7 +194,8 @@ def compile_program(
                 env[VECTOR] = tape.input(VECTOR, shape)
         else:
             graph, out = net, of
-        forward = graph.run_forward(env, sizes, structured=True) if out is not None else None
+        derived = graph is not net  # a derivative's graph keeps its deltas symbolic
+        forward = graph.run_forward(env, sizes, structured=derived) if out is not None else None
         if kind == "hvp":
             result = graph.derivatives(out, wrt, forward)
             outputs = [result.jacobians[wrt[0]].array]

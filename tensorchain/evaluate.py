@@ -196,7 +196,7 @@ def evaluate_node(
             value = contract(operands, node.labels, sizes, scale=scale)
     else:
         parts = [evaluate_node(t, env, sizes, out, context) for _, t in node.terms]
-        if any(isinstance(p, LabeledTensor) for p in parts):
+        if any(isinstance(p, LabeledTensor) or p is None for p in parts):  # None: a delta
             value = _structured_sum(node, parts, sizes)
         else:
             value = apply(
@@ -286,6 +286,8 @@ def _structured_sum(node: Sum, parts: list, sizes: dict[str, int]) -> LabeledTen
     for (c, t), value in zip(node.terms, parts, strict=True):
         if isinstance(t, Const):
             terms.append(Term(c * t.value, ()))
+        elif isinstance(t, Delta):
+            terms.append(Term(c, (), (t.labels,)))
         elif isinstance(value, LabeledTensor):
             terms += [
                 Term(c * x.coeff, x.factors, x.deltas) for x in value.terms_on(t.labels, sizes)

@@ -100,12 +100,46 @@ def _tril_half_xp(xp, x, axes):
     )
 
 
+def _on_dask(fn, reduces: bool):
+    """``fn`` (a numpy function above) block by block on a dask array whose
+    matrix axes are rechunked whole: dask's own linear algebra takes single
+    2-D matrices only."""
+
+    def run(xp, x, axes):
+        whole = x.rechunk({a: -1 for a in axes})
+        if reduces:
+            return whole.map_blocks(fn, axes=axes, drop_axis=list(axes), dtype=x.dtype)
+        return whole.map_blocks(fn, axes=axes, dtype=x.dtype)
+
+    return run
+
+
+def _generic(name: str, fn, reduces: bool, other):
+    """The array-API twin ``other``, or on dask ``fn`` block by block."""
+    dask = _on_dask(fn, reduces)
+
+    def run(xp, x, axes):
+        if type(x).__module__.startswith("dask"):
+            return dask(xp, x, axes)
+        return other(xp, x, axes)
+
+    run.__name__ = name
+    return run
+
+
 GENERIC = {
-    "inv_along": _inv_xp,
-    "det_along": lambda xp, x, axes: xp.linalg.det(_to_end(xp, x, axes)[0]),
-    "logdet_along": lambda xp, x, axes: xp.linalg.slogdet(_to_end(xp, x, axes)[0])[1],
-    "cholesky_along": _cholesky_xp,
-    "tril_half_along": _tril_half_xp,
+    "inv_along": _generic("inv_along", inv_along, False, _inv_xp),
+    "det_along": _generic(
+        "det_along", det_along, True, lambda xp, x, axes: xp.linalg.det(_to_end(xp, x, axes)[0])
+    ),
+    "logdet_along": _generic(
+        "logdet_along",
+        logdet_along,
+        True,
+        lambda xp, x, axes: xp.linalg.slogdet(_to_end(xp, x, axes)[0])[1],
+    ),
+    "cholesky_along": _generic("cholesky_along", cholesky_along, False, _cholesky_xp),
+    "tril_half_along": _generic("tril_half_along", tril_half_along, False, _tril_half_xp),
 }
 
 
@@ -113,6 +147,14 @@ def solve_any(a, b, a_perm, b_perm, view, out_perm):
     """:func:`solve_labeled` for arrays of any library."""
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
         return solve_labeled(a, b, a_perm, b_perm, view, out_perm)
+    if type(a).__module__.startswith("dask") or type(b).__module__.startswith("dask"):
+        import dask  # one task: the systems need whole matrices
+        import dask.array as da
+
+        out = tuple(b.shape[k] for k in b_perm)
+        shape = tuple(out[k] for k in out_perm)
+        task = dask.delayed(solve_labeled)(a, b, a_perm, b_perm, view, out_perm)
+        return da.from_delayed(task, shape=shape, dtype=np.result_type(a.dtype, b.dtype))
     xp = namespace(a, b)
     moved = xp.permute_dims(b, b_perm)
     x = xp.linalg.solve(xp.permute_dims(a, a_perm), xp.reshape(moved, view))

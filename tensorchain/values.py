@@ -214,11 +214,16 @@ def _count_non_finite(array: Any) -> int:
     return int(xp.sum(xp.astype(~xp.isfinite(array), xp.int64)))
 
 
+#: Functions along indices with no complex derivative (log |det| is real;
+#: the Cholesky factor is of a Hermitian matrix, not a holomorphic function).
+NOT_HOLOMORPHIC_ALONG = ("max", "min", "logdet", "cholesky")
+
+
 def check_holomorphic(net: Network) -> None:
     """Refuse complex values for a network with a function that has no complex derivative."""
     for stmt in net.statements:
         for node in walk(stmt.root):
-            along = isinstance(node, Along) and node.func in ("max", "min")
+            along = isinstance(node, Along) and node.func in NOT_HOLOMORPHIC_ALONG
             if along or (isinstance(node, Map) and node.func in NOT_HOLOMORPHIC):
                 raise ValuesError(
                     f"complex values: {node.func} (line {stmt.pos.line}) has no complex"

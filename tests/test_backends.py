@@ -291,3 +291,26 @@ def test_contract_under_jax_jit():
     f = jax.jit(lambda u: tc.contract("i j k l, k l -> i j", H, u).array)
     expected = np.einsum("ijkl,kl->ij", H.array, v)
     assert max_relative_error(back("jax", f(on("jax", {"v": v})["v"])), expected) < TIGHT
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_matrix_functions_on_other_libraries(library):
+    """inv, solve, det, logdet, cholesky and trace with each library's own
+    linear algebra (dask: whole matrices per block), batched, first and
+    second order, against numpy values."""
+    net = tc.parse(
+        "dim s = 2\ndim n = 3\nparam X[s, n, n]\ninput b[s, n]\n"
+        "Y[t, i, j] = inv(X[t, i, j], i, j)\nx[t, j] = solve(X[t, i, j], b[t, i], i, j)\n"
+        "C[t, i, j] = cholesky(X[t, i, j], i, j)\nd[t] = logdet(X[t, i, j], i, j)\n"
+        "e[t] = det(X[t, i, j], i, j)\nr[t] = trace(Y[t, i, j], i, j)\n"
+        "L = sum(Y ^ 2) + sum(x ^ 2) + sum(C ^ 2) + sum(d) + sum(e) + sum(r)\n"
+    )
+    rng = np.random.default_rng(2)
+    q = np.linalg.qr(rng.standard_normal((2, 3, 3)))[0]
+    vals = {"X": q @ (np.eye(3) * [0.8, 1.3, 2.0]) @ np.swapaxes(q, 1, 2)}
+    vals["b"] = rng.standard_normal((2, 3))
+    other = on(library, vals)
+    g = net.grad("L", "X", other)["X"]
+    assert max_relative_error(back(library, g), net.grad("L", "X", vals)["X"]) < TIGHT
+    H = net.hessian("L", "X", other).array
+    assert max_relative_error(back(library, H), net.hessian("L", "X", vals).array) < TIGHT
