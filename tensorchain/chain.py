@@ -24,7 +24,7 @@ import numpy as np
 from .labeled import LabeledTensor, fresh
 from .lower import Const, Leaf, Lowered, Node, children
 from .plan import Contraction
-from .rules import local_rule
+from .rules import STATEMENT, local_rule
 
 
 def axis_names(*groups: Sequence[str]) -> list[tuple[str, ...]]:
@@ -67,6 +67,27 @@ def statement_jacobians(
     stack: list[tuple[Node, LabeledTensor]] = [
         (stmt.root, LabeledTensor.identity((*out_labels, *stmt.labels), sizes))
     ]
+    token = STATEMENT.set(f"line {stmt.pos.line}: {stmt.text}" if stmt.text else "")
+    try:
+        found = _walk_statement(stack, node_values, sizes)
+    finally:
+        STATEMENT.reset(token)
+    assert all(j.ndim >= k_out for j in found.values())
+    out = {}
+    for name, jac in found.items():
+        origin = f"d{stmt.target}/d{name}"
+        terms = [
+            replace(t, factors=tuple(replace(f, origin=origin) for f in t.factors))
+            for t in jac.terms
+        ]
+        out[name] = LabeledTensor(jac.indices, jac.sizes, terms, canonicalize=False)
+    return out
+
+
+def _walk_statement(
+    stack: list, node_values: dict, sizes: dict[str, int]
+) -> dict[str, LabeledTensor]:
+    """The statement's tree walked from the root: each operand's Jacobian."""
     found: dict[str, LabeledTensor] = {}
     while stack:
         node, adjoint = stack.pop()
@@ -83,16 +104,7 @@ def statement_jacobians(
                 # into 2^depth terms: add them up, one term per delta structure.
                 step = step.factored().contracted()
             stack.append((child, step))
-    assert all(j.ndim >= k_out for j in found.values())
-    out = {}
-    for name, jac in found.items():
-        origin = f"d{stmt.target}/d{name}"
-        terms = [
-            replace(t, factors=tuple(replace(f, origin=origin) for f in t.factors))
-            for t in jac.terms
-        ]
-        out[name] = LabeledTensor(jac.indices, jac.sizes, terms, canonicalize=False)
-    return out
+    return found
 
 
 @dataclass

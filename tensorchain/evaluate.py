@@ -9,12 +9,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .along import ALONG, on_any_library
-from .backend import common, is_numpy, namespace, to_numpy
-from .errors import ValuesError
+from .backend import common, is_numpy, namespace
 from .functions import ELEMENTWISE
 from .labeled import Factor, LabeledTensor, Term
-from .lower import Along, Const, Delta, Leaf, Lowered, Map, Node, Product, Solve, Sum, base_label
+from .lower import Along, Const, Delta, Leaf, Lowered, Map, Node, Product, Solve, Sum
 from .matrix import solve_any
+from .matrix_rules import checked_matrix
 from .plan import contract
 from .program import apply, is_fresh
 from .rules import dense, factor_terms, multiply, name_of
@@ -224,45 +224,6 @@ def solve_plan(node: Solve, sizes: dict[str, int]) -> dict[str, tuple]:
     solved = [*batch, node.col, *rest]
     out_perm = tuple(solved.index(lab) for lab in node.labels)
     return {"a_perm": a_perm, "b_perm": b_perm, "view": view, "out_perm": out_perm}
-
-
-def checked_matrix(run, func: str, arg: Node, axes: tuple[int, ...], context: str):
-    """``run`` with a singular (or, for ``cholesky``, not positive definite)
-    matrix reported as a :class:`ValuesError` naming the function, its
-    argument, the statement and the first batch entry that fails."""
-
-    def checked(*arrays):
-        try:
-            return run(*arrays)
-        except Exception as err:  # numpy's LinAlgError, or another library's
-            if "linalg" not in type(err).__name__.lower() and "singular" not in str(err):
-                raise
-            raise ValuesError(matrix_message(func, arg, axes, arrays[0], context)) from None
-
-    return checked
-
-
-def matrix_message(func: str, arg: Node, axes: tuple[int, ...], array, context: str) -> str:
-    matrices = np.moveaxis(np.asarray(to_numpy(array)), axes, (-2, -1))
-    problem = "not positive definite" if func == "cholesky" else "singular"
-    batch = [base_label(lab) for k, lab in enumerate(arg.labels) if k not in axes]
-    entry = ""
-    for index in np.ndindex(*matrices.shape[:-2]):
-        try:
-            (np.linalg.cholesky if func == "cholesky" else np.linalg.inv)(matrices[index])
-        except np.linalg.LinAlgError:
-            if index:
-                entry = " at " + ", ".join(f"{b}={i}" for b, i in zip(batch, index, strict=True))
-            break
-    where = f" ({context})" if context else ""
-    fix = (
-        "cholesky needs a symmetric positive definite matrix; add a multiple of the"
-        " identity (e.g. + 1e-6 * delta[i, j]) or check the values"
-        if func == "cholesky"
-        else f"{func} needs an invertible matrix; check the values, or regularise it"
-        " (e.g. + 1e-6 * delta[i, j])"
-    )
-    return f"{func} of {name_of(arg)}{where}: the matrix{entry} is {problem}; {fix}"
 
 
 def _structured_product(

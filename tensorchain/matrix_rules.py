@@ -24,20 +24,67 @@ import functools
 import numpy as np
 
 from .along import on_any_library
+from .backend import to_numpy
+from .errors import ValuesError
 from .labeled import Factor, LabeledTensor, Term, fresh
-from .lower import Along, Solve, children
+from .lower import Along, Node, Solve, base_label, children
 from .matrix import inv_along
-from .program import apply
-from .rules import _axes, dense, name_of, tex_of
+from .plan import contract
+from .program import apply, shared
+from .rules import STATEMENT, _axes, dense, name_of, tex_of
 
 
-def _inverse(array, labels: tuple[str, ...], row: str, col: str, sizes: dict[str, int]):
-    """The inverse of each matrix of ``array`` (axes ``labels``), in place of it."""
+def _inverse(array, arg, row: str, col: str, sizes: dict[str, int], func: str):
+    """The inverse of each matrix of ``array`` (the value of ``arg``), in place of it."""
+    labels = arg.labels
     axes = (labels.index(row), labels.index(col))
     run = functools.partial(on_any_library(inv_along), axes=axes)
+    run = checked_matrix(run, func, arg, axes, STATEMENT.get())
     shape = [sizes[lab] for lab in labels]
     code = lambda a: f"inv_along({a[0]}, {axes})"  # noqa: E731
-    return apply(run, array, shape=shape, fresh=True, code=code)
+    # Once per trace: logdet's and a solve's derivatives of one matrix share it.
+    return shared(
+        ("inv", axes), [array], lambda: apply(run, array, shape=shape, fresh=True, code=code)
+    )
+
+
+def checked_matrix(run, func: str, arg: Node, axes: tuple[int, ...], context: str):
+    """``run`` with a singular (or, for ``cholesky``, not positive definite)
+    matrix reported as a :class:`ValuesError` naming the function, its
+    argument, the statement and the first batch entry that fails."""
+
+    def checked(*arrays):
+        try:
+            return run(*arrays)
+        except Exception as err:  # numpy's LinAlgError, or another library's
+            if "linalg" not in type(err).__name__.lower() and "singular" not in str(err):
+                raise
+            raise ValuesError(matrix_message(func, arg, axes, arrays[0], context)) from None
+
+    return checked
+
+
+def matrix_message(func: str, arg: Node, axes: tuple[int, ...], array, context: str) -> str:
+    matrices = np.moveaxis(np.asarray(to_numpy(array)), axes, (-2, -1))
+    problem = "not positive definite" if func == "cholesky" else "singular"
+    batch = [base_label(lab) for k, lab in enumerate(arg.labels) if k not in axes]
+    entry = ""
+    for index in np.ndindex(*matrices.shape[:-2]):
+        try:
+            (np.linalg.cholesky if func == "cholesky" else np.linalg.inv)(matrices[index])
+        except np.linalg.LinAlgError:
+            if index:
+                entry = " at " + ", ".join(f"{b}={i}" for b, i in zip(batch, index, strict=True))
+            break
+    where = f" ({context})" if context else ""
+    fix = (
+        "cholesky needs a symmetric positive definite matrix; add a multiple of the"
+        " identity (e.g. + 1e-6 * delta[i, j]) or check the values"
+        if func == "cholesky"
+        else f"{func} needs an invertible matrix; check the values, or regularise it"
+        " (e.g. + 1e-6 * delta[i, j])"
+    )
+    return f"{func} of {name_of(arg)}{where}: the matrix{entry} is {problem}; {fix}"
 
 
 def _mask(n: int) -> np.ndarray:
@@ -63,7 +110,7 @@ def matrix_rule(node: Along, k: int, values, sizes: dict[str, int]) -> LabeledTe
         here = name_of(node)
         terms = [Term(-1.0, (on(y, {col: new[row]}, here), on(y, {row: new[col]}, here)), batch)]
     elif node.func in ("det", "logdet"):
-        inverse = _inverse(x, labels, row, col, sizes)
+        inverse = _inverse(x, arg, row, col, sizes, node.func)
         transposed = on(inverse, {row: new[col], col: new[row]}, f"inv({inner})ᵀ")
         if node.func == "det":
             det = Factor(y, node.labels, name_of(node), tex=tex_of(node))
@@ -72,7 +119,7 @@ def matrix_rule(node: Along, k: int, values, sizes: dict[str, int]) -> LabeledTe
             terms = [Term(1.0, (transposed,), batch)]
     elif node.func == "cholesky":
         here = name_of(node)
-        inverse = _inverse(y, labels, row, col, sizes)
+        inverse = _inverse(y, node, row, col, sizes, "inv")
         p = fresh(row)
         sizes = {**sizes, p: sizes[row]}
         low = on(y, {col: p}, here)  # L[r, p]
@@ -101,8 +148,8 @@ def solve_rule(node: Solve, k: int, values, sizes: dict[str, int]) -> LabeledTen
     operand = children(node)[k]
     indices, sizes, deltas = _axes(node, operand, sizes)
     new = dict(deltas)
-    a, x = dense(values[id(matrix)]), dense(values[id(node)])
-    inverse = _inverse(a, matrix.labels, row, col, sizes)
+    a = dense(values[id(matrix)])
+    inverse = _inverse(a, matrix, row, col, sizes, "solve")
     name = f"inv({name_of(matrix)})"
 
     def inv(second: str) -> Factor:
@@ -113,6 +160,15 @@ def solve_rule(node: Solve, k: int, values, sizes: dict[str, int]) -> LabeledTen
     if k == 1:  # by the right side: A⁻¹[c, r'] and δ on its other indices
         rest = tuple(d for d in deltas if d[0] != row)
         return LabeledTensor(indices, sizes, [Term(1.0, (inv(new[row]),), rest)])
+    # x again from the inverse the rule holds anyway (a product, not a second
+    # factorisation): a gradient then needs the forward solve's value no more.
+    b = dense(values[id(node.rhs)])
+    mapping = {row: col, col: row}
+    x = contract(
+        [(inverse, tuple(mapping.get(lab, lab) for lab in matrix.labels)), (b, node.rhs.labels)],
+        node.labels,
+        sizes,
+    )
     solved = Factor(x, tuple(new[col] if lab == col else lab for lab in node.labels), name_of(node))
     batch = tuple(d for d in deltas if d[0] not in (row, col))
     return LabeledTensor(indices, sizes, [Term(-1.0, (inv(new[row]), solved), batch)])

@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -67,6 +68,7 @@ class Tape:
         self.constants: dict[int, np.ndarray] = {}
         self.shapes: list[tuple[int, ...]] = []
         self.itemsize = itemsize
+        self.memo: dict = {}  # results shared by every step that asks (see `shared`)
 
     def _new(self, shape: tuple[int, ...]) -> Slot:
         slot = Slot(len(self.shapes), shape)
@@ -195,6 +197,19 @@ def apply(
     if tape is None:
         return fn(*args)
     return tape.apply(fn, args, shape, fresh, extra, code)
+
+
+def shared(key: tuple, args: Sequence, make: Callable[[], Any]) -> Any:
+    """``make()``, computed once per trace for the same ``key`` and traced
+    arguments ``args`` (an inverse that several local derivatives use is
+    computed once); outside a trace, ``make()`` every time."""
+    tape = _TAPE.get()
+    if tape is None or not all(isinstance(a, Slot) for a in args):
+        return make()
+    full = (*key, *(a.reg for a in args))
+    if full not in tape.memo:
+        tape.memo[full] = make()
+    return tape.memo[full]
 
 
 def linear_source(pairs: Sequence[tuple[float, str]]) -> str:

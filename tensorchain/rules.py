@@ -16,6 +16,7 @@ import functools
 import itertools
 import math
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any
 
@@ -30,6 +31,9 @@ from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Solve, Sum, ch
 from .program import apply
 
 Values = dict[int, np.ndarray]  # id(node) -> value
+
+#: The statement whose local derivatives are being made (for messages).
+STATEMENT: ContextVar[str] = ContextVar("tensorchain_statement", default="")
 Rule = Callable[[Node, int, Values, dict[str, int]], LabeledTensor]
 
 
