@@ -130,8 +130,11 @@ def _shift_xp(xp, top):
 def _at_plus_inf_xp(xp, x, top, value, inside, outside, axes):
     """``value``, but where ``top`` is +inf the limit: ``inside`` at a single
     +inf entry and ``outside`` elsewhere, NaN with several."""
-    if not bool(xp.any(xp.isinf(top) & (top > 0))):
-        return value
+    try:
+        if not bool(xp.any(xp.isinf(top) & (top > 0))):
+            return value
+    except Exception:  # a traced value (under jax.jit) has no truth value yet: select
+        pass
     hit = x == xp.inf
     one = xp.sum(xp.astype(hit, x.dtype), axis=axes, keepdims=True) == 1
     full = xp.full_like(value, outside)

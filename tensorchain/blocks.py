@@ -19,7 +19,7 @@ import numpy as np
 import opt_einsum as oe
 
 from .backend import backend_of, device_of, to_backend, to_numpy
-from .errors import TensorchainError
+from .errors import ShapeError, TensorchainError
 
 if TYPE_CHECKING:
     from .labeled import LabeledTensor
@@ -30,7 +30,20 @@ Ranges = Sequence[tuple[int, int]]  # (start, stop) per axis of the tensor
 def block(t: LabeledTensor, ranges: Ranges) -> Any:
     """``t.array[start:stop, ...]`` for the given ranges, without forming
     ``t.array``; an array of the factors' library (torch, JAX, CuPy) when
-    they are not numpy or dask."""
+    they are not numpy or dask. Each range is ``(start, stop)`` with
+    ``0 <= start < stop <= size``, one per axis; else a :class:`ShapeError`."""
+    ranges = [tuple(r) for r in ranges]
+    if len(ranges) != t.ndim:
+        raise ShapeError(
+            f"block takes one (start, stop) range per axis: {t.ndim} for axes"
+            f" [{', '.join(t.indices)}], {len(ranges)} given"
+        )
+    for axis, size, (start, stop) in zip(t.indices, t.shape, ranges, strict=True):
+        if not (0 <= start < stop <= size):
+            raise ShapeError(
+                f"block range ({start}, {stop}) of axis {axis} (size {size}) is not within"
+                f" it: use 0 <= start < stop <= {size}"
+            )
     out = numpy_block(t, ranges)
     factors = [f.array for term in t.terms for f in term.factors]
     if factors and backend_of(factors[0]) not in ("numpy", "dask"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -40,15 +41,29 @@ def _whole(text: str) -> int:
 
 
 def _dims(text: str) -> dict[str, int]:
-    out = {}
+    out: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, eq, value = part.partition("=")
-        if not eq or not re.fullmatch(r"[0-9]+", value.strip()):
+        if not eq or not name.strip() or not re.fullmatch(r"[0-9]+", value.strip()):
             raise argparse.ArgumentTypeError(
                 f"expected NAME=SIZE like n=4 (digits 0-9), got {part!r}"
             )
+        if name.strip() in out:
+            raise argparse.ArgumentTypeError(f"dim {name.strip()} is given twice in {text!r}")
         out[name.strip()] = int(value)
     return out
+
+
+class _MergeDims(argparse.Action):
+    """``--dims n=4 --dims m=3`` is ``--dims n=4,m=3``; a dim given twice is an error."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        merged = dict(getattr(namespace, self.dest) or {})
+        twice = [d for d in values if d in merged]
+        if twice:
+            parser.error(f"argument --dims: dim {twice[0]} is given twice")
+        merged.update(values)
+        setattr(namespace, self.dest, merged)
 
 
 def _sweep(text: str) -> tuple[str, list[int]]:
@@ -78,7 +93,11 @@ def _common(command: argparse.ArgumentParser, of_help: str) -> None:
     command.add_argument("spec", nargs="?", help="a .tc spec file (default: the article's network)")
     command.add_argument("--of", help=of_help)
     command.add_argument(
-        "--dims", type=_dims, default={}, help="dim sizes, e.g. n=4,m=3 (default: the spec's)"
+        "--dims",
+        type=_dims,
+        default={},
+        action=_MergeDims,
+        help="dim sizes, e.g. n=4,m=3 (default: the spec's); may be given more than once",
     )
     command.add_argument("--seed", type=_whole, default=0, help="seed of the random values")
 
@@ -159,11 +178,17 @@ def _parser() -> argparse.ArgumentParser:
         " one per tensor, its name added to the file name",
     )
     paths.add_argument("--tree", action="store_true", help="also print the optimal order's tree")
+    parser.derive_command = derive  # type: ignore[attr-defined]  # for its usage errors
     return parser
 
 
 def _load(args: argparse.Namespace):
     if args.spec:
+        if "=" in args.spec and not Path(args.spec).exists():  # --dims n=4 m=3
+            raise UsageError(
+                f"{args.spec!r} is not a file: sizes go after --dims, separated by commas"
+                " (--dims n=4,m=3)"
+            )
         return load(args.spec), args.spec
     return parse(builtin("article")), "the article's network (built in)"
 
@@ -190,6 +215,7 @@ def hessian_command(args: argparse.Namespace) -> int:
                 f" to the spec, e.g. '{total} = sum({last})', and name it with --of {total}"
             )
         of = scalars[-1]
+    net.info(of)  # an unknown tensor: DerivativeError, exit 7
     wrt = args.wrt
     if wrt is None:
         used = upstream(net, of)
@@ -235,8 +261,11 @@ def paths_command(args: argparse.Namespace) -> int:
     of = args.of or (net.outputs[-1] if net.outputs else None)
     if of is None:
         raise UsageError(f"{title} defines no tensor to differentiate")
+    net.info(of)
     if args.wrt:
         wrts = [w.strip() for w in args.wrt.split(",") if w.strip()]
+        for w in wrts:
+            net.info(w)
     else:
         used = upstream(net, of)
         wrts = [p for p in net.params if p in used][:1] or [i for i in net.inputs if i in used][:1]
@@ -263,7 +292,10 @@ def paths_command(args: argparse.Namespace) -> int:
             path = Path(args.plot)
             if len(wrts) > 1:  # one picture per tensor: paths_W.png, paths_b.png
                 path = path.with_name(f"{path.stem}_{wrt}{path.suffix}")
-            found.plot(str(path))
+            try:
+                found.plot(str(path))
+            except OSError as err:
+                raise TensorchainError(f"cannot write {path}: {err.strerror}") from None
             print(f"wrote {path}", file=out)
     return 0
 
@@ -274,10 +306,16 @@ def derive(args: argparse.Namespace) -> int:
     of = args.of or (net.outputs[-1] if net.outputs else None)
     if of is None:
         raise UsageError(f"{title} defines no tensor to differentiate")
-    wrts = args.wrt.split(",") if args.wrt else net.params
+    if args.wrt is not None:
+        wrts = [w.strip() for w in args.wrt.split(",") if w.strip()]
+        if not wrts:
+            raise UsageError(f"--wrt {args.wrt!r} names no tensor; e.g. --wrt W,b")
+    else:
+        wrts = net.params
     if not wrts:
         raise UsageError(f"{title} has no param; name what to differentiate by with --wrt")
-    wrts = [w.strip() for w in wrts]
+    for name in (of, *wrts):  # every name checked before anything is printed
+        net.info(name)
     if args.latex or args.steps or args.emit:
         derivations = [net.derive(of, w, dims=args.dims) for w in wrts]
         if args.emit:
@@ -325,7 +363,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "derive" and args.order > 1 and (args.latex or args.steps or args.emit):
-        parser.error("--latex, --steps and --emit print first derivatives; leave out --order")
+        parser.derive_command.error(  # type: ignore[attr-defined]
+            "--latex, --steps and --emit print first derivatives; leave out --order"
+        )
     try:
         commands = {"hessian": hessian_command, "paths": paths_command, "derive": derive}
         with np.errstate(all="ignore"):  # a non-finite result is reported, and fails
@@ -336,6 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TensorchainError as err:
         print(f"tensorchain: error: {err}", file=sys.stderr)
         return next(code for cls, code in EXIT_CODES if isinstance(err, cls))
+    except BrokenPipeError:  # `tensorchain derive | head`: the reader has gone
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (nothing more to flush)
+        return 1
     except OSError as err:
         print(f"tensorchain: error: cannot read {err.filename}: {err.strerror}", file=sys.stderr)
         return 1

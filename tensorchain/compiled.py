@@ -12,7 +12,7 @@ import numpy as np
 
 from .backend import astype, numpy_dtype
 from .derivation import placeholders
-from .errors import MemoryLimitError, ShapeError
+from .errors import MemoryLimitError, ShapeError, ValuesError
 from .finite import check_results
 from .labeled import LabeledTensor
 from .limits import format_bytes, get_memory_limit
@@ -24,6 +24,20 @@ if TYPE_CHECKING:
 
 CACHE_SIZE = 64
 GRAPH_CACHE_SIZE = 32  # derivatives' graphs kept per network (they do not depend on sizes)
+
+
+def compiled_dtype(dtype: Any) -> np.dtype:
+    """A dtype to compile for: float32, float64, complex64 or complex128."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind not in "fc" or dt.itemsize < 4:
+        raise ValuesError(
+            f"dtype={dtype!r}: tensorchain compiles for float32, float64, complex64 or"
+            " complex128 values"
+        )
+    return dt
 
 
 def dtype_of(env: Mapping[str, Any]) -> np.dtype:
@@ -122,7 +136,14 @@ class Compiled:
         rather than a warning; ``check_finite=False``: no such check, a pass
         over the values saved)."""
         env = self.net._check_values(values, strict, check_finite)
-        env = {name: astype(a, self.dtype) for name, a in env.items()}
+        given = dtype_of(env)
+        if given.kind == "c" and self.dtype.kind != "c":  # never drop a complex part
+            raise ValuesError(
+                f"{self.what} was compiled for {self.dtype} values, but these are {given};"
+                f" compile it with dtype=np.{given}, or call net.grad / net.jacobian, which"
+                " compile once per dtype"
+            )
+        env = {name: astype(a, self.dtype) for name, a in env.items()}  # its precision
         for name, shape in self.shapes.items():
             if tuple(env[name].shape) != shape:
                 sizes = ", ".join(f"{d}={s}" for d, s in self.sizes.items())

@@ -376,7 +376,25 @@ def _function_source(derivations: Sequence[Derivation], name: str) -> str:
     docstring = "\n".join(
         f"    {line}".replace("\\", "\\\\") if line else "" for line in doc[:-1]
     ).lstrip()
-    body = "\n    ".join(lines) or "pass"
+    # The code is for these sizes only: other shapes are refused, not misread.
+    sizes = ", ".join(f"{dim}={size}" for dim, size in d.sizes.items())
+    expected = ", ".join(
+        f"({t.name!r}, {_var(t.name)}, {tuple(d.sizes[dim] for dim in t.dims)!r})" for t in leaves
+    )
+    message = (
+        f"{{__n}} has shape {{np.shape(__v)}} but this code was generated for {{__s}}"
+        f" ({sizes}); generate it again for other sizes"
+    )
+    check = (
+        [
+            f"for __n, __v, __s in ({expected},):",  # names no tensor has (see _var)
+            "    if np.shape(__v) != __s:",
+            f'        raise ValueError(f"{message}")',
+        ]
+        if leaves
+        else []
+    )
+    body = "\n    ".join([*check, *lines]) or "pass"
     args = ", ".join(_var(t.name) for t in leaves)
     if len(derivations) == 1:
         returned = results[0]

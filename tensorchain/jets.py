@@ -232,6 +232,8 @@ def reference_derivative(
             )
     env = _checked(net, values)
     given = np.result_type(*env.values()) if env else np.dtype(np.float64)
+    if given.kind == "c":
+        _holomorphic(net)
     dtype = np.promote_types(given, np.float64)  # computed wide, returned as given
     if given.kind not in "fc":
         given = np.dtype(np.float64)
@@ -289,6 +291,25 @@ def reference_derivative(
     if out is None:
         return np.zeros(shapes[of] + jets.d_shape(full), dtype=given)
     return np.asarray(out, dtype=given)
+
+
+def _holomorphic(net: Graph) -> None:
+    """Complex values only through functions with a complex derivative."""
+    refused = ("relu", "abs", "softplus", "step", "sign", "max", "min", "logdet", "cholesky")
+    for stmt in net.statements:
+        stack = [stmt.root]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, Map | Along) and node.func in refused:
+                raise ValuesError(
+                    f"complex values: {node.func} (line {stmt.pos.line}) has no complex"
+                    " derivative; the reference differentiates holomorphic functions only"
+                )
+            stack.extend(getattr(node, "factors", ()))
+            stack.extend(t for _, t in getattr(node, "terms", ()))
+            stack.extend(x for x in (getattr(node, "arg", None),) if x is not None)
+            if isinstance(node, Solve):
+                stack.extend((node.matrix, node.rhs))
 
 
 def _checked(net: Graph, values: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -35,7 +35,7 @@ from .backend import (
     to_backend,
     zeros_like_values,
 )
-from .errors import MemoryLimitError
+from .errors import MemoryLimitError, ShapeError
 from .limits import format_bytes, get_memory_limit
 from .plan import Contraction, contract, equation
 from .program import apply, linear_source
@@ -228,6 +228,11 @@ class LabeledTensor:
         factors are collected and the deltas eliminated.
         """
         joined = self.indices[len(self.indices) - k :]
+        if k > min(self.ndim, other.ndim) or self.shape[self.ndim - k :] != other.shape[:k]:
+            raise ShapeError(
+                f"chain joins the last {k} axes of a tensor of shape {self.shape} with the"
+                f" first {k} of one of shape {other.shape}: their sizes must agree"
+            )
         terms_b, mapping = other._freshened(dict(zip(other.indices[:k], joined, strict=True)))
         indices = (
             *self.indices[: len(self.indices) - k],

@@ -20,6 +20,9 @@ MAX_STATEMENTS = 10_000
 MAX_DEPTH = 100
 #: Distinct index labels in one statement (einsum symbols beyond 52 are fine).
 MAX_INDICES = 200
+#: Axes of one tensor: numpy's einsum names each axis of an operand with one
+#: of 52 letters.
+MAX_AXES = 52
 #: The size of one dim.
 MAX_DIM = 2**40
 
@@ -53,18 +56,27 @@ def set_memory_limit(limit: int | None) -> None:
         >>> tc.set_memory_limit(None)
     """
     global _memory_limit
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+    _memory_limit = None if limit is None else _checked_limit(limit)
+
+
+def _checked_limit(limit: object) -> int:
+    """A memory limit in bytes: a positive whole number (``2e9`` is taken too)."""
+    whole = isinstance(limit, int | float) and not isinstance(limit, bool) and limit == int(limit)
+    if not whole or limit < 1:
         from .errors import PlanError
 
-        raise PlanError(f"a memory limit is a positive number of bytes or None, got {limit!r}")
-    _memory_limit = limit
+        raise PlanError(
+            f"a memory limit is a positive whole number of bytes (e.g. 2 * 2**30) or None,"
+            f" got {limit!r}"
+        )
+    return int(limit)
 
 
 def get_memory_limit(override: int | None = None) -> int:
     """The limit in force: ``override``, else the one set, else half of the
     memory available when first asked (8 GiB if that cannot be read)."""
     if override is not None:
-        return override
+        return _checked_limit(override)
     if _memory_limit is not None:
         return _memory_limit
     return _default_limit()

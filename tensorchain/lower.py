@@ -444,6 +444,17 @@ class _Lowering:
                 e.pos,
             )
         arg = self.lower(e.args[0])
+        if isinstance(arg, Const) and len(e.args) > 1:
+            hint = (
+                f"; for the elementwise maximum with 0 write relu({show(e.args[1])})"
+                if e.func == "max" and arg.value == 0
+                else ""
+            )
+            raise self.fail(
+                f"{e.func} runs along indices of a tensor, but its first argument in"
+                f" {show(e)} is the number {show(e.args[0])}; e.g. {e.func}(z[s, k], k){hint}",
+                e.pos,
+            )
         names = tuple(self.axis_name(a, e) for a in e.args[1:])
         if not names:  # sum(x), mean(x): every index
             if isinstance(arg, Const):

@@ -12,7 +12,14 @@ from . import limits
 from .backend import as_value, astype, zeros_like_values
 from .cache import LRUCache
 from .chain import ChainResult
-from .compiled import CACHE_SIZE, GRAPH_CACHE_SIZE, Compiled, compile_program, dtype_of
+from .compiled import (
+    CACHE_SIZE,
+    GRAPH_CACHE_SIZE,
+    Compiled,
+    compile_program,
+    compiled_dtype,
+    dtype_of,
+)
 from .differentiate import VECTOR as HVP_VECTOR
 from .differentiate import derivative_graph, hvp_graph
 from .errors import (
@@ -90,8 +97,18 @@ class Network(Graph):
                 pos,
             )
 
+    def _check_axes(self, name: str, count: int, pos: Pos) -> None:
+        if count > limits.MAX_AXES:
+            raise self.program.error(
+                f"{name} has {count} axes, more than {limits.MAX_AXES} (numpy's einsum names"
+                " each axis of an array with one of 52 letters); merge some of its axes",
+                pos,
+                ShapeError,
+            )
+
     def _declare(self, st: TensorDecl | ShiftDecl) -> None:
         self._check_new(st.name, st.pos)
+        self._check_axes(st.name, len(st.axes), st.pos)
         for axis in st.axes:
             if axis.name not in self.dims:
                 raise self.program.error(
@@ -110,6 +127,7 @@ class Network(Graph):
     def _define(self, st: Assign) -> None:
         self._check_new(st.target, st.pos)
         stmt = lower(self.program, st, self.axes)
+        self._check_axes(st.target, len(stmt.labels), st.pos)
         defaults = {d: s for d, s in self.dims.items() if s is not None}
         bound = bind_labels(self.program, stmt, self.axes, defaults)
         dims = tuple(bound[lab].dim for lab in stmt.labels)
@@ -201,6 +219,8 @@ class Network(Graph):
         Their total size is forecast first: above the memory limit
         (``memory_limit`` bytes, else the one in force) it raises
         :class:`MemoryLimitError` before anything is drawn."""
+        if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
+            raise ValuesError(f"the seed is a whole number of at least 0, got {seed!r}")
         sizes = self.sizes(dims=dims, **sizes)
         leaves = [t for t in self.tensors.values() if t.kind in ("input", "param")]
         shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
@@ -316,6 +336,7 @@ class Network(Graph):
             >>> J.array.shape
             (4, 4, 3)
         """
+        self.info(of)
         targets = (wrt,) if isinstance(wrt, str) else self._wrt_list(wrt)
         env = self._check_values(values, strict, check_finite)
         sizes, dtype = self.sizes(env), dtype_of(env)
@@ -644,7 +665,7 @@ class Network(Graph):
         """
         targets = self._grad_targets(of, wrt)
         compiled = self._compiled(
-            "grad", of, targets, self.sizes(dims=dims, **sizes), np.dtype(dtype)
+            "grad", of, targets, self.sizes(dims=dims, **sizes), compiled_dtype(dtype)
         )
         return compiled.limited(memory_limit)
 
@@ -661,7 +682,7 @@ class Network(Graph):
         :class:`LabeledTensor` (deltas still symbolic)."""
         self._wrt_one(wrt, "compile_jacobian")
         sizes = self.sizes(dims=dims, **sizes)
-        compiled = self._compiled("jacobian", of, (wrt,), sizes, np.dtype(dtype))
+        compiled = self._compiled("jacobian", of, (wrt,), sizes, compiled_dtype(dtype))
         return compiled.limited(memory_limit)
 
     def _wrt_one(self, wrt: Any, call: str = "this call") -> None:
@@ -706,6 +727,10 @@ class Network(Graph):
                 f" net.jacobian({of!r}, wrt=...) or net.derivative({of!r}, wrt=(...)) for"
                 f" the full derivative, or reduce {of} to a scalar first with a new"
                 f" statement (e.g. {total} = sum({of}))"
+            )
+        if wrt is not None and not isinstance(wrt, str) and len(wrt) == 0:
+            raise DerivativeError(
+                f"{what}: wrt is an empty list; name the tensors, or leave wrt out for every param"
             )
         targets = (wrt,) if isinstance(wrt, str) else tuple(wrt or self.params)
         if not targets:

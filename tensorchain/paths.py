@@ -522,9 +522,11 @@ def make_plan(
     )
     if not named and not isinstance(order, oe.paths.PathOptimizer):
         raise PlanError(
-            f"unknown order {order!r}; use one of {', '.join(ORDERS)}, an opt_einsum"
-            f" strategy ({', '.join(sorted(oe.paths._PATH_OPTIONS))}) or an"
-            " opt_einsum.paths.PathOptimizer"
+            f"unknown order {order!r}; use one of the chain orders {', '.join(ORDERS)},"
+            " 'optimal-einsum' (opt_einsum's exhaustive 'optimal'), 'cotengra', an"
+            " opt_einsum strategy"
+            f" ({', '.join(o for o in sorted(oe.paths._PATH_OPTIONS) if o != 'optimal')})"
+            " or an opt_einsum.paths.PathOptimizer"
         )
     sizes = net.sizes(dims=dims)
     start = time.perf_counter()

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .compiled import dtype_of
 from .derivation import Derivation, placeholders
 from .errors import MemoryLimitError
 from .labeled import LabeledTensor
@@ -16,7 +17,7 @@ from .network import Network
 from .plan import Contraction
 from .program import tracing
 from .render import format_array, format_terms, local_shape
-from .reshape import reshape_cost, reshape_method
+from .reshape import check_reshape_memory, reshape_cost, reshape_method
 
 RULE = "─" * 78
 LIMIT_PATHS = 1000  # paths counted for the report (the chain rule never enumerates them)
@@ -30,6 +31,12 @@ def derivation(
     net: Network, of: str, wrt: str, values: Mapping[str, np.ndarray]
 ) -> tuple[str, float]:
     """The report for ``d of / d wrt`` and the largest difference from the reshape method."""
+    # The memory forecast of the same derivative, compiled (nothing is run),
+    # before the uncompiled derivation below allocates anything.
+    env = net._check_values(values, check_finite=False)
+    kind = "grad" if not net.tensors[of].dims else "jacobian"
+    net._compiled(kind, of, (wrt,), net.sizes(env), dtype_of(env)).check_memory()
+    check_reshape_memory(net, of, wrt, net.sizes(env))  # the reference, at the end
     forward = net.forward(values)
     sizes = forward.sizes
     result = net.derivatives(of, [wrt], forward)

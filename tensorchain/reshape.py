@@ -24,7 +24,7 @@ import numpy as np
 from . import matrix_jets
 from .backend import to_numpy
 from .compiled import dtype_of
-from .errors import MemoryLimitError, PlanError
+from .errors import DerivativeError, MemoryLimitError, PlanError
 from .jets import MATRIX, _Jets
 from .jets import derivative as nth_derivative
 from .limits import format_bytes, get_memory_limit
@@ -214,21 +214,8 @@ def reshape_method(
     env = net._check_values({name: to_numpy(v) for name, v in values.items()})
     dtype = dtype_of(env)
     wide = np.promote_types(dtype, np.float64)
+    check_reshape_memory(net, of, wrt, net.sizes(env), wide.itemsize, memory_limit)
     forward = net.run_forward({k: v.astype(wide) for k, v in env.items()}, net.sizes(env))
-    cost = reshape_cost(net, of, wrt, forward.sizes)
-    limit = get_memory_limit(memory_limit)
-    # the result itself is one such matrix, even when wrt is not reached
-    largest = max(cost.largest, forward.values[of].size * forward.values[wrt].size)
-    nbytes = largest * wide.itemsize
-    if nbytes > limit:
-        raise MemoryLimitError(
-            f"the reshape method for d{of}/d{wrt} would hold a"
-            f" {format_bytes(nbytes)} matrix, more than the memory limit of"
-            f" {format_bytes(limit)}; use net.jacobian({of!r}, {wrt!r}, values), whose"
-            " deltas stay symbolic, or smaller sizes",
-            nbytes,
-            limit,
-        )
     down = _downstream(net, wrt)
     n_of = forward.values[of].size
     adjoint: dict[str, np.ndarray] = {of: np.eye(n_of)} if of in down else {}
@@ -260,8 +247,40 @@ def reshape_hessian(
     chain rule or of the derivative graphs it checks is used."""
     from .jets import reference_derivative
 
+    for w in (wrt, wrt2):
+        if w is not None and not isinstance(w, str):
+            raise DerivativeError(f"reshape_hessian takes tensor names, got {w!r}")
     wrt2 = wrt if wrt2 is None else wrt2
     return reference_derivative(net, of, (wrt, wrt2), values, memory_limit)
+
+
+def check_reshape_memory(
+    net: Network,
+    of: str,
+    wrt: str,
+    sizes: Mapping[str, int],
+    itemsize: int = 8,
+    memory_limit: int | None = None,
+) -> None:
+    """Raise :class:`MemoryLimitError` if the reshape method's largest matrix
+    (or its result) would not fit; from sizes alone, before any work."""
+    cost = reshape_cost(net, of, wrt, sizes)
+    limit = get_memory_limit(memory_limit)
+
+    def entries(name: str) -> int:
+        return math.prod(sizes[d] for d in net.tensors[name].dims)
+
+    # the result itself is one such matrix, even when wrt is not reached
+    nbytes = max(cost.largest, entries(of) * entries(wrt)) * itemsize
+    if nbytes > limit:
+        raise MemoryLimitError(
+            f"the reshape method for d{of}/d{wrt} would hold a"
+            f" {format_bytes(nbytes)} matrix, more than the memory limit of"
+            f" {format_bytes(limit)}; use net.jacobian({of!r}, {wrt!r}, values), whose"
+            " deltas stay symbolic, or smaller sizes",
+            nbytes,
+            limit,
+        )
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,10 @@ def name_of(node: Node) -> str:
         factors = [name_of(f) for f in node.factors]
         if node.coeff != 1.0 or not factors:
             factors.insert(0, f"{node.coeff:g}")
-        return "·".join(factors)
+        text = "·".join(factors)
+        if node.mean_over and set(node.mean_over) <= set(node.summed):
+            return f"mean({text})"
+        return f"Σ({text})" if node.summed else text
     text = ""
     for c, t in node.terms:
         sign = "-" if c < 0 else "+"

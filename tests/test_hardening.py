@@ -328,7 +328,7 @@ def test_memory_limits_on_compiled_programs_and_the_reshape_method():
         assert NET.jacobian("z", "W", vals).dense(memory_limit=2**23).shape == (64, 64, 64)
     finally:
         tc.set_memory_limit(None)
-    with pytest.raises(tc.PlanError, match=r"a memory limit is a positive number of bytes"):
+    with pytest.raises(tc.PlanError, match=r"a memory limit is a positive whole number of bytes"):
         tc.set_memory_limit(-1)
 
 
