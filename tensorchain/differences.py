@@ -11,9 +11,10 @@ For each entry ``x_j`` differenced, with a step ``h`` (a power of two near
   ``|R(h/2) − R(h)|`` plus the rounding error of the differences;
 * a kink (``relu`` or ``abs`` at 0, a tie of ``max``) within the step makes
   the second difference ``f(x + h) − 2 f(x) + f(x − h)`` shrink like ``h``
-  (a jump of the slope) instead of ``h²``: an entry whose second differences
-  at ``h/2`` and ``h/4`` keep more than 0.35 of their size, with an apparent
-  jump of the slope above the tolerance, is marked as a kink;
+  instead of ``h²``: divided by the step it is the jump of the slope, the
+  same at ``h``, ``h/2`` and ``h/4`` (where ``f`` is smooth it halves with
+  each step). An entry whose three apparent jumps agree within a factor 4/3
+  and exceed the tolerance is marked as a kink;
 * an entry whose estimated error is still above a tenth of the tolerance is
   tried again with a step 16 times smaller (the step is chosen per entry).
 
@@ -30,7 +31,7 @@ import numpy as np
 
 EPS = float(np.finfo(np.float64).eps)
 REL_STEP = 1e-3
-KINK_RATIO = 0.35  # smooth: the second difference shrinks by 4 per halving; a kink: by 2
+KINK_SPREAD = 4 / 3  # a kink's apparent jumps agree this well at the three steps
 
 
 @dataclass
@@ -96,11 +97,13 @@ def central_differences(
             )
             rounding = 8 * EPS * size / (h / 4)
             est = np.abs(r2 - r1) + rounding
-            second = [p + m - 2 * f0 for p, m in zip(plus, minus, strict=True)]
-            jump = np.abs(second[2]) / (h / 4)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.abs(second[2]) / np.abs(second[1])
-            broken = (jump > max(atol, 64 * rounding)) & (ratio > KINK_RATIO)
+            # the apparent jump of the slope, |f(x+h) − 2 f(x) + f(x−h)| / h, at
+            # each step: h·|f''| where f is smooth, the jump itself at a kink
+            jumps = [
+                np.abs(p + m - 2 * f0) / st for p, m, st in zip(plus, minus, steps, strict=True)
+            ]
+            low, high = np.minimum.reduce(jumps), np.maximum.reduce(jumps)
+            broken = (jumps[2] > max(atol, 64 * rounding)) & (high <= KINK_SPREAD * low)
             value[..., j], error[..., j], kink[..., j] = r2, est, broken
             if np.all((est <= atol / 10) | broken):
                 break

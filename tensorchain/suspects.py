@@ -5,7 +5,8 @@ gradient it would give and comparing it with the user's at the tolerance of
 the check. Two kinds:
 
 * **whole gradients**: the exact one times a constant (−1: a sign; 2 or ½: a
-  factor of 2; 1/B or B: a mean where the loss sums, or the reverse), the
+  factor of 2; 1/B or B: a mean where the loss sums, or the reverse; any
+  other constant, said as it is), the
   exact one transposed, or the exact one with the first or last slice of a
   dim left out of the values (an off-by-one in a sum over a batch);
 * **one local derivative wrong**: the chain rule run again with one local
@@ -106,6 +107,10 @@ def _whole(net: Network, of: str, wrts: tuple[str, ...], outcome: Outcome) -> li
             if tol.close(yours, c * exact):
                 found.setdefault(text, []).append(w)
                 break
+        else:  # some other constant factor
+            c = float(np.vdot(yours, exact) / np.vdot(exact, exact))
+            if np.isfinite(c) and tol.close(yours, c * exact):
+                found.setdefault(f"{c:.6g} times the exact one", []).append(w)
         if exact.ndim == 2 and exact.shape[0] == exact.shape[1] > 1 and tol.close(yours, exact.T):
             found.setdefault("the exact one transposed", []).append(w)
     out = []

@@ -461,14 +461,15 @@ def _search(
             first.append(({**fixed, **sizes}, vseed))
         return bad
 
-    if _use_hypothesis():
+    if free and _use_hypothesis():
         from hypothesis import HealthCheck, Phase, find, settings
         from hypothesis import strategies as st
         from hypothesis.errors import NoSuchExample
 
+        # the k-th draw of values, not a seed: shrinking it is a few steps to 0
         strategy = st.tuples(
             st.fixed_dictionaries({d: st.integers(1, max_size) for d in free}),
-            st.integers(0, 2**32 - 1),
+            st.integers(0, examples).map(lambda k: _value_seed(seed, k)),
         )
         phases = [Phase.generate, Phase.shrink] if shrink else [Phase.generate]
         config = settings(
@@ -495,6 +496,11 @@ def _search(
         raise raised[0] from None
 
 
+def _value_seed(seed: int, k: int) -> int:
+    """The seed of the ``k``-th draw of values."""
+    return int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+
+
 class _Stop(Exception):
     """The user's function raised: the search stops, and that error is raised."""
 
@@ -503,9 +509,9 @@ def _plain_search(fails, free, fixed, max_size, examples, seed, shrink, first):
     """Random sizes and seeds, then a greedy shrink: each dim made as small as
     it still fails, until nothing shrinks."""
     rng = np.random.default_rng(seed)
-    for _ in range(examples):
+    for k in range(examples):
         sizes = {d: int(rng.integers(1, max_size + 1)) for d in free}
-        vseed = int(rng.integers(2**32))
+        vseed = _value_seed(seed, k)
         if fails(sizes, vseed):
             break
     else:

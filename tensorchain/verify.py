@@ -569,6 +569,8 @@ def _differences_row(
             f"{int(unsure.sum())} entries not compared: their estimated error stays above"
             f" {sci(fd_tol / 10)} · max(1, |ref|)"
         )
+        if not reliable.any() and not kinks.any():
+            status, max_abs, max_rel = "not run", None, None  # nothing was compared
     return Row(
         title, label, status, max_abs, max_rel, worst,
         f"{sci(fd_tol)} · max(1, |ref|) where reliable",

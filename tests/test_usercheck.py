@@ -113,6 +113,24 @@ def test_the_correct_backward_passes(net, backward):
     assert "agrees with the exact one" in str(result)
 
 
+def test_nan_is_a_difference():
+    def backward(v):
+        g = mlp_backward(v)
+        g["b2"][0] = np.nan
+        return g
+
+    result = tc.check_gradient(backward, MLP_NET, "L")
+    assert "b2[w=0]: yours nan, exact" in str(result)
+
+
+def test_a_gradient_off_by_any_constant_factor():
+    def backward(v):
+        return {"W": 1.01 * product_backward(v)["W"]}
+
+    result = tc.check_gradient(backward, PRODUCT_NET, "L")
+    assert "your gradient by W is 1.01 times the exact one" in str(result)
+
+
 def test_the_failure_is_shrunk_to_the_smallest_sizes(monkeypatch):
     """W2 transposed makes no difference at w = 1: the smallest failing
     example has w = 2 and every other size 1, with and without hypothesis."""

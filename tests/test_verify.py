@@ -115,6 +115,15 @@ def test_a_kink_at_the_drawn_point_is_reported_as_such_not_as_a_failure():
     assert all(r.status == "pass" for r in report.rows if r is not fd)
 
 
+def test_differences_that_are_nowhere_reliable_judge_nothing():
+    net = tc.parse("dim n = 3\ninput x[n]\nf = sum(sin(10000 * x))")
+    report = net.verify("f", "x", references=["reference", "differences"])
+    fd = report.rows[1]
+    assert fd.status == "not run" and fd.max_abs is None
+    assert "3 entries not compared: their estimated error stays above" in fd.note
+    assert report.ok  # the reshape method agrees
+
+
 def test_a_wrong_result_fails_every_row_and_is_pinpointed(monkeypatch):
     """verify can fail: tensorchain's result made wrong in one entry."""
     real = verify_module._result
