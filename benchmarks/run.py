@@ -21,7 +21,7 @@ import numpy as np
 import tensorchain as tc
 from tensorchain.reshape import reshape_cost
 
-from . import chains, higher, linalg, products
+from . import chains, higher, linalg, products, verification
 from .harness import Competitor, Row, measure, peak, table
 
 
@@ -389,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += _hvp(2, 8, 16, rounds=2)
         rows += higher.rows(quick=True)
         rows += linalg.rows(quick=True)
+        rows += verification.rows(quick=True)
         rows += products.rows(quick=True)
         more, notes = chains.report(quick=True)
         rows += more
@@ -404,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += _hvp(4, 256, 512, rounds=5)
         rows += higher.rows(quick=False)
         rows += linalg.rows(quick=False)
+        rows += verification.rows(quick=False)
         rows += products.rows(quick=False)
         more, notes = chains.report(quick=False)
         rows += more

@@ -23,6 +23,7 @@ from .network import Network, load, parse
 from .networks import builtin
 from .paths import Plan
 from .reshape import reshape_hessian, reshape_method
+from .usercheck import check_gradient
 
 ARTICLE: str = builtin("article")
 """The spec text of the article's one-layer network."""
@@ -45,6 +46,7 @@ __all__ = [
     "ValuesError",
     "__version__",
     "builtin",
+    "check_gradient",
     "contract",
     "get_memory_limit",
     "load",

@@ -1,4 +1,4 @@
-"""The command line: ``tensorchain derive [SPEC] [--of C] [--wrt W] [--dims n=4,m=3]``."""
+"""The command line: ``tensorchain derive|hessian|paths|verify [SPEC] [--of C] [--wrt W] ...``."""
 
 from __future__ import annotations
 
@@ -179,6 +179,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     paths.add_argument("--tree", action="store_true", help="also print the optimal order's tree")
     parser.derive_command = derive  # type: ignore[attr-defined]  # for its usage errors
+    verify = sub.add_parser(
+        "verify",
+        help="check a derivative against every reference, or your own gradient code",
+        description=(
+            "Compare tensorchain's derivative with the reshape method, finite differences,"
+            " JAX and PyTorch (those installed); with --against, check your own gradient"
+            " function against the exact gradient instead. Exit status 0 when everything"
+            " agrees, 3 when a reference disagrees, 10 when your gradient does."
+        ),
+    )
+    _common(verify, "the tensor to differentiate (default: the last)")
+    verify.add_argument(
+        "--wrt", help="comma-separated tensors to differentiate by (default: every param)"
+    )
+    verify.add_argument("--order", type=_order, default=1, help="the order (default 1)")
+    verify.add_argument(
+        "--against",
+        metavar="MODULE:FUNCTION",
+        help="your gradient function, e.g. mygrad:backward or path/to/mygrad.py:backward"
+        " (this imports and runs that module: name only code you trust)",
+    )
+    verify.add_argument(
+        "--values", metavar="FILE.npz", help="the values (numpy .npz, one array per tensor)"
+    )
+    verify.add_argument(
+        "--dtype", choices=["float64", "float32"], default="float64",
+        help="the dtype your function gets (--against; default float64)",
+    )  # fmt: skip
+    verify.add_argument(
+        "--library", choices=["numpy", "torch", "jax"], default="numpy",
+        help="the arrays your function gets (--against; default numpy)",
+    )  # fmt: skip
+    verify.add_argument(
+        "--tolerance", type=float, help="the tolerance of the exact references (default 1e-9)"
+    )
     return parser
 
 
@@ -344,6 +379,87 @@ def derive(args: argparse.Namespace) -> int:
     return _verdict(net, of, diffs, values)
 
 
+def _function(text: str):
+    """The function named ``module:function`` or ``path/to/file.py:function``:
+    user code named on the command line, imported as Python imports it."""
+    import importlib
+    import importlib.util
+
+    where, colon, name = text.rpartition(":")
+    if not colon or not where or not name.isidentifier():
+        raise UsageError(
+            f"--against takes MODULE:FUNCTION (e.g. mygrad:backward) or"
+            f" FILE.py:FUNCTION, got {text!r}"
+        )
+    if where.endswith(".py"):
+        spec = importlib.util.spec_from_file_location(Path(where).stem, where)
+        if spec is None or spec.loader is None or not Path(where).is_file():
+            raise UsageError(f"--against: there is no file {where}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        sys.path.insert(0, str(Path.cwd()))  # as `python -m` finds a module here
+        try:
+            module = importlib.import_module(where)
+        except ModuleNotFoundError as err:
+            raise UsageError(
+                f"--against: no module named {err.name!r} (looked in the current directory"
+                " and on the Python path); or give the file, e.g. mygrad.py:backward"
+            ) from None
+        finally:
+            sys.path.remove(str(Path.cwd()))
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise UsageError(f"--against: {where} has no function {name!r}")
+    return fn
+
+
+def _npz(path: str) -> dict[str, np.ndarray]:
+    """Arrays from a .npz file (never unpickled)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not hasattr(data, "files"):
+                raise ValueError("it holds one array, not one per tensor")
+            return {k: data[k] for k in data.files}
+    except (ValueError, OSError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise ValuesError(
+            f"cannot read values from {path}: {err}; save them with"
+            " np.savez(path, x=..., W=...), one array per input and param"
+        ) from None
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    from .usercheck import check_gradient
+
+    net, title = _load(args)
+    of = args.of or (net.outputs[-1] if net.outputs else None)
+    if of is None:
+        raise UsageError(f"{title} defines no tensor to differentiate")
+    wrts = [w.strip() for w in args.wrt.split(",") if w.strip()] if args.wrt else None
+    values = _npz(args.values) if args.values else None
+    dims = args.dims or None
+    if args.against:
+        fn = _function(args.against)
+        print(f"tensorchain verify: {title} against {args.against}\n{RULE}")
+        check = check_gradient(
+            fn, net, of, wrts, values=values, dims=dims, dtype=args.dtype,
+            library=args.library, seed=args.seed,
+        )  # fmt: skip
+        print(check)
+        return 0 if check.ok else 10
+    if values is None:
+        report = net.verify(
+            of, wrts, order=args.order, seed=args.seed, tolerance=args.tolerance, dims=dims
+        )
+    else:
+        report = net.verify(of, wrts, values, order=args.order, tolerance=args.tolerance, dims=dims)
+    print(f"tensorchain verify: {title}\n{RULE}")
+    print(report)
+    return 0 if report.ok else 3
+
+
 #: Exit status per error class (the most specific class that matches wins).
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (MemoryLimitError, 9),
@@ -359,15 +475,24 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit status says what stopped it: 0 success,
     1 a file that cannot be read, 2 usage, 3 disagreement with the reshape
-    method, 4-9 by error class (:data:`EXIT_CODES`)."""
+    method (or, for ``verify``, any reference), 4-9 by error class
+    (:data:`EXIT_CODES`), 10 your gradient (``verify --against``) differs from
+    the exact one."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "derive" and args.order > 1 and (args.latex or args.steps or args.emit):
         parser.derive_command.error(  # type: ignore[attr-defined]
             "--latex, --steps and --emit print first derivatives; leave out --order"
         )
+    if args.command == "verify" and args.against and args.order > 1:
+        parser.error("--against checks your gradient (first order); leave out --order")
     try:
-        commands = {"hessian": hessian_command, "paths": paths_command, "derive": derive}
+        commands = {
+            "hessian": hessian_command,
+            "paths": paths_command,
+            "derive": derive,
+            "verify": verify_command,
+        }
         with np.errstate(all="ignore"):  # a non-finite result is reported, and fails
             return commands[args.command](args)
     except UsageError as err:

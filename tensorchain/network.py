@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from .derivation import Derivation
     from .explore import Exploration
     from .paths import Plan
+    from .verify import VerifyReport
 
 
 class Network(Graph):
@@ -475,6 +476,52 @@ class Network(Graph):
         if check_finite and finite(vector):  # a non-finite vector has been reported
             check_results(self, env, result, compiled.what, of, strict)
         return result
+
+    def verify(
+        self,
+        of: str,
+        wrt: Any = None,
+        values: Mapping[str, Any] | None = None,
+        *,
+        order: int = 1,
+        seed: int = 0,
+        tolerance: float | None = None,
+        references: Sequence[str] = ("reference", "differences", "jax", "torch"),
+        fd_entries: int = 1000,
+        memory_limit: int | None = None,
+        dims: Mapping[str, int] | None = None,
+        **sizes: int,
+    ) -> VerifyReport:
+        """Check ``∂ of / ∂ wrt`` against every reference at hand: the reshape
+        method (or, from order 2, :func:`tc.reference_derivative`) where its
+        memory forecast allows, central finite differences (a step per entry,
+        Richardson extrapolation, kinks reported as such), and JAX's and
+        PyTorch's autodiff of the same network when installed. ``wrt``: a name
+        (at ``order``), a tuple (one derivative, ``("W", "W")`` the Hessian), a
+        list of either, or None (every param ``of`` depends on). Values are
+        drawn (seed ``seed``, sizes ``dims``/``**sizes``) when not given.
+        Returns a :class:`~tensorchain.verify.VerifyReport`: ``print`` it,
+        ``.ok``, ``.rows``. See docs/verify.md. Example:
+            >>> import tensorchain as tc
+            >>> net = tc.parse(tc.ARTICLE)
+            >>> net.verify("C", "W", references=["reference", "differences"]).ok
+            True
+        """
+        from .verify import verify
+
+        return verify(
+            self,
+            of,
+            wrt,
+            values,
+            order=order,
+            seed=seed,
+            tolerance=tolerance,
+            references=references,
+            fd_entries=fd_entries,
+            memory_limit=memory_limit,
+            dims=given_sizes(dims, sizes),
+        )
 
     def per_sample_grad_norms(
         self,
