@@ -650,6 +650,7 @@ class _Lowering:
             node = self.lower(ast)
             summed = [lab for lab in node.labels if lab not in left]
             if summed:
+                self._refuse_ambiguous_sums(node, summed, ast)
                 self._warn_summed_inside(node, summed, ast)
                 node = self.local(node, summed)  # each term sums its own indices
                 kept = tuple(lab for lab in left if lab in node.labels)
@@ -672,6 +673,41 @@ class _Lowering:
         elif root.labels != left:
             root = Sum(((1.0, root),), left)
         return Lowered(a.target, left, root, True, a.pos, text)
+
+    def _refuse_ambiguous_sums(self, node: Node, summed: list[str], ast: Expr) -> None:
+        """An index summed over a sum (in parentheses) that not every term of
+        it carries would add those terms once per value of the index: refused,
+        with the two spellings that say which is meant."""
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, Product):
+                stack.extend(n.factors)
+            elif isinstance(n, Sum):
+                for lab in summed:
+                    lacking = [t for _, t in n.terms if lab not in t.labels]
+                    if lab in n.labels and lacking:
+                        j = base_label(lab)
+                        message = (
+                            f"the index {j!r} is not on the left side, so {show(ast)} is"
+                            f" summed over {j}; but {_brief(lacking[0])} in the sum does not"
+                            f" carry {j} and would be added once per {j}."
+                        )
+                        spelled = _explicit_sums(ast, j)
+                        if spelled:
+                            inside, outside = spelled
+                            message += (
+                                f" Say which is meant: {inside} (the sum over {j} inside) or"
+                                f" {outside} (added once per {j})"
+                            )
+                        else:
+                            message += (
+                                f" Say which is meant: sum(..., {j}) around the terms that"
+                                f" carry {j}, inside the parentheses, or sum((...), {j})"
+                                " around the whole sum"
+                            )
+                        raise self.fail(message, self.assign.pos)
+                stack.extend(t for _, t in n.terms)
 
     def _warn_summed_inside(self, node: Node, summed: list[str], ast: Expr) -> None:
         """Warn when a summed index is contracted between factors inside a function:
@@ -720,8 +756,96 @@ def _has_indices(e: Expr) -> bool:
     return False
 
 
+def _brief(node: Node) -> str:
+    """A short printout of a term for messages: ``b[i]``, ``2``, or ``a term``."""
+    if isinstance(node, Leaf):
+        return (
+            f"{node.name}[{', '.join(map(base_label, node.labels))}]" if node.labels else node.name
+        )
+    if isinstance(node, Const):
+        return f"the constant {node.value:g}"
+    return "a term"
+
+
+def _mentions(e: Expr, index: str) -> bool:
+    if isinstance(e, Ref):
+        return any(i.name == index for i in e.indices or ())
+    if isinstance(e, Call):
+        return any(_mentions(a, index) for a in e.args)
+    if isinstance(e, Neg):
+        return _mentions(e.operand, index)
+    if isinstance(e, BinOp):
+        return _mentions(e.left, index) or _mentions(e.right, index)
+    return False
+
+
+def _explicit_sums(ast: Expr, index: str) -> tuple[str, str] | None:
+    """The term ``ast`` spelled both ways for the first sum in parentheses whose
+    summands do not all mention ``index``: with ``sum(..., index)`` around the
+    summands that do, and around the whole sum."""
+    found: list[Expr] = []
+
+    def visit(e: Expr) -> None:
+        if found:
+            return
+        if isinstance(e, BinOp) and e.op in "+-" and e.paren:
+            parts = [_mentions(t, index) for _, t in _top_terms(replace(e, paren=False))]
+            if any(parts) and not all(parts):
+                found.append(e)
+                return
+        for child in _children_of(e):
+            visit(child)
+
+    visit(ast)
+    if not found:
+        return None
+    target = found[0]
+    pos = target.pos
+    terms = _top_terms(replace(target, paren=False))
+    first = next(k for k, (_, t) in enumerate(terms) if _mentions(t, index))
+    sign = terms[first][0]
+    carrying = _chain([(s * sign, t) for s, t in terms if _mentions(t, index)], pos)
+    summed = Call("sum", (carrying, Ref(index, None, pos)), pos)
+    rest = [(s, t) for s, t in terms if not _mentions(t, index)]
+    inside = _chain([*rest[:first], (sign, summed), *rest[first:]], pos, paren=True)
+    outside = Call("sum", (replace(target, paren=False), Ref(index, None, pos)), pos)
+
+    def swap(e: Expr, new: Expr) -> Expr:
+        if e is target:
+            return new
+        if isinstance(e, Call):
+            return replace(e, args=tuple(swap(a, new) for a in e.args))
+        if isinstance(e, Neg):
+            return replace(e, operand=swap(e.operand, new))
+        if isinstance(e, BinOp):
+            return replace(e, left=swap(e.left, new), right=swap(e.right, new))
+        return e
+
+    return show(swap(ast, inside)), show(swap(ast, outside))
+
+
+def _children_of(e: Expr) -> tuple[Expr, ...]:
+    if isinstance(e, Call):
+        return e.args
+    if isinstance(e, Neg):
+        return (e.operand,)
+    if isinstance(e, BinOp):
+        return (e.left, e.right)
+    return ()
+
+
+def _chain(terms: list[tuple[float, Expr]], pos: Pos, paren: bool = False) -> Expr:
+    """Signed terms joined by ``+`` and ``-`` again."""
+    sign, first = terms[0]
+    out: Expr = first if sign > 0 else Neg(first, pos)
+    for sign, t in terms[1:]:
+        out = BinOp("+" if sign > 0 else "-", out, t, pos)
+    return replace(out, paren=True) if paren and isinstance(out, BinOp) else out
+
+
 def _top_terms(e: Expr, sign: float = 1.0) -> list[tuple[float, Expr]]:
-    if isinstance(e, BinOp) and e.op in "+-":
+    """The top-level terms; a sum in parentheses is one term (as ``1 * (...)``)."""
+    if isinstance(e, BinOp) and e.op in "+-" and not e.paren:
         right = 1.0 if e.op == "+" else -1.0
         return [*_top_terms(e.left, sign), *_top_terms(e.right, sign * right)]
     return [(sign, e)]

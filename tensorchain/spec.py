@@ -11,7 +11,7 @@ import difflib
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import limits
 from .errors import SpecError
@@ -89,6 +89,7 @@ class BinOp:
     left: Expr
     right: Expr
     pos: Pos
+    paren: bool = False  # written in parentheses: a sum in them is one term
 
 
 Expr = Num | Ref | Call | Neg | BinOp
@@ -491,6 +492,10 @@ class _Parser:
             self.expect(")", "to close the parenthesis", opener)
             self.nesting -= 1
             self.not_indexed(expr, "a parenthesised expression", parenthesised=True)
+            if isinstance(expr, BinOp) and expr.op in "+-":  # (a + b) is one term, as 1 * (a + b)
+                marked = replace(expr, paren=True)
+                self.depth[id(marked)] = self.depth.get(id(expr), 1)
+                return marked
             return expr
         raise self.fail(
             f"expected a number, a tensor, a function call or '(', found {_describe(tok)}"
@@ -524,4 +529,4 @@ def show(expr: Expr, parent: int = 0) -> str:
     left_prec = prec + 1 if expr.op == "^" else prec
     op = expr.op if expr.op == "^" else f" {expr.op} "
     text = f"{show(expr.left, left_prec)}{op}{show(expr.right, right_prec)}"
-    return f"({text})" if prec < parent else text
+    return f"({text})" if prec < parent or expr.paren else text

@@ -1,5 +1,7 @@
 """Every statement form parses and evaluates to what numpy computes directly."""
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -70,7 +72,8 @@ FORMS = [
     ("t = abs(x)", lambda v: np.abs(v["x"])),
     ("t = 2 ^ 3 * x", lambda v: 8 * v["x"]),
     ("t = exp(0) + x", lambda v: 1 + v["x"]),
-    ("t[i] = (W[i, j] * x[j] + u[i])", lambda v: v["W"] @ v["x"] + v["u"]),
+    ("t[i] = (W[i, j] * x[j] + W[i, j] * y[j])", lambda v: v["W"] @ (v["x"] + v["y"])),
+    ("t[i] = sum(W[i, j] * x[j], j) + u[i]", lambda v: v["W"] @ v["x"] + v["u"]),
     (
         "t[i] = W[i, j] * (x[j]\n   + y[j])  # a statement may continue inside brackets",
         lambda v: v["W"] @ (v["x"] + v["y"]),
@@ -219,3 +222,48 @@ def test_a_term_broadcast_over_axes_of_size_one_keeps_the_shape():
     )
     vals = net.random_values(S=1, O=2, P=1)
     np.testing.assert_array_equal(net.evaluate(vals)["y"], vals["x"] + vals["b"][None, :, None])
+
+
+PAREN_CASES = [
+    "z[i] = (W[i, j] * x[j] + u[i])",
+    "z[i] = 1 * (W[i, j] * x[j] + u[i])",
+    "z = (x[i] + 1)",
+    "z = 1 * (x[i] + 1)",
+    "z[i] = 2 * (W[i, j] * x[j] - u[i]) * u[i]",
+]
+
+
+@pytest.mark.parametrize("statement", PAREN_CASES)
+def test_an_index_summed_over_a_sum_that_not_every_term_carries_is_refused(statement):
+    """(e) means 1 * (e): its summed index is never broadcast over a term that
+    lacks it in silence (once (e) was e's top-level terms, 1 * (e) not)."""
+    text = f"dim n = 3\ndim m = 2\ninput x[m]\ninput u[n]\nparam W[n, m]\n{statement}"
+    with pytest.raises(tc.SpecError, match=r"is summed over .*; but .* does not carry"):
+        tc.parse(text)
+
+
+@given(st.sampled_from(["W[i, j] * x[j] * u[i]", "W[i, j] * x[j] + W[i, j] * x[j]", "u[i] - 2"]))
+def test_parentheses_and_one_times_lower_alike(inner):
+    """`(e)` and `1 * (e)` lower to the same operations and values."""
+    head = "dim n = 3\ndim m = 2\ninput x[m]\ninput u[n]\nparam W[n, m]\n"
+    a = tc.parse(head + f"z[i] = ({inner})")
+    b = tc.parse(head + f"z[i] = 1 * ({inner})")
+    vals = a.random_values(seed=3)
+    np.testing.assert_array_equal(a.evaluate(vals)["z"], b.evaluate(vals)["z"])
+    assert a.statements[-1].root.labels == b.statements[-1].root.labels
+
+
+def test_the_refusal_spells_both_meanings_and_both_parse():
+    """The two spellings the message offers are accepted and mean Wx + b and
+    Wx + m·b, computed here with numpy."""
+    head = "dim n = 3\ndim m = 2\ninput x[m]\ninput u[n]\nparam W[n, m]\n"
+    with pytest.raises(tc.SpecError) as err:
+        tc.parse(head + "z[i] = (u[i] - W[i, j] * x[j])")
+    first = str(err.value).splitlines()[0]
+    inside, outside = re.search(
+        r"Say which is meant: (.*) \(the sum over j inside\) or (.*) \(added once per j\)", first
+    ).groups()
+    net_in, net_out = tc.parse(head + f"z[i] = {inside}"), tc.parse(head + f"z[i] = {outside}")
+    v = net_in.random_values(seed=4)
+    np.testing.assert_allclose(net_in.evaluate(v)["z"], v["u"] - v["W"] @ v["x"])
+    np.testing.assert_allclose(net_out.evaluate(v)["z"], 2 * v["u"] - v["W"] @ v["x"])
