@@ -204,8 +204,9 @@ def _parser() -> argparse.ArgumentParser:
         "--values", metavar="FILE.npz", help="the values (numpy .npz, one array per tensor)"
     )
     verify.add_argument(
-        "--dtype", choices=["float64", "float32"], default="float64",
-        help="the dtype your function gets (--against; default float64)",
+        "--dtype", choices=["float64", "float32"], default=None,
+        help="the dtype your function gets (--against; default float64, or that of"
+        " --values)",
     )  # fmt: skip
     verify.add_argument(
         "--library", choices=["numpy", "torch", "jax"], default="numpy",

@@ -308,17 +308,22 @@ def _derivative(net, graph, out, forward, of, wrt, sizes, mode: str) -> LabeledT
     result = graph.derivatives(out, [wrt[-1]], forward, structured=True, mode=mode)
     structure = result.jacobians[wrt[-1]]
     structure = structure.smallest().rename(indices)
-    # The chain rule names a contracted block after its Jacobian (d out/d w,
-    # with out a name of the derivative's graph): name it after the derivative.
+    # The chain rule names a block it contracted after its Jacobian (d out/d w,
+    # with out a name of the derivative's graph); such a block is a part of the
+    # derivative, not the derivative: each gets a letter of its own.
     internal = f"d{out}/d{wrt[-1]}"
-    order = str(len(wrt)).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
-    title = f"∂{order}{of}/" + "".join(f"∂{w}" for w in wrt)
-    terms = [
-        replace(
-            t, factors=tuple(replace(f, name=title) if f.name == internal else f for f in t.factors)
-        )
-        for t in structure.terms
-    ]
+    taken = set(net.tensors) | set(net.dims)
+    letters = iter(c for c in "ABCDEFGHKMNPQRSTUVWXYZ" if c not in taken)
+    blocks: dict[int, str] = {}
+
+    def named(f):
+        if f.name != internal:
+            return f
+        if id(f.array) not in blocks:
+            blocks[id(f.array)] = next(letters, None) or f"G{len(blocks) + 1}"
+        return replace(f, name=blocks[id(f.array)], tex="")
+
+    terms = [replace(t, factors=tuple(named(f) for f in t.factors)) for t in structure.terms]
     return LabeledTensor(
         structure.indices, structure.sizes, terms, canonicalize=False, dtype=structure.dtype
     )

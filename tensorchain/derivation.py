@@ -24,7 +24,7 @@ from .along import HELPERS
 from .functions import HELPERS as FUNCTION_HELPERS
 from .labeled import LabeledTensor, Term, place
 from .program import Slot, Tape, tracing
-from .render import format_term
+from .render import format_sum, signed_sum
 from .rules import tex_name
 from .shift import unwindows, windows
 
@@ -61,7 +61,9 @@ class Derivation:
         # The chain as it stands before its last contraction (the result itself
         # when it needs none).
         self.chain: LabeledTensor = result.chains.get(wrt, result.jacobians[wrt])
-        self._names = _letters(self.chain)
+        dims = {d for t in net.tensors.values() for d in t.dims}
+        self._avoid = frozenset(dims) | frozenset(net.tensors)
+        self._names = _letters(self.chain, self._avoid)
 
     @property
     def numeric(self) -> bool:
@@ -78,7 +80,7 @@ class Derivation:
         return f"∂{self.of}[{', '.join(out[:k])}]/∂{self.wrt}[{', '.join(out[k:])}]"
 
     def __str__(self) -> str:
-        terms = " + ".join(format_term(t, self._names) for t in self.chain.terms) or "0"
+        terms = format_sum(self.chain.terms, self._names)
         return f"{self.lhs()} = {terms}"
 
     def __repr__(self) -> str:
@@ -124,17 +126,19 @@ class Derivation:
         k = len(self.net.tensors[self.of].dims)
         of = tex_name(self.of) + (f"_{{{''.join(out[:k])}}}" if k else "")
         wrt = "{" + tex_name(self.wrt) + "}" + (f"_{{{''.join(out[k:])}}}" if out[k:] else "")
-        terms = [self._term_tex(t) for t in self.chain.terms] or ["0"]
-        return rf"\frac{{\partial {of}}}{{\partial {wrt}}} = " + " + ".join(terms)
+        terms = signed_sum([self._term_tex(t) for t in self.chain.terms])
+        return rf"\frac{{\partial {of}}}{{\partial {wrt}}} = " + terms
 
-    def _term_tex(self, term: Term) -> str:
-        parts = [] if term.coeff == 1.0 and term.factors else [f"{term.coeff:g}"]
+    def _term_tex(self, term: Term) -> tuple[bool, str]:
+        negative = isinstance(term.coeff, int | float) and term.coeff < 0
+        coeff = -term.coeff if negative else term.coeff
+        parts = [] if coeff == 1.0 and term.factors else [f"{coeff:g}"]
         for f in term.factors:
             labels = "".join(self._names[lab] for lab in f.labels)
             body = "{" + (f.tex or _tex_of_name(f.name)) + "}"
             parts.append(f"{body}_{{{labels}}}" if labels else body)
         parts += [rf"\delta_{{{self._names[a]}{self._names[b]}}}" for a, b in term.deltas]
-        return r" \, ".join(parts)
+        return negative, r" \, ".join(parts)
 
     def _repr_latex_(self) -> str:
         return f"$${self.latex()}$$"
@@ -169,8 +173,8 @@ class Derivation:
         then each chain-rule product with the deltas it eliminates."""
         lines = []
         for (t, s), local in self.result.locals.items():
-            names = _letters(local)
-            value = " + ".join(format_term(term, names) for term in local.terms)
+            names = _letters(local, self._avoid)
+            value = format_sum(local.terms, names)
             shape = " × ".join(map(str, local.shape)) or "1"
             lines.append(
                 f"d{t}/d{s}  [{', '.join(names[i] for i in local.indices)}]  ({shape})  = {value}"
@@ -183,10 +187,10 @@ class Derivation:
                 before = sum(len(t.deltas) for t in (*acc.terms, *local.terms))
                 acc = acc.chain(local, len(self.net.tensors[a].dims))
                 after = sum(len(t.deltas) for t in acc.terms)
-                names = _letters(acc)
+                names = _letters(acc, self._avoid)
                 lines.append(
                     f"· d{a}/d{b}: {before - after} δ eliminated by renaming → "
-                    + " + ".join(format_term(term, names) for term in acc.terms)
+                    + format_sum(acc.terms, names)
                 )
         for c in self.result.contractions:
             lines.append(f"contract: einsum {c.equation}  ({', '.join(c.names)})")
@@ -275,12 +279,15 @@ def _reps(term: Term, indices: Sequence[str]) -> list[str]:
     return [i for i in indices if i not in tied]
 
 
-def _letters(t: LabeledTensor) -> dict[str, str]:
+def _letters(t: LabeledTensor, avoid: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Index letters for a chain's labels: outputs from ``ijk…``, summed ones
+    from ``pqr…``, none of them a name in ``avoid`` (the network's dims and
+    tensors, which a reader would take them for)."""
     names: dict[str, str] = {}
-    outputs = iter(OUTPUT_LETTERS)
+    outputs = iter(c for c in OUTPUT_LETTERS if c not in avoid)
     for i in t.indices:
         names[i] = next(outputs, None) or f"i{len(names)}"
-    summed = iter(SUMMED_LETTERS)
+    summed = iter(c for c in SUMMED_LETTERS if c not in avoid)
     for term in t.terms:
         for f in term.factors:
             for lab in f.labels:

@@ -293,6 +293,9 @@ class LabeledTensor:
                     else:
                         rest.append(f)
                 rests.append(rest)
+            if not any(rests):  # the same factors in every term: X + X = 2 X
+                terms.append(Term(sum(t.coeff for t in group), tuple(common), deltas))
+                continue
             outer = set(self.indices) | {lab for f in common for lab in f.labels}
             labels = tuple(
                 dict.fromkeys(lab for r in rests for f in r for lab in f.labels if lab in outer)

@@ -475,11 +475,16 @@ class _Lowering:
         ``solve(A, b)``: along two named indices (the rows, then the columns),
         or the last two axes when none are named."""
         count = 2 if e.func == "solve" else 1
-        example = (
-            "x[j] = solve(A[i, j], b[i], i, j)"
-            if e.func == "solve"
-            else f"Y[s, i, j] = {e.func}(X[s, i, j], i, j)"
-        )
+        first = e.args[0] if e.args else None
+        if e.func == "solve":
+            example = "x[j] = solve(A[i, j], b[i], i, j)"
+        elif isinstance(first, Ref) and first.indices and len(first.indices) >= 2:
+            rows, cols = (i.name for i in first.indices[-2:])
+            example = f"{e.func}({show(first)}, {rows}, {cols})"
+        elif e.func in ("det", "logdet", "trace"):
+            example = f"y[s] = {e.func}(X[s, i, j], i, j)"
+        else:
+            example = f"Y[s, i, j] = {e.func}(X[s, i, j], i, j)"
         if len(e.args) < count:
             takes = "a matrix and a right side" if count == 2 else "a matrix"
             raise self.fail(f"{e.func} takes {takes}, e.g. {example}", e.pos)

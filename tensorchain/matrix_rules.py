@@ -108,10 +108,13 @@ def matrix_rule(node: Along, k: int, values, sizes: dict[str, int]) -> LabeledTe
 
     if node.func == "inv":
         here = name_of(node)
-        terms = [Term(-1.0, (on(y, {col: new[row]}, here), on(y, {row: new[col]}, here)), batch)]
+        tex = tex_of(node)
+        left, right = on(y, {col: new[row]}, here, tex), on(y, {row: new[col]}, here, tex)
+        terms = [Term(-1.0, (left, right), batch)]
     elif node.func in ("det", "logdet"):
         inverse = _inverse(x, arg, row, col, sizes, node.func)
-        transposed = on(inverse, {row: new[col], col: new[row]}, f"inv({inner})ᵀ")
+        # X⁻ᵀ[i, j] is written as the inverse read at [j, i]
+        transposed = on(inverse, {row: new[col], col: new[row]}, f"inv({inner})", _inv_tex(arg))
         if node.func == "det":
             det = Factor(y, node.labels, name_of(node), tex=tex_of(node))
             terms = [Term(1.0, (det, transposed), batch)]
@@ -122,7 +125,7 @@ def matrix_rule(node: Along, k: int, values, sizes: dict[str, int]) -> LabeledTe
         inverse = _inverse(y, node, row, col, sizes, "inv")
         p = fresh(row)
         sizes = {**sizes, p: sizes[row]}
-        low = on(y, {col: p}, here)  # L[r, p]
+        low = on(y, {col: p}, here, tex_of(node))  # L[r, p]
         phi = Factor(_mask(sizes[row]), (p, col), "Φ", tex=r"\Phi")
         terms = [
             Term(
@@ -130,8 +133,8 @@ def matrix_rule(node: Along, k: int, values, sizes: dict[str, int]) -> LabeledTe
                 (
                     low,
                     phi,
-                    on(inverse, {row: p, col: a}, f"inv({here})"),
-                    on(inverse, {row: col, col: b}, f"inv({here})"),
+                    on(inverse, {row: p, col: a}, f"inv({here})", _inv_tex(node)),
+                    on(inverse, {row: col, col: b}, f"inv({here})", _inv_tex(node)),
                 ),
                 batch,
             )
@@ -141,6 +144,10 @@ def matrix_rule(node: Along, k: int, values, sizes: dict[str, int]) -> LabeledTe
         phi = Factor(_mask(sizes[row]), (row, col), "Φ", tex=r"\Phi")
         terms = [Term(1.0, (phi,), deltas)]
     return LabeledTensor(indices, sizes, terms)
+
+
+def _inv_tex(node) -> str:
+    return rf"\left({tex_of(node)}\right)^{{-1}}"
 
 
 def solve_rule(node: Solve, k: int, values, sizes: dict[str, int]) -> LabeledTensor:
@@ -155,7 +162,8 @@ def solve_rule(node: Solve, k: int, values, sizes: dict[str, int]) -> LabeledTen
     def inv(second: str) -> Factor:
         """A⁻¹[c, second]: the column index first (it indexes the result)."""
         mapping = {row: col, col: second}
-        return Factor(inverse, tuple(mapping.get(lab, lab) for lab in matrix.labels), name)
+        labels = tuple(mapping.get(lab, lab) for lab in matrix.labels)
+        return Factor(inverse, labels, name, tex=_inv_tex(matrix))
 
     if k == 1:  # by the right side: A⁻¹[c, r'] and δ on its other indices
         rest = tuple(d for d in deltas if d[0] != row)
@@ -169,6 +177,7 @@ def solve_rule(node: Solve, k: int, values, sizes: dict[str, int]) -> LabeledTen
         node.labels,
         sizes,
     )
-    solved = Factor(x, tuple(new[col] if lab == col else lab for lab in node.labels), name_of(node))
+    labels = tuple(new[col] if lab == col else lab for lab in node.labels)
+    solved = Factor(x, labels, name_of(node), tex=tex_of(node))
     batch = tuple(d for d in deltas if d[0] not in (row, col))
     return LabeledTensor(indices, sizes, [Term(-1.0, (inv(new[row]), solved), batch)])

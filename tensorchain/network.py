@@ -33,7 +33,7 @@ from .graph import Forward, Graph, TensorInfo
 from .labeled import LabeledTensor
 from .lower import DELTA, lower
 from .products import MAX_NORM, VECTOR
-from .shapes import Binding, bind_labels, value_sizes
+from .shapes import Binding, bind_labels, check_given_dims, value_sizes
 from .shift import shift_sizes
 from .spec import Assign, DimDecl, Pos, ShiftDecl, TensorDecl, parse_program
 from .spec import Program as SpecProgram
@@ -169,18 +169,7 @@ class Network(Graph):
         """Every dim's size: spec defaults, overridden by the sizes given
         (``dims={"n": 4}`` or ``n=4``), then by ``values``' shapes."""
         dims = given_sizes(dims, sizes)
-        for d, s in dims.items():
-            if d not in self.dims:
-                raise ShapeError(
-                    f"unknown dim {d!r}; this network's dims are {', '.join(self.dims)}"
-                )
-            if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s < 1:
-                raise ShapeError(f"dim {d} must be a positive integer, got {s!r}")
-            if s > limits.MAX_DIM:
-                raise ShapeError(
-                    f"dim {d}={s} is larger than the limit {limits.MAX_DIM:,}"
-                    " (tensorchain.limits.MAX_DIM)"
-                )
+        check_given_dims(dims, self.dims)
         sizes = {d: s for d, s in self.dims.items() if s is not None}
         sizes.update((d, int(s)) for d, s in dims.items())
         sizes.update(value_sizes(self.tensors, self.dims, sizes, dims, values or {}))

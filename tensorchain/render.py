@@ -33,12 +33,35 @@ def format_term(term: Term, names: dict[str, str]) -> str:
     return " · ".join(parts)
 
 
+def signed_sum(texts: list[tuple[bool, str]]) -> str:
+    """Terms joined by `` + `` and `` - ``; each given as (negative, the text of
+    its absolute value)."""
+    out = ""
+    for k, (negative, text) in enumerate(texts):
+        if k == 0:
+            out = f"-{text}" if negative else text
+        else:
+            out += f" - {text}" if negative else f" + {text}"
+    return out or "0"
+
+
+def format_sum(terms, names: dict[str, str]) -> str:
+    """``a[i] · b[j] - 2 · c[i, j]``: terms in index notation, a negative
+    coefficient printed as a minus sign."""
+    texts = []
+    for term in terms:
+        negative = isinstance(term.coeff, int | float) and term.coeff < 0
+        if negative:
+            term = type(term)(-term.coeff, term.factors, term.deltas)
+        texts.append((negative, format_term(term, names)))
+    return signed_sum(texts)
+
+
 def format_terms(t: LabeledTensor) -> str:
     """``σ'(z)[n] · δ(n, n') + ...`` — the tensor in index notation."""
     if not t.terms:
         return "0"
-    names = _letter_map(t)
-    return " + ".join(format_term(term, names) for term in t.terms)
+    return format_sum(t.terms, _letter_map(t))
 
 
 def format_labeled(t: LabeledTensor) -> str:

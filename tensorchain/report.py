@@ -147,7 +147,8 @@ def derivative_report(
 
     D = net.derivative(of, (wrt,) * order, values)
     title = f"∂{_power(order)}{of}/∂{wrt}{_power(order)}"
-    lines = [f"{title}   shape {' × '.join(map(str, D.shape))}", RULE]
+    shape = " × ".join(map(str, D.shape)) if D.shape else "() (a scalar)"
+    lines = [f"{title}   shape {shape}", RULE]
     lines.append(f"axes [{', '.join(D.indices)}]")
     common = ", ".join(f"δ({a}, {b})" for a, b in D.deltas) or "none"
     lines.append(f"deltas every term keeps (symbolic, never stored): {common}")
@@ -157,9 +158,42 @@ def derivative_report(
         f"= {text}", 78, initial_indent="  ", subsequent_indent="    ", break_long_words=False
     )
     lines += shown[:4] + (["    …"] if len(shown) > 4 else [])
+    for line in _legend(net, of, wrt, order, D):
+        lines += textwrap.wrap(line, 78, subsequent_indent="      ", break_long_words=False)
+    if math.prod(D.shape) <= 64:
+        lines += [f"{title} =", format_array(D.array)]
     return _against_reference(
         lines, D, lambda: reference_derivative(net, of, (wrt,) * order, values)
     )
+
+
+def _legend(net: Network, of: str, wrt: str, order: int, D: LabeledTensor) -> list[str]:
+    """What the factors of a derivative's structure are that are not tensors of
+    the network: arrays the chain rule contracted (single letters), and
+    tensors of the derivative's graph (with their statements)."""
+    graph, _ = net.derivative_graph(of, (wrt,) * (order - 1))
+    names = dict.fromkeys(f.name for t in D.terms for f in t.factors)
+    blocks = [n for n in names if len(n) <= 3 and n not in net.tensors and n[:1].isupper()]
+    lines = []
+    if blocks:
+        what = "arrays" if len(blocks) > 1 else "an array"
+        lines.append(
+            f"  {', '.join(blocks)}: {what} the chain rule contracted (parts of the"
+            " derivative, not derivatives themselves)"
+        )
+    internal = {s.target: s for s in graph.statements if s.target not in net.tensors}
+    shown: list[str] = []
+    todo = [n for n in names if n in internal]
+    while todo and len(shown) < 6:
+        name = todo.pop(0)
+        if name in shown:
+            continue
+        shown.append(name)
+        text = internal[name].text
+        lines.append(f"  where {text}")
+        right = text.split("=", 1)[-1]
+        todo += [n for n in internal if n not in shown and n in right and n != name]
+    return lines
 
 
 def _against_reference(lines: list[str], result: LabeledTensor, reference) -> tuple[str, float]:
@@ -191,7 +225,8 @@ def sizes_text(t: LabeledTensor) -> str:
         times = f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.1f}"
         return f"stores {stored:,} numbers for {dense:,} dense entries ({times}× fewer)"
     if stored == dense:
-        return f"stores {stored:,} numbers, as many as its dense entries: nothing to save here"
+        numbers = "1 number" if stored == 1 else f"{stored:,} numbers"
+        return f"stores {numbers}, as many as its dense entries: nothing to save here"
     return (
         f"stores {stored:,} numbers, more than its {dense:,} dense entries: at these sizes"
         " the dense array (.array) is the smaller form"

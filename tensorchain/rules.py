@@ -95,7 +95,8 @@ def tex_of(node: Node) -> str:
         return ELEMENTWISE[node.func].tex(arg, node.param)
     if isinstance(node, Along):
         below = ",".join(tex_name(n) for n in node.names)
-        return rf"{ALONG[node.func].tex}_{{{below}}}\left({tex_of(node.arg)}\right)"
+        head = rf"{ALONG[node.func].tex}_{{{below}}}" if below else ALONG[node.func].tex
+        return rf"{head}\left({tex_of(node.arg)}\right)"
     if isinstance(node, Solve):
         return rf"\left({tex_of(node.matrix)}\right)^{{-1}} {tex_of(node.rhs)}"
     if isinstance(node, Product):

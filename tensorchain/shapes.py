@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from . import limits
 from .along import ALONG
 from .errors import ShapeError
 from .lower import Along, Delta, Lowered, Solve, base_label, leaves, walk
@@ -108,11 +109,34 @@ def _check_square(
             if r == c or r not in sizes or c not in sizes or sizes[r] == sizes[c]:
                 continue
             what = "two indices of one size" if func == "delta" else "a square matrix"
+            first, second = bound[row], bound[col]
+            if base_label(row).startswith("#"):  # whole-tensor form
+                where = f"the last two axes of {first.tensor} are {r}={sizes[r]} and {c}={sizes[c]}"
+            else:
+                where = (
+                    f"index {base_label(row)!r} is {r}={sizes[r]} (axis {first.axis} of"
+                    f" {first.tensor}) and index {base_label(col)!r} is {c}={sizes[c]} (axis"
+                    f" {second.axis} of {second.tensor})"
+                )
             raise program.error(
-                f"{func} needs {what}, but {base_label(row)} is {r}={sizes[r]} and"
-                f" {base_label(col)} is {c}={sizes[c]}",
+                f"{func} needs {what}, but {where}",
                 stmt.pos,
                 ShapeError,
+            )
+
+
+def check_given_dims(dims: Mapping[str, Any], known: Mapping[str, Any]) -> None:
+    """Sizes given by name: each a dim of the network, a positive integer,
+    within ``limits.MAX_DIM``; a ShapeError otherwise."""
+    for d, s in dims.items():
+        if d not in known:
+            raise ShapeError(f"unknown dim {d!r}; this network's dims are {', '.join(known)}")
+        if not isinstance(s, int | np.integer) or isinstance(s, bool) or s < 1:
+            raise ShapeError(f"dim {d} must be a positive integer, got {s!r}")
+        if s > limits.MAX_DIM:
+            raise ShapeError(
+                f"dim {d}={s} is larger than the limit {limits.MAX_DIM:,}"
+                " (tensorchain.limits.MAX_DIM)"
             )
 
 

@@ -60,7 +60,7 @@ def diagnose(
     found += local[:SHOWN]
     if len(local) > SHOWN:
         notes.append(f"({len(local) - SHOWN} more local derivatives would explain it too)")
-    if not found:
+    if not found and any(outcome.yours[w].shape == outcome.exact[w].shape for w in outcome.failed):
         notes.append(
             "no single wrong sign, factor, transpose, left-out term or local derivative"
             " explains the difference"
@@ -107,7 +107,9 @@ def _whole(net: Network, of: str, wrts: tuple[str, ...], outcome: Outcome) -> li
             if tol.close(yours, c * exact):
                 found.setdefault(text, []).append(w)
                 break
-        else:  # some other constant factor
+        else:  # some other constant factor (says nothing with one entry)
+            if np.count_nonzero(exact) < 2:
+                continue
             c = float(np.vdot(yours, exact) / np.vdot(exact, exact))
             if np.isfinite(c) and tol.close(yours, c * exact):
                 found.setdefault(f"{c:.6g} times the exact one", []).append(w)

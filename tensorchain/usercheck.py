@@ -23,7 +23,6 @@ error this network's gradient actually has, forward pass included.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +34,7 @@ import numpy as np
 from .chain import network_jacobians
 from .errors import ShapeError, ValuesError
 from .labeled import LabeledTensor
+from .shapes import check_given_dims
 from .suspects import LOCAL_LIMIT
 from .suspects import diagnose as find_suspects
 from .verify import sci, tensor_entry, x64
@@ -89,12 +89,10 @@ class Mismatch:
     def lines(self) -> list[str]:
         head = f"by {self.wrt}"
         if self.shape != self.expected_shape:
-            axes = ", ".join(
-                f"{d}={s}" for d, s in zip(self.dims, self.expected_shape, strict=True)
-            )
+            like = tensor_entry(self.wrt, self.dims, self.expected_shape).replace("=", " of ")
+            like = f"a scalar, like {self.wrt}" if not self.dims else f"like {like}"
             out = [
-                f"{head}: yours has shape {self.shape}, the gradient"
-                f" {self.expected_shape} ({self.wrt}[{axes}])"
+                f"{head}: yours has shape {self.shape}, the gradient {self.expected_shape} ({like})"
             ]
             if self.shape == self.expected_shape[::-1] and len(self.shape) > 1:
                 out[0] += ": the transpose's shape"
@@ -155,7 +153,8 @@ class GradientCheck:
         differing = {m.wrt for m in self.mismatches}
         for m in self.mismatches:
             lines += [f"  {line}" for line in m.lines()]
-            lines.append(f"    (tolerance {self.tolerance[m.wrt]})")
+            if m.shape == m.expected_shape:
+                lines.append(f"    (tolerance {self.tolerance[m.wrt]})")
         agreeing = [w for w in self.wrt if w not in differing]
         if agreeing:
             lines.append(f"  by {', '.join(agreeing)}: agrees")
@@ -538,7 +537,7 @@ def check_gradient(
     *,
     values: Mapping[str, Any] | None = None,
     dims: Mapping[str, int] | None = None,
-    dtype: Any = np.float64,
+    dtype: Any = None,
     library: str = "numpy",
     examples: int | None = None,
     max_size: int = 5,
@@ -551,7 +550,9 @@ def check_gradient(
     """Check your gradient function ``fn`` against the exact gradient of ``of``.
 
     ``fn(values)`` takes a dict from every input and param name to an array
-    (``library``: ``"numpy"``, ``"torch"`` or ``"jax"``, in ``dtype``) and
+    (``library``: ``"numpy"``, ``"torch"`` or ``"jax"``, in ``dtype``:
+    float64 by default, the values' own dtype when ``values`` are given and
+    ``dtype`` is not) and
     returns the gradients by ``wrt`` (default: every param): a dict by name,
     a sequence in ``wrt`` order, or one array for one tensor.
 
@@ -581,21 +582,21 @@ def check_gradient(
     if library not in LIBRARIES:
         raise ValuesError(f"library is one of {', '.join(LIBRARIES)}, got {library!r}")
     fixed = dict(dims or {})
-    for d in fixed:
-        if d not in net.dims:
-            raise ShapeError(f"unknown dim {d!r}; this network's dims are {', '.join(net.dims)}")
+    check_given_dims(fixed, net.dims)
     free = _free_dims(net, fixed)
     if values is not None:
         env = net._check_values({k: _to_numpy(v) for k, v in values.items()})
         net.sizes(env, dims=fixed)  # sizes given must agree with the values
-        dtype = next(iter(env.values())).dtype
-    dtype = np.dtype(dtype)
+        if dtype is None:
+            dtype = next(iter(env.values())).dtype
+    dtype = np.dtype(np.float64 if dtype is None else dtype)
     if dtype.kind != "f":
         raise ValuesError(
             f"check_gradient draws real values; dtype is float32 or float64, got {dtype}"
         )
     checker = _Checker(fn, net, of, wrts, dtype, library, rtol, atol)
     if values is not None:
+        env = {k: np.asarray(v, dtype=dtype) for k, v in env.items()}
         outcome = checker.run(env, net.sizes(env), "given")
         if not outcome.failed:
             return _passed(checker, outcome.tolerance)
@@ -627,8 +628,11 @@ def check_gradient(
     # The diagnosis wants every drawn dim of at least 3 (a transpose or a
     # batch sum is invisible at size 1, a mean over 2 looks like a factor ½).
     wide = {**first_sizes, **{d: max(first_sizes[d], min(3, max_size)) for d in free}}
-    with contextlib.suppress(Exception):  # where it raises, the diagnosis uses another
+    raised = None
+    try:
         check(wide, first_seed)
+    except Exception as err:  # most likely your function's: reported in the notes
+        raised = f"{type(err).__name__}: {err}"
     failing = [o for o in outcomes.values() if o.failed]
     informative = max(
         failing,
@@ -638,7 +642,11 @@ def check_gradient(
             sum(g.size for g in o.exact.values()),
         ),
     )
-    return _failed(checker, smallest, first, informative if diagnose else None)
+    result = _failed(checker, smallest, first, informative if diagnose else None)
+    if diagnose and raised is not None:
+        at = ", ".join(f"{d}={s}" for d, s in wide.items())
+        result.notes.append(f"(the diagnosis could not use sizes {at}: {raised})")
+    return result
 
 
 def _passed(checker: _Checker, tolerance: dict[str, Tolerance]) -> GradientCheck:

@@ -68,10 +68,16 @@ def derivative_title(of: str, wrts: Sequence[str]) -> str:
 
 
 def tensor_entry(name: str, dims: Sequence[str], index: Sequence[int]) -> str:
-    """``W[n=2, m=0]``; a scalar is its name."""
+    """``W[n=2, m=0]``; a scalar is its name; a dim repeated is primed, as
+    in ``S[n=1, n'=0]``."""
     if not dims:
         return name
-    return f"{name}[{', '.join(f'{d}={i}' for d, i in zip(dims, index, strict=True))}]"
+    seen: dict[str, int] = {}
+    parts = []
+    for d, i in zip(dims, index, strict=True):
+        parts.append(f"{d}{chr(39) * seen.get(d, 0)}={i}")
+        seen[d] = seen.get(d, 0) + 1
+    return f"{name}[{', '.join(parts)}]"
 
 
 def derivative_entry(net: Network, of: str, wrts: Sequence[str], index: Sequence[int]) -> str:

@@ -190,7 +190,8 @@ def test_a_transposed_gradient_of_another_shape():
     result = tc.check_gradient(backward, MLP_NET, "L", dims={"m": 3, "w": 2})
     text = str(result)
     assert (
-        "by W1: yours has shape (3, 2), the gradient (2, 3) (W1[w=2, m=3]): the transpose" in text
+        "by W1: yours has shape (3, 2), the gradient (2, 3) (like W1[w of 2, m of 3]): the transpose"
+        in text
     )
     assert "your gradient by W1 is the exact one transposed" in text
 
@@ -266,7 +267,7 @@ def test_inside_a_hypothesis_test():
 
 def test_assert_gradient_close():
     assert_gradient_close(mlp_backward, MLP_NET, "L")
-    with pytest.raises(AssertionError, match=r"(?s)by W2: .*W2\[w=\d, w=\d\]: yours.*1/B"):
+    with pytest.raises(AssertionError, match=r"(?s)by W2: .*W2\[w=\d, w'=\d\]: yours.*1/B"):
         assert_gradient_close(lambda v: mlp_backward(v, "mean"), MLP_NET, "L")
     values = MLP_NET.random_values(seed=2, B=4, w=3, m=2)
     grads = mlp_backward(values, "sign")
