@@ -170,8 +170,11 @@ def matrix(node: Along, x: Jet, jets) -> Jet:
         return logs
     from .jets import _compose
 
-    sign = np.linalg.slogdet(_moved(x[frozenset()], labels, row, col))[0]
-    return {s: sign * v for s, v in _compose("exp", logs, 0.0, jets).items()}
+    sign = np.linalg.slogdet(_moved(x[frozenset()], labels, row, col))[0]  # over the batch
+    return {
+        s: np.reshape(sign, np.shape(sign) + (1,) * (np.ndim(v) - np.ndim(sign))) * v
+        for s, v in _compose("exp", logs, 0.0, jets).items()
+    }
 
 
 def solve(node: Solve, a: Jet, b: Jet, jets) -> Jet:

@@ -112,7 +112,15 @@ def _whole(net: Network, of: str, wrts: tuple[str, ...], outcome: Outcome) -> li
                 continue
             c = float(np.vdot(yours, exact) / np.vdot(exact, exact))
             if np.isfinite(c) and tol.close(yours, c * exact):
-                found.setdefault(f"{c:.6g} times the exact one", []).append(w)
+                if abs(c - 1) < 1e-3:  # not a factor: the same small relative error everywhere
+                    text = (
+                        f"(1 {'+' if c > 1 else '−'} {abs(c - 1):.2g}) times the exact one: a"
+                        f" relative error of {abs(c - 1):.2g} in every entry (a constant or a"
+                        " value rounded to lower precision?)"
+                    )
+                else:
+                    text = f"{c:.6g} times the exact one"
+                found.setdefault(text, []).append(w)
         if exact.ndim == 2 and exact.shape[0] == exact.shape[1] > 1 and tol.close(yours, exact.T):
             found.setdefault("the exact one transposed", []).append(w)
     out = []

@@ -31,9 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .along import ALONG
 from .chain import network_jacobians
 from .errors import ShapeError, ValuesError
 from .labeled import LabeledTensor
+from .lower import Along, Solve, walk
+from .rules import dense
 from .shapes import check_given_dims
 from .suspects import LOCAL_LIMIT
 from .suspects import diagnose as find_suspects
@@ -57,6 +60,7 @@ class Tolerance:
     atol: float
     magnitude: np.ndarray
     scale: float
+    condition: float = 1.0  # the largest condition number of a matrix inverted
 
     def limits(self) -> np.ndarray:
         return self.rtol * self.magnitude + self.atol * self.scale
@@ -70,7 +74,10 @@ class Tolerance:
             return bool(np.all(np.abs(yours - other) <= self.limits()))
 
     def __str__(self) -> str:
-        return f"|yours − exact| ≤ {sci(self.rtol)} · magnitude + {sci(self.atol)} · max|exact|"
+        text = f"|yours − exact| ≤ {sci(self.rtol)} · magnitude + {sci(self.atol)} · max|exact|"
+        if self.condition > 1.0:
+            text += f"; the first grown by {self.condition:.3g}, the condition number of a matrix"
+        return text
 
 
 @dataclass
@@ -174,6 +181,18 @@ class GradientCheck:
 # --- the user's function ---
 
 
+def _require(library: str) -> None:
+    """A ValuesError when ``library`` (torch or jax) is not installed."""
+    import importlib.util
+
+    if library != "numpy" and importlib.util.find_spec(library) is None:
+        raise ValuesError(
+            f"library={library!r} passes {library} arrays to your function, but {library} is"
+            f" not installed here; install it (pip install {library}) or pass numpy arrays"
+            " (library='numpy')"
+        )
+
+
 def _to_library(values: Mapping[str, np.ndarray], library: str) -> dict[str, Any]:
     arrays = {k: np.array(v) for k, v in values.items()}  # copies: the user may write to them
     if library == "torch":
@@ -187,10 +206,16 @@ def _to_library(values: Mapping[str, np.ndarray], library: str) -> dict[str, Any
     return arrays
 
 
-def _to_numpy(array: Any) -> np.ndarray:
+def _to_numpy(array: Any, what: str = "") -> np.ndarray:
     if hasattr(array, "detach"):  # torch, possibly requiring grad or on a device
         array = array.detach().cpu().numpy()
-    return np.asarray(array)
+    try:
+        return np.asarray(array)
+    except (ValueError, TypeError) as err:
+        raise ValuesError(
+            f"{what or 'an array'} is not an array of numbers ({type(array).__name__}:"
+            f" {str(err).splitlines()[0]}); return one numpy, torch or JAX array per tensor"
+        ) from None
 
 
 def _gradients_numpy(result: Any) -> Any:
@@ -218,16 +243,16 @@ def _gradients(result: Any, wrts: Sequence[str], net: Network) -> dict[str, np.n
                 f" {', '.join(map(str, result)) or 'an empty dict'}); return a dict with"
                 f" every tensor checked: {', '.join(wrts)}"
             )
-        return {w: _to_numpy(result[w]) for w in wrts}
+        return {w: _to_numpy(result[w], f"your gradient by {w}") for w in wrts}
     if isinstance(result, list | tuple):
         if len(result) != len(wrts):
             raise ValuesError(
                 f"your function returned {len(result)} gradients for {len(wrts)} tensors"
                 f" ({', '.join(wrts)}); return one per tensor, in that order, or a dict"
             )
-        return {w: _to_numpy(g) for w, g in zip(wrts, result, strict=True)}
+        return {w: _to_numpy(g, f"your gradient by {w}") for w, g in zip(wrts, result, strict=True)}
     if len(wrts) == 1:
-        return {wrts[0]: _to_numpy(result)}
+        return {wrts[0]: _to_numpy(result, f"your gradient by {wrts[0]}")}
     raise ValuesError(
         f"your function returned one {type(result).__name__} for {len(wrts)} tensors;"
         f" return a dict from name to gradient ({', '.join(wrts)})"
@@ -289,24 +314,27 @@ class _Checker:
     def tolerance(self, values, exact, yours) -> dict[str, Tolerance]:
         out = {}
         noise = None if self.atol is not None else self.noise(values, exact)
-        magnitude = self.magnitude(values)
+        magnitude, condition = self.magnitude(values)
         for w in self.wrts:
             dt = self.dtype
             got = yours[w].dtype
             if got.kind == "f" and np.finfo(got).eps > np.finfo(dt).eps:
                 dt = got  # returned in a narrower dtype than computed
             eps = float(np.finfo(dt).eps)
-            rtol = 16 * eps if self.rtol is None else self.rtol
+            rtol = 16 * eps * condition if self.rtol is None else self.rtol
             atol = max(2 * eps, 10 * noise[w]) if self.atol is None else self.atol
             scale = float(np.max(np.abs(exact[w]), initial=0.0)) or 1.0
-            out[w] = Tolerance(rtol, atol, magnitude[w], scale)
+            out[w] = Tolerance(rtol, atol, magnitude[w], scale, condition)
         return out
 
-    def magnitude(self, values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def magnitude(self, values: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], float]:
         """The gradient with every coefficient and every local derivative's
         entries made positive: rounding errors of a chain of products and
         sums scale with it (it is at least |exact|, and much more where
-        terms cancel)."""
+        terms cancel); and the largest condition number of a matrix the
+        network inverts, factors or solves with (1 when none), by which the
+        rounding errors of inverses and solves grow (Higham, *Accuracy and
+        Stability of Numerical Algorithms*, 2nd ed., ch. 14)."""
         wide = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
         with np.errstate(all="ignore"):
             forward = self.net.forward(wide)
@@ -328,7 +356,8 @@ class _Checker:
                 self.of,
                 list(self.wrts),
             )
-            return {w: np.abs(np.asarray(result.jacobians[w].array)) for w in self.wrts}
+            magnitude = {w: np.abs(np.asarray(result.jacobians[w].array)) for w in self.wrts}
+            return magnitude, _condition(self.net, forward)
 
     def _call(self, values: dict[str, np.ndarray]) -> Any:
         if self.library != "jax" or self.dtype != np.float64:
@@ -358,6 +387,30 @@ class _Checker:
         tolerance = self.tolerance(values, exact, yours)
         failed = [w for w in self.wrts if not tolerance[w].close(yours[w], exact[w])]
         return Outcome(sizes, drawn, values, yours, exact, tolerance, failed)
+
+
+def _condition(net: Network, forward: Any) -> float:
+    """The largest 2-norm condition number of the matrices of ``inv``, ``det``,
+    ``logdet``, ``cholesky`` and ``solve`` in one evaluation (1 when none)."""
+    worst = 1.0
+    for stmt in net.statements:
+        for node in walk(stmt.root):
+            if isinstance(node, Solve):
+                arg, row, col = node.matrix, node.row, node.col
+            elif isinstance(node, Along) and node.func in ALONG and ALONG[node.func].matrix:
+                arg, (row, col) = node.arg, node.axes
+            else:
+                continue
+            value = forward.nodes[stmt.target].get(id(arg))
+            if value is None:
+                continue
+            a = np.asarray(dense(value))
+            a = np.moveaxis(a, [arg.labels.index(row), arg.labels.index(col)], [-2, -1])
+            with np.errstate(all="ignore"):
+                kappa = np.linalg.cond(a) if a.size else np.ones(1)
+            kappa = np.where(np.isfinite(kappa), kappa, 1.0)
+            worst = max(worst, float(np.max(kappa, initial=1.0)))
+    return worst
 
 
 def _positive(jac: LabeledTensor) -> LabeledTensor:
@@ -581,18 +634,34 @@ def check_gradient(
     wrts = net._grad_targets(of, wrt, "check_gradient")
     if library not in LIBRARIES:
         raise ValuesError(f"library is one of {', '.join(LIBRARIES)}, got {library!r}")
+    _require(library)
+    for name, given, least in (("max_size", max_size, 1), ("examples", examples, 1)):
+        if given is None and name == "examples":
+            continue
+        if not isinstance(given, int | np.integer) or isinstance(given, bool) or given < least:
+            raise ValuesError(f"{name} is a positive integer, got {given!r}")
+    for name, given in (("rtol", rtol), ("atol", atol)):
+        if given is not None and not (isinstance(given, int | float) and 0 <= given < math.inf):
+            raise ValuesError(f"{name} is a number ≥ 0, got {given!r}")
     fixed = dict(dims or {})
     check_given_dims(fixed, net.dims)
     free = _free_dims(net, fixed)
     if values is not None:
-        env = net._check_values({k: _to_numpy(v) for k, v in values.items()})
+        given = {k: _to_numpy(v, f"the value of {k}") for k, v in values.items()}
+        for k, v in given.items():
+            if v.dtype.kind in "fc" and not np.all(np.isfinite(v)):
+                raise ValuesError(
+                    f"the value of {k} holds NaN or infinity; check_gradient compares gradients"
+                    " at finite values: give finite ones"
+                )
+        env = net._check_values(given)
         net.sizes(env, dims=fixed)  # sizes given must agree with the values
         if dtype is None:
             dtype = next(iter(env.values())).dtype
     dtype = np.dtype(np.float64 if dtype is None else dtype)
-    if dtype.kind != "f":
+    if dtype not in (np.float32, np.float64):
         raise ValuesError(
-            f"check_gradient draws real values; dtype is float32 or float64, got {dtype}"
+            f"check_gradient compares real gradients; dtype is float32 or float64, got {dtype}"
         )
     checker = _Checker(fn, net, of, wrts, dtype, library, rtol, atol)
     if values is not None:

@@ -2,6 +2,7 @@
 algebra (issue 18) and verification (issue 19), one regression test each
 (each failed before its fix)."""
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -121,3 +122,97 @@ def test_a_higher_derivative_report_names_no_part_after_the_whole(tmp_path):
     v = net.random_values(seed=0)
     exact = 2 * np.einsum("ij,ji->", np.linalg.inv(v["W"]), v["C"])  # ∂²(k s²)/∂s² = 2k
     assert value == pytest.approx(exact, rel=1e-5)
+
+
+@pytest.mark.parametrize("batch", [2, 3])
+def test_references_of_a_batched_det_with_signs_of_both_kinds(batch):
+    """The references multiplied every batch entry by the sign of the whole
+    batch's determinants (or raised when the batch size was not n)."""
+    net = tc.parse(
+        f"dim n = 2\ndim s = {batch}\nparam X[s, n, n]\nd[s] = det(X[s, i, j], i, j)"
+        "\nL = sum(d * d * d)"
+    )
+    v = net.random_values(seed=3)
+    v["X"][0] = np.diag([1.0, -1.0])  # det −1
+    v["X"][1] = np.diag([2.0, 1.5])  # det 3
+    dets = np.linalg.det(v["X"])
+    closed = 3 * dets[:, None, None] ** 3 * np.linalg.inv(v["X"]).transpose(0, 2, 1)  # (MC 49)
+    np.testing.assert_allclose(tc.reshape_method(net, "L", "X", v), closed, rtol=1e-10)
+    np.testing.assert_allclose(
+        tc.reference_derivative(net, "L", ("X",), v), closed, rtol=1e-10, atol=1e-12
+    )
+    assert net.verify("L", ["X", ("X", "X")], v, references=["reference"]).ok
+
+
+def test_check_gradient_allows_for_the_condition_of_a_solve():
+    """A correct backward pass through a solve (condition number 418) was
+    failed: the tolerance did not grow with the condition number."""
+    net = tc.parse("dim n\nparam X[n, n]\nparam b[n]\nx = solve(X, b)\nL = sum(x ^ 2)")
+
+    def backward(v):
+        x = np.linalg.solve(v["X"], v["b"])
+        lam = np.linalg.solve(v["X"].T, 2 * x)
+        return {"X": -np.outer(lam, x), "b": lam}
+
+    rng = np.random.default_rng(7)
+    u, _, vt = np.linalg.svd(rng.standard_normal((4, 4)))
+    values = {"X": u @ np.diag([3.0, 1.0, 0.1, 3e-3]) @ vt, "b": rng.standard_normal(4)}
+    assert np.linalg.cond(values["X"]) > 500
+    assert tc.check_gradient(backward, net, "L", values=values).ok
+    assert tc.check_gradient(backward, net, "L").ok
+
+    def slightly_off(v):
+        out = backward(v)
+        out["b"] = out["b"] * (1 + 1e-6)
+        return out
+
+    text = str(tc.check_gradient(slightly_off, net, "L", values=values))
+    assert "(1 + 1e-06) times the exact one: a relative error of 1e-06" in text
+    assert "the condition number of a matrix" in text
+
+
+def test_verify_takes_a_one_sided_derivative_at_a_kink_as_no_failure():
+    """JAX takes abs′(0) = 1 where tensorchain takes 0: the JAX row failed."""
+    pytest.importorskip("jax")
+    net = tc.parse("dim n = 2\nparam x[n]\nf = sum(abs(x))")
+    report = net.verify("f", "x", {"x": np.array([0.0, 1.0])})
+    assert report.ok
+    jax_row = next(r for r in report.rows if r.reference.startswith("jax"))
+    assert jax_row.status == "kink" and "differs only at the 1 entry" in jax_row.note
+    # a real difference away from the kink still fails
+    net2 = tc.parse("dim n = 2\nparam x[n]\nf = sum(abs(x) * x)")
+    assert net2.verify("f", "x", {"x": np.array([0.0, 1.0])}).ok
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"max_size": 0}, "max_size is a positive integer"),
+        ({"examples": 0}, "examples is a positive integer"),
+        ({"rtol": -1.0}, "rtol is a number ≥ 0"),
+        ({"atol": float("nan")}, "atol is a number ≥ 0"),
+        ({"dtype": np.float16}, "dtype is float32 or float64, got float16"),
+        ({"values": {"w": np.array([1.0, np.nan, 2.0])}}, "the value of w holds NaN"),
+    ],
+)
+def test_check_gradient_arguments_get_clear_errors(kwargs, message):
+    net = tc.parse("dim n = 3\nparam w[n]\nf = sum(w ^ 2)")
+    with pytest.raises(tc.ValuesError, match=re.escape(message)):
+        tc.check_gradient(lambda v: 2 * v["w"], net, "f", **kwargs)
+
+
+def test_a_ragged_gradient_and_a_missing_library_get_clear_errors():
+    net = tc.parse("dim n = 3\nparam w[n]\nf = sum(w ^ 2)")
+    with pytest.raises(tc.ValuesError, match="your gradient by w is not an array of numbers"):
+        tc.check_gradient(lambda v: {"w": [[1.0, 2.0], [3.0]]}, net, "f")
+    for library in ("torch", "jax"):
+        if importlib.util.find_spec(library) is None:
+            with pytest.raises(tc.ValuesError, match=f"{library} is not installed"):
+                tc.check_gradient(lambda v: 2 * v["w"], net, "f", library=library)
+
+
+@pytest.mark.parametrize("tolerance", [-1.0, float("nan"), 0.0])
+def test_verify_refuses_a_tolerance_that_is_not_positive(tolerance):
+    net = tc.parse("dim n = 3\nparam w[n]\nf = sum(w ^ 2)")
+    with pytest.raises(tc.DerivativeError, match="tolerance is a number > 0"):
+        net.verify("f", "w", tolerance=tolerance)

@@ -190,8 +190,8 @@ def test_a_transposed_gradient_of_another_shape():
     result = tc.check_gradient(backward, MLP_NET, "L", dims={"m": 3, "w": 2})
     text = str(result)
     assert (
-        "by W1: yours has shape (3, 2), the gradient (2, 3) (like W1[w of 2, m of 3]): the transpose"
-        in text
+        "by W1: yours has shape (3, 2), the gradient (2, 3) (like W1[w of 2, m of 3]):"
+        " the transpose" in text
     )
     assert "your gradient by W1 is the exact one transposed" in text
 
