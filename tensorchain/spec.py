@@ -14,6 +14,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 
 from . import limits
+from .domains import MODIFIERS, unknown_modifier
 from .errors import SpecError
 
 KEYWORDS = ("dim", "input", "param", "shift")
@@ -103,11 +104,22 @@ class DimDecl:
 
 
 @dataclass(frozen=True)
+class Modifier:
+    """A word that ends a declaration, with the dim names it takes:
+    ``positive``, ``onehot c`` (see :data:`tensorchain.domains.MODIFIERS`)."""
+
+    name: str
+    args: tuple[Index, ...]
+    pos: Pos
+
+
+@dataclass(frozen=True)
 class TensorDecl:
     kind: str  # "input" or "param"
     name: str
     axes: tuple[Index, ...]  # each names a dim
     pos: Pos
+    modifiers: tuple[Modifier, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -366,7 +378,7 @@ class _Parser:
                 axes = self.index_list(
                     "a dim name (declare sizes with 'dim n = 4', then write x[n])"
                 )
-            return TensorDecl(first.text, name.text, axes, first.pos)
+            return TensorDecl(first.text, name.text, axes, first.pos, self.modifiers(name.text))
         if first.text == "shift":
             return self.shift(first)
         indices = None
@@ -379,6 +391,21 @@ class _Parser:
             )
         self.expect("=", f"after {first.text!r} to define it")
         return Assign(first.text, indices, self.expression(), first.pos)
+
+    def modifiers(self, tensor: str) -> tuple[Modifier, ...]:
+        """The words after a declaration's axes (``positive``, ``onehot c``):
+        each a known modifier followed by the dim names it takes."""
+        out = []
+        while self.tok.kind == "name":
+            word = self.next()
+            if word.text in KEYWORDS or self.tok.text == "[":
+                raise self.fail("put one declaration on each line", word)
+            if word.text not in MODIFIERS:
+                raise self.fail(unknown_modifier(word.text, tensor), word)
+            what = f"a dim name after {word.text!r} (e.g. {word.text} c)"
+            args = tuple(self._index(what) for _ in range(MODIFIERS[word.text]))
+            out.append(Modifier(word.text, args, word.pos))
+        return tuple(out)
 
     def index_list(self, what: str) -> tuple[Index, ...]:
         opener = self.expect("[", "to open the index list")
