@@ -24,7 +24,6 @@ central differences move one entry (within its bounds) to match.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -62,21 +61,23 @@ class Domain:
 
 @dataclass(frozen=True)
 class Kind:
-    """One modifier: ``args`` dim names follow it; ``says`` what its values are.
+    """One modifier: ``args`` dim names follow it; ``says`` what it takes
+    (``{dim}``: those dim names).
 
     ``bind(dims, args)`` gives the axes it runs along for a tensor with those
-    dims (a ``str`` is the reason it cannot); ``draw(z, domain)`` maps
-    standard-normal ``z`` into the domain; ``outside(x, domain, tol)`` finds
-    the first entry outside it (None: all inside); ``room(x, domain)`` the
-    distance of each entry to the boundary (below, above), None where entries
-    cannot move at all (discrete values); ``closed``: the boundary belongs to
-    the domain (values may sit on it). ``discrete`` kinds are inputs only."""
+    dims (a ``str`` is the reason it cannot); ``draw(z, domain, sizes)`` maps
+    standard-normal ``z`` into the domain (``sizes``: every dim's);
+    ``outside(x, domain, tol)`` finds the first entry outside it (None: all
+    inside); ``room(x, domain)`` the distance of each entry to the boundary
+    (below, above), None where entries cannot move at all (discrete values);
+    ``closed``: the boundary belongs to the domain (values may sit on it).
+    ``discrete`` kinds are inputs only."""
 
     name: str
     args: int
     says: str
     bind: Callable[[tuple[str, ...], tuple[str, ...]], tuple[int, ...] | str]
-    draw: Callable[[np.ndarray, Domain], np.ndarray]
+    draw: Callable[[np.ndarray, Domain, Mapping[str, int]], np.ndarray]
     outside: Callable[[np.ndarray, Domain, float], Entry | None]
     room: Callable[[np.ndarray, Domain], tuple[np.ndarray, np.ndarray]] | None
     discrete: bool = False
@@ -141,28 +142,28 @@ def _interval(low: float, high: float):
     return room
 
 
-def _positive(z: np.ndarray, domain: Domain) -> np.ndarray:
+def _positive(z: np.ndarray, domain: Domain, sizes: Mapping[str, int]) -> np.ndarray:
     return np.exp(z / 2)  # log-normal: between 0.37 and 2.7 two times in three
 
 
-def _unit(z: np.ndarray, domain: Domain) -> np.ndarray:
+def _unit(z: np.ndarray, domain: Domain, sizes: Mapping[str, int]) -> np.ndarray:
     return 1 / (1 + np.exp(-z))
 
 
-def _simplex(z: np.ndarray, domain: Domain) -> np.ndarray:
+def _simplex(z: np.ndarray, domain: Domain, sizes: Mapping[str, int]) -> np.ndarray:
     (axis,) = domain.axes
     e = np.exp(z - z.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def _one_hot(z: np.ndarray, domain: Domain) -> np.ndarray:
+def _one_hot(z: np.ndarray, domain: Domain, sizes: Mapping[str, int]) -> np.ndarray:
     (axis,) = domain.axes
     out = np.zeros_like(z)
     np.put_along_axis(out, np.expand_dims(z.argmax(axis=axis), axis), 1.0, axis=axis)
     return out
 
 
-def _spd(z: np.ndarray, domain: Domain) -> np.ndarray:
+def _spd(z: np.ndarray, domain: Domain, sizes: Mapping[str, int]) -> np.ndarray:
     n = z.shape[-1]  # G Gᵀ / n + I: eigenvalues between 1 and about 5
     return z @ np.swapaxes(z, -1, -2) / n + np.eye(n)
 
@@ -258,9 +259,6 @@ KINDS: dict[str, Kind] = {
     )
 }  # fmt: skip
 
-#: name -> the number of dim names written after it (the grammar of modifiers).
-MODIFIERS: dict[str, int] = {name: k.args for name, k in KINDS.items()}
-
 #: Names users may reach for, and the modifier that means it.
 ALIASES = {
     "simplex": "probability",
@@ -274,31 +272,23 @@ ALIASES = {
 }
 
 
-def modifier_list() -> str:
-    """``positive, nonnegative, unit, probability DIM, onehot DIM, spd``."""
-    return ", ".join(" ".join((name, *["DIM"] * args)) for name, args in MODIFIERS.items())
-
-
-def unknown_modifier(word: str, tensor: str) -> str:
-    """The message for a word after a declaration that is no modifier."""
-    close = ALIASES.get(word.lower()) or next(
-        iter(difflib.get_close_matches(word.lower(), MODIFIERS, n=1, cutoff=0.6)), None
-    )
-    hint = f"did you mean {close!r}? A" if close else "a"
-    return (
-        f"unknown modifier {word!r} in the declaration of {tensor}; {hint} declaration"
-        f" may end with one of: {modifier_list()} (e.g. param {tensor}[n] positive)"
-    )
-
-
-def bind_domain(program: Program, decl: TensorDecl) -> Domain | None:
-    """The :class:`Domain` a declaration's modifiers give (None without one);
-    a :class:`SpecError` at the modifier when it does not fit the tensor."""
-    if not decl.modifiers:
+def bind_domain(program: Program, decl: TensorDecl, dims: Mapping[str, Any]) -> Domain | None:
+    """The :class:`Domain` a declaration's modifiers give (None without one;
+    modifiers that are no domain are left to others); a :class:`SpecError`
+    at the modifier when it does not fit the tensor. ``dims``: the declared dims."""
+    found = [m for m in decl.modifiers if m.name in KINDS]
+    if not found:
         return None
-    first = decl.modifiers[0]
-    if len(decl.modifiers) > 1:
-        second = decl.modifiers[1]
+    first = found[0]
+    for arg in first.args:
+        if arg.name not in dims:
+            raise program.error(
+                f"unknown dim {arg.name!r} after {first.name!r}; declare it first with"
+                f" 'dim {arg.name} = 4', or name one of the dims of {decl.name}",
+                arg.pos,
+            )
+    if len(found) > 1:
+        second = found[1]
         raise program.error(
             f"{decl.name} has two modifiers, {first.name!r} and {second.name!r}; a tensor"
             " takes one domain, so keep the one that says the most",
@@ -324,9 +314,9 @@ def bind_domain(program: Program, decl: TensorDecl) -> Domain | None:
 # --- draws, checks and room ----------------------------------------------------
 
 
-def draw(domain: Domain | None, z: np.ndarray) -> np.ndarray:
+def draw(domain: Domain | None, z: np.ndarray, sizes: Mapping[str, int]) -> np.ndarray:
     """Standard-normal ``z`` mapped into ``domain`` (``z`` itself without one)."""
-    return z if domain is None else np.asarray(KINDS[domain.kind].draw(z, domain))
+    return z if domain is None else np.asarray(KINDS[domain.kind].draw(z, domain, sizes))
 
 
 def tolerance(dtype: np.dtype) -> float:
@@ -337,10 +327,10 @@ def tolerance(dtype: np.dtype) -> float:
 
 
 def declaration(net: Network, name: str) -> str:
-    """The declaration of ``name`` as written (``param s[n] positive``), with its line."""
-    pos = net.tensors[name].pos
-    text = net.program.lines[pos.line - 1].split("#")[0].strip()
-    return f"'{text}' (line {pos.line})"
+    """The declaration of ``name`` (``'param s[n] positive' (line 3)``)."""
+    t = net.tensors[name]
+    axes = f"[{', '.join(t.dims)}]" if t.dims else ""
+    return f"'{t.kind} {name}{axes} {t.domain}' (line {t.pos.line})"
 
 
 def check_domains(net: Network, values: Mapping[str, Any]) -> None:
@@ -349,8 +339,7 @@ def check_domains(net: Network, values: Mapping[str, Any]) -> None:
     to the finiteness check; values of other libraries than numpy are not
     checked (they may be on a device, traced or lazy)."""
     for name, value in values.items():
-        info = net.tensors.get(name)
-        domain = getattr(info, "domain", None)
+        domain = net.tensors[name].domain if name in net.tensors else None
         if domain is None or backend_of(value) != "numpy":
             continue
         x = np.asarray(value)
@@ -396,10 +385,8 @@ def room(domain: Domain | None, x: np.ndarray) -> Room | None:
 def drawn_note(net: Network, seed: int, names: list[str] | None = None) -> str:
     """How the values of ``names`` (default: all) are drawn, in words:
     ``standard normal, seed 0 (s positive, y onehot c: drawn in their domains)``."""
-    names = names if names is not None else [n for n in net.tensors]
-    declared = [
-        f"{n} {net.tensors[n].domain}" for n in names if getattr(net.tensors[n], "domain", None)
-    ]
+    names = list(net.tensors) if names is None else names
+    declared = [f"{n} {net.tensors[n].domain}" for n in names if net.tensors[n].domain]
     note = f"standard normal, seed {seed}"
     which = "its domain" if len(declared) == 1 else "their domains"
     return note + (f" ({', '.join(declared)}: drawn in {which})" if declared else "")

@@ -123,7 +123,8 @@ class Network(Graph):
         if isinstance(st, ShiftDecl):
             info = TensorInfo(st.name, "shift", dims, st.pos, (st.stride, st.padding))
         else:
-            info = TensorInfo(st.name, st.kind, dims, st.pos, domain=bind_domain(self.program, st))
+            domain = bind_domain(self.program, st, self.dims)
+            info = TensorInfo(st.name, st.kind, dims, st.pos, domain=domain)
         self.tensors[st.name] = info
 
     def _define(self, st: Assign) -> None:
@@ -228,7 +229,7 @@ class Network(Graph):
         forecast_values(shapes, sizes, memory_limit)
         rng = np.random.default_rng(seed)
         return {
-            name: draw(self.tensors[name].domain, rng.standard_normal(shape))
+            name: draw(self.tensors[name].domain, rng.standard_normal(shape), sizes)
             for name, shape in shapes.items()
         }
 

@@ -14,10 +14,16 @@ import unicodedata
 from dataclasses import dataclass, replace
 
 from . import limits
-from .domains import MODIFIERS, unknown_modifier
+from .domains import ALIASES, KINDS
 from .errors import SpecError
 
 KEYWORDS = ("dim", "input", "param", "shift")
+
+#: The words that may end an input or param declaration, and how many dim
+#: names follow each (``onehot c``): so far the value domains of
+#: :mod:`tensorchain.domains`. A new modifier is one more entry here, read
+#: from ``TensorDecl.modifiers`` where declarations are (network.py).
+MODIFIERS: dict[str, int] = {name: kind.args for name, kind in KINDS.items()}
 
 _TOKEN = re.compile(
     r"""
@@ -106,7 +112,7 @@ class DimDecl:
 @dataclass(frozen=True)
 class Modifier:
     """A word that ends a declaration, with the dim names it takes:
-    ``positive``, ``onehot c`` (see :data:`tensorchain.domains.MODIFIERS`)."""
+    ``positive``, ``onehot c`` (see :data:`MODIFIERS`)."""
 
     name: str
     args: tuple[Index, ...]
@@ -191,6 +197,19 @@ def tokenize(text: str, path: str | None = None) -> list[Token]:
             tokens.append(Token("op", "^" if value == "**" else value, pos))
     tokens.append(Token("eof", "", Pos(line, at - line_start + 1)))
     return tokens
+
+
+def unknown_modifier(word: str, tensor: str) -> str:
+    """Why ``word`` cannot end the declaration of ``tensor``, with the known modifiers."""
+    close = ALIASES.get(word.lower()) or next(
+        iter(difflib.get_close_matches(word.lower(), MODIFIERS, n=1, cutoff=0.6)), None
+    )
+    hint = f"did you mean {close!r}? A" if close else "a"
+    known = ", ".join(" ".join((name, *["DIM"] * args)) for name, args in MODIFIERS.items())
+    return (
+        f"unknown modifier {word!r} in the declaration of {tensor}; {hint} declaration"
+        f" may end with one of: {known} (e.g. param {tensor}[n] positive)"
+    )
 
 
 def _unexpected(char: str) -> str:

@@ -360,6 +360,8 @@ def test_verify_checks_given_values():
         ("input t[n] simplex n", "unknown modifier 'simplex' in the declaration of t; did you"
          " mean 'probability'?", 12),
         ("input t[n] bounded", "unknown modifier 'bounded' in the declaration of t; a", 12),
+        ("input t[n] onehot q", "unknown dim 'q' after 'onehot'; declare it first with"
+         " 'dim q = 4', or name one of the dims of t", 19),
         ("param t[n] positive unit", "t has two modifiers, 'positive' and 'unit'; a tensor"
          " takes one domain", 21),
         ("param t[n] onehot n", "onehot values are discrete, so a param t could not be"
