@@ -50,7 +50,7 @@ def _pairs(node: Node) -> list[Delta]:
     """The deltas of ``node`` (one per pair of indices), if it is a constant of
     deltas and numbers with nothing summed; else an empty list."""
     found: dict[frozenset, Delta] = {}
-    for n in walk(node):
+    for n in reversed(walk(node)):  # the last first: in the order written
         if isinstance(n, Delta):
             found.setdefault(frozenset(n.labels), n)
         elif isinstance(n, Product):

@@ -50,10 +50,17 @@ def inv_along(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     condition number ‖X‖₁ ‖X⁻¹‖₁, exact and O(n²) from the inverse, beyond 1/eps)."""
     matrices = np.moveaxis(x, axes, (-2, -1))
     y = np.linalg.inv(matrices)
+    eps, n = np.finfo(y.dtype).eps, matrices.shape[-1]
     with np.errstate(all="ignore"):
-        norms = np.abs(matrices).sum(axis=-2).max(axis=-1) * np.abs(y).sum(axis=-2).max(axis=-1)
-    if np.any(norms * np.finfo(y.dtype).eps > 1.0):
-        raise np.linalg.LinAlgError("Singular matrix (to working precision)")
+        # n max|X| · n max|X⁻¹| bounds every condition number: exact sums only past it
+        peak = [
+            np.max(np.abs(a)) if a.dtype.kind == "c" else max(a.max(), -a.min())
+            for a in (matrices, y)
+        ]
+        if n * n * peak[0] * peak[1] * eps > 1.0:
+            norms = np.abs(matrices).sum(-2).max(-1) * np.abs(y).sum(-2).max(-1)
+            if np.any(norms * eps > 1.0):
+                raise np.linalg.LinAlgError("Singular matrix (to working precision)")
     return np.moveaxis(y, (-2, -1), axes)
 
 
@@ -129,11 +136,18 @@ def solve_labeled(
     matrices = np.transpose(a, a_perm)
     x = np.linalg.solve(matrices, rhs)
     # Singular to working precision: ‖A⁻¹‖₁ ≥ ‖x‖₁ / ‖b‖₁ for each right side,
-    # so ‖A‖₁ ‖x‖₁ > ‖b‖₁ / eps proves a condition number beyond 1/eps (O(nk)).
+    # so ‖A‖₁ ‖x‖₁ > ‖b‖₁ / eps proves a condition number beyond 1/eps (O(n²)
+    # sums, and first n max|A| · n max|x| against min|b|, which bounds them all).
+    eps, n = np.finfo(x.dtype).eps, matrices.shape[-1]
     with np.errstate(all="ignore"):
-        big = np.abs(matrices).sum(axis=-2).max(axis=-1)[..., None] * np.abs(x).sum(axis=-2)
-        if np.any(big * np.finfo(x.dtype).eps > np.abs(rhs).sum(axis=-2)):
-            raise np.linalg.LinAlgError("Singular matrix (to working precision)")
+        peak = [
+            np.max(np.abs(a)) if a.dtype.kind == "c" else max(a.max(), -a.min())
+            for a in (matrices, x)
+        ]
+        if n * n * peak[0] * peak[1] * eps > np.min(np.abs(rhs)):
+            big = np.abs(matrices).sum(-2).max(-1)[..., None] * np.abs(x).sum(-2)
+            if np.any(big * eps > np.abs(rhs).sum(-2)):
+                raise np.linalg.LinAlgError("Singular matrix (to working precision)")
     shape = tuple(np.transpose(b, b_perm).shape)
     return np.transpose(np.reshape(x, shape), out_perm)
 
@@ -179,7 +193,7 @@ def _adjugate_xp(xp, x, d, axes):
     moved, order = _to_end(xp, x, axes)
     try:
         y = xp.linalg.inv(moved)
-        bad = _norm1(xp, moved) * _norm1(xp, y) * _eps(y) > 1.0
+        bad = ~(_norm1(xp, moved) * _norm1(xp, y) * _eps(y) <= 1.0)  # JAX's NaN: singular
     except Exception as err:  # torch: an exactly singular matrix
         if "linalg" not in type(err).__name__.lower():
             raise
