@@ -116,15 +116,19 @@ def _check_square(
 ) -> None:
     """A matrix function needs a square matrix (and a delta two equal sizes)."""
     for node in walk(stmt.root):
+        names = None  # the user's names of the rows and columns, where they differ
         if isinstance(node, Solve):
             pairs = [("solve", node.row, node.col)]
         elif isinstance(node, Along) and ALONG[node.func].matrix:
             pairs = [(node.origin.func if node.origin else node.func, *node.axes)]
+            if node.origin is not None and len(node.origin.axes) == 2:
+                names = node.origin.axes  # solve(A, delta) is an inv of A relabeled
         elif isinstance(node, Delta):
             pairs = [(node.call or "delta", *node.labels)]
         else:
             continue
         for func, row, col in pairs:
+            user_row, user_col = names or (base_label(row), base_label(col))
             r, c = bound[row].dim, bound[col].dim
             if r == c or r not in sizes or c not in sizes or sizes[r] == sizes[c]:
                 continue
@@ -134,8 +138,8 @@ def _check_square(
                 where = f"the last two axes of {first.tensor} are {r}={sizes[r]} and {c}={sizes[c]}"
             else:
                 where = (
-                    f"index {base_label(row)!r} is {r}={sizes[r]} (axis {first.axis} of"
-                    f" {first.tensor}) and index {base_label(col)!r} is {c}={sizes[c]} (axis"
+                    f"index {user_row!r} is {r}={sizes[r]} (axis {first.axis} of"
+                    f" {first.tensor}) and index {user_col!r} is {c}={sizes[c]} (axis"
                     f" {second.axis} of {second.tensor})"
                 )
             raise program.error(

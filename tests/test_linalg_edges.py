@@ -123,6 +123,9 @@ def test_solve_with_the_identity_is_the_inverse_and_its_gradient_the_closed_form
     np.testing.assert_allclose(g, -2 * Y.T @ Y @ Y.T, rtol=1e-11)
     fd = finite_differences(net, "f", "A", {"A": A})
     np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-8)
+    message = "solve needs a square matrix, but index 'i' is n=3 (axis 0 of A) and index 'j' is m=2"
+    with pytest.raises(tc.ShapeError, match=re.escape(message)):  # the user's i and j
+        tc.parse("dim n = 3\ndim m = 2\nparam A[n, m]\nY[j, k] = solve(A[i, j], delta[i, k], i, j)")
 
 
 @pytest.mark.parametrize(
