@@ -92,7 +92,6 @@ def checked_matrix(
 
 def _failing(matrices: np.ndarray, cholesky: bool) -> tuple[tuple[int, ...], str] | None:
     """The first batch entry that is singular (or not positive definite), and how."""
-    eps = np.finfo(np.result_type(matrices.dtype, np.float64)).eps
     for index in np.ndindex(*matrices.shape[:-2]):
         m = matrices[index]
         try:
@@ -102,6 +101,7 @@ def _failing(matrices: np.ndarray, cholesky: bool) -> tuple[tuple[int, ...], str
             y = np.linalg.inv(m)
         except np.linalg.LinAlgError:
             return index, "not positive definite" if cholesky else "singular"
+        eps = np.finfo(y.dtype).eps  # the working precision: float32's for float32 values
         with np.errstate(all="ignore"):
             kappa = np.abs(m).sum(axis=0).max() * np.abs(y).sum(axis=0).max()
         if kappa * eps > 1.0:

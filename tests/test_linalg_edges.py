@@ -373,6 +373,11 @@ def test_a_matrix_singular_to_working_precision_is_a_values_error(spec):
     v = {"X": _ill(4, 1e-18), "b": np.ones(4)}
     with pytest.raises(tc.ValuesError, match=r"is singular to working precision \(its condition"):
         net.evaluate(v)
+    # float32's working precision, 1/eps = 8.4e6: condition number 1e9, exact in float32
+    small = {"X": np.eye(4, dtype=np.float32)[[2, 0, 3, 1]] * [1, 2, 1, 1e-9], "b": v["b"]}
+    small = {k: np.asarray(a, dtype=np.float32) for k, a in small.items()}
+    with pytest.raises(tc.ValuesError, match=r"condition number 2e\+09 is beyond 1/eps = 8.4e\+06"):
+        net.evaluate(small)
     for smallest in (1e-6, 1e-11):  # ill-conditioned, but invertible: as numpy
         v["X"] = _ill(4, smallest)
         Y = net.evaluate(v)[spec.split(" ", 1)[0].split("[")[0]]
