@@ -7,7 +7,8 @@ written so when a statement is lowered:
 
 * an elementwise function of a constant made of deltas is refused where it
   is not finite at 0 or 1 (``1 / δ``, ``log δ``: :class:`NotFinite`), since
-  the delta is 0 off its diagonal; with ``f(0) = 0`` (``δ ^ 2``, ``2 δ``,
+  the delta is 0 off its diagonal, and so is one not finite at 0 of a
+  product with a delta factor (``1 / (δ Y)``); with ``f(0) = 0`` (``δ ^ 2``, ``2 δ``,
   ``sin δ``) it is ``f(1) δ``, still symbolic, else the function of the
   identity matrix as an array (``exp(δ)``);
 * ``inv(δ) = cholesky(δ) = δ``, ``det(δ) = 1``, ``logdet(δ) = 0``;
@@ -80,13 +81,21 @@ def fold_map(func: str, arg: Node, param: float = 0.0) -> Node | None:
     """``func(arg)`` for ``arg`` a constant of one delta with ``f(0) = 0``:
     ``f(1) δ``; ``None`` for any other argument (then computed as an array).
     Raises :class:`NotFinite` where ``f`` of a constant of deltas is not
-    finite at a value the deltas take."""
+    finite at a value the deltas take, or ``f(0)`` is not finite and ``arg``
+    is a product with a delta factor (``X[i, j] / (delta[i, j] * Y[i, j])``)."""
+    fn = ELEMENTWISE[func].value
+    factors = arg.factors if isinstance(arg, Product) and not arg.summed else (arg,)
+    zero = next((f for f in factors if isinstance(f, Delta)), None)
+    if zero is not None:  # a product with δ as a factor is 0 off the diagonal, whatever else
+        with np.errstate(all="ignore"):
+            y = float(np.real(fn(np.float64(0.0), param)))
+        if not math.isfinite(y):
+            raise NotFinite(y, [(zero.labels, 0)])
     deltas = _pairs(arg)
     if not deltas or len(deltas) > 4:
         return None
     keys = [frozenset(d.labels) for d in deltas]
     out = {}
-    fn = ELEMENTWISE[func].value
     for bits in itertools.product((0, 1), repeat=len(deltas)):
         on = dict(zip(keys, map(float, bits), strict=True))
         with np.errstate(all="ignore"):

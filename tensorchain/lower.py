@@ -803,14 +803,15 @@ def _delta_not_finite(e: Expr, func: str, err) -> str:
         + (f" (off the diagonal, {base_label(a)} ≠ {base_label(b)})" if bit == 0 else "")
         for (a, b), bit in err.at
     )
-    if func == "reciprocal":
+    if func == "reciprocal" and all(bit == 0 for _, bit in err.at):
         return (
             f"{show(e)} divides by zero where {where}: the Kronecker delta is 0 off its"
             " diagonal; to keep the diagonal multiply instead, e.g. X[i, j] * delta[i, j]"
         )
+    what = "divides by zero" if func == "reciprocal" else f"is {_not_finite_word(err.value)}"
     return (
-        f"{show(e)} is {_not_finite_word(err.value)} where {where}: a function of the"
-        " Kronecker delta must be finite at 0 (off the diagonal) and at 1 (on it)"
+        f"{show(e)} {what} where {where}: the Kronecker delta is 0 off its diagonal and 1"
+        " on it, and a function of it must be finite at both"
     )
 
 
