@@ -11,8 +11,9 @@ import numpy as np
 from .along import ALONG, on_any_library
 from .backend import common, is_numpy, namespace
 from .functions import ELEMENTWISE
+from .gather import Selection
 from .labeled import Factor, LabeledTensor, Term
-from .lower import Along, Const, Delta, Leaf, Lowered, Map, Node, Product, Solve, Sum
+from .lower import Along, Const, Delta, Leaf, Lowered, Map, Node, Product, Select, Solve, Sum
 from .matrix import solve_any
 from .matrix_rules import checked_matrix
 from .plan import contract
@@ -142,6 +143,9 @@ def evaluate_node(
         value = np.asarray(node.value, dtype=float)
     elif isinstance(node, Delta):
         value = None  # symbolic: a product that holds it is structured
+    elif isinstance(node, Select):  # the integers: a product with it gathers
+        ids = env[node.index] if isinstance(node.index, str) else np.asarray(node.index)
+        value = Selection(ids, sizes[node.labels[-1]])
     elif isinstance(node, Map):
         arg = dense(evaluate_node(node.arg, env, sizes, out, context))
         fn = ELEMENTWISE[node.func]

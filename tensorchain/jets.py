@@ -38,7 +38,7 @@ from .backend import to_numpy
 from .errors import DerivativeError, MemoryLimitError, PlanError, ValuesError
 from .graph import Graph
 from .limits import format_bytes, get_memory_limit
-from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Solve, Sum
+from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Select, Solve, Sum
 
 Jet = dict[frozenset[int], np.ndarray]
 
@@ -347,6 +347,15 @@ def _node(node: Node, tensors: dict[str, Jet], sizes: dict[str, int], jets: _Jet
         return {frozenset(): np.asarray(node.value)}
     if isinstance(node, Delta):
         return {frozenset(): np.eye(sizes[node.labels[0]])}
+    if isinstance(node, Select):  # the one-hot, written out: 1 where the position is v
+        if isinstance(node.index, int):
+            ids = np.asarray(node.index)
+        else:
+            ids = np.asarray(tensors[node.index][frozenset()]).astype(np.int64)
+        hot = np.zeros((*ids.shape, sizes[node.labels[-1]]))
+        for at in np.ndindex(ids.shape):
+            hot[(*at, int(ids[at]))] = 1.0
+        return {frozenset(): hot}
     if isinstance(node, Product):
         return _product(node, tensors, sizes, jets)
     if isinstance(node, Sum):

@@ -29,6 +29,7 @@ from .errors import (
     ValuesError,
 )
 from .finite import check_results
+from .gather import check_positions, declared_index, draw_positions, refuse_positions
 from .graph import Forward, Graph, TensorInfo
 from .labeled import LabeledTensor
 from .lower import DELTA, lower
@@ -122,15 +123,16 @@ class Network(Graph):
         if isinstance(st, ShiftDecl):
             info = TensorInfo(st.name, "shift", dims, st.pos, (st.stride, st.padding))
         else:
-            info = TensorInfo(st.name, st.kind, dims, st.pos)
+            index = declared_index(self.program, st, self.dims)
+            info = TensorInfo(st.name, st.kind, dims, st.pos, index=index)
         self.tensors[st.name] = info
 
     def _define(self, st: Assign) -> None:
         self._check_new(st.target, st.pos)
-        stmt = lower(self.program, st, self.axes)
+        stmt = lower(self.program, st, self.axes, self.indexes)
         self._check_axes(st.target, len(stmt.labels), st.pos)
         defaults = {d: s for d, s in self.dims.items() if s is not None}
-        bound = bind_labels(self.program, stmt, self.axes, defaults)
+        bound = bind_labels(self.program, stmt, self.axes, defaults, self.indexes)
         dims = tuple(bound[lab].dim for lab in stmt.labels)
         self.tensors[st.target] = TensorInfo(st.target, "defined", dims, st.pos)
         self._bindings[st.target] = bound
@@ -186,7 +188,7 @@ class Network(Graph):
     def _bind_all(self, sizes: dict[str, int]) -> bool:
         """Check every statement's index sizes (raises on a mismatch)."""
         for stmt in self.statements:
-            bind_labels(self.program, stmt, self.axes, sizes)
+            bind_labels(self.program, stmt, self.axes, sizes, self.indexes)
         return True
 
     def shape(
@@ -204,7 +206,8 @@ class Network(Graph):
         dims: Mapping[str, int] | None = None,
         **sizes: int,
     ) -> dict[str, np.ndarray]:
-        """Standard-normal values for every input and param (float64).
+        """Standard-normal values for every input and param (float64); an
+        integer index tensor gets positions drawn uniformly (int64).
 
         Their total size is forecast first: above the memory limit
         (``memory_limit`` bytes, else the one in force) it raises
@@ -216,7 +219,13 @@ class Network(Graph):
         shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
         forecast_values(shapes, sizes, memory_limit)
         rng = np.random.default_rng(seed)
-        return {name: rng.standard_normal(shape) for name, shape in shapes.items()}
+        indexes = self.indexes  # integer positions, drawn within their dim
+        return {
+            name: draw_positions(rng, shape, sizes[indexes[name]])
+            if name in indexes
+            else rng.standard_normal(shape)
+            for name, shape in shapes.items()
+        }
 
     def info(self, name: str) -> TensorInfo:
         """The :class:`TensorInfo` of ``name``, or an error listing the tensors."""
@@ -234,7 +243,12 @@ class Network(Graph):
     def _check_values(
         self, values: Mapping[str, Any], strict: bool = False, check_finite: bool = True
     ) -> dict[str, np.ndarray]:
-        return check_values(self, values, strict, check_finite)
+        env = check_values(self, values, strict, check_finite)
+        if self.indexes:  # every position within its dim
+            sizes = self.sizes(env)
+            for name, dim in self.indexes.items():
+                check_positions(name, env[name], dim, sizes[dim])
+        return env
 
     def forward(self, values: Mapping[str, Any]) -> Forward:
         """Evaluate every statement, keeping the value of every node."""
@@ -272,6 +286,7 @@ class Network(Graph):
         self.info(of)
         for w in wrt:
             self.info(w)
+        refuse_positions(self, wrt)
         if mode not in ("reverse", "forward") or (mode == "forward" and len(wrt) != 1):
             raise DerivativeError(
                 f"mode is 'reverse' or 'forward' (for one wrt tensor), got {mode!r} with"
@@ -328,6 +343,7 @@ class Network(Graph):
         """
         self.info(of)
         targets = (wrt,) if isinstance(wrt, str) else self._wrt_list(wrt)
+        refuse_positions(self, targets, "a Jacobian")
         env = self._check_values(values, strict, check_finite)
         sizes, dtype = self.sizes(env), dtype_of(env)
         out = {
@@ -605,6 +621,7 @@ class Network(Graph):
         targets = (wrt,) if isinstance(wrt, str) else tuple(wrt or self.params)
         for w in targets:
             self.info(w)
+        refuse_positions(self, targets, f"the {kind}")
         for name in of if isinstance(of, tuple) else (of,):
             self.info(name)
         env = self._check_values(values, strict, check_finite)
@@ -640,6 +657,7 @@ class Network(Graph):
         self._wrt_one(wrt, "plan")
         self.info(of)
         self.info(wrt)
+        refuse_positions(self, [wrt], "a plan of a derivative")
         return make_plan(self, of, wrt, order, memory_limit, given_sizes(dims, sizes))
 
     def explore(
@@ -661,6 +679,7 @@ class Network(Graph):
         self.info(of)
         for w in wrt:
             self.info(w)
+        refuse_positions(self, wrt)
         if not wrt:
             return self, of
 
@@ -750,6 +769,7 @@ class Network(Graph):
             )
         for w in wrts:
             self.info(w)
+        refuse_positions(self, wrts)
         return wrts
 
     def _grad_targets(
@@ -773,6 +793,7 @@ class Network(Graph):
             raise DerivativeError(f"no wrt given and {of!r}'s network has no params")
         for w in targets:
             self.info(w)
+        refuse_positions(self, targets, f"the {what}" if what != "grad" else "a gradient")
         return targets
 
     def _compiled(

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .gather import cast_values, refuse_positions
 from .network import Network
 
 
@@ -25,7 +26,8 @@ def finite_differences(
         >>> finite_differences(net, "f", "x", {"x": np.array([1.0, 2.0])}).round(6)
         array([ 3., 12.])
     """
-    base = {k: np.array(v, dtype=float) for k, v in values.items()}
+    refuse_positions(net, [wrt], "finite differences")
+    base = {k: np.array(v) for k, v in cast_values(net, values, float).items()}
     point = base[wrt]
     out_shape = np.shape(net.evaluate(base)[of])
     result = np.zeros(out_shape + point.shape)

@@ -33,6 +33,7 @@ from .compiled import dtype_of
 from .differences import central_differences
 from .errors import DerivativeError, MemoryLimitError, NonFiniteWarning
 from .finite import upstream
+from .gather import cast_values
 from .limits import format_bytes, get_memory_limit
 
 if TYPE_CHECKING:
@@ -297,7 +298,10 @@ def _torch_derivative(net: Network, of: str, wrts: Sequence[str], values: dict) 
     import torch
     from torch.autograd.functional import jacobian
 
-    env = {k: torch.tensor(v, dtype=torch.float64) for k, v in values.items()}
+    env = {
+        k: torch.tensor(v) if k in net.indexes else torch.tensor(v, dtype=torch.float64)
+        for k, v in values.items()
+    }
     k = len(wrts)
 
     def level(i: int) -> Callable[[dict], Any]:
@@ -403,7 +407,7 @@ def verify(
     ):
         raise DerivativeError(f"tolerance is a number > 0, got {tolerance!r}")
     tol = default_tolerance(dtype) if tolerance is None else float(tolerance)
-    wide = {k: np.asarray(to_numpy(v), dtype=np.float64) for k, v in env.items()}
+    wide = cast_values(net, env, np.float64)
     report = VerifyReport(of, derivatives, [], net.sizes(env), dtype, values_note)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", NonFiniteWarning)
