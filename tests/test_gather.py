@@ -203,7 +203,7 @@ def test_random_values_draw_positions_and_differences_leave_them():
     net = tc.parse(CLASSIFIER)
     vals = net.random_values(seed=11)
     for name, size in (("ids", 9), ("labels", 3)):
-        assert vals[name].dtype.kind == "i" and 0 <= vals[name].min() and vals[name].max() < size
+        assert vals[name].dtype.kind == "i" and vals[name].min() >= 0 and vals[name].max() < size
     report = net.verify("L", references=["reference", "differences"])
     assert report.ok, str(report)
 
