@@ -27,7 +27,15 @@ from . import limits
 from .along import ALONG, CALLABLE_ALONG, MATRIX_FUNCTIONS
 from .errors import ShapeError, SpecError
 from .functions import CALLABLE, ELEMENTWISE, REDUCTIONS
-from .losses import LOSSES, Tensors, expand_all, expand_loss, integer_labels, uses_loss
+from .losses import (
+    LABELLED,
+    LOSSES,
+    Tensors,
+    expand_all,
+    expand_loss,
+    integer_labels,
+    uses_loss,
+)
 from .spec import Assign, BinOp, Call, Expr, Index, Neg, Num, Pick, Pos, Program, Ref, show
 
 #: The built-in Kronecker delta, ``delta[i, j]`` (a reserved tensor name).
@@ -530,6 +538,8 @@ class _Lowering:
         if e.func in LOSSES:
             if not self.index_form and integer_labels(e, self.known()):
                 return self.labelled_loss(e)
+            if e.func in LABELLED and len(e.args) == 3 and not integer_labels(e, self.known()):
+                self.check_targets(e)
             return self.lower(expand_loss(e, self.fail, self.known()))
         if e.func in MATRIX_FUNCTIONS:
             return self.matrix_call(e)
@@ -584,6 +594,34 @@ class _Lowering:
         arg = self.local(arg, axes)
         bound = tuple(f"{base_label(lab)}@{self.scopes}" for lab in axes)
         return self.renumber(Along(e.func, arg, bound, kept, names))
+
+    def check_targets(self, e: Call) -> None:
+        """Targets of ``cross_entropy`` or ``nll`` that do not run along the
+        classes (``labels[s]`` of floats) would be broadcast over them: refused,
+        with the declaration of integer labels."""
+        z, y, k = e.args
+        if not isinstance(k, Ref) or k.indices is not None:
+            return
+        logits, targets = self.lower(z), self.lower(y)
+        if self.index_form:
+            lacks = bool(targets.labels) and k.name not in map(base_label, targets.labels)
+        else:
+            lacks = len(targets.labels) == len(logits.labels) - 1
+        if not lacks:
+            return
+        dim = k.name
+        for leaf in leaves(logits) if self.index_form else ():
+            if k.name in map(base_label, leaf.labels):
+                dim = self.axes[leaf.name][list(map(base_label, leaf.labels)).index(k.name)]
+        name = y.name if isinstance(y, Ref) else "labels"
+        raise self.fail(
+            f"{e.func}: the targets {show(y)} do not run along the classes {k.name}, so"
+            f" they would be broadcast over them; for integer class labels declare them"
+            f" as positions, input {name}[...] index {dim}, and for target probabilities"
+            f" give them the axis {k.name} too",
+            e.pos,
+            ShapeError,
+        )
 
     def labelled_loss(self, e: Call) -> Node:
         """``cross_entropy(z, labels, c)`` or ``nll(a, labels, c)`` in whole-tensor

@@ -34,7 +34,7 @@ import numpy as np
 from .along import ALONG
 from .chain import network_jacobians
 from .errors import ShapeError, ValuesError
-from .gather import cast_values
+from .gather import Selection, cast_values
 from .labeled import LabeledTensor
 from .lower import Along, Solve, walk
 from .rules import dense
@@ -419,7 +419,10 @@ def _positive(jac: LabeledTensor) -> LabeledTensor:
         replace(
             t,
             coeff=abs(t.coeff),
-            factors=tuple(replace(f, array=np.abs(f.array)) for f in t.factors),
+            factors=tuple(
+                f if isinstance(f.array, Selection) else replace(f, array=np.abs(f.array))
+                for f in t.factors
+            ),
         )
         for t in jac.terms
     ]
