@@ -200,6 +200,7 @@ def evaluate_node(
             value = contract(operands, node.labels, sizes, scale=scale)
     else:
         parts = [evaluate_node(t, env, sizes, out, context) for _, t in node.terms]
+        parts = [p.dense() if isinstance(p, Selection) else p for p in parts]
         if any(isinstance(p, LabeledTensor) or p is None for p in parts):  # None: a delta
             value = _structured_sum(node, parts, sizes)
         else:
@@ -269,6 +270,8 @@ def evaluate_statement(
     values: dict[int, np.ndarray] = {}
     context = f"line {stmt.pos.line}: {stmt.text}" if stmt.text else f"line {stmt.pos.line}"
     result = evaluate_node(stmt.root, env, sizes, values, context)
+    if isinstance(result, Selection):  # a one-hot defined as a tensor: H[s, c] = delta[c, y[s]]
+        result = result.dense()
     if isinstance(result, LabeledTensor):  # a derivative's structured value
         return result if result.indices == stmt.labels else result.rename(stmt.labels), values
     if is_fresh(result):

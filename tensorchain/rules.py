@@ -26,6 +26,7 @@ from . import along as along_fns
 from .along import ALONG, on_any_library
 from .errors import DerivativeError
 from .functions import ELEMENTWISE, PIECEWISE_CONSTANT
+from .gather import Selection
 from .labeled import Factor, LabeledTensor, Term, fresh
 from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Select, Solve, Sum, children
 from .program import apply
@@ -141,7 +142,11 @@ def tex_of(node: Node) -> str:
 
 
 def dense(value: Any) -> Any:
-    """An array: a structured value (a :class:`LabeledTensor`) made dense."""
+    """An array: a structured value (a :class:`LabeledTensor`, or a selection
+    used other than as a factor of a product: ``exp(delta[k, labels[s]])``)
+    made dense."""
+    if isinstance(value, Selection):
+        return value.dense()
     return value._dense() if isinstance(value, LabeledTensor) else value
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -396,3 +397,63 @@ def test_drawn_gather_networks(case):
         assert np.allclose(got, finite_differences(net, "g", w, vals), atol=1e-5)
     H = net.derivative("g", ("T", "A"), vals)
     _close(H.array, tc.reference_derivative(net, "g", ("T", "A"), vals), 1e-9)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        "cross_entropy(z, labels, c)",
+        "cross_entropy(z[s, k], labels[s], k)",
+        "nll(z[s, k], labels[s], k)",
+    ],
+)
+def test_float_labels_without_the_classes_are_refused(loss):
+    """Float targets without the class axis were broadcast over the classes
+    silently in index form, and in whole-tensor form refused with a message
+    about the shorthand's expansion; both now name the declaration to use."""
+    with pytest.raises(tc.ShapeError, match=r"do not run along the classes .* index c"):
+        tc.parse(f"dim B = 4\ndim c = 3\ninput labels[B]\nparam z[B, c]\nL = {loss}\n")
+
+
+def test_a_one_hot_used_as_a_tensor():
+    """``delta[k, labels[s]]`` outside a product (a sum, a function, a
+    statement of its own) is the dense one-hot there."""
+    net = tc.parse(
+        "dim B = 3\ndim c = 4\ninput labels[B] index c\nparam z[B, c]\n"
+        "H[s, k] = delta[k, labels[s]]\nN[s, k] = exp(delta[k, labels[s]]) * z[s, k]\n"
+        "M[s, k] = 2 * delta[k, labels[s]] + z[s, k]\nP = sum(N * M) + sum(H * z)\n"
+    )
+    vals = net.random_values(seed=0)
+    hot = np.eye(4)[vals["labels"]]
+    out = net.evaluate(vals)
+    assert np.array_equal(out["H"], hot)
+    _close(out["N"], np.exp(hot) * vals["z"])
+    _close(net.grad("P", "z", vals)["z"], tc.reshape_method(net, "P", "z", vals))
+    _close(net.hessian("P", "z", vals).array, tc.reference_derivative(net, "P", ("z", "z"), vals))
+
+
+def test_check_gradient_and_the_command_line(capsys):
+    net = tc.parse(CLASSIFIER)
+
+    def by_hand(v):
+        h = np.tanh(v["T"][v["ids"]])
+        z = h @ v["W"].T
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[np.arange(len(v["ids"])), v["labels"]] -= 1.0
+        dz = p / len(v["ids"])
+        dT = np.zeros_like(v["T"])
+        np.add.at(dT, v["ids"], (dz @ v["W"]) * (1.0 - h * h))
+        return {"T": dT, "W": dz.T @ h}
+
+    assert tc.check_gradient(by_hand, net, "L", examples=5).ok
+    wrong = tc.check_gradient(
+        lambda v: {**by_hand(v), "T": 2 * by_hand(v)["T"]}, net, "L", examples=5
+    )
+    assert not wrong.ok
+    from tensorchain.cli import main
+
+    spec = Path(__file__).parent.parent / "examples" / "token_classifier.tc"
+    assert main(["derive", str(spec), "--wrt", "E"]) == 0
+    out = capsys.readouterr().out
+    assert "δ(ids[B, L], V)" in out and "max |tensorchain − reshape method| = " in out
