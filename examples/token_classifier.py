@@ -28,7 +28,8 @@ labels = rng.integers(0, 3, B)
 marked = rng.integers(0, V // 3, (B, L)) * 3 + labels[:, None]
 noise = rng.integers(0, V, (B, L))
 ids = np.where(rng.random((B, L)) < 0.6, marked, noise)
-values = {**net.random_values(seed=1), "ids": ids, "labels": labels}
+sizes = {"B": B, "L": L, "V": V, "D": 16}  # larger than the spec's defaults
+values = {**net.random_values(seed=1, **sizes), "ids": ids, "labels": labels}
 values["E"] = 0.1 * values["E"]
 
 J = net.jacobian("x", "E", values)

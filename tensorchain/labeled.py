@@ -198,8 +198,14 @@ class LabeledTensor:
         return cls(indices, sizes, [], like=like)
 
     def rename(self, indices: Sequence[str]) -> LabeledTensor:
-        """The same tensor with its axes renamed, in order."""
+        """The same tensor with its axes renamed, in order (a summed label that
+        one of the new names would capture is made fresh first)."""
         mapping = dict(zip(self.indices, indices, strict=True))
+        taken = set(indices)
+        for t in self.terms:
+            for lab in t.labels():
+                if lab not in mapping and lab in taken:
+                    mapping[lab] = fresh(lab)
         sizes = dict(self.sizes)
         sizes.update((new, self.sizes[old]) for old, new in mapping.items())
         terms = [t.rename(mapping) for t in self.terms]

@@ -157,6 +157,8 @@ def test_second_order_through_gathers():
     for wrt in (("T", "T"), ("T", "W"), ("W", "W")):
         H = net.derivative("L", wrt, vals)
         _close(H.array, tc.reference_derivative(net, "L", wrt, vals))
+    third = net.derivative("L", ("T", "W", "T"), vals)  # the any-order machinery
+    _close(third.array, tc.reference_derivative(net, "L", ("T", "W", "T"), vals), 1e-9)
     v = np.random.default_rng(0).standard_normal(vals["T"].shape)
     H = tc.reference_derivative(net, "L", ("T", "T"), vals)
     _close(net.hvp("L", "T", v, vals), np.tensordot(H, v, axes=2))
@@ -358,32 +360,45 @@ def test_jax_and_dask_values():
 @st.composite
 def gather_networks(draw):
     """A network that gathers rows of a table by drawn positions (one or two
-    index axes), picks along a diagonal and at a constant position, and its values."""
-    V, D, B = draw(st.integers(1, 5)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    index axes), picks along a diagonal and at a constant position, inside a
+    drawn function, and ends in a sum or in a cross-entropy on drawn integer
+    labels; with its values."""
+    V, D, B, c = (draw(st.integers(1, n)) for n in (5, 3, 4, 3))
     two = draw(st.booleans())
     at = "b, l" if two else "b"
     axes = "B, L" if two else "B"
     k = draw(st.integers(0, V - 1))
     f = draw(st.sampled_from(["tanh", "sin", "sigmoid"]))
+    labelled = draw(st.booleans())
+    loss = (
+        f"z[{at}, k] = W[k, d] * h[{at}, d]\ng = cross_entropy(z, labels, c)"
+        if labelled
+        else "g = sum(h * h) + sum(h)"
+    )
     spec = f"""
     dim B = {B}
     dim L = 2
     dim V = {V}
     dim D = {D}
+    dim c = {c}
     input ids[{axes}] index V
+    input labels[{axes}] index c
     param T[V, D]
     param A[{axes}, V]
+    param W[c, D]
     e[{at}, d] = T[ids[{at}], d] * A[{at}, ids[{at}]] + T[{k}, d]
     h = {f}(e)
-    g = sum(h * h) + sum(h)
+    {loss}
     """
     net = tc.parse(spec)
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     shape = (B, 2) if two else (B,)
     vals = {
         "ids": rng.integers(0, V, size=shape),
+        "labels": rng.integers(0, c, size=shape),
         "T": rng.standard_normal((V, D)),
         "A": rng.standard_normal((*shape, V)),
+        "W": rng.standard_normal((c, D)),
     }
     return net, vals
 
