@@ -182,9 +182,12 @@ def as_value(value: Any, values: Mapping[str, Any]) -> Any:
 
 
 def zeros_like_values(shape: tuple[int, ...], values: Mapping[str, Any]) -> Any:
-    """Zeros of ``shape`` and the values' dtype, on their library and device."""
+    """Zeros of ``shape`` and the values' dtype (of their numbers: an index
+    tensor's integers do not count), on their library and device."""
     first = next(iter(values.values()), None)
-    zeros = np.zeros(shape, dtype=numpy_dtype(first) if first is not None else np.float64)
+    dtypes = (numpy_dtype(v) for v in values.values() if hasattr(v, "dtype"))
+    dtype = next((d for d in dtypes if d.kind in "fc"), np.dtype(np.float64))
+    zeros = np.zeros(shape, dtype=dtype)
     return to_backend(zeros, backend_of(first), device_of(first))
 
 

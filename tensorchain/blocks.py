@@ -45,7 +45,7 @@ def block(t: LabeledTensor, ranges: Ranges) -> Any:
                 f" it: use 0 <= start < stop <= {size}"
             )
     out = numpy_block(t, ranges)
-    factors = [f.array for term in t.terms for f in term.factors]
+    factors = t.stored_arrays()
     if factors and backend_of(factors[0]) not in ("numpy", "dask"):
         return to_backend(out, backend_of(factors[0]), device_of(factors[0]))
     return out
@@ -100,7 +100,7 @@ def to_dask(t: LabeledTensor, chunks: Any = "auto") -> Any:
     # cluster ships the factors to each worker once, not once per chunk.
     # Factors that are dask arrays themselves (from dask values) are computed
     # into that node first, as its dependencies.
-    arrays = [f.array for term in t.terms for f in term.factors]
+    arrays = t.stored_arrays()
     if any(isinstance(a, da.Array) for a in arrays):
         structured = dask.delayed(_with_numpy, pure=True)(t, *arrays)
     else:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .gather import stored_entries as entries
 from .labeled import LabeledTensor, fresh
 from .lower import Const, Leaf, Lowered, Node, children
 from .plan import Contraction
@@ -172,7 +173,7 @@ def network_jacobians(
         # cotangent: work linear in depth); a Jacobian only when that is smaller
         # than its largest factor, which otherwise stays shared unevaluated, so
         # that merges further on can still factor it out.
-        largest = max((math.prod(f.array.shape) for t in adj.terms for f in t.factors), default=0)
+        largest = max((entries(f.array) for t in adj.terms for f in t.factors), default=0)
         shrinks = not axes[of] or math.prod(adj.shape) < largest
         lazy = any(len(t.factors) > 1 for t in adj.terms)
         if len(adj.terms) > 1 or (fan_out > 1 and lazy and shrinks):
@@ -255,7 +256,7 @@ def forward_jacobian(
         assert total is not None
         if len(total.terms) > 1:  # paths merge: add the differences only
             total = total.factored(log=result.contractions)
-        largest = max((math.prod(f.array.shape) for t in total.terms for f in t.factors), default=0)
+        largest = max((entries(f.array) for t in total.terms for f in t.factors), default=0)
         lazy = any(len(t.factors) > 1 for t in total.terms)
         shrinks = math.prod(total.shape) < largest
         if len(total.terms) > 1 or (uses[stmt.target] > 1 and lazy and shrinks):

@@ -41,8 +41,13 @@ def compiled_dtype(dtype: Any) -> np.dtype:
 
 
 def dtype_of(env: Mapping[str, Any]) -> np.dtype:
-    """The (numpy) dtype of checked values, all of which have the same."""
-    return numpy_dtype(next(iter(env.values()))) if env else np.dtype(np.float64)
+    """The (numpy) dtype of checked values, all of which have the same but the
+    integer positions of index tensors (float64 when there are only those)."""
+    for value in env.values():
+        dtype = numpy_dtype(value)
+        if dtype.kind in "fc":
+            return dtype
+    return np.dtype(np.float64)
 
 
 def typed_result(result: Any, env: Mapping[str, Any], dtype: np.dtype) -> Any:
@@ -56,12 +61,18 @@ def typed_result(result: Any, env: Mapping[str, Any], dtype: np.dtype) -> Any:
     return result
 
 
+def cast_result(array: Any, dtype: np.dtype) -> Any:
+    """A result array in ``dtype``; integer positions (a selection's, in a
+    structured result) stay integers."""
+    return array if numpy_dtype(array).kind in "iu" else astype(array, dtype)
+
+
 def _cast(finish, dtype: np.dtype):
     """``finish`` with every result array in ``dtype`` (constants of the spec
     are float64, so a float32 computation may be promoted on the way)."""
 
     def cast(arrays: list[np.ndarray]) -> Any:
-        return finish([astype(a, dtype) for a in arrays])
+        return finish([cast_result(a, dtype) for a in arrays])
 
     return cast
 
@@ -143,7 +154,8 @@ class Compiled:
                 f" compile it with dtype=np.{given}, or call net.grad / net.jacobian, which"
                 " compile once per dtype"
             )
-        env = {name: astype(a, self.dtype) for name, a in env.items()}  # its precision
+        indexes = self.net.indexes  # integer positions stay integers
+        env = {n: a if n in indexes else astype(a, self.dtype) for n, a in env.items()}
         for name, shape in self.shapes.items():
             if tuple(env[name].shape) != shape:
                 sizes = ", ".join(f"{d}={s}" for d, s in self.sizes.items())
@@ -241,7 +253,7 @@ def compile_program(
         elif kind == "jacobian":
             structure = net.derivatives(of, wrt, forward, structured=True).jacobians[wrt[0]]
             structure = structure.smallest()
-            outputs = [f.array for t in structure.terms for f in t.factors]
+            outputs = structure.stored_arrays()
 
             def finish(arrays: list[np.ndarray]) -> Any:
                 return structure.with_arrays(arrays, dtype, owned)
@@ -277,7 +289,7 @@ def _compile_derivative(net, of, wrt, sizes, dtype, shapes) -> Compiled:
             env = placeholders(net, tape, sizes)
             forward = graph.run_forward(env, sizes, structured=True) if out is not None else None
             structure = _derivative(net, graph, out, forward, of, wrt, sizes, mode)
-            outputs = [f.array for t in structure.terms for f in t.factors]
+            outputs = structure.stored_arrays()
         program = tape.program(outputs)
         work = sum(math.prod(program.shapes[step.out]) for step in program.steps)
         if best is None or work < best[0]:

@@ -22,9 +22,10 @@ import numpy as np
 from . import __version__
 from .along import HELPERS
 from .functions import HELPERS as FUNCTION_HELPERS
+from .gather import Selection, gather, onehot, scatter
 from .labeled import LabeledTensor, Term, place
 from .program import Slot, Tape, tracing
-from .render import format_sum, signed_sum
+from .render import format_sum, indexed, picked_name, signed_sum
 from .rules import tex_name
 from .shift import unwindows, windows
 
@@ -68,7 +69,7 @@ class Derivation:
     @property
     def numeric(self) -> bool:
         """Whether values were given (``operand_values`` is then available)."""
-        return not any(isinstance(f.array, Slot) for t in self.chain.terms for f in t.factors)
+        return not any(isinstance(a, Slot) for a in self.chain.stored_arrays())
 
     # --- index notation and einsum ---
 
@@ -135,6 +136,15 @@ class Derivation:
         parts = [] if coeff == 1.0 and term.factors else [f"{coeff:g}"]
         for f in term.factors:
             labels = "".join(self._names[lab] for lab in f.labels)
+            if isinstance(f.array, Selection):  # δ_{ids_p, i}: 1 where ids[p] = i
+                *at, v = [self._names[lab] for lab in f.labels]
+                inner = f.name[len("onehot(") : -1]
+                picked = tex_name(inner) + (f"_{{{''.join(at)}}}" if at else "")
+                parts.append(rf"\delta_{{{picked} {v}}}")
+                continue
+            if picked_name(f.name, len(f.labels)):  # T[ids[p], j]
+                parts.append(_picked_tex(indexed(f.name, [self._names[lab] for lab in f.labels])))
+                continue
             body = "{" + (f.tex or _tex_of_name(f.name)) + "}"
             parts.append(f"{body}_{{{labels}}}" if labels else body)
         parts += [rf"\delta_{{{self._names[a]}{self._names[b]}}}" for a, b in term.deltas]
@@ -252,7 +262,10 @@ def derive(
 ) -> Derivation:
     """``net.derive``: symbolic (placeholder arrays) unless ``values`` are given
     (``dims``: sizes given, which values must agree with)."""
+    from .gather import refuse_positions
+
     net.info(of), net.info(wrt)
+    refuse_positions(net, [wrt], "a derivation")
     if values is not None:
         if dims:
             net.sizes(values, dims=dims)  # the values must have the sizes given
@@ -296,6 +309,17 @@ def _letters(t: LabeledTensor, avoid: frozenset[str] = frozenset()) -> dict[str,
     return names
 
 
+def _picked_tex(text: str) -> str:
+    """``T[ids[p], j]`` in LaTeX: ``T_{\\mathrm{ids}_{p} j}``."""
+    head, inner = text[:-1].split("[", 1)
+
+    def sub(m: re.Match) -> str:
+        return tex_name(m[1]) + "_{" + m[2].replace(", ", "") + "}"
+
+    inner = re.sub(r"([A-Za-z_]\w*)\[([^\]]*)\]", sub, inner)
+    return f"{tex_name(head)}_{{{inner.replace(', ', ' ')}}}"
+
+
 def _tex_of_name(name: str) -> str:
     m = re.fullmatch(r"d(\w+)/d(\w+)", name)
     if m:
@@ -309,6 +333,9 @@ _RESERVED = {
     "place",
     "windows",
     "unwindows",
+    "gather",
+    "scatter",
+    "onehot",
     *HELPERS,
     *FUNCTION_HELPERS,
     *keyword.kwlist,
@@ -348,6 +375,9 @@ def module_source(
         "place": place,
         "windows": windows,
         "unwindows": unwindows,
+        "gather": gather,
+        "scatter": scatter,
+        "onehot": onehot,
         **HELPERS,
         **FUNCTION_HELPERS,
     }

@@ -396,7 +396,7 @@ def shifted(net: Network, values: Mapping[str, np.ndarray], seed: int) -> tuple[
     """``|v| + 0.5`` for every drawn tensor without a declared domain (the
     fallback of ``verify`` and ``check_gradient`` where standard-normal values
     make the result NaN), and the note that says so."""
-    free = [k for k in values if net.tensors[k].domain is None]
+    free = [k for k in values if net.tensors[k].domain is None and k not in net.indexes]
     out = {k: np.abs(v) + 0.5 if k in free else v for k, v in values.items()}
     which = "" if len(free) == len(values) else f" for {', '.join(free)}"
     return out, f"|standard normal| + 0.5{which}, seed {seed}"

@@ -11,8 +11,9 @@ import numpy as np
 from .along import ALONG, on_any_library
 from .backend import common, is_numpy, namespace
 from .functions import ELEMENTWISE
+from .gather import Selection
 from .labeled import Factor, LabeledTensor, Term
-from .lower import Along, Const, Delta, Leaf, Lowered, Map, Node, Product, Solve, Sum
+from .lower import Along, Const, Delta, Leaf, Lowered, Map, Node, Product, Select, Solve, Sum
 from .matrix import solve_any
 from .matrix_rules import checked_matrix
 from .plan import contract
@@ -142,6 +143,9 @@ def evaluate_node(
         value = np.asarray(node.value, dtype=float)
     elif isinstance(node, Delta):
         value = None  # symbolic: a product that holds it is structured
+    elif isinstance(node, Select):  # the integers: a product with it gathers
+        ids = env[node.index] if isinstance(node.index, str) else np.asarray(node.index)
+        value = Selection(ids, sizes[node.labels[-1]])
     elif isinstance(node, Map):
         arg = dense(evaluate_node(node.arg, env, sizes, out, context))
         fn = ELEMENTWISE[node.func]
@@ -201,6 +205,7 @@ def evaluate_node(
             value = contract(operands, node.labels, sizes, scale=scale)
     else:
         parts = [evaluate_node(t, env, sizes, out, context) for _, t in node.terms]
+        parts = [p.dense() if isinstance(p, Selection) else p for p in parts]
         if any(isinstance(p, LabeledTensor) or p is None for p in parts):  # None: a delta
             value = _structured_sum(node, parts, sizes)
         else:
@@ -270,6 +275,8 @@ def evaluate_statement(
     values: dict[int, np.ndarray] = {}
     context = f"line {stmt.pos.line}: {stmt.text}" if stmt.text else f"line {stmt.pos.line}"
     result = evaluate_node(stmt.root, env, sizes, values, context)
+    if isinstance(result, Selection):  # a one-hot defined as a tensor: H[s, c] = delta[c, y[s]]
+        result = result.dense()
     if isinstance(result, LabeledTensor):  # a derivative's structured value
         return result if result.indices == stmt.labels else result.rename(stmt.labels), values
     if is_fresh(result):

@@ -88,7 +88,7 @@ def first_non_finite(net: Network, env: Mapping[str, Any], of: str | None = None
         for stmt in statements:
             local = net.local_jacobians(stmt.target, forward)
             for name, jac in local.items():
-                if not all(np.isfinite(f.array).all() for t in jac.terms for f in t.factors):
+                if not all(np.isfinite(a).all() for a in jac.stored_arrays()):
                     return (
                         f"every value is finite, but non-finite values first appear in the"
                         f" derivative of {stmt.text} (line {stmt.pos.line}) by {name}{inputs}"

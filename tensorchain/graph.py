@@ -33,7 +33,9 @@ from .spec import Pos
 class TensorInfo:
     """A tensor of the network: ``kind`` is ``"input"``, ``"param"``, ``"shift"`` (a
     constant the network makes, ``shift`` = (stride, padding)) or ``"defined"``;
-    ``domain`` the values an input or param takes, where declared."""
+    ``domain`` the values an input or param takes, where declared; ``index``:
+    for an integer index tensor (``input ids[B] index V``), the dim whose
+    positions it holds."""
 
     name: str
     kind: str
@@ -41,6 +43,7 @@ class TensorInfo:
     pos: Pos
     shift: tuple[int, int] | None = None
     domain: Domain | None = None
+    index: str | None = None
 
 
 @dataclass
@@ -72,6 +75,11 @@ class Graph:
     @property
     def axes(self) -> dict[str, tuple[str, ...]]:
         return {name: t.dims for name, t in self.tensors.items()}
+
+    @property
+    def indexes(self) -> dict[str, str]:
+        """Each integer index tensor, and the dim whose positions it holds."""
+        return {name: t.index for name, t in self.tensors.items() if t.index is not None}
 
     def statement(self, target: str) -> Lowered:
         """The statement that defines ``target``."""

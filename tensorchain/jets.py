@@ -38,7 +38,7 @@ from .backend import to_numpy
 from .errors import DerivativeError, MemoryLimitError, PlanError, ValuesError
 from .graph import Graph
 from .limits import format_bytes, get_memory_limit
-from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Solve, Sum
+from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Select, Solve, Sum
 
 Jet = dict[frozenset[int], np.ndarray]
 
@@ -231,7 +231,15 @@ def reference_derivative(
                 f"unknown tensor {name!r}; this network has {', '.join(net.tensors)}"
             )
     env = _checked(net, values)
-    given = np.result_type(*env.values()) if env else np.dtype(np.float64)
+    positions = {t.name: t.index for t in net.tensors.values() if t.index is not None}
+    for w in wrts:
+        if w in positions:
+            raise DerivativeError(
+                f"a derivative by {w} is not defined: {w} holds integer positions along"
+                f" {positions[w]}"
+            )
+    numbers = [v for name, v in env.items() if name not in positions]
+    given = np.result_type(*numbers) if numbers else np.dtype(np.float64)
     if given.kind == "c":
         _holomorphic(net)
     dtype = np.promote_types(given, np.float64)  # computed wide, returned as given
@@ -247,6 +255,11 @@ def reference_derivative(
             P, K, T = t.dims
             if P not in sizes:
                 sizes[P] = (sizes[T] + 2 * t.shift[1] - sizes[K]) // t.shift[0] + 1
+    for name, dim in positions.items():  # integers, each a position of its dim
+        ids, size = np.asarray(to_numpy(values[name])), sizes.get(dim)
+        if ids.dtype.kind not in "iu" or (size and not np.all((ids >= 0) & (ids < size))):
+            within = f" from 0 to {size - 1}" if size else ""
+            raise ValuesError(f"{name} holds positions along {dim}: integers{within}")
     shapes = {name: tuple(sizes[d] for d in net.tensors[name].dims) for name in net.tensors}
     total = math.prod(math.prod(shapes[w]) for w in wrts)
     largest = max(math.prod(s) for s in shapes.values()) * total * dtype.itemsize
@@ -347,6 +360,15 @@ def _node(node: Node, tensors: dict[str, Jet], sizes: dict[str, int], jets: _Jet
         return {frozenset(): np.asarray(node.value)}
     if isinstance(node, Delta):
         return {frozenset(): np.eye(sizes[node.labels[0]])}
+    if isinstance(node, Select):  # the one-hot, written out: 1 where the position is v
+        if isinstance(node.index, int):
+            ids = np.asarray(node.index)
+        else:
+            ids = np.asarray(tensors[node.index][frozenset()]).astype(np.int64)
+        hot = np.zeros((*ids.shape, sizes[node.labels[-1]]))
+        for at in np.ndindex(ids.shape):
+            hot[(*at, int(ids[at]))] = 1.0
+        return {frozenset(): hot}
     if isinstance(node, Product):
         return _product(node, tensors, sizes, jets)
     if isinstance(node, Sum):

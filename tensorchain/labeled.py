@@ -36,6 +36,8 @@ from .backend import (
     zeros_like_values,
 )
 from .errors import MemoryLimitError, ShapeError
+from .gather import Selection
+from .gather import stored_entries as entries
 from .limits import format_bytes, get_memory_limit
 from .plan import Contraction, contract, equation
 from .program import apply, linear_source
@@ -196,8 +198,14 @@ class LabeledTensor:
         return cls(indices, sizes, [], like=like)
 
     def rename(self, indices: Sequence[str]) -> LabeledTensor:
-        """The same tensor with its axes renamed, in order."""
+        """The same tensor with its axes renamed, in order (a summed label that
+        one of the new names would capture is made fresh first)."""
         mapping = dict(zip(self.indices, indices, strict=True))
+        taken = set(indices)
+        for t in self.terms:
+            for lab in t.labels():
+                if lab not in mapping and lab in taken:
+                    mapping[lab] = fresh(lab)
         sizes = dict(self.sizes)
         sizes.update((new, self.sizes[old]) for old, new in mapping.items())
         terms = [t.rename(mapping) for t in self.terms]
@@ -368,8 +376,8 @@ class LabeledTensor:
                 c1, c2 = old.coeff, t.coeff
                 total = apply(
                     functools.partial(_axpby, c1, c2),
-                    old.factors[0].array,
-                    factor.array,
+                    _addable(old.factors[0].array),
+                    _addable(factor.array),
                     shape=[self.sizes[lab] for lab in labels],
                     fresh=True,
                     code=lambda a, c1=c1, c2=c2: linear_source([(c1, a[0]), (c2, a[1])]),
@@ -408,7 +416,7 @@ class LabeledTensor:
     def _partly_contracted(self, t: Term, name: str | None, log: list | None) -> Term:
         if len(t.factors) <= 1:
             return t
-        budget = sum(math.prod(f.array.shape) for f in t.factors)
+        budget = sum(entries(f.array) for f in t.factors)
         keep = set(self.indices) | {lab for d in t.deltas for lab in d}
         labels = [f.labels for f in t.factors]
         reps = [i for i in self.indices if i not in {b for _, b in t.deltas}]
@@ -444,6 +452,8 @@ class LabeledTensor:
 
         def factor(f: Factor) -> Factor:
             array, own = next(it)
+            if isinstance(f.array, Selection):  # its integers were given
+                return Factor(f.array.with_ids(array), f.labels, f.name, f.origin, f.tex)
             return Factor(array, f.labels, f.name, f.origin, f.tex, own)
 
         terms = [Term(t.coeff, tuple(factor(f) for f in t.factors), t.deltas) for t in self.terms]
@@ -458,8 +468,18 @@ class LabeledTensor:
         return self.dense()
 
     def stored_entries(self) -> int:
-        """How many numbers the structured form holds (its factors' entries)."""
-        return sum(math.prod(f.array.shape) for t in self.terms for f in t.factors)
+        """How many numbers the structured form holds (its factors' entries; a
+        selection holds its integer positions only)."""
+        return sum(entries(f.array) for t in self.terms for f in t.factors)
+
+    def stored_arrays(self) -> list[Any]:
+        """The arrays the structured form holds, term by term (a selection's
+        integer positions in its place): what :meth:`with_arrays` takes back."""
+        return [
+            f.array.ids if isinstance(f.array, Selection) else f.array
+            for t in self.terms
+            for f in t.factors
+        ]
 
     def smallest(self) -> LabeledTensor:
         """This tensor, or :meth:`contracted` where that stores fewer numbers
@@ -575,6 +595,12 @@ class LabeledTensor:
         from .render import format_labeled
 
         return format_labeled(self)
+
+
+def _addable(array: Any) -> Any:
+    """An array to add to another: a selection as its one-hot (a sum of two
+    terms over both its axes is that large anyway)."""
+    return array.dense() if isinstance(array, Selection) else array
 
 
 def _inexact(dtype: np.dtype) -> np.dtype:

@@ -27,8 +27,16 @@ from . import limits
 from .along import ALONG, CALLABLE_ALONG, MATRIX_FUNCTIONS
 from .errors import ShapeError, SpecError
 from .functions import CALLABLE, ELEMENTWISE, REDUCTIONS
-from .losses import LOSSES, expand_all, expand_loss, uses_loss
-from .spec import Assign, BinOp, Call, Expr, Neg, Num, Pos, Program, Ref, show
+from .losses import (
+    LABELLED,
+    LOSSES,
+    Tensors,
+    expand_all,
+    expand_loss,
+    integer_labels,
+    uses_loss,
+)
+from .spec import Assign, BinOp, Call, Expr, Index, Neg, Num, Pick, Pos, Program, Ref, show
 
 #: The built-in Kronecker delta, ``delta[i, j]`` (a reserved tensor name).
 DELTA = "delta"
@@ -143,7 +151,23 @@ class Solve:
         return tuple(self.col if lab == self.row else lab for lab in self.rhs.labels)
 
 
-Node = Leaf | Const | Product | Sum | Map | Along | Delta | Solve
+@dataclass(frozen=True, eq=False)
+class Select:
+    """The selection ``S[s…, v] = 1 where index[s…] = v, else 0``: the one-hot of
+    each entry of an integer index tensor (``index`` its name), or of a
+    constant position (``index`` the number, no ``s``). ``labels`` are the
+    index tensor's axes, then ``v``. Like :class:`Delta` it is a constant
+    that is never stored: its value is the integers, a product with it
+    gathers entries and a derivative through it adds them back (a
+    scatter-add; see :mod:`tensorchain.gather`). ``T[ids[s], d]`` is
+    ``Σ_v S[s, v] T[v, d]``."""
+
+    index: str | int
+    labels: tuple[str, ...]
+    pos: Pos | None = None  # where the pick is written, for messages
+
+
+Node = Leaf | Const | Product | Sum | Map | Along | Delta | Solve | Select
 
 
 def children(node: Node) -> tuple[Node, ...]:
@@ -201,6 +225,8 @@ def relabel(node: Node, mapping: dict[str, str]) -> Node:
     if isinstance(node, Delta):
         a, b = r(node.labels)
         return replace(node, labels=(a, b))
+    if isinstance(node, Select):
+        return Select(node.index, r(node.labels), node.pos)
     if isinstance(node, Solve):
         matrix, rhs = relabel(node.matrix, mapping), relabel(node.rhs, mapping)
         row, col = mapping.get(node.row, node.row), mapping.get(node.col, node.col)
@@ -235,10 +261,17 @@ def _union(nodes: list[Node]) -> tuple[str, ...]:
 
 
 class _Lowering:
-    def __init__(self, program: Program, assign: Assign, ranks: dict[str, tuple[str, ...]]):
+    def __init__(
+        self,
+        program: Program,
+        assign: Assign,
+        ranks: dict[str, tuple[str, ...]],
+        indexes: Mapping[str, str],
+    ):
         self.program = program
         self.assign = assign
         self.axes = ranks  # tensor name -> its dims, one per axis
+        self.indexes = indexes  # index tensor -> the dim whose positions it holds
         self.index_form = assign.indices is not None or _has_indices(assign.expr)
         self.scopes = 0
 
@@ -412,14 +445,99 @@ class _Lowering:
                 e.pos,
                 ShapeError,
             )
+        for i in e.indices:
+            if isinstance(i, Index) and i.name in self.indexes:
+                example = ", ".join("stuvw"[k % 5] for k in range(len(self.axes[i.name])))
+                raise self.fail(
+                    f"{i.name} is an index tensor: to pick with its entries write its"
+                    f" indices too, {e.name}[..., {i.name}[{example}], ...]; an index name"
+                    " must not be the name of an index tensor",
+                    i.pos,
+                )
+        if any(isinstance(i, Pick) for i in e.indices):
+            return self.picked(e, axes)
         labels = tuple(i.name for i in e.indices)
         leaf = Leaf(e.name, labels, e.pos)
         if len(set(labels)) < len(labels):  # W[i, i]: the diagonal
             return Product(1.0, (leaf,), tuple(dict.fromkeys(labels)))
         return leaf
 
+    def picked(self, e: Ref, axes: tuple[str, ...]) -> Node:
+        """``T[ids[s], d]`` or ``x[s, 0, k]``: the picked axes get labels of
+        their own, each joined to a :class:`Select` and summed inside the
+        factor, so that ``tanh(T[ids[s], d])`` is the tanh of the entries picked."""
+        labels, selects, kept = [], [], []
+        for k, (idx, dim) in enumerate(zip(e.indices, axes, strict=True)):
+            if isinstance(idx, Index):
+                labels.append(idx.name)
+                kept.append(idx.name)
+                continue
+            self.scopes += 1
+            label = f"{dim}@{self.scopes}"
+            select = self.select(idx, label, f"axis {k} of {e.name}", dim)
+            labels.append(label)
+            selects.append(select)
+            kept.extend(select.labels[:-1])
+        leaf = Leaf(e.name, tuple(labels), e.pos)
+        return Product(1.0, (*selects, leaf), tuple(dict.fromkeys(kept)))
+
+    def select(self, pick: Pick, label: str, where: str, dim: str | None) -> Select:
+        """The :class:`Select` of ``pick`` onto ``label`` (``where``: the axis
+        it picks from, of dim ``dim``; None for a delta's), checked."""
+        if isinstance(pick.by, int):
+            return Select(pick.by, (label,), pick.pos)
+        ref = pick.by
+        if ref.name not in self.indexes:
+            what = (
+                "is not declared" if ref.name not in self.axes else "holds numbers, not positions"
+            )
+            raise self.fail(
+                f"{ref.name} {what}: a position inside [...] is an index name, a whole"
+                f" number, or the entries of an integer index tensor declared with"
+                f" 'input {ref.name}[B] index V' (V the dim whose positions it holds)",
+                pick.pos,
+            )
+        ids_axes = self.axes[ref.name]
+        names = [i for i in ref.indices or ()]
+        if len(names) != len(ids_axes) or any(not isinstance(i, Index) for i in names):
+            example = ", ".join("stuvw"[k % 5] for k in range(len(ids_axes)))
+            count = f"{len(ids_axes)} ax{'i' if len(ids_axes) == 1 else 'e'}s"
+            raise self.fail(
+                f"{ref.name} has {count} [{', '.join(ids_axes)}]: pick with one"
+                f" index name per axis, e.g. {ref.name}[{example}]",
+                pick.pos,
+                ShapeError,
+            )
+        given = tuple(i.name for i in names)
+        if len(set(given)) < len(given):
+            raise self.fail(
+                f"{show(ref)} repeats an index; an index tensor's axes take distinct names",
+                pick.pos,
+            )
+        if dim is not None and self.indexes[ref.name] != dim:
+            raise self.fail(
+                f"{ref.name} holds positions along dim {self.indexes[ref.name]}, but {where}"
+                f" is dim {dim}; pick with an index tensor of dim {dim} (input"
+                f" {ref.name}[...] index {dim}) or declare that axis with dim"
+                f" {self.indexes[ref.name]}",
+                pick.pos,
+                ShapeError,
+            )
+        return Select(ref.name, (*given, label), pick.pos)
+
     def delta(self, e: Ref) -> Node:
-        """``delta[i, j]``: the Kronecker delta, symbolic in every derivative."""
+        """``delta[i, j]``: the Kronecker delta, symbolic in every derivative;
+        ``delta[k, ids[s]]`` is the one-hot of ``ids`` along ``k``, a :class:`Select`."""
+        picks = [i for i in e.indices or () if isinstance(i, Pick)]
+        if picks and len(e.indices) == 2 and len(picks) == 1 and self.index_form:
+            (k,) = (i for i in e.indices if isinstance(i, Index))
+            return self.select(picks[0], k.name, "", None)
+        if picks:
+            raise self.fail(
+                "delta with a picked position is a one-hot: one index name and one pick,"
+                " e.g. delta[c, labels[s]] (the one-hot of labels along c) or delta[k, 0]",
+                e.pos,
+            )
         if e.indices is None or len(e.indices) != 2 or not self.index_form:
             raise self.fail(
                 "delta is the Kronecker delta (the identity matrix): write it with two"
@@ -446,9 +564,16 @@ class _Lowering:
             f" 'param {name}[...]', or define it on an earlier line.{hint}"
         )
 
+    def known(self) -> Tensors:
+        return Tensors(self.axes, self.indexes, not self.index_form)
+
     def call(self, e: Call) -> Node:
         if e.func in LOSSES:
-            return self.lower(expand_loss(e, self.fail))
+            if not self.index_form and integer_labels(e, self.known()):
+                return self.labelled_loss(e)
+            if e.func in LABELLED and len(e.args) == 3 and not integer_labels(e, self.known()):
+                self.check_targets(e)
+            return self.lower(expand_loss(e, self.fail, self.known()))
         if e.func in MATRIX_FUNCTIONS:
             return self.matrix_call(e)
         known = (*CALLABLE, *REDUCTIONS, *CALLABLE_ALONG, *MATRIX_FUNCTIONS, *LOSSES)
@@ -506,6 +631,70 @@ class _Lowering:
         bound = tuple(f"{base_label(lab)}@{self.scopes}" for lab in axes)
         return self.renumber(Along(e.func, arg, bound, kept, names))
 
+    def check_targets(self, e: Call) -> None:
+        """Targets of ``cross_entropy`` or ``nll`` that do not run along the
+        classes (``labels[s]`` of floats) would be broadcast over them: refused,
+        with the declaration of integer labels."""
+        z, y, k = e.args
+        if not isinstance(k, Ref) or k.indices is not None:
+            return
+        logits, targets = self.lower(z), self.lower(y)
+        if self.index_form:
+            lacks = bool(targets.labels) and k.name not in map(base_label, targets.labels)
+        else:
+            lacks = len(targets.labels) == len(logits.labels) - 1
+        if not lacks:
+            return
+        dim = k.name
+        for leaf in leaves(logits) if self.index_form else ():
+            if k.name in map(base_label, leaf.labels):
+                dim = self.axes[leaf.name][list(map(base_label, leaf.labels)).index(k.name)]
+        name = y.name if isinstance(y, Ref) else "labels"
+        raise self.fail(
+            f"{e.func}: the targets {show(y)} do not run along the classes {k.name}, so"
+            f" they would be broadcast over them; for integer class labels declare them"
+            f" as positions, input {name}[...] index {dim}, and for target probabilities"
+            f" give them the axis {k.name} too",
+            e.pos,
+            ShapeError,
+        )
+
+    def labelled_loss(self, e: Call) -> Node:
+        """``cross_entropy(z, labels, c)`` or ``nll(a, labels, c)`` in whole-tensor
+        form with integer labels: ``mean(Σ_c -S[…, c] · log_softmax(z, c))``
+        with ``S`` the one-hot of ``labels`` along ``c`` (a :class:`Select`), the
+        labels' axes those of ``z`` other than ``c``, in order."""
+        z, y, k = e.args
+        if not isinstance(k, Ref) or k.indices is not None:
+            raise self.fail(
+                f"the third argument of {e.func} names the dim of the classes, e.g."
+                f" {e.func}(z, {show(y)}, c)",
+                e.pos,
+            )
+        node = self.lower(z)
+        (kz,) = self.resolve_axes(node, (k.name,), e)
+        rest = tuple(lab for lab in node.labels if lab != kz)
+        dims = self.axes[y.name]
+        if y.indices is not None or len(dims) != len(rest):
+            raise self.fail(
+                f"{y.name} has {len(dims)} axes [{', '.join(dims)}] but {show(z)} has"
+                f" {len(rest)} besides {k.name}: the labels have one entry per row of the"
+                f" logits, e.g. z[B, {k.name}] with {y.name}[B]",
+                e.pos,
+                ShapeError,
+            )
+        if self.indexes[y.name] != k.name:
+            raise self.fail(
+                f"{y.name} holds positions along {self.indexes[y.name]}, but {e.func} runs"
+                f" along {k.name}; declare input {y.name}[...] index {k.name}",
+                e.pos,
+                ShapeError,
+            )
+        one_hot = Select(y.name, (*rest, kz), y.pos)
+        if e.func == "cross_entropy":
+            node = Along("log_softmax", node, (kz,), node.labels, (k.name,))
+        return self.reduce("mean", Product(-1.0, (one_hot, node), rest), rest)
+
     def matrix_call(self, e: Call) -> Node:
         """``inv``, ``det``, ``logdet``, ``cholesky``, ``trace`` of a matrix and
         ``solve(A, b)``: along two named indices (the rows, then the columns),
@@ -514,7 +703,12 @@ class _Lowering:
         first = e.args[0] if e.args else None
         if e.func == "solve":
             example = "x[j] = solve(A[i, j], b[i], i, j)"
-        elif isinstance(first, Ref) and first.indices and len(first.indices) >= 2:
+        elif (
+            isinstance(first, Ref)
+            and first.indices
+            and len(first.indices) >= 2
+            and all(isinstance(i, Index) for i in first.indices[-2:])
+        ):
             rows, cols = (i.name for i in first.indices[-2:])
             example = f"{e.func}({show(first)}, {rows}, {cols})"
         elif e.func in ("det", "logdet", "trace"):
@@ -855,7 +1049,12 @@ def _brief(node: Node) -> str:
 
 def _mentions(e: Expr, index: str) -> bool:
     if isinstance(e, Ref):
-        return any(i.name == index for i in e.indices or ())
+        return any(
+            i.name == index
+            if isinstance(i, Index)
+            else isinstance(i.by, Ref) and _mentions(i.by, index)
+            for i in e.indices or ()
+        )
     if isinstance(e, Call):
         return any(_mentions(a, index) for a in e.args)
     if isinstance(e, Neg):
@@ -937,13 +1136,20 @@ def _top_terms(e: Expr, sign: float = 1.0) -> list[tuple[float, Expr]]:
     return [(sign, e)]
 
 
-def lower(program: Program, assign: Assign, axes: dict[str, tuple[str, ...]]) -> Lowered:
-    """Lower one assignment, given the dims of every tensor defined before it."""
+def lower(
+    program: Program,
+    assign: Assign,
+    axes: dict[str, tuple[str, ...]],
+    indexes: Mapping[str, str] | None = None,
+) -> Lowered:
+    """Lower one assignment, given the dims of every tensor defined before it
+    (``indexes``: the dim each integer index tensor holds positions of)."""
     text = program.lines[assign.pos.line - 1].strip()
-    lowering = _Lowering(program, assign, axes)
+    lowering = _Lowering(program, assign, axes, indexes or {})
     if uses_loss(assign.expr):  # print what the shorthand stands for
         left = f"[{', '.join(i.name for i in assign.indices)}]" if assign.indices else ""
-        text = f"{assign.target}{left} = {show(expand_all(assign.expr, lowering.fail))}"
+        expanded = expand_all(assign.expr, lowering.fail, lowering.known())
+        text = f"{assign.target}{left} = {show(expanded)}"
     lowered = lowering.statement(text)
     labels = {lab for node in walk(lowered.root) for lab in node.labels}
     if len(labels) > limits.MAX_INDICES:
@@ -997,6 +1203,10 @@ def show_lowered(
             return f"{node.value:g}"
         if isinstance(node, Delta):
             return ref("δ", node.labels)
+        if isinstance(node, Select):
+            *at, v = node.labels
+            picked = ref(node.index, tuple(at)) if at else str(node.index)
+            return f"δ({picked}, {name(v)})"
         if isinstance(node, Map):
             if node.func == "pow":
                 return f"{show(node.arg, 3, False)} ^ {node.param:g}"

@@ -30,6 +30,7 @@ from .errors import (
     ValuesError,
 )
 from .finite import check_results
+from .gather import check_positions, declared_index, draw_positions, refuse_positions
 from .graph import Forward, Graph, TensorInfo
 from .labeled import LabeledTensor
 from .lower import DELTA, lower
@@ -124,15 +125,16 @@ class Network(Graph):
             info = TensorInfo(st.name, "shift", dims, st.pos, (st.stride, st.padding))
         else:
             domain = bind_domain(self.program, st, self.dims)
-            info = TensorInfo(st.name, st.kind, dims, st.pos, domain=domain)
+            index = declared_index(self.program, st, self.dims)
+            info = TensorInfo(st.name, st.kind, dims, st.pos, domain=domain, index=index)
         self.tensors[st.name] = info
 
     def _define(self, st: Assign) -> None:
         self._check_new(st.target, st.pos)
-        stmt = lower(self.program, st, self.axes)
+        stmt = lower(self.program, st, self.axes, self.indexes)
         self._check_axes(st.target, len(stmt.labels), st.pos)
         defaults = {d: s for d, s in self.dims.items() if s is not None}
-        bound = bind_labels(self.program, stmt, self.axes, defaults)
+        bound = bind_labels(self.program, stmt, self.axes, defaults, self.indexes)
         dims = tuple(bound[lab].dim for lab in stmt.labels)
         self.tensors[st.target] = TensorInfo(st.target, "defined", dims, st.pos)
         self._bindings[st.target] = bound
@@ -188,7 +190,7 @@ class Network(Graph):
     def _bind_all(self, sizes: dict[str, int]) -> bool:
         """Check every statement's index sizes (raises on a mismatch)."""
         for stmt in self.statements:
-            bind_labels(self.program, stmt, self.axes, sizes)
+            bind_labels(self.program, stmt, self.axes, sizes, self.indexes)
         return True
 
     def shape(
@@ -211,7 +213,8 @@ class Network(Graph):
         ``exp(z / 2)``; ``unit``: ``σ(z)``; ``probability c``: a softmax of
         ``z`` along c; ``onehot c``: 1 at the largest ``z`` along c; ``spd``:
         ``G Gᵀ / n + I``), mapped from the same standard-normal draw ``z``,
-        so a declaration changes no other tensor's values.
+        so a declaration changes no other tensor's values. An integer index
+        tensor (``input ids[B] index V``) gets positions drawn uniformly (int64).
 
         Their total size is forecast first: above the memory limit
         (``memory_limit`` bytes, else the one in force) it raises
@@ -228,8 +231,11 @@ class Network(Graph):
         shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
         forecast_values(shapes, sizes, memory_limit)
         rng = np.random.default_rng(seed)
+        indexes = self.indexes  # integer positions, drawn within their dim
         return {
-            name: draw(self.tensors[name].domain, rng.standard_normal(shape), sizes)
+            name: draw_positions(rng, shape, sizes[indexes[name]])
+            if name in indexes
+            else draw(self.tensors[name].domain, rng.standard_normal(shape), sizes)
             for name, shape in shapes.items()
         }
 
@@ -249,7 +255,12 @@ class Network(Graph):
     def _check_values(
         self, values: Mapping[str, Any], strict: bool = False, check_finite: bool = True
     ) -> dict[str, np.ndarray]:
-        return check_values(self, values, strict, check_finite)
+        env = check_values(self, values, strict, check_finite)
+        if self.indexes:  # every position within its dim
+            sizes = self.sizes(env)
+            for name, dim in self.indexes.items():
+                check_positions(name, env[name], dim, sizes[dim])
+        return env
 
     def forward(self, values: Mapping[str, Any]) -> Forward:
         """Evaluate every statement, keeping the value of every node."""
@@ -287,6 +298,7 @@ class Network(Graph):
         self.info(of)
         for w in wrt:
             self.info(w)
+        refuse_positions(self, wrt)
         if mode not in ("reverse", "forward") or (mode == "forward" and len(wrt) != 1):
             raise DerivativeError(
                 f"mode is 'reverse' or 'forward' (for one wrt tensor), got {mode!r} with"
@@ -343,6 +355,7 @@ class Network(Graph):
         """
         self.info(of)
         targets = (wrt,) if isinstance(wrt, str) else self._wrt_list(wrt)
+        refuse_positions(self, targets, "a Jacobian")
         env = self._check_values(values, strict, check_finite)
         sizes, dtype = self.sizes(env), dtype_of(env)
         out = {
@@ -620,6 +633,7 @@ class Network(Graph):
         targets = (wrt,) if isinstance(wrt, str) else tuple(wrt or self.params)
         for w in targets:
             self.info(w)
+        refuse_positions(self, targets, f"the {kind}")
         for name in of if isinstance(of, tuple) else (of,):
             self.info(name)
         env = self._check_values(values, strict, check_finite)
@@ -655,6 +669,7 @@ class Network(Graph):
         self._wrt_one(wrt, "plan")
         self.info(of)
         self.info(wrt)
+        refuse_positions(self, [wrt], "a plan of a derivative")
         return make_plan(self, of, wrt, order, memory_limit, given_sizes(dims, sizes))
 
     def explore(
@@ -676,6 +691,7 @@ class Network(Graph):
         self.info(of)
         for w in wrt:
             self.info(w)
+        refuse_positions(self, wrt)
         if not wrt:
             return self, of
 
@@ -765,6 +781,7 @@ class Network(Graph):
             )
         for w in wrts:
             self.info(w)
+        refuse_positions(self, wrts)
         return wrts
 
     def _grad_targets(
@@ -788,6 +805,7 @@ class Network(Graph):
             raise DerivativeError(f"no wrt given and {of!r}'s network has no params")
         for w in targets:
             self.info(w)
+        refuse_positions(self, targets, f"the {what}" if what != "grad" else "a gradient")
         return targets
 
     def _compiled(

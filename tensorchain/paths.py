@@ -31,8 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import opt_einsum as oe
 
-from .backend import astype
-from .compiled import dtype_of, typed_result
+from .compiled import cast_result, dtype_of, typed_result
 from .derivation import placeholders
 from .errors import MemoryLimitError, PlanError, ShapeError
 from .finite import check_results
@@ -216,7 +215,7 @@ class Plan:
             )
         # Constants of the spec are float64: results are cast to the values' dtype.
         dtype = dtype_of(env)
-        arrays = [astype(a, dtype) for a in program(env)]
+        arrays = [cast_result(a, dtype) for a in program(env)]
         result = typed_result(structure.with_arrays(arrays, owned=program.fresh), env, dtype)
         if check_finite:
             check_results(self.net, env, result, f"d{self.of}/d{self.wrt}", self.of, strict)
@@ -234,7 +233,7 @@ class Plan:
             chain = result.chains.get(self.wrt)
             if chain is None:
                 structure = result.jacobians[self.wrt]
-                outputs = [f.array for t in structure.terms for f in t.factors]
+                outputs = structure.stored_arrays()
             else:
                 terms, outputs = [], []
                 for t, plan in zip(chain.terms, self.terms, strict=True):

@@ -24,6 +24,7 @@ import opt_einsum as oe
 from .backend import common, constant, copy, is_numpy, namespace, xp_of
 from .cache import LRUCache
 from .errors import PlanError
+from .gather import contract_select
 from .program import apply, is_fresh
 from .shift import contract_shift
 
@@ -416,7 +417,19 @@ def contract(
 
     Goes through :func:`program.apply`, so inside a trace it is recorded.
     A shift tensor (:mod:`tensorchain.shift`) is applied as a gather or a
-    scatter where it can be, never read as an array."""
+    scatter where it can be, never read as an array; so is a selection
+    (:mod:`tensorchain.gather`), always."""
+    done = contract_select(
+        operands,
+        output,
+        sizes,
+        # a path given was planned for the operands with the selection among them
+        functools.partial(contract, names=None, log=log, optimize=None),
+        scale,
+        fresh,
+    )
+    if done is not None:
+        return done
     if len(operands) > 1 and not isinstance(optimize, tuple):  # not an explicit path
         done = contract_shift(
             operands,

@@ -133,7 +133,7 @@ def build_ntk(net: Network, tape: Tape, forward: Forward, out: str, wrt: Sequenc
         raise DerivativeError(f"the NTK needs at least one wrt tensor; got {list(wrt)}")
     first, second = axis_names(dims, dims)
     structure = total.contracted().rename((*first, *second))
-    outputs = [f.array for t in structure.terms for f in t.factors]
+    outputs = structure.stored_arrays()
     return outputs, lambda arrays: structure.with_arrays(arrays)
 
 

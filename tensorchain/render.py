@@ -22,13 +22,39 @@ def _letter_map(t: LabeledTensor) -> dict[str, str]:
     return names
 
 
+def selection_text(name: str, labels: list[str]) -> str:
+    """A selection factor in index notation: ``δ(ids[p], i)``, 1 where ids[p] = i
+    (``name`` is its factor's, ``onehot(ids)``)."""
+    inner = name[len("onehot(") : -1] if name.startswith("onehot(") else name
+    *at, v = labels
+    return f"δ({inner}[{', '.join(at)}], {v})" if at else f"δ({inner}, {v})"
+
+
+def picked_name(name: str, count: int) -> bool:
+    """Whether ``name`` is a picked tensor's, with a colon for each of ``count`` indices."""
+    return name.endswith("]") and "[" in name and name.count(":") == count > 0
+
+
+def indexed(name: str, labels: list[str]) -> str:
+    """``name[i, j]``; a picked tensor's name (``x[:, 0, :]``, ``T[ids[:], :]``)
+    gets the labels in the places of its colons: ``x[i, 0, k]``, ``T[ids[p], j]``."""
+    if picked_name(name, len(labels)):
+        it = iter(labels)
+        return "".join(next(it) if c == ":" else c for c in name)
+    return f"{name}[{', '.join(labels)}]" if labels else name
+
+
 def format_term(term: Term, names: dict[str, str]) -> str:
+    from .gather import Selection
+
     parts = []
     if term.coeff != 1.0 or not (term.factors or term.deltas):
         parts.append(f"{term.coeff:g}")
     for f in term.factors:
-        labels = ", ".join(names[lab] for lab in f.labels)
-        parts.append(f"{f.name}[{labels}]" if labels else f.name)
+        if isinstance(f.array, Selection):
+            parts.append(selection_text(f.name, [names[lab] for lab in f.labels]))
+            continue
+        parts.append(indexed(f.name, [names[lab] for lab in f.labels]))
     parts.extend(f"δ({names[a]}, {names[b]})" for a, b in term.deltas)
     return " · ".join(parts)
 

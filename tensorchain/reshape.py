@@ -28,7 +28,7 @@ from .errors import DerivativeError, MemoryLimitError, PlanError
 from .jets import MATRIX, _Jets
 from .jets import derivative as nth_derivative
 from .limits import format_bytes, get_memory_limit
-from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Solve, Sum, children
+from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Select, Solve, Sum, children
 
 if TYPE_CHECKING:
     from .network import Forward, Network
@@ -71,9 +71,7 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
     if isinstance(node, Product):
         coeff = node.coeff / float(math.prod(sizes[m] for m in node.mean_over))
         operands += [
-            (np.eye(sizes[f.labels[0]]) if isinstance(f, Delta) else values[id(f)], f.labels)
-            for j, f in enumerate(node.factors)
-            if j != k
+            (_constant(f, values, sizes), f.labels) for j, f in enumerate(node.factors) if j != k
         ]
     else:
         coeff = node.terms[k][0]
@@ -82,6 +80,21 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
     if not operands:  # a scalar times a scalar: the derivative is the coefficient
         return np.full((n_node, child_value.size), coeff)
     return coeff * _einsum(operands, (*node.labels, *new)).reshape(n_node, child_value.size)
+
+
+def _constant(f: Node, values: dict[int, Any], sizes: dict[str, int]) -> np.ndarray:
+    """A factor's value as a dense array: a delta's identity matrix, and a
+    selection's one-hot matrix built here from its integers (``S[s, v] = 1``
+    where ``ids[s] = v``), not by the code under test."""
+    if isinstance(f, Delta):
+        return np.eye(sizes[f.labels[0]])
+    if isinstance(f, Select):
+        ids = np.asarray(to_numpy(values[id(f)].ids))
+        hot = np.zeros((*ids.shape, sizes[f.labels[-1]]))
+        for at in np.ndindex(ids.shape):
+            hot[(*at, ids[at])] = 1.0
+        return hot
+    return values[id(f)]
 
 
 def _matrix_function(node: Along | Solve, k: int, values: dict[int, np.ndarray]) -> np.ndarray:
@@ -172,7 +185,7 @@ def statement_matrices(net: Network, target: str, forward: Forward) -> dict[str,
             out[node.name] = out.get(node.name, 0) + matrix
             continue
         for k, child in enumerate(children(node)):
-            if isinstance(child, Const | Delta):
+            if isinstance(child, Const | Delta | Select):
                 continue
             if adjoint is None and _is_identity(node, k):
                 stack.append((child, None))
@@ -215,7 +228,9 @@ def reshape_method(
     dtype = dtype_of(env)
     wide = np.promote_types(dtype, np.float64)
     check_reshape_memory(net, of, wrt, net.sizes(env), wide.itemsize, memory_limit)
-    forward = net.run_forward({k: v.astype(wide) for k, v in env.items()}, net.sizes(env))
+    indexes = net.indexes  # integer positions stay integers
+    env = {k: v if k in indexes else v.astype(wide) for k, v in env.items()}
+    forward = net.run_forward(env, net.sizes(env))
     down = _downstream(net, wrt)
     n_of = forward.values[of].size
     adjoint: dict[str, np.ndarray] = {of: np.eye(n_of)} if of in down else {}

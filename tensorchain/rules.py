@@ -26,8 +26,9 @@ from . import along as along_fns
 from .along import ALONG, on_any_library
 from .errors import DerivativeError
 from .functions import ELEMENTWISE, PIECEWISE_CONSTANT
+from .gather import Selection
 from .labeled import Factor, LabeledTensor, Term, fresh
-from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Solve, Sum, children
+from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Select, Solve, Sum, children
 from .program import apply
 
 Values = dict[int, np.ndarray]  # id(node) -> value
@@ -45,6 +46,8 @@ def name_of(node: Node) -> str:
         return f"{node.value:g}"
     if isinstance(node, Delta):
         return "δ"
+    if isinstance(node, Select):
+        return f"onehot({node.index})"
     if isinstance(node, Map):
         if node.func == "pow":
             return f"{name_of(node.arg)}^{node.param:g}"
@@ -56,6 +59,8 @@ def name_of(node: Node) -> str:
         return f"{node.func}({name_of(node.arg)}{axes})"
     if isinstance(node, Solve):
         return f"solve({name_of(node.matrix)}, {name_of(node.rhs)})"
+    if isinstance(node, Product) and _picked(node):
+        return _picked(node)
     if isinstance(node, Product):
         factors = [name_of(f) for f in node.factors]
         if node.coeff != 1.0 or not factors:
@@ -70,6 +75,26 @@ def name_of(node: Node) -> str:
         mag = "" if abs(c) == 1.0 else f"{abs(c):g}·"
         text += f" {sign} {mag}{name_of(t)}" if text else f"{'-' if c < 0 else ''}{mag}{name_of(t)}"
     return f"({text})"
+
+
+def _picked(node: Product) -> str:
+    """``T[ids[:], :]`` or ``x[:, 0, :]`` for a tensor's entries picked by
+    selections (a product of selections and one tensor), else ""; printed
+    with its indices in place of the colons (``T[ids[p], j]``)."""
+    leaves = [f for f in node.factors if isinstance(f, Leaf)]
+    selects = {f.labels[-1]: f for f in node.factors if isinstance(f, Select)}
+    if len(leaves) != 1 or len(leaves) + len(selects) != len(node.factors) or not selects:
+        return ""
+    parts = []
+    for lab in leaves[0].labels:
+        select = selects.get(lab)
+        if select is None:
+            parts.append(":")
+        elif isinstance(select.index, int):
+            parts.append(str(select.index))
+        else:
+            parts.append(f"{select.index}[{', '.join(':' for _ in select.labels[:-1])}]")
+    return f"{leaves[0].name}[{', '.join(parts)}]"
 
 
 def tex_name(name: str) -> str:
@@ -88,6 +113,8 @@ def tex_of(node: Node) -> str:
         return f"{node.value:g}"
     if isinstance(node, Delta):
         return r"\delta"
+    if isinstance(node, Select):
+        return rf"\mathrm{{onehot}}({tex_name(str(node.index))})"
     if isinstance(node, Map):
         arg = tex_of(node.arg)
         if node.func == "reciprocal":
@@ -99,6 +126,8 @@ def tex_of(node: Node) -> str:
         return rf"{head}\left({tex_of(node.arg)}\right)"
     if isinstance(node, Solve):
         return rf"\left({tex_of(node.matrix)}\right)^{{-1}} {tex_of(node.rhs)}"
+    if isinstance(node, Product) and _picked(node):
+        return ""  # written from its name with its indices (derivation._term_tex)
     if isinstance(node, Product):
         factors = [tex_of(f) for f in node.factors]
         if node.coeff != 1.0 or not factors:
@@ -113,7 +142,11 @@ def tex_of(node: Node) -> str:
 
 
 def dense(value: Any) -> Any:
-    """An array: a structured value (a :class:`LabeledTensor`) made dense."""
+    """An array: a structured value (a :class:`LabeledTensor`, or a selection
+    used other than as a factor of a product: ``exp(delta[k, labels[s]])``)
+    made dense."""
+    if isinstance(value, Selection):
+        return value.dense()
     return value._dense() if isinstance(value, LabeledTensor) else value
 
 

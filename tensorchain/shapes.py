@@ -19,7 +19,7 @@ import numpy as np
 from . import limits
 from .along import ALONG
 from .errors import ShapeError
-from .lower import Along, Delta, Lowered, Solve, base_label, leaves, walk
+from .lower import Along, Delta, Lowered, Select, Solve, base_label, leaves, walk
 from .spec import Pos, Program
 
 
@@ -55,41 +55,84 @@ def bind_labels(
     stmt: Lowered,
     axes: Mapping[str, tuple[str, ...]],
     sizes: Mapping[str, int],
+    indexes: Mapping[str, str] | None = None,
 ) -> dict[str, Binding]:
-    """Bind every label of ``stmt`` to a dim; check sizes where they are known."""
+    """Bind every label of ``stmt`` to a dim; check sizes where they are known
+    (``indexes``: the dim each integer index tensor holds positions of)."""
     bound: dict[str, Binding] = {}
+
+    def bind(label: str, dim: str, tensor: str, k: int, pos: Pos) -> None:
+        first = bound.setdefault(label, Binding(dim, tensor, k, pos))
+        if first.dim == dim or dim not in sizes or first.dim not in sizes:
+            return
+        if sizes[first.dim] == sizes[dim]:
+            return
+        if not stmt.index_form and _solve_sides(stmt, label, first.tensor, tensor):
+            message = (
+                "solve(A, b) needs as many rows in b as in A (A x = b), but axis"
+                f" {first.axis} of {first.tensor} is {first.dim}={sizes[first.dim]} and"
+                f" axis {k} of {tensor} is {dim}={sizes[dim]}"
+            )
+        elif stmt.index_form:
+            message = (
+                f"index {base_label(label)!r} has two sizes: {first.dim}={sizes[first.dim]} as"
+                f" {_axis(first.axis, first.tensor)} but {dim}={sizes[dim]} as"
+                f" {_axis(k, tensor)}; use a separate index for each, or"
+                " declare both axes with the same dim"
+            )
+        else:
+            message = (
+                f"shape mismatch in whole-tensor arithmetic: {first.tensor} has"
+                f" {shape_text(axes[first.tensor], sizes)} but {tensor} has"
+                f" {shape_text(axes[tensor], sizes)} ({_describe(label, stmt)}:"
+                f" {first.dim}={sizes[first.dim]} vs {dim}={sizes[dim]});"
+                " elementwise operations need equal shapes"
+            )
+        raise program.error(message, pos, ShapeError)
+
     for leaf in leaves(stmt.root):
         for k, (label, dim) in enumerate(zip(leaf.labels, axes[leaf.name], strict=True)):
-            first = bound.setdefault(label, Binding(dim, leaf.name, k, leaf.pos))
-            if first.dim == dim or dim not in sizes or first.dim not in sizes:
-                continue
-            if sizes[first.dim] == sizes[dim]:
-                continue
-            if not stmt.index_form and _solve_sides(stmt, label, first.tensor, leaf.name):
-                message = (
-                    "solve(A, b) needs as many rows in b as in A (A x = b), but axis"
-                    f" {first.axis} of {first.tensor} is {first.dim}={sizes[first.dim]} and"
-                    f" axis {k} of {leaf.name} is {dim}={sizes[dim]}"
-                )
-            elif stmt.index_form:
-                message = (
-                    f"index {base_label(label)!r} has two sizes: {first.dim}={sizes[first.dim]} as"
-                    f" axis {first.axis} of {first.tensor} but {dim}={sizes[dim]} as"
-                    f" axis {k} of {leaf.name}; use a separate index for each, or"
-                    " declare both axes with the same dim"
-                )
-            else:
-                message = (
-                    f"shape mismatch in whole-tensor arithmetic: {first.tensor} has"
-                    f" {shape_text(axes[first.tensor], sizes)} but {leaf.name} has"
-                    f" {shape_text(axes[leaf.name], sizes)} ({_describe(label, stmt)}:"
-                    f" {first.dim}={sizes[first.dim]} vs {dim}={sizes[dim]});"
-                    " elementwise operations need equal shapes"
-                )
-            raise program.error(message, leaf.pos, ShapeError)
+            bind(label, dim, leaf.name, k, leaf.pos)
+    selects = [n for n in walk(stmt.root) if isinstance(n, Select)]
+    for node in selects:  # an index tensor's axes, then the dim of its positions
+        pos = node.pos or stmt.pos
+        if isinstance(node.index, str):
+            dims = (*axes[node.index], (indexes or {})[node.index])
+            for k, (label, dim) in enumerate(zip(node.labels, dims, strict=True)):
+                bind(label, dim, node.index, k if k < len(dims) - 1 else -1, pos)
     _bind_deltas(program, stmt, bound)
+    for node in selects:
+        _check_position(program, stmt, node, bound, sizes)
     _check_square(program, stmt, bound, sizes)
     return bound
+
+
+def _axis(k: int, tensor: str) -> str:
+    """``axis 1 of W``, or for an index tensor's positions (k = -1) ``the positions of ids``."""
+    return f"the positions of {tensor}" if k < 0 else f"axis {k} of {tensor}"
+
+
+def _check_position(
+    program: Program, stmt: Lowered, node: Select, bound: dict[str, Binding], sizes: Mapping
+) -> None:
+    """A constant position must be within its dim: ``x[s, 5, k]`` with K = 4 is refused."""
+    (label,) = node.labels[-1:]
+    pos = node.pos or stmt.pos
+    if label not in bound:
+        raise program.error(
+            f"delta[{base_label(label)}, {node.index}]: the index {base_label(label)!r} indexes"
+            " no tensor of the statement, so its size is unknown; use it on a tensor",
+            pos,
+        )
+    if isinstance(node.index, int):
+        b = bound[label]
+        if b.dim in sizes and node.index >= sizes[b.dim]:
+            raise program.error(
+                f"position {node.index} is past the end of {_axis(b.axis, b.tensor)} (dim"
+                f" {b.dim} = {sizes[b.dim]}): positions run from 0 to {sizes[b.dim] - 1}",
+                pos,
+                ShapeError,
+            )
 
 
 def _bind_deltas(program: Program, stmt: Lowered, bound: dict[str, Binding]) -> None:

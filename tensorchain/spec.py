@@ -69,11 +69,22 @@ class Index:
 
 
 @dataclass(frozen=True)
+class Pick:
+    """An index position that picks entries rather than naming an index: the
+    entries of an integer index tensor (``T[ids[s], d]``, ``by`` its
+    reference) or a constant position (``x[s, 0, k]``, ``by`` the number)."""
+
+    by: Ref | int
+    pos: Pos
+
+
+@dataclass(frozen=True)
 class Ref:
-    """A tensor reference: ``x`` (whole tensor) or ``W[i, j]`` (indices given)."""
+    """A tensor reference: ``x`` (whole tensor) or ``W[i, j]`` (indices given;
+    a position may be a :class:`Pick`)."""
 
     name: str
-    indices: tuple[Index, ...] | None
+    indices: tuple[Index | Pick, ...] | None
     pos: Pos
 
 
@@ -126,6 +137,7 @@ class TensorDecl:
     axes: tuple[Index, ...]  # each names a dim
     pos: Pos
     modifiers: tuple[Modifier, ...] = ()
+    index: Index | None = None  # ``input ids[B] index V``: integers indexing dim V
 
 
 @dataclass(frozen=True)
@@ -397,7 +409,15 @@ class _Parser:
                 axes = self.index_list(
                     "a dim name (declare sizes with 'dim n = 4', then write x[n])"
                 )
-            return TensorDecl(first.text, name.text, axes, first.pos, self.modifiers(name.text))
+            index = self.indexes(first, name) if self.tok.text == "index" else None
+            modifiers = self.modifiers(name.text)
+            if index is not None and modifiers:
+                raise self.fail(
+                    f"{name.text} holds integer positions ('index {index.name}'), which take"
+                    f" no value domain: drop {modifiers[0].name!r}",
+                    modifiers[0],
+                )
+            return TensorDecl(first.text, name.text, axes, first.pos, modifiers, index)
         if first.text == "shift":
             return self.shift(first)
         indices = None
@@ -419,6 +439,8 @@ class _Parser:
             word = self.next()
             if word.text in KEYWORDS or self.tok.text == "[":
                 raise self.fail("put one declaration on each line", word)
+            if word.text == "index":
+                raise self.fail(f"write 'index' and its dim right after {tensor}'s axes", word)
             if word.text not in MODIFIERS:
                 raise self.fail(unknown_modifier(word.text, tensor), word)
             what = f"a dim name after {word.text!r} (e.g. {word.text} c)"
@@ -426,19 +448,53 @@ class _Parser:
             out.append(Modifier(word.text, args, word.pos))
         return tuple(out)
 
-    def index_list(self, what: str) -> tuple[Index, ...]:
+    def indexes(self, kind: Token, name: Token) -> Index:
+        """``index V`` after ``input ids[B]``: the entries are integer positions along dim V."""
+        self.next()
+        if kind.text != "input":
+            raise self.fail(
+                f"{name.text} is declared 'param' but holds integer positions ('index');"
+                f" positions are data, never differentiated: declare it with"
+                f" 'input {name.text}[...] index ...'",
+                kind,
+            )
+        dim = self.name(
+            f"the dim whose positions {name.text} holds after 'index', e.g."
+            f" input {name.text}[B] index V"
+        )
+        return Index(dim.text, dim.pos)
+
+    def index_list(self, what: str, picks: bool = False) -> tuple:
+        """``[i, j]``; with ``picks``, a position may also be an index tensor's
+        entries (``ids[s]``) or a constant (``0``): a :class:`Pick`."""
         opener = self.expect("[", "to open the index list")
-        out = [self._index(what)]
+        out = [self._index(what, picks)]
         while self.accept(","):
-            out.append(self._index(what))
+            out.append(self._index(what, picks))
         self.expect("]", "to close the index list", opener)
         return tuple(out)
 
-    def _index(self, what: str) -> Index:
+    def _index(self, what: str, picks: bool = False) -> Index | Pick:
         tok = self.tok
         if tok.kind == "number":
-            raise self.fail(f"expected {what}, found the number {tok.text}")
+            if not picks:
+                raise self.fail(f"expected {what}, found the number {tok.text}")
+            if not tok.text.isdigit():
+                raise self.fail(
+                    f"a constant position is a whole number counted from 0, found {tok.text}"
+                )
+            if len(tok.text) > 15 or int(tok.text) >= limits.MAX_DIM:
+                raise self.fail(f"the position {tok.text[:20]} is beyond any dim's size")
+            return Pick(int(self.next().text), tok.pos)
+        if picks and tok.kind == "op" and tok.text in "+-":
+            raise self.fail(
+                f"expected {what}, found {tok.text!r}: negative positions (counted from"
+                " the end) are not part of the language; write the position from 0"
+            )
         tok = self.name(what)
+        if picks and self.tok.text == "[":
+            inner = self.index_list("an index name (the indices of an index tensor are names)")
+            return Pick(Ref(tok.text, inner, tok.pos), tok.pos)
         return Index(tok.text, tok.pos)
 
     # expression := term (('+' | '-') term)*
@@ -529,7 +585,8 @@ class _Parser:
                 self.not_indexed(call, "the result of a call")
                 return self.made(call, tok, *args)
             if self.tok.text == "[":
-                return Ref(tok.text, self.index_list("an index name"), tok.pos)
+                positions = self.index_list(_POSITION, picks=True)
+                return Ref(tok.text, positions, tok.pos)
             return Ref(tok.text, None, tok.pos)
         opener = self.accept("(")
         if opener is not None:
@@ -548,6 +605,9 @@ class _Parser:
         )
 
 
+_POSITION = "an index name, an index tensor's entries (ids[s]) or a position (0)"
+
+
 def parse_program(text: str, path: str | None = None) -> Program:
     """Parse spec text into a :class:`Program` (syntax only; see ``network``);
     ``path`` names the file in errors."""
@@ -564,7 +624,7 @@ def show(expr: Expr, parent: int = 0) -> str:
     if isinstance(expr, Ref):
         if expr.indices is None:
             return expr.name
-        return f"{expr.name}[{', '.join(i.name for i in expr.indices)}]"
+        return f"{expr.name}[{', '.join(map(show_index, expr.indices))}]"
     if isinstance(expr, Call):
         return f"{expr.func}({', '.join(show(a) for a in expr.args)})"
     if isinstance(expr, Neg):
@@ -576,3 +636,10 @@ def show(expr: Expr, parent: int = 0) -> str:
     op = expr.op if expr.op == "^" else f" {expr.op} "
     text = f"{show(expr.left, left_prec)}{op}{show(expr.right, right_prec)}"
     return f"({text})" if prec < parent or expr.paren else text
+
+
+def show_index(index: Index | Pick) -> str:
+    """One position of an index list as spec text: ``i``, ``ids[s]`` or ``0``."""
+    if isinstance(index, Index):
+        return index.name
+    return str(index.by) if isinstance(index.by, int) else show(index.by)

@@ -32,6 +32,7 @@ import numpy as np
 
 from .chain import network_jacobians
 from .finite import upstream
+from .gather import cast_values
 from .labeled import LabeledTensor
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ def _left_out(net: Network, of: str, wrts: tuple[str, ...], outcome: Outcome) ->
         return []
     found = []
     used = {d for w in failed for d in net.tensors[w].dims}
-    wide = {k: np.asarray(v, dtype=np.float64) for k, v in outcome.values.items()}
+    wide = cast_values(net, outcome.values, np.float64)
     for d, size in outcome.sizes.items():
         if size < 2 or d in used or not any(d in net.tensors[k].dims for k in wide):
             continue
@@ -227,7 +228,7 @@ def _local(
     wrts: tuple[str, ...],
     outcome: Outcome,
 ) -> list[str]:
-    values = {k: np.asarray(v, dtype=np.float64) for k, v in outcome.values.items()}
+    values = cast_values(net, outcome.values, np.float64)
     with np.errstate(all="ignore"):
         forward = net.forward(values)
     down = set(wrts)

@@ -13,6 +13,7 @@ import numpy as np
 
 from .domains import room
 from .errors import ValuesError
+from .gather import cast_values, refuse_positions
 from .network import Network
 
 
@@ -33,7 +34,8 @@ def finite_differences(
         >>> finite_differences(net, "f", "x", {"x": np.array([1.0, 2.0])}).round(6)
         array([ 3., 12.])
     """
-    base = {k: np.array(v, dtype=float) for k, v in values.items()}
+    refuse_positions(net, [wrt], "finite differences")
+    base = {k: np.array(v) for k, v in cast_values(net, values, float).items()}
     point = base[wrt]
     f0 = np.asarray(net.evaluate(base)[of])  # the values are checked here, once
     result = np.zeros(f0.shape + point.shape)

@@ -35,6 +35,7 @@ from .along import ALONG
 from .chain import network_jacobians
 from .domains import drawn_note, shifted
 from .errors import ShapeError, ValuesError
+from .gather import Selection, cast_values
 from .labeled import LabeledTensor
 from .lower import Along, Solve, walk
 from .rules import dense
@@ -292,13 +293,13 @@ class _Checker:
         self.count = 0
 
     def exact(self, values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        wide = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
+        wide = cast_values(self.net, values, np.float64)
         return self.net.grad(self.of, list(self.wrts), wide, check_finite=False)
 
     def noise(self, values: Mapping[str, np.ndarray], exact: dict) -> dict[str, float]:
         """Per tensor: the largest rounding error of tensorchain's gradient in
         float32 relative to max |exact|, scaled to the user's precision."""
-        narrow = {k: np.asarray(v, dtype=np.float32) for k, v in values.items()}
+        narrow = cast_values(self.net, values, np.float32)
         if self.dtype != np.float32:  # exact at the values rounded to float32
             exact = self.exact(narrow)
         with np.errstate(all="ignore"):
@@ -336,7 +337,7 @@ class _Checker:
         network inverts, factors or solves with (1 when none), by which the
         rounding errors of inverses and solves grow (Higham, *Accuracy and
         Stability of Numerical Algorithms*, 2nd ed., ch. 14)."""
-        wide = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
+        wide = cast_values(self.net, values, np.float64)
         with np.errstate(all="ignore"):
             forward = self.net.forward(wide)
             cache: dict[str, dict[str, LabeledTensor]] = {}
@@ -419,7 +420,10 @@ def _positive(jac: LabeledTensor) -> LabeledTensor:
         replace(
             t,
             coeff=abs(t.coeff),
-            factors=tuple(replace(f, array=np.abs(f.array)) for f in t.factors),
+            factors=tuple(
+                f if isinstance(f.array, Selection) else replace(f, array=np.abs(f.array))
+                for f in t.factors
+            ),
         )
         for t in jac.terms
     ]
@@ -477,7 +481,7 @@ def _draw(
     with np.errstate(all="ignore"):
         if not np.all(np.isfinite(net.evaluate(values, check_finite=False)[of])):
             values, drawn = shifted(net, values, seed)
-    return {k: v.astype(dtype) for k, v in values.items()}, drawn
+    return cast_values(net, values, dtype), drawn
 
 
 def _use_hypothesis() -> bool:

@@ -14,6 +14,7 @@ from .backend import as_value, astype, backend_of_values, namespace, numpy_dtype
 from .domains import check_domains, drawn_note
 from .errors import MemoryLimitError, NonFiniteWarning, ShapeError, ValuesError
 from .functions import NOT_HOLOMORPHIC
+from .gather import check_dtype
 from .limits import format_bytes, get_memory_limit
 from .lower import Along, Map, walk
 
@@ -98,7 +99,12 @@ def check_values(
     if dtype.kind == "c":
         check_holomorphic(net)
     out = {}
+    indexes = net.indexes
     for name, array in arrays.items():
+        if name in indexes:  # integer positions: checked against their dim's size later
+            check_dtype(name, array, indexes[name])
+            out[name] = array
+            continue
         array = astype(array, dtype)
         if check_finite and not _finite(array):
             bad, nan = _count_non_finite(array), _count(array != array)
@@ -150,7 +156,8 @@ def check_vector(
             f"the vector has shape {tuple(vector.shape)} but {wrt} has shape {shape};"
             f" an {what} vector is shaped like wrt"
         )
-    values_dtype = numpy_dtype(next(iter(env.values()))) if env else np.dtype(np.float64)
+    inexact = (numpy_dtype(a) for a in env.values() if numpy_dtype(a).kind in "fc")
+    values_dtype = next(inexact, np.dtype(np.float64))  # not an index tensor's integers
     if dtype.kind == "c" and values_dtype.kind != "c":
         raise ValuesError(
             f"the {what} vector is complex but the values are real ({values_dtype}); the"

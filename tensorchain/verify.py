@@ -34,6 +34,7 @@ from .differences import central_differences
 from .domains import KINDS, check_domains, drawn_note, room, shifted
 from .errors import DerivativeError, MemoryLimitError, NonFiniteWarning
 from .finite import upstream
+from .gather import cast_values
 from .limits import format_bytes, get_memory_limit
 
 if TYPE_CHECKING:
@@ -298,7 +299,10 @@ def _torch_derivative(net: Network, of: str, wrts: Sequence[str], values: dict) 
     import torch
     from torch.autograd.functional import jacobian
 
-    env = {k: torch.tensor(v, dtype=torch.float64) for k, v in values.items()}
+    env = {
+        k: torch.tensor(v) if k in net.indexes else torch.tensor(v, dtype=torch.float64)
+        for k, v in values.items()
+    }
     k = len(wrts)
 
     def level(i: int) -> Callable[[dict], Any]:
@@ -406,7 +410,7 @@ def verify(
     ):
         raise DerivativeError(f"tolerance is a number > 0, got {tolerance!r}")
     tol = default_tolerance(dtype) if tolerance is None else float(tolerance)
-    wide = {k: np.asarray(to_numpy(v), dtype=np.float64) for k, v in env.items()}
+    wide = cast_values(net, env, np.float64)
     report = VerifyReport(of, derivatives, [], net.sizes(env), dtype, values_note)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", NonFiniteWarning)

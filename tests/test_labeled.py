@@ -147,3 +147,17 @@ def test_a_missing_rule_names_the_operation(monkeypatch):
 def test_axis_names_must_be_distinct():
     with pytest.raises(ValueError, match="axis names must be distinct"):
         LabeledTensor(["i", "i"], {"i": 2}, [])
+
+
+def test_rename_never_captures_a_summed_label():
+    """Renaming the axes to a name a summed label already has made the two
+    one index (a forward-mode Jacobian of h3 = W3 · h2(W1) came out wrong:
+    its summed ``n`` met the new axis ``n``)."""
+    sizes = {"a": 2, "n": 3}
+    W = np.arange(6.0).reshape(2, 3)
+    v = np.array([1.0, 2.0, 3.0])
+    t = LabeledTensor(
+        ["a"], sizes, [Term(1.0, (Factor(W, ("a", "n"), "W"), Factor(v, ("n",), "v")))]
+    )
+    renamed = t.rename(["n"])
+    assert np.allclose(renamed.array, W @ v)
