@@ -45,6 +45,7 @@ from .lower import (
     Map,
     Node,
     Product,
+    Reindex,
     Solve,
     Sum,
     children,
@@ -81,7 +82,7 @@ def _post_order(root: Node) -> list[Node]:
     stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
         node, done = stack.pop()
-        if isinstance(node, Leaf | Const | Delta) or id(node) in seen:
+        if isinstance(node, Leaf | Const | Delta | Reindex) or id(node) in seen:
             continue
         if done:
             seen.add(id(node))
@@ -123,7 +124,9 @@ def split(graph: Graph) -> Graph:
         dims = graph.label_dims[stmt.target]
         named: dict[int, str] = {}
         ops = _post_order(stmt.root)
-        if not ops or all(isinstance(c, Leaf | Const | Delta) for c in children(stmt.root)):
+        if not ops or all(
+            isinstance(c, Leaf | Const | Delta | Reindex) for c in children(stmt.root)
+        ):
             out.add_statement(stmt, dims)  # one operation already, a copy or a constant
             continue
         count = 0
@@ -138,7 +141,9 @@ def split(graph: Graph) -> Graph:
                 )
             named[id(node)] = name
             kids = [
-                c if isinstance(c, Leaf | Const | Delta) else Leaf(named[id(c)], c.labels, stmt.pos)
+                c
+                if isinstance(c, Leaf | Const | Delta | Reindex)
+                else Leaf(named[id(c)], c.labels, stmt.pos)
                 for c in children(node)
             ]
             root = _with_children(node, kids)
@@ -419,6 +424,8 @@ def derivative_graph(graph: Graph, of: str, wrt: str) -> tuple[Graph, str | None
 
 
 def _labels(node: Node) -> tuple[str, ...]:
+    if isinstance(node, Reindex):  # a part's offset is the size of the parts before it
+        return (*node.labels, *node.parts)
     if isinstance(node, Product):
         return (*node.labels, *node.mean_over)
     if isinstance(node, Along):

@@ -12,11 +12,12 @@ from .along import ALONG, on_any_library
 from .backend import common, is_numpy, namespace
 from .functions import ELEMENTWISE
 from .labeled import Factor, LabeledTensor, Term
-from .lower import Along, Const, Delta, Leaf, Lowered, Map, Node, Product, Solve, Sum
+from .lower import Along, Const, Delta, Leaf, Lowered, Map, Node, Product, Reindex, Solve, Sum
 from .matrix import solve_any
 from .matrix_rules import checked_matrix
 from .plan import contract
 from .program import apply, is_fresh
+from .reindex import node_constant
 from .rules import dense, factor_terms, multiply, name_of
 
 
@@ -142,6 +143,8 @@ def evaluate_node(
         value = np.asarray(node.value, dtype=float)
     elif isinstance(node, Delta):
         value = None  # symbolic: a product that holds it is structured
+    elif isinstance(node, Reindex):
+        value = node_constant(node, sizes)  # never read: contractions reshape or slice
     elif isinstance(node, Map):
         arg = dense(evaluate_node(node.arg, env, sizes, out, context))
         fn = ELEMENTWISE[node.func]

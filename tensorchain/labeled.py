@@ -39,6 +39,7 @@ from .errors import MemoryLimitError, ShapeError
 from .limits import format_bytes, get_memory_limit
 from .plan import Contraction, contract, equation
 from .program import apply, linear_source
+from .reindex import stored_size
 
 _fresh = itertools.count()
 
@@ -458,8 +459,10 @@ class LabeledTensor:
         return self.dense()
 
     def stored_entries(self) -> int:
-        """How many numbers the structured form holds (its factors' entries)."""
-        return sum(math.prod(f.array.shape) for t in self.terms for f in t.factors)
+        """How many numbers the structured form holds (its factors' entries; a
+        reshape's or concatenation's constant factor, a strided view, holds
+        the entries of its vector: :mod:`tensorchain.reindex`)."""
+        return sum(stored_size(f.array) for t in self.terms for f in t.factors)
 
     def smallest(self) -> LabeledTensor:
         """This tensor, or :meth:`contracted` where that stores fewer numbers

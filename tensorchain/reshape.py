@@ -25,10 +25,10 @@ from . import matrix_jets
 from .backend import to_numpy
 from .compiled import dtype_of
 from .errors import DerivativeError, MemoryLimitError, PlanError
-from .jets import MATRIX, _Jets
+from .jets import MATRIX, _Jets, reindex_values
 from .jets import derivative as nth_derivative
 from .limits import format_bytes, get_memory_limit
-from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Solve, Sum, children
+from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Reindex, Solve, Sum, children
 
 if TYPE_CHECKING:
     from .network import Forward, Network
@@ -71,9 +71,7 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
     if isinstance(node, Product):
         coeff = node.coeff / float(math.prod(sizes[m] for m in node.mean_over))
         operands += [
-            (np.eye(sizes[f.labels[0]]) if isinstance(f, Delta) else values[id(f)], f.labels)
-            for j, f in enumerate(node.factors)
-            if j != k
+            (_constant(f, values, sizes), f.labels) for j, f in enumerate(node.factors) if j != k
         ]
     else:
         coeff = node.terms[k][0]
@@ -82,6 +80,16 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
     if not operands:  # a scalar times a scalar: the derivative is the coefficient
         return np.full((n_node, child_value.size), coeff)
     return coeff * _einsum(operands, (*node.labels, *new)).reshape(n_node, child_value.size)
+
+
+def _constant(node: Node, values: dict[int, np.ndarray], sizes: dict[str, int]) -> np.ndarray:
+    """A factor's value; a delta, reshape or concatenation written dense from its
+    definition (numpy's eye, reshape and concatenate), not read from the network."""
+    if isinstance(node, Delta):
+        return np.eye(sizes[node.labels[0]])
+    if isinstance(node, Reindex):
+        return reindex_values(node, sizes)
+    return values[id(node)]
 
 
 def _matrix_function(node: Along | Solve, k: int, values: dict[int, np.ndarray]) -> np.ndarray:
@@ -172,7 +180,7 @@ def statement_matrices(net: Network, target: str, forward: Forward) -> dict[str,
             out[node.name] = out.get(node.name, 0) + matrix
             continue
         for k, child in enumerate(children(node)):
-            if isinstance(child, Const | Delta):
+            if isinstance(child, Const | Delta | Reindex):
                 continue
             if adjoint is None and _is_identity(node, k):
                 stack.append((child, None))

@@ -62,11 +62,26 @@ class Index:
 
 
 @dataclass(frozen=True)
+class Group:
+    """``(h w)`` in an index list: the indices ``h`` and ``w`` as one axis, row-major
+    (``w`` fastest, as numpy's reshape and einops). In a declaration its members
+    are dims and the axis has the product dim ``(H W)``."""
+
+    members: tuple[Index, ...]
+    pos: Pos
+    added: bool = False  # (I + J): in a declaration, the sum of dims (a concatenated axis)
+
+    @property
+    def name(self) -> str:
+        return f"({(' + ' if self.added else ' ').join(m.name for m in self.members)})"
+
+
+@dataclass(frozen=True)
 class Ref:
     """A tensor reference: ``x`` (whole tensor) or ``W[i, j]`` (indices given)."""
 
     name: str
-    indices: tuple[Index, ...] | None
+    indices: tuple[Index | Group, ...] | None
     pos: Pos
 
 
@@ -106,7 +121,7 @@ class DimDecl:
 class TensorDecl:
     kind: str  # "input" or "param"
     name: str
-    axes: tuple[Index, ...]  # each names a dim
+    axes: tuple[Index | Group, ...]  # each names a dim (a group: the product of dims)
     pos: Pos
 
 
@@ -125,7 +140,7 @@ class ShiftDecl:
 @dataclass(frozen=True)
 class Assign:
     target: str
-    indices: tuple[Index, ...] | None
+    indices: tuple[Index | Group, ...] | None
     expr: Expr
     pos: Pos
 
@@ -310,7 +325,7 @@ class _Parser:
                 f" output position, kernel offset and input position, e.g."
                 f" shift {name.text}[P, K, T] stride 1 padding 0"
             )
-        axes = self.index_list("a dim name")
+        axes = self.index_list("a dim name", groups=False)
         if len(axes) != 3:
             raise self.fail(
                 f"shift {name.text} has {len(axes)} axes; it needs three, [output position,"
@@ -380,20 +395,67 @@ class _Parser:
         self.expect("=", f"after {first.text!r} to define it")
         return Assign(first.text, indices, self.expression(), first.pos)
 
-    def index_list(self, what: str) -> tuple[Index, ...]:
+    def index_list(self, what: str, groups: bool = True) -> tuple[Index | Group, ...]:
         opener = self.expect("[", "to open the index list")
-        out = [self._index(what)]
+        out = [self._index(what, groups)]
         while self.accept(","):
-            out.append(self._index(what))
+            out.append(self._index(what, groups))
         self.expect("]", "to close the index list", opener)
         return tuple(out)
 
-    def _index(self, what: str) -> Index:
+    def _index(self, what: str, groups: bool = True) -> Index | Group:
         tok = self.tok
+        if groups and tok.kind == "op" and tok.text == "(":
+            return self._group()
         if tok.kind == "number":
             raise self.fail(f"expected {what}, found the number {tok.text}")
         tok = self.name(what)
         return Index(tok.text, tok.pos)
+
+    def _group(self) -> Group:
+        """``(h w)``: two or more names separated by spaces (einops' notation)."""
+        opener = self.next()
+        members: list[Index] = []
+        joins: set[str] = set()  # " " between names, "+" in a sum of dims
+        while self.tok.kind == "name":
+            tok = self.next()
+            members.append(Index(tok.text, tok.pos))
+            join = "+" if self.accept("+") else " "
+            if join == "+" or self.tok.kind == "name":
+                joins.add(join)
+            if len(joins) > 1:
+                raise self.fail(
+                    "a group either lists indices, (h w), or in a declaration adds dims,"
+                    " (I + J); not both"
+                )
+            if join == "+" and self.tok.kind != "name":
+                raise self.fail(f"expected a dim name after '+', found {_describe(self.tok)}")
+        added = joins == {"+"}
+        if self.tok.text != ")":
+            raise self.fail(
+                f"expected a name or ')' in the group opened at column {opener.pos.column},"
+                f" found {_describe(self.tok)}; a group is two or more names separated by"
+                " spaces, as in x[s, (h w)]"
+            )
+        if len(members) < 2:
+            written = f"({members[0].name})" if members else "()"
+            hint = f"; write {members[0].name} alone" if members else ""
+            raise self.fail(
+                f"the group {written} has {len(members)} name{'s' * (len(members) != 1)}; a"
+                f" group merges two or more into one axis, as in (h w){hint}",
+                opener,
+            )
+        self.next()
+        seen: set[str] = set()
+        for m in members:
+            if m.name in seen:
+                raise self.program.error(
+                    f"{m.name!r} is grouped twice in ({' '.join(x.name for x in members)});"
+                    " each index appears once in a group",
+                    m.pos,
+                )
+            seen.add(m.name)
+        return Group(tuple(members), opener.pos, added)
 
     # expression := term (('+' | '-') term)*
     def expression(self) -> Expr:
@@ -518,7 +580,7 @@ def show(expr: Expr, parent: int = 0) -> str:
     if isinstance(expr, Ref):
         if expr.indices is None:
             return expr.name
-        return f"{expr.name}[{', '.join(i.name for i in expr.indices)}]"
+        return f"{expr.name}[{', '.join(i.name for i in expr.indices)}]"  # a Group: (h w)
     if isinstance(expr, Call):
         return f"{expr.func}({', '.join(show(a) for a in expr.args)})"
     if isinstance(expr, Neg):
