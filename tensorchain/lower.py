@@ -552,7 +552,7 @@ class _Lowering:
                 e.pos,
             )
         k = self.axis_name(last, e)
-        placed: list[tuple[Node, str, Expr]] = []
+        placed: list[tuple[Node, str]] = []
         for arg in e.args[:-1]:
             node = self.lower(arg)
             if k not in node.labels:
@@ -563,11 +563,11 @@ class _Lowering:
                     ShapeError,
                 )
             node = self.local(node, [k])  # each part's k has its own size
-            placed.append((node, f"{base_label(k)}@{self.scopes}", arg))
-        parts = tuple(lab for _, lab, _ in placed)
+            placed.append((node, f"{base_label(k)}@{self.scopes}"))
+        parts = tuple(lab for _, lab in placed)
         terms = []
-        for node, lab, arg in placed:
-            where = Reindex("offset", (k, lab), parts, arg.pos)
+        for node, lab in placed:
+            where = Reindex("offset", (k, lab), parts, e.pos)
             labels = tuple(k if x == lab else x for x in node.labels)
             if isinstance(node, Product) and not node.mean_over:
                 terms.append((1.0, Product(node.coeff, (*node.factors, where), labels)))

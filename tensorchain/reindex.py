@@ -118,15 +118,15 @@ _REINDEX: dict[int, tuple[weakref.ref, str, int]] = {}
 _CONSTANTS = LRUCache(64)  # the constants last made, by (kind, shape, offset)
 
 
-def _strided_one(shape: tuple[int, ...], strides: Sequence[int], low: int, high: int):
+def _strided_one(shape: tuple[int, ...], strides: Sequence[int], first: int, low: int, high: int):
     """A read-only view of ``shape`` whose entry at index ``x`` is 1 where
-    ``Σ x·strides == 0`` (else 0), reading a vector of ``high − low + 1``
-    numbers with one 1 (``low``, ``high``: the least and largest sum)."""
+    ``first + Σ x·strides == 0`` (else 0), reading a vector of ``high − low + 1``
+    numbers with one 1 (``low``, ``high``: the least and largest such sum)."""
     buffer = np.zeros(high - low + 1)
     buffer[-low] = 1.0
     step = buffer.itemsize
     return np.lib.stride_tricks.as_strided(
-        buffer[-low:], shape, [s * step for s in strides], writeable=False
+        buffer[first - low :], shape, [s * step for s in strides], writeable=False
     )
 
 
@@ -135,13 +135,13 @@ def group_tensor(shape: Sequence[int]) -> np.ndarray:
     ``(m1, …, mk)``: a strided view of ``2·G − 1`` numbers."""
     G, *members = (int(n) for n in shape)
     place = [math.prod(members[k + 1 :]) for k in range(len(members))]
-    return _strided_one((G, *members), [1, *(-p for p in place)], -(G - 1), G - 1)
+    return _strided_one((G, *members), [1, *(-p for p in place)], 0, -(G - 1), G - 1)
 
 
 def offset_tensor(K: int, n: int, offset: int) -> np.ndarray:
     """``E[k, i]`` = 1 where ``k = i + offset`` (``n`` values of ``i``): a
     strided view of ``K + n − 1`` numbers."""
-    return _strided_one((K, n), [1, -1], -(n - 1) - offset, K - 1 - offset)
+    return _strided_one((K, n), [1, -1], -offset, -(n - 1) - offset, K - 1 - offset)
 
 
 def reindex_constant(kind: str, shape: Sequence[int], offset: int = 0) -> np.ndarray:

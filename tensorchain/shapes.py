@@ -185,7 +185,7 @@ def _check_reindex(
     if sizes[outer.dim] == total:
         return
     op = "·" if node.kind == "group" else " + "
-    terms = op.join(f"{d}={n}" for d, n in zip(dims, found, strict=True))
+    terms = f"{op.join(dims)} = {op.join(map(str, found))}"
     axis = f"axis {outer.axis} of {outer.tensor} has {outer.dim}={sizes[outer.dim]}"
     if node.kind == "group":
         message = (
