@@ -1,11 +1,11 @@
-"""A CNN's flatten as a reshape: f[s, (o p q)] = pooled[s, o, p, q].
+"""A CNN's flatten as a reshape: f[s, (o p q)] = a[s, o, p, q].
 Run: python examples/cnn_flatten.py
 
 What it teaches: a group ``(o p q)`` merges axes into one, row-major as
 numpy's reshape (``q`` fastest), and the head declares its input axis as
-the product dim ``(O P Q)``, whose size follows O, P and Q. The flatten's
+the product dim ``(O R R)``, whose size follows O and R. The flatten's
 Jacobian is a delta between the grouped axis and (o, p, q), kept symbolic
-(a strided view of 2·G − 1 numbers, never G × O × P × Q); a gradient flows
+(a strided view of 2·G − 1 numbers, never G × O × R × R); a gradient flows
 back through it as the opposite reshape, which costs nothing. Checked
 against numpy's reshape, the reshape method, central differences and, when
 it is installed, JAX.
@@ -25,13 +25,12 @@ values["y"] = np.eye(3)[[0, 2]]  # one-hot labels
 print("sizes:", net.sizes(values))
 
 out = net.evaluate(values)
-pooled, f = out["pooled"], out["f"]
-print(f"f vs numpy's reshape: equal = {np.array_equal(f, pooled.reshape(2, -1))}")
+print(f"f vs numpy's reshape: equal = {np.array_equal(out['f'], out['a'].reshape(2, -1))}")
 
-J = net.jacobian("f", "pooled", values)
-print(f"df/dpooled: shape {J.shape}, stored {J.stored_entries()} numbers, dense {J.array.size}")
+J = net.jacobian("f", "a", values)
+print(f"df/da: shape {J.shape}, stored {J.stored_entries()} numbers, dense {J.array.size}")
 print(J)
-print(net.derive("L", "pooled"))
+print(net.derive("L", "a"))
 for wrt in ("w", "b", "V", "v0"):
     g = net.grad("L", wrt, values)[wrt]
     vs_reshape = max_relative_error(g, tc.reshape_method(net, "L", wrt, values))
@@ -46,10 +45,10 @@ if importlib.util.find_spec("jax") is not None:  # the same model, written in JA
     jax.config.update("jax_enable_x64", True)
 
     def loss(v):
-        h = jax.lax.conv_general_dilated(v["x"], v["w"], (1, 1), "VALID")
+        x, w = v["x"][:, None], v["w"][:, None]  # one channel
+        h = jax.lax.conv_general_dilated(x, w, (1, 1), "VALID")
         a = jnp.maximum(h + v["b"][None, :, None, None], 0.0)
-        pooled = a.reshape(2, 2, 2, 2, 2, 2).max(axis=(3, 5))  # 2×2 windows
-        logits = pooled.reshape(2, -1) @ v["V"].T + v["v0"]
+        logits = a.reshape(2, -1) @ v["V"].T + v["v0"]
         logp = logits - jax.scipy.special.logsumexp(logits, axis=1, keepdims=True)
         return jnp.mean(jnp.sum(-v["y"] * logp, axis=1))
 

@@ -364,11 +364,7 @@ def derive(args: argparse.Namespace) -> int:
     sizes = net.sizes(values)
     print(f"tensorchain derive: {title}\n{RULE}", file=out)
     print(str(net), file=out)
-    print(
-        f"\nsizes: {', '.join(f'{d}={s}' for d, s in sizes.items())}"
-        f"    values: standard normal, seed {args.seed}\n",
-        file=out,
-    )
+    print(f"\n{_sizes_line(sizes, args.seed)}\n", file=out)
     diffs = []
     for w in wrts:
         if args.order > 1:
@@ -508,6 +504,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:
         print(f"tensorchain: error: cannot read {err.filename}: {err.strerror}", file=sys.stderr)
         return 1
+
+
+def _sizes_line(sizes: dict[str, int], seed: int) -> str:
+    """``sizes: n=4, m=3    values: ...``, in lines of at most 80 characters
+    (a dim name such as ``(C H W)`` is never broken)."""
+    lines, line = [], "sizes:"
+    for k, (d, n) in enumerate(sizes.items()):
+        entry = f"{d}={n}" + ("," if k < len(sizes) - 1 else "")
+        if len(line) + 1 + len(entry) > 80:
+            lines.append(line)
+            line = "      "
+        line += " " + entry
+    values = f"values: standard normal, seed {seed}"
+    if len(line) + 4 + len(values) <= 80:
+        return "\n".join([*lines, f"{line}    {values}"])
+    return "\n".join([*lines, line, values])
 
 
 if __name__ == "__main__":

@@ -445,16 +445,7 @@ class _Parser:
                 f" group merges two or more into one axis, as in (h w){hint}",
                 opener,
             )
-        self.next()
-        seen: set[str] = set()
-        for m in members:
-            if m.name in seen:
-                raise self.program.error(
-                    f"{m.name!r} is grouped twice in ({' '.join(x.name for x in members)});"
-                    " each index appears once in a group",
-                    m.pos,
-                )
-            seen.add(m.name)
+        self.next()  # an index repeated is refused where indices are read (lower.py)
         return Group(tuple(members), opener.pos, added)
 
     # expression := term (('+' | '-') term)*

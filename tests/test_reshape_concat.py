@@ -496,7 +496,13 @@ SPLIT = "dim B = 2\ndim D = 30\ndim h = 4\ndim w = 8\ninput y[B, D]\n"
             19,
             r"the index 'v' of the group \(h v\) has no size \(unknown dim 'v'\)",
         ),
-        (SPLIT + "x[s, h, w] = y[s, (h w w)]\n", 6, 24, r"'w' is grouped twice in \(h w w\)"),
+        (
+            SPLIT + "x[s, h, w] = y[s, (h w w)]\n",
+            6,
+            24,
+            r"the index 'w' appears twice in y\[s, \(h w w\)\]; in a tensor with a group each",
+        ),
+        ("dim H = 3\ninput x[H]\ny[(h h)] = x[h]\n", 3, 6, r"index 'h' appears twice on the left"),
         (
             "dim B = 2\ndim H = 3\ndim W = 4\ninput x[B, H, W]\ny[s, (h w), (w h)] = x[s, h, w]\n",
             5,
