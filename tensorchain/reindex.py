@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import is_numpy, namespace
+from .backend import device_of, is_numpy, namespace
 from .cache import LRUCache
 from .errors import ShapeError
 from .program import apply, is_fresh
@@ -198,7 +198,7 @@ def padded(a: Any, axis: int, before: int, after: int) -> Any:
         a = np.asarray(a)
         shape = list(a.shape)
         shape[axis] += before + after
-        out = np.zeros(shape, dtype=np.result_type(a, float))
+        out = np.zeros(shape, dtype=a.dtype if a.dtype.kind in "fc" else np.float64)
         out[(slice(None),) * axis + (slice(before, before + a.shape[axis]),)] = a
         return out
     xp = namespace(a)
@@ -206,7 +206,7 @@ def padded(a: Any, axis: int, before: int, after: int) -> Any:
     for size in (before, after):
         shape = list(a.shape)
         shape[axis] = size
-        pieces.append(xp.zeros(tuple(shape), dtype=a.dtype))
+        pieces.append(xp.zeros(tuple(shape), dtype=a.dtype, device=device_of(a)))
     return xp.concat([pieces[0], a, pieces[1]], axis=axis)
 
 
