@@ -375,7 +375,7 @@ def derive(args: argparse.Namespace) -> int:
     sizes = net.sizes(values)
     print(f"tensorchain derive: {title}\n{RULE}", file=out)
     print(str(net), file=out)
-    print(f"\nsizes: {', '.join(f'{d}={s}' for d, s in sizes.items())}", file=out)
+    print(f"\n{_sizes_line(sizes)}", file=out)
     print(f"values: {note}\n", file=out)
     diffs = []
     for w in wrts:
@@ -524,6 +524,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:
         print(f"tensorchain: error: cannot read {err.filename}: {err.strerror}", file=sys.stderr)
         return 1
+
+
+def _sizes_line(sizes: dict[str, int]) -> str:
+    """``sizes: n=4, m=3``, in lines of at most 80 characters (a dim name such
+    as ``(C H W)`` is never broken)."""
+    lines, line = [], "sizes:"
+    for k, (d, n) in enumerate(sizes.items()):
+        entry = f"{d}={n}" + ("," if k < len(sizes) - 1 else "")
+        if len(line) + 1 + len(entry) > 80:
+            lines.append(line)
+            line = "      "
+        line += " " + entry
+    return "\n".join([*lines, line])
 
 
 if __name__ == "__main__":

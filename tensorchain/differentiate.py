@@ -45,6 +45,7 @@ from .lower import (
     Map,
     Node,
     Product,
+    Reindex,
     Select,
     Solve,
     Sum,
@@ -82,7 +83,7 @@ def _post_order(root: Node) -> list[Node]:
     stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
         node, done = stack.pop()
-        if isinstance(node, Leaf | Const | Delta | Select) or id(node) in seen:
+        if isinstance(node, Leaf | Const | Delta | Select | Reindex) or id(node) in seen:
             continue
         if done:
             seen.add(id(node))
@@ -125,7 +126,7 @@ def split(graph: Graph) -> Graph:
         named: dict[int, str] = {}
         ops = _post_order(stmt.root)
         if not ops or all(
-            isinstance(c, Leaf | Const | Delta | Select) for c in children(stmt.root)
+            isinstance(c, Leaf | Const | Delta | Select | Reindex) for c in children(stmt.root)
         ):
             out.add_statement(stmt, dims)  # one operation already, a copy or a constant
             continue
@@ -142,7 +143,7 @@ def split(graph: Graph) -> Graph:
             named[id(node)] = name
             kids = [
                 c
-                if isinstance(c, Leaf | Const | Delta | Select)
+                if isinstance(c, Leaf | Const | Delta | Select | Reindex)
                 else Leaf(named[id(c)], c.labels, stmt.pos)
                 for c in children(node)
             ]
@@ -424,6 +425,8 @@ def derivative_graph(graph: Graph, of: str, wrt: str) -> tuple[Graph, str | None
 
 
 def _labels(node: Node) -> tuple[str, ...]:
+    if isinstance(node, Reindex):  # a part's offset is the size of the parts before it
+        return (*node.labels, *node.parts)
     if isinstance(node, Product):
         return (*node.labels, *node.mean_over)
     if isinstance(node, Along):

@@ -13,11 +13,25 @@ from .backend import common, is_numpy, namespace
 from .functions import ELEMENTWISE
 from .gather import Selection
 from .labeled import Factor, LabeledTensor, Term
-from .lower import Along, Const, Delta, Leaf, Lowered, Map, Node, Product, Select, Solve, Sum
+from .lower import (
+    Along,
+    Const,
+    Delta,
+    Leaf,
+    Lowered,
+    Map,
+    Node,
+    Product,
+    Reindex,
+    Select,
+    Solve,
+    Sum,
+)
 from .matrix import solve_any
 from .matrix_rules import checked_matrix
 from .plan import contract
 from .program import apply, is_fresh
+from .reindex import node_constant
 from .rules import dense, factor_terms, multiply, name_of
 
 
@@ -146,6 +160,8 @@ def evaluate_node(
     elif isinstance(node, Select):  # the integers: a product with it gathers
         ids = env[node.index] if isinstance(node.index, str) else np.asarray(node.index)
         value = Selection(ids, sizes[node.labels[-1]])
+    elif isinstance(node, Reindex):
+        value = node_constant(node, sizes)  # never read: contractions reshape or slice
     elif isinstance(node, Map):
         arg = dense(evaluate_node(node.arg, env, sizes, out, context))
         fn = ELEMENTWISE[node.func]

@@ -38,7 +38,20 @@ from .backend import to_numpy
 from .errors import DerivativeError, MemoryLimitError, PlanError, ValuesError
 from .graph import Graph
 from .limits import format_bytes, get_memory_limit
-from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Select, Solve, Sum
+from .lower import (
+    Along,
+    Const,
+    Delta,
+    Leaf,
+    Map,
+    Node,
+    Product,
+    Reindex,
+    Select,
+    Solve,
+    Sum,
+    walk,
+)
 
 Jet = dict[frozenset[int], np.ndarray]
 
@@ -115,6 +128,49 @@ def value(func: str, x: np.ndarray, p: float = 0.0) -> np.ndarray:
     if func not in table:
         raise DerivativeError(f"the reference has no value for {func!r}")
     return table[func](x)
+
+
+def reindex_values(node: Reindex, sizes: Mapping[str, int]) -> np.ndarray:
+    """A reshape's or concatenation's constant, dense, from numpy's own reshape
+    and concatenation: ``R[g, m…]`` is the identity on the ``G`` entries with
+    its columns reshaped to the members' shape (row-major), and ``E[k, i]`` the
+    identity on the part stacked between the zero rows of the other parts."""
+    if node.kind == "group":
+        G = sizes[node.labels[0]]
+        return np.eye(G).reshape(G, *(sizes[m] for m in node.labels[1:]))
+    k, i = node.labels
+    blocks = [np.eye(sizes[p]) if p == i else np.zeros((sizes[p], sizes[i])) for p in node.parts]
+    E = np.concatenate(blocks, axis=0)
+    if E.shape[0] != sizes[k]:
+        raise DerivativeError(
+            f"the reference's concatenation has {E.shape[0]} entries along an axis of size"
+            f" {sizes[k]}"
+        )
+    return E
+
+
+def _reindex_sizes(net: Graph, sizes: dict[str, int]) -> None:
+    """The sizes of merged and concatenated axes (the product or sum of their
+    parts' sizes), and of a part only they determine."""
+    found = []
+    for stmt in net.statements:
+        dims = net.label_dims[stmt.target]
+        for node in walk(stmt.root):
+            if isinstance(node, Reindex):
+                inner = node.labels[1:] if node.kind == "group" else node.parts
+                found.append((node.kind, dims[node.labels[0]], [dims[lab] for lab in inner]))
+    changed = True
+    while changed:
+        changed = False
+        for kind, outer, inner in found:
+            combine = math.prod if kind == "group" else sum
+            missing = [d for d in inner if d not in sizes]
+            if not missing and outer not in sizes:
+                sizes[outer], changed = combine(sizes[d] for d in inner), True
+            elif len(set(missing)) == 1 and outer in sizes and inner.count(missing[0]) == 1:
+                rest = combine(sizes[d] for d in inner if d in sizes)
+                sizes[missing[0]] = sizes[outer] // rest if kind == "group" else sizes[outer] - rest
+                changed = True
 
 
 def shift_values(P: int, K: int, T: int, stride: int, padding: int) -> np.ndarray:
@@ -250,11 +306,15 @@ def reference_derivative(
     for t in net.tensors.values():
         if t.kind in ("input", "param"):
             sizes.update(zip(t.dims, env[t.name].shape, strict=True))
+    for d, n in getattr(net, "dims", {}).items():  # a spec's sizes, where no value gives one
+        if n is not None and d not in sizes:
+            sizes[d] = n
     for t in net.tensors.values():
         if t.kind == "shift":
             P, K, T = t.dims
             if P not in sizes:
                 sizes[P] = (sizes[T] + 2 * t.shift[1] - sizes[K]) // t.shift[0] + 1
+    _reindex_sizes(net, sizes)
     for name, dim in positions.items():  # integers, each a position of its dim
         ids, size = np.asarray(to_numpy(values[name])), sizes.get(dim)
         if ids.dtype.kind not in "iu" or (size and not np.all((ids >= 0) & (ids < size))):
@@ -369,6 +429,8 @@ def _node(node: Node, tensors: dict[str, Jet], sizes: dict[str, int], jets: _Jet
         for at in np.ndindex(ids.shape):
             hot[(*at, int(ids[at]))] = 1.0
         return {frozenset(): hot}
+    if isinstance(node, Reindex):
+        return {frozenset(): reindex_values(node, sizes)}
     if isinstance(node, Product):
         return _product(node, tensors, sizes, jets)
     if isinstance(node, Sum):

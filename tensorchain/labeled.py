@@ -41,6 +41,7 @@ from .gather import stored_entries as entries
 from .limits import format_bytes, get_memory_limit
 from .plan import Contraction, contract, equation
 from .program import apply, linear_source
+from .reindex import stored_size
 
 _fresh = itertools.count()
 
@@ -469,8 +470,14 @@ class LabeledTensor:
 
     def stored_entries(self) -> int:
         """How many numbers the structured form holds (its factors' entries; a
-        selection holds its integer positions only)."""
-        return sum(entries(f.array) for t in self.terms for f in t.factors)
+        selection holds its integer positions only; a
+        reshape's or concatenation's constant factor, a strided view, holds
+        the entries of its vector: :mod:`tensorchain.reindex`)."""
+        return sum(
+            entries(f.array) if isinstance(f.array, Selection) else stored_size(f.array)
+            for t in self.terms
+            for f in t.factors
+        )
 
     def stored_arrays(self) -> list[Any]:
         """The arrays the structured form holds, term by term (a selection's

@@ -36,10 +36,13 @@ from .losses import (
     integer_labels,
     uses_loss,
 )
-from .spec import Assign, BinOp, Call, Expr, Index, Neg, Num, Pick, Pos, Program, Ref, show
+from .spec import Assign, BinOp, Call, Expr, Group, Index, Neg, Num, Pick, Pos, Program, Ref, show
 
 #: The built-in Kronecker delta, ``delta[i, j]`` (a reserved tensor name).
 DELTA = "delta"
+
+#: Concatenation along a named index: ``c[s, k] = concat(a[s, k], b[s, k], k)``.
+CONCAT = "concat"
 
 
 class SpecWarning(UserWarning):
@@ -167,7 +170,26 @@ class Select:
     pos: Pos | None = None  # where the pick is written, for messages
 
 
-Node = Leaf | Const | Product | Sum | Map | Along | Delta | Solve | Select
+@dataclass(frozen=True, eq=False)
+class Reindex:
+    """A constant 0/1 tensor that moves entries between axes; never stored
+    dense, and a contraction with it is a reshape, a slice or a zero padding
+    (:mod:`tensorchain.reindex`).
+
+    * ``kind="group"``, labels ``(g, m1, …, mk)``: 1 where ``g`` is the
+      row-major position of ``(m1, …, mk)`` (``mk`` fastest), the factor of a
+      merge ``y[s, (h w)] = x[s, h, w]`` and of a split ``x[s, h, w] = y[s, (h w)]``;
+    * ``kind="offset"``, labels ``(k, i)``: 1 where ``k = i + offset``, the
+      offset being the sizes of the labels of ``parts`` before ``i``: one part
+      of a concatenation along ``k`` whose parts' axes are ``parts``."""
+
+    kind: str
+    labels: tuple[str, ...]
+    parts: tuple[str, ...] = ()
+    pos: Pos | None = None
+
+
+Node = Leaf | Const | Product | Sum | Map | Along | Delta | Solve | Select | Reindex
 
 
 def children(node: Node) -> tuple[Node, ...]:
@@ -227,6 +249,8 @@ def relabel(node: Node, mapping: dict[str, str]) -> Node:
         return replace(node, labels=(a, b))
     if isinstance(node, Select):
         return Select(node.index, r(node.labels), node.pos)
+    if isinstance(node, Reindex):
+        return Reindex(node.kind, r(node.labels), r(node.parts), node.pos)
     if isinstance(node, Solve):
         matrix, rhs = relabel(node.matrix, mapping), relabel(node.rhs, mapping)
         row, col = mapping.get(node.row, node.row), mapping.get(node.col, node.col)
@@ -454,8 +478,17 @@ class _Lowering:
                     " must not be the name of an index tensor",
                     i.pos,
                 )
-        if any(isinstance(i, Pick) for i in e.indices):
+        picks = any(isinstance(i, Pick) for i in e.indices)
+        if picks and any(isinstance(i, Group) for i in e.indices):
+            raise self.fail(
+                f"{show(e)} both picks positions and groups axes; write the pick and"
+                " the reshape as two statements",
+                e.pos,
+            )
+        if picks:
             return self.picked(e, axes)
+        if any(isinstance(i, Group) for i in e.indices):
+            return self.split(e)
         labels = tuple(i.name for i in e.indices)
         leaf = Leaf(e.name, labels, e.pos)
         if len(set(labels)) < len(labels):  # W[i, i]: the diagonal
@@ -525,9 +558,44 @@ class _Lowering:
             )
         return Select(ref.name, (*given, label), pick.pos)
 
+    def split(self, e: Ref) -> Node:
+        """``y[s, (h w)]`` on the right side: ``y[s, g] · δ[g, (h w)]`` summed over
+        ``g``, whose axes are ``s, h, w`` (the split of a reshape)."""
+        labels, factors, expanded = [], [], []
+        for idx in e.indices or ():
+            if isinstance(idx, Index):
+                labels.append(idx.name)
+                expanded.append(idx)
+                continue
+            self._refuse_added(idx)
+            self.scopes += 1
+            g = f"{idx.name}@{self.scopes}"
+            labels.append(g)
+            factors.append(Reindex("group", (g, *(m.name for m in idx.members)), (), idx.pos))
+            expanded.extend(idx.members)
+        seen: set[str] = set()
+        for idx in expanded:
+            if idx.name in seen:
+                raise self.fail(
+                    f"the index {idx.name!r} appears twice in {show(e)}; in a tensor with a"
+                    " group each index appears once (an axis is grouped once)",
+                    idx.pos,
+                )
+            seen.add(idx.name)
+        leaf = Leaf(e.name, tuple(labels), e.pos)
+        return Product(1.0, (leaf, *factors), tuple(i.name for i in expanded))
+
     def delta(self, e: Ref) -> Node:
         """``delta[i, j]``: the Kronecker delta, symbolic in every derivative;
         ``delta[k, ids[s]]`` is the one-hot of ``ids`` along ``k``, a :class:`Select`."""
+        group = next((i for i in e.indices or () if isinstance(i, Group)), None)
+        if group is not None:
+            raise self.fail(
+                f"delta takes two indices, not a group {group.name}: for the identity"
+                " between a group and its indices write the reshape as a statement,"
+                f" e.g. y[s, {group.name}] = x[s, {', '.join(m.name for m in group.members)}]",
+                group.pos,
+            )
         picks = [i for i in e.indices or () if isinstance(i, Pick)]
         if picks and len(e.indices) == 2 and len(picks) == 1 and self.index_form:
             (k,) = (i for i in e.indices if isinstance(i, Index))
@@ -568,6 +636,8 @@ class _Lowering:
         return Tensors(self.axes, self.indexes, not self.index_form)
 
     def call(self, e: Call) -> Node:
+        if e.func == CONCAT:
+            return self.concat(e)
         if e.func in LOSSES:
             if not self.index_form and integer_labels(e, self.known()):
                 return self.labelled_loss(e)
@@ -576,7 +646,7 @@ class _Lowering:
             return self.lower(expand_loss(e, self.fail, self.known()))
         if e.func in MATRIX_FUNCTIONS:
             return self.matrix_call(e)
-        known = (*CALLABLE, *REDUCTIONS, *CALLABLE_ALONG, *MATRIX_FUNCTIONS, *LOSSES)
+        known = (*CALLABLE, *REDUCTIONS, *CALLABLE_ALONG, *MATRIX_FUNCTIONS, *LOSSES, CONCAT)
         if e.func not in known:
             close = difflib.get_close_matches(e.func, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
@@ -694,6 +764,48 @@ class _Lowering:
         if e.func == "cross_entropy":
             node = Along("log_softmax", node, (kz,), node.labels, (k.name,))
         return self.reduce("mean", Product(-1.0, (one_hot, node), rest), rest)
+
+    def concat(self, e: Call) -> Node:
+        """``concat(a[s, k], b[s, k], k)``: the parts one after the other along
+        ``k``, each with its own size of ``k`` (the result's is their sum):
+        ``Σ_n part_n[s, k_n] · δ[k, k_n + offset_n]``."""
+        example = "c[s, k] = concat(a[s, k], b[s, k], k)"
+        last = e.args[-1] if e.args else None
+        if len(e.args) < 3 or not (isinstance(last, Ref) and last.indices is None):
+            raise self.fail(
+                "concat takes two or more tensors, then the index they are joined along,"
+                f" e.g. {example}",
+                e.pos,
+            )
+        if not self.index_form:
+            raise self.fail(
+                f"concat joins tensors along a named index: write the statement in index"
+                f" form, e.g. {example}",
+                e.pos,
+            )
+        k = self.axis_name(last, e)
+        placed: list[tuple[Node, str]] = []
+        for arg in e.args[:-1]:
+            node = self.lower(arg)
+            if k not in node.labels:
+                raise self.fail(
+                    f"each part of concat is indexed by {k!r}, the index it is joined"
+                    f" along, but {show(arg)} is not; e.g. {example}",
+                    arg.pos,
+                    ShapeError,
+                )
+            node = self.local(node, [k])  # each part's k has its own size
+            placed.append((node, f"{base_label(k)}@{self.scopes}"))
+        parts = tuple(lab for _, lab in placed)
+        terms = []
+        for node, lab in placed:
+            where = Reindex("offset", (k, lab), parts, e.pos)
+            labels = tuple(k if x == lab else x for x in node.labels)
+            if isinstance(node, Product) and not node.mean_over:
+                terms.append((1.0, Product(node.coeff, (*node.factors, where), labels)))
+            else:
+                terms.append((1.0, Product(1.0, (node, where), labels)))
+        return Sum(tuple(terms), _union([t for _, t in terms]))
 
     def matrix_call(self, e: Call) -> Node:
         """``inv``, ``det``, ``logdet``, ``cholesky``, ``trace`` of a matrix and
@@ -898,10 +1010,17 @@ class _Lowering:
         if not self.index_form:
             root = self.lower(a.expr)
             return Lowered(a.target, root.labels, root, False, a.pos, text)
-        left = tuple(i.name for i in a.indices or ())
-        for k, idx in enumerate(a.indices or ()):
+        for group in a.indices or ():
+            if isinstance(group, Group):
+                self._refuse_added(group)
+        flat = _expanded(a.indices or ())  # a group's indices in its place
+        left = tuple(i.name for i in flat)
+        for k, idx in enumerate(flat):
             if idx.name in left[:k]:
-                raise self.fail(f"index {idx.name!r} appears twice on the left side", idx.pos)
+                grouped = " (an index is grouped once)" if len(flat) > len(a.indices or ()) else ""
+                raise self.fail(
+                    f"index {idx.name!r} appears twice on the left side{grouped}", idx.pos
+                )
         terms: list[tuple[float, Node]] = []
         for sign, ast in _top_terms(a.expr):
             node = self.lower(ast)
@@ -917,7 +1036,7 @@ class _Lowering:
                     node = Product(1.0, (node,), kept)
             terms.append((sign, node))
         present = _union([n for _, n in terms])
-        for idx in a.indices or ():
+        for idx in flat:
             if idx.name not in present:
                 raise self.fail(
                     f"index {idx.name!r} on the left side appears in no term on the right"
@@ -929,7 +1048,33 @@ class _Lowering:
             root = Sum(root.terms, left)  # broadcast every term to the left side
         elif root.labels != left:
             root = Sum(((1.0, root),), left)
+        if len(flat) > len(a.indices or ()):
+            return self.merge(root, text)
         return Lowered(a.target, left, root, True, a.pos, text)
+
+    def _refuse_added(self, group: Group) -> None:
+        if group.added:
+            raise self.fail(
+                f"{group.name} adds dims, which only a declaration does (param W[(I + J), O]);"
+                " to join tensors along an index write concat(a[s, k], b[s, k], k)",
+                group.pos,
+            )
+
+    def merge(self, root: Node, text: str) -> Lowered:
+        """``y[s, (h w)] = ...``: the right side (axes ``s, h, w``) times
+        ``δ[(h w), (h w)]`` summed over ``h, w`` (the merge of a reshape)."""
+        a = self.assign
+        labels = tuple(i.name for i in a.indices or ())
+        groups = [
+            Reindex("group", (g.name, *(m.name for m in g.members)), (), g.pos)
+            for g in a.indices or ()
+            if isinstance(g, Group)
+        ]
+        if isinstance(root, Product) and not root.mean_over:  # one einsum, R a factor
+            merged = Product(root.coeff, (*root.factors, *groups), labels)
+        else:
+            merged = Product(1.0, (root, *groups), labels)
+        return Lowered(a.target, labels, merged, True, a.pos, text)
 
     def _refuse_ambiguous_sums(self, node: Node, summed: list[str], ast: Expr) -> None:
         """An index summed over a sum (in parentheses) that not every term of
@@ -1024,6 +1169,11 @@ def _not_finite(text: str, value: float) -> str:
     )
 
 
+def _expanded(indices: Sequence[Index | Group]) -> list[Index]:
+    """The indices of an index list, each group's in its place."""
+    return [m for i in indices for m in (i.members if isinstance(i, Group) else (i,))]
+
+
 def _has_indices(e: Expr) -> bool:
     if isinstance(e, Ref):
         return e.indices is not None
@@ -1052,8 +1202,8 @@ def _mentions(e: Expr, index: str) -> bool:
         return any(
             i.name == index
             if isinstance(i, Index)
-            else isinstance(i.by, Ref) and _mentions(i.by, index)
-            for i in e.indices or ()
+            else isinstance(i, Pick) and isinstance(i.by, Ref) and _mentions(i.by, index)
+            for i in _expanded(e.indices or ())
         )
     if isinstance(e, Call):
         return any(_mentions(a, index) for a in e.args)
@@ -1207,6 +1357,13 @@ def show_lowered(
             *at, v = node.labels
             picked = ref(node.index, tuple(at)) if at else str(node.index)
             return f"δ({picked}, {name(v)})"
+        if isinstance(node, Reindex):  # δ[g, (h w)], δ[k, i + I]
+            outer, *inner = map(name, node.labels)
+            if node.kind == "group":
+                return f"δ[{outer}, ({' '.join(inner)})]"
+            before = node.parts[: node.parts.index(node.labels[1])]
+            offset = "".join(f" + {(dims or {}).get(b, f'size({name(b)})')}" for b in before)
+            return f"δ[{outer}, {inner[0]}{offset}]"
         if isinstance(node, Map):
             if node.func == "pow":
                 return f"{show(node.arg, 3, False)} ^ {node.param:g}"

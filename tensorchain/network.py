@@ -35,9 +35,10 @@ from .graph import Forward, Graph, TensorInfo
 from .labeled import LabeledTensor
 from .lower import DELTA, lower
 from .products import MAX_NORM, VECTOR
+from .reindex import Derived, derived_sizes, product_dim, sum_dim
 from .shapes import Binding, bind_labels, check_given_dims, value_sizes
 from .shift import shift_sizes
-from .spec import Assign, DimDecl, Pos, ShiftDecl, TensorDecl, parse_program
+from .spec import Assign, DimDecl, Group, Pos, ShiftDecl, TensorDecl, parse_program
 from .spec import Program as SpecProgram
 from .values import _finite as finite
 from .values import check_values, check_vector, forecast_values
@@ -64,6 +65,7 @@ class Network(Graph):
         super().__init__({}, [], {})
         self.program = program
         self.dims: dict[str, int | None] = {}
+        self.derived: dict[str, Derived] = {}  # dims of merged and concatenated axes
         self._bindings: dict[str, dict[str, Binding]] = {}
         self._checked = LRUCache(CACHE_SIZE)  # sizes whose statements are checked
         self._cache = LRUCache(CACHE_SIZE)  # compiled programs, shared by threads
@@ -112,7 +114,7 @@ class Network(Graph):
     def _declare(self, st: TensorDecl | ShiftDecl) -> None:
         self._check_new(st.name, st.pos)
         self._check_axes(st.name, len(st.axes), st.pos)
-        for axis in st.axes:
+        for axis in (m for a in st.axes for m in (a.members if isinstance(a, Group) else (a,))):
             if axis.name not in self.dims:
                 raise self.program.error(
                     f"unknown dim {axis.name!r} in the declaration of {st.name}; declare"
@@ -120,7 +122,12 @@ class Network(Graph):
                     " its size from the values)",
                     axis.pos,
                 )
-        dims = tuple(a.name for a in st.axes)
+        dims = tuple(
+            (sum_dim if a.added else product_dim)([m.name for m in a.members], self.derived)
+            if isinstance(a, Group)
+            else a.name
+            for a in st.axes
+        )
         if isinstance(st, ShiftDecl):
             info = TensorInfo(st.name, "shift", dims, st.pos, (st.stride, st.padding))
         else:
@@ -134,7 +141,9 @@ class Network(Graph):
         stmt = lower(self.program, st, self.axes, self.indexes)
         self._check_axes(st.target, len(stmt.labels), st.pos)
         defaults = {d: s for d, s in self.dims.items() if s is not None}
-        bound = bind_labels(self.program, stmt, self.axes, defaults, self.indexes)
+        bound = bind_labels(
+            self.program, stmt, self.axes, defaults, self.indexes, self.dims, self.derived
+        )
         dims = tuple(bound[lab].dim for lab in stmt.labels)
         self.tensors[st.target] = TensorInfo(st.target, "defined", dims, st.pos)
         self._bindings[st.target] = bound
@@ -178,6 +187,7 @@ class Network(Graph):
         sizes.update((d, int(s)) for d, s in dims.items())
         sizes.update(value_sizes(self.tensors, self.dims, sizes, dims, values or {}))
         shift_sizes(self, sizes)
+        derived_sizes(self.derived, sizes)
         missing = [d for d in self.dims if d not in sizes]
         if missing:
             raise ShapeError(
@@ -190,7 +200,7 @@ class Network(Graph):
     def _bind_all(self, sizes: dict[str, int]) -> bool:
         """Check every statement's index sizes (raises on a mismatch)."""
         for stmt in self.statements:
-            bind_labels(self.program, stmt, self.axes, sizes, self.indexes)
+            bind_labels(self.program, stmt, self.axes, sizes, self.indexes, self.dims, self.derived)
         return True
 
     def shape(

@@ -26,6 +26,7 @@ from .cache import LRUCache
 from .errors import PlanError
 from .gather import contract_select
 from .program import apply, is_fresh
+from .reindex import contract_reindex
 from .shift import contract_shift
 
 Operand = tuple[np.ndarray, Sequence[str]]
@@ -436,6 +437,19 @@ def contract(
             output,
             sizes,
             functools.partial(contract, names=None, optimize=optimize, log=log),
+            scale,
+            fresh,
+        )
+        if done is not None:
+            return done
+    if len(operands) > 1:  # a reshape or a concatenation: never read (an explicit path is
+        # for the operands as given, so the rest is planned again)
+        plain = None if isinstance(optimize, tuple) else optimize
+        done = contract_reindex(
+            operands,
+            output,
+            sizes,
+            functools.partial(contract, names=None, optimize=plain, log=log),
             scale,
             fresh,
         )

@@ -25,10 +25,23 @@ from . import matrix_jets
 from .backend import to_numpy
 from .compiled import dtype_of
 from .errors import DerivativeError, MemoryLimitError, PlanError
-from .jets import MATRIX, _Jets
+from .jets import MATRIX, _Jets, reindex_values
 from .jets import derivative as nth_derivative
 from .limits import format_bytes, get_memory_limit
-from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Select, Solve, Sum, children
+from .lower import (
+    Along,
+    Const,
+    Delta,
+    Leaf,
+    Map,
+    Node,
+    Product,
+    Reindex,
+    Select,
+    Solve,
+    Sum,
+    children,
+)
 
 if TYPE_CHECKING:
     from .network import Forward, Network
@@ -85,7 +98,9 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
 def _constant(f: Node, values: dict[int, Any], sizes: dict[str, int]) -> np.ndarray:
     """A factor's value as a dense array: a delta's identity matrix, and a
     selection's one-hot matrix built here from its integers (``S[s, v] = 1``
-    where ``ids[s] = v``), not by the code under test."""
+    where ``ids[s] = v``), not by the code under test; a reshape's or a
+    concatenation's constant from its definition (numpy's eye, reshape and
+    concatenate), not read from the network."""
     if isinstance(f, Delta):
         return np.eye(sizes[f.labels[0]])
     if isinstance(f, Select):
@@ -94,6 +109,8 @@ def _constant(f: Node, values: dict[int, Any], sizes: dict[str, int]) -> np.ndar
         for at in np.ndindex(ids.shape):
             hot[(*at, ids[at])] = 1.0
         return hot
+    if isinstance(f, Reindex):
+        return reindex_values(f, sizes)
     return values[id(f)]
 
 
@@ -185,7 +202,7 @@ def statement_matrices(net: Network, target: str, forward: Forward) -> dict[str,
             out[node.name] = out.get(node.name, 0) + matrix
             continue
         for k, child in enumerate(children(node)):
-            if isinstance(child, Const | Delta | Select):
+            if isinstance(child, Const | Delta | Select | Reindex):
                 continue
             if adjoint is None and _is_identity(node, k):
                 stack.append((child, None))

@@ -28,8 +28,22 @@ from .errors import DerivativeError
 from .functions import ELEMENTWISE, PIECEWISE_CONSTANT
 from .gather import Selection
 from .labeled import Factor, LabeledTensor, Term, fresh
-from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Select, Solve, Sum, children
+from .lower import (
+    Along,
+    Const,
+    Delta,
+    Leaf,
+    Map,
+    Node,
+    Product,
+    Reindex,
+    Select,
+    Solve,
+    Sum,
+    children,
+)
 from .program import apply
+from .reindex import offset_of
 
 Values = dict[int, np.ndarray]  # id(node) -> value
 
@@ -44,7 +58,7 @@ def name_of(node: Node) -> str:
         return node.name
     if isinstance(node, Const):
         return f"{node.value:g}"
-    if isinstance(node, Delta):
+    if isinstance(node, Delta | Reindex):  # Reindex: δ[g, h, w], g = (h w); δ[k, i + offset]
         return "δ"
     if isinstance(node, Select):
         return f"onehot({node.index})"
@@ -111,7 +125,7 @@ def tex_of(node: Node) -> str:
         return tex_name(node.name)
     if isinstance(node, Const):
         return f"{node.value:g}"
-    if isinstance(node, Delta):
+    if isinstance(node, Delta | Reindex):
         return r"\delta"
     if isinstance(node, Select):
         return rf"\mathrm{{onehot}}({tex_name(str(node.index))})"
@@ -166,6 +180,10 @@ def factor_terms(node: Node, value: Any, sizes: dict[str, int]) -> list[Term]:
     :class:`LabeledTensor`, whose deltas stay symbolic)."""
     if isinstance(node, Delta):
         return [Term(1.0, (), (node.labels,))]
+    if isinstance(node, Reindex):  # a constant factor, contracted as a reshape or slice
+        offset = offset_of(node, sizes)
+        name, tex = (f"δ+{offset}", rf"\delta^{{+{offset}}}") if offset else ("δ", r"\delta")
+        return [Term(1.0, (Factor(value, node.labels, name, tex=tex),))]
     if isinstance(value, LabeledTensor):
         return value.terms_on(node.labels, sizes)
     return [Term(1.0, (Factor(value, node.labels, name_of(node), tex=tex_of(node)),))]

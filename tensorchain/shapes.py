@@ -9,8 +9,9 @@ both tensors and both sizes.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,8 @@ import numpy as np
 from . import limits
 from .along import ALONG
 from .errors import ShapeError
-from .lower import Along, Delta, Lowered, Select, Solve, base_label, leaves, walk
+from .lower import Along, Delta, Lowered, Reindex, Select, Solve, base_label, leaves, walk
+from .reindex import Derived, product_dim, sum_dim
 from .spec import Pos, Program
 
 
@@ -56,9 +58,14 @@ def bind_labels(
     axes: Mapping[str, tuple[str, ...]],
     sizes: Mapping[str, int],
     indexes: Mapping[str, str] | None = None,
+    dims: Collection[str] = (),
+    derived: dict[str, Derived] | None = None,
 ) -> dict[str, Binding]:
-    """Bind every label of ``stmt`` to a dim; check sizes where they are known
-    (``indexes``: the dim each integer index tensor holds positions of)."""
+    """Bind every label of ``stmt`` to a dim; check sizes where they are known.
+    ``indexes``: the dim each integer index tensor holds positions of;
+    ``dims``: the declared dims (an index of a split group may name one);
+    ``derived``: the derived dims, where the dims of merged and concatenated
+    axes are added (see :mod:`tensorchain.reindex`)."""
     bound: dict[str, Binding] = {}
 
     def bind(label: str, dim: str, tensor: str, k: int, pos: Pos) -> None:
@@ -103,6 +110,7 @@ def bind_labels(
     _bind_deltas(program, stmt, bound)
     for node in selects:
         _check_position(program, stmt, node, bound, sizes)
+    _bind_reindex(program, stmt, bound, sizes, dims, {} if derived is None else derived)
     _check_square(program, stmt, bound, sizes)
     return bound
 
@@ -133,6 +141,126 @@ def _check_position(
                 pos,
                 ShapeError,
             )
+
+
+def _bind_reindex(
+    program: Program,
+    stmt: Lowered,
+    bound: dict[str, Binding],
+    sizes: Mapping[str, int],
+    dims: Collection[str],
+    derived: dict[str, Derived],
+) -> None:
+    """The dims of reshapes and concatenations: a merged axis has the product
+    of its indices' dims, a concatenated one their sum; an index of a split
+    takes the dim of the split axis's factor (``(H K)``), else the dim it is
+    named after. Then the sizes are checked."""
+    nodes = [n for n in walk(stmt.root) if isinstance(n, Reindex)]
+    todo = list(nodes)
+    while todo:
+        left, before = [], len(bound)
+        for node in todo:
+            outer, inner = (
+                node.labels[0],
+                (node.parts if node.kind == "offset" else node.labels[1:]),
+            )
+            binding = bound.get(outer)
+            if all(lab in bound for lab in inner):
+                if outer not in bound:
+                    make = product_dim if node.kind == "group" else sum_dim
+                    dim = make([bound[lab].dim for lab in inner], derived)
+                    axis = stmt.labels.index(outer) if outer in stmt.labels else 0
+                    bound[outer] = Binding(dim, stmt.target, axis, node.pos or stmt.pos)
+            elif binding is not None and node.kind == "group":
+                op, factors = derived.get(binding.dim, ("", ()))
+                for k, lab in enumerate(inner):
+                    base = base_label(lab)
+                    if lab in bound:
+                        continue
+                    if op == "*" and len(factors) == len(inner):
+                        bound[lab] = replace_dim(binding, factors[k])
+                    elif base in dims:
+                        bound[lab] = replace_dim(binding, base)
+            else:
+                left.append(node)
+                continue
+            if outer not in bound or not all(lab in bound for lab in inner):
+                left.append(node)
+        if left and len(bound) == before:  # nothing more can be bound
+            raise _unsized(program, stmt, left[0], bound)
+        todo = left
+    for node in nodes:
+        _check_reindex(program, stmt, node, bound, sizes)
+
+
+def replace_dim(binding: Binding, dim: str) -> Binding:
+    return Binding(dim, binding.tensor, binding.axis, binding.pos)
+
+
+def _group_text(node: Reindex) -> str:
+    return f"({' '.join(base_label(lab) for lab in node.labels[1:])})"
+
+
+def _unsized(program: Program, stmt: Lowered, node: Reindex, bound: dict[str, Binding]):
+    pos = node.pos or stmt.pos
+    if node.kind == "offset":
+        return program.error(
+            f"concat along {base_label(node.labels[0])!r}: a part's index has no size; index"
+            " each part by a tensor",
+            pos,
+            ShapeError,
+        )
+    missing = next(base_label(lab) for lab in node.labels[1:] if lab not in bound)
+    group = _group_text(node)
+    if node.labels[0] in bound:  # a split
+        have = bound[node.labels[0]].dim
+        return program.error(
+            f"the index {missing!r} of the group {group} has no size (unknown dim"
+            f" {missing!r}): the split axis has the dim {have}; name a declared dim"
+            f" (dim {missing} = 4, then use {missing} in the group), use {missing} on another"
+            f" tensor of the statement, or declare the axis as a product of dims, e.g."
+            f" input x[B, (H W)]",
+            pos,
+        )
+    return program.error(
+        f"the index {missing!r} of the group {group} has no size: use it on a tensor of"
+        " the right side",
+        pos,
+    )
+
+
+def _check_reindex(
+    program: Program,
+    stmt: Lowered,
+    node: Reindex,
+    bound: dict[str, Binding],
+    sizes: Mapping[str, int],
+) -> None:
+    """The size of a grouped axis is the product of its indices' sizes, that of
+    a concatenated axis the sum of its parts'."""
+    outer = bound[node.labels[0]]
+    inner = node.labels[1:] if node.kind == "group" else node.parts
+    dims = [bound[lab].dim for lab in inner]
+    if outer.dim not in sizes or any(d not in sizes for d in dims):
+        return
+    found = [sizes[d] for d in dims]
+    total = math.prod(found) if node.kind == "group" else sum(found)
+    if sizes[outer.dim] == total:
+        return
+    op = "·" if node.kind == "group" else " + "
+    terms = f"{op.join(dims)} = {op.join(map(str, found))}"
+    axis = f"axis {outer.axis} of {outer.tensor} has {outer.dim}={sizes[outer.dim]}"
+    if node.kind == "group":
+        message = (
+            f"the group {_group_text(node)} does not fit its axis: {axis}, but {terms} ="
+            f" {total}; the sizes of a group's indices multiply to the size of the axis"
+        )
+    else:
+        message = (
+            f"concat along {base_label(node.labels[0])!r}: {axis}, but the parts have"
+            f" {terms} = {total}; the parts' sizes add up to the size of the axis"
+        )
+    raise program.error(message, node.pos or stmt.pos, ShapeError)
 
 
 def _bind_deltas(program: Program, stmt: Lowered, bound: dict[str, Binding]) -> None:

@@ -79,12 +79,27 @@ class Pick:
 
 
 @dataclass(frozen=True)
+class Group:
+    """``(h w)`` in an index list: the indices ``h`` and ``w`` as one axis, row-major
+    (``w`` fastest, as numpy's reshape and einops). In a declaration its members
+    are dims and the axis has the product dim ``(H W)``."""
+
+    members: tuple[Index, ...]
+    pos: Pos
+    added: bool = False  # (I + J): in a declaration, the sum of dims (a concatenated axis)
+
+    @property
+    def name(self) -> str:
+        return f"({(' + ' if self.added else ' ').join(m.name for m in self.members)})"
+
+
+@dataclass(frozen=True)
 class Ref:
     """A tensor reference: ``x`` (whole tensor) or ``W[i, j]`` (indices given;
     a position may be a :class:`Pick`)."""
 
     name: str
-    indices: tuple[Index | Pick, ...] | None
+    indices: tuple[Index | Pick | Group, ...] | None
     pos: Pos
 
 
@@ -134,7 +149,7 @@ class Modifier:
 class TensorDecl:
     kind: str  # "input" or "param"
     name: str
-    axes: tuple[Index, ...]  # each names a dim
+    axes: tuple[Index | Group, ...]  # each names a dim (a group: the product of dims)
     pos: Pos
     modifiers: tuple[Modifier, ...] = ()
     index: Index | None = None  # ``input ids[B] index V``: integers indexing dim V
@@ -155,7 +170,7 @@ class ShiftDecl:
 @dataclass(frozen=True)
 class Assign:
     target: str
-    indices: tuple[Index, ...] | None
+    indices: tuple[Index | Group, ...] | None
     expr: Expr
     pos: Pos
 
@@ -353,7 +368,7 @@ class _Parser:
                 f" output position, kernel offset and input position, e.g."
                 f" shift {name.text}[P, K, T] stride 1 padding 0"
             )
-        axes = self.index_list("a dim name")
+        axes = self.index_list("a dim name", groups=False)
         if len(axes) != 3:
             raise self.fail(
                 f"shift {name.text} has {len(axes)} axes; it needs three, [output position,"
@@ -464,18 +479,21 @@ class _Parser:
         )
         return Index(dim.text, dim.pos)
 
-    def index_list(self, what: str, picks: bool = False) -> tuple:
+    def index_list(self, what: str, picks: bool = False, groups: bool = True) -> tuple:
         """``[i, j]``; with ``picks``, a position may also be an index tensor's
-        entries (``ids[s]``) or a constant (``0``): a :class:`Pick`."""
+        entries (``ids[s]``) or a constant (``0``): a :class:`Pick`; with
+        ``groups``, ``(h w)``: a :class:`Group`."""
         opener = self.expect("[", "to open the index list")
-        out = [self._index(what, picks)]
+        out = [self._index(what, picks, groups)]
         while self.accept(","):
-            out.append(self._index(what, picks))
+            out.append(self._index(what, picks, groups))
         self.expect("]", "to close the index list", opener)
         return tuple(out)
 
-    def _index(self, what: str, picks: bool = False) -> Index | Pick:
+    def _index(self, what: str, picks: bool = False, groups: bool = True) -> Index | Pick | Group:
         tok = self.tok
+        if groups and tok.kind == "op" and tok.text == "(":
+            return self._group()
         if tok.kind == "number":
             if not picks:
                 raise self.fail(f"expected {what}, found the number {tok.text}")
@@ -496,6 +514,42 @@ class _Parser:
             inner = self.index_list("an index name (the indices of an index tensor are names)")
             return Pick(Ref(tok.text, inner, tok.pos), tok.pos)
         return Index(tok.text, tok.pos)
+
+    def _group(self) -> Group:
+        """``(h w)``: two or more names separated by spaces (einops' notation)."""
+        opener = self.next()
+        members: list[Index] = []
+        joins: set[str] = set()  # " " between names, "+" in a sum of dims
+        while self.tok.kind == "name":
+            tok = self.next()
+            members.append(Index(tok.text, tok.pos))
+            join = "+" if self.accept("+") else " "
+            if join == "+" or self.tok.kind == "name":
+                joins.add(join)
+            if len(joins) > 1:
+                raise self.fail(
+                    "a group either lists indices, (h w), or in a declaration adds dims,"
+                    " (I + J); not both"
+                )
+            if join == "+" and self.tok.kind != "name":
+                raise self.fail(f"expected a dim name after '+', found {_describe(self.tok)}")
+        added = joins == {"+"}
+        if self.tok.text != ")":
+            raise self.fail(
+                f"expected a name or ')' in the group opened at column {opener.pos.column},"
+                f" found {_describe(self.tok)}; a group is two or more names separated by"
+                " spaces, as in x[s, (h w)]"
+            )
+        if len(members) < 2:
+            written = f"({members[0].name})" if members else "()"
+            hint = f"; write {members[0].name} alone" if members else ""
+            raise self.fail(
+                f"the group {written} has {len(members)} name{'s' * (len(members) != 1)}; a"
+                f" group merges two or more into one axis, as in (h w){hint}",
+                opener,
+            )
+        self.next()  # an index repeated is refused where indices are read (lower.py)
+        return Group(tuple(members), opener.pos, added)
 
     # expression := term (('+' | '-') term)*
     def expression(self) -> Expr:
@@ -638,8 +692,8 @@ def show(expr: Expr, parent: int = 0) -> str:
     return f"({text})" if prec < parent or expr.paren else text
 
 
-def show_index(index: Index | Pick) -> str:
-    """One position of an index list as spec text: ``i``, ``ids[s]`` or ``0``."""
-    if isinstance(index, Index):
+def show_index(index: Index | Pick | Group) -> str:
+    """One position of an index list as spec text: ``i``, ``(h w)``, ``ids[s]`` or ``0``."""
+    if isinstance(index, Index | Group):
         return index.name
     return str(index.by) if isinstance(index.by, int) else show(index.by)
