@@ -12,12 +12,26 @@ from .along import ALONG, on_any_library
 from .backend import common, is_numpy, namespace
 from .functions import ELEMENTWISE
 from .labeled import Factor, LabeledTensor, Term
-from .lower import Along, Const, Delta, Leaf, Lowered, Map, Node, Product, Solve, Sum
+from .lower import (
+    Along,
+    Const,
+    Delta,
+    Leaf,
+    Lowered,
+    Map,
+    Node,
+    Product,
+    Select,
+    Solve,
+    Sum,
+    children,
+)
 from .matrix import solve_any
 from .matrix_rules import checked_matrix
 from .plan import contract
 from .program import apply, is_fresh
 from .rules import dense, factor_terms, multiply, name_of
+from .selections import aligned, plain, select_source, select_value
 
 
 def _owned(a: np.ndarray) -> np.ndarray:
@@ -166,6 +180,13 @@ def evaluate_node(
             fresh=True,
             code=lambda a, fn=fn, axes=axes: f"{fn.__name__}({a[0]}, {axes})",
         )
+    elif isinstance(node, Select):
+        kids = children(node)
+        found: dict[int, np.ndarray] = {}
+        for kid in kids:  # an operand used twice (maximum(a, b) compares a with b) once
+            if id(kid) not in found:
+                found[id(kid)] = dense(evaluate_node(kid, env, sizes, out, context))
+        value = select_node_value(node, [found[id(k)] for k in kids], sizes)
     elif isinstance(node, Solve):
         a = dense(evaluate_node(node.matrix, env, sizes, out, context))
         b = dense(evaluate_node(node.rhs, env, sizes, out, context))
@@ -208,6 +229,19 @@ def evaluate_node(
             )
     out[id(node)] = value
     return value
+
+
+def select_node_value(node: Select, operands: list, sizes: dict[str, int]):
+    """The value of a selection, its operands aligned to its axes (traced)."""
+    test, half, same = node.test, node.half, plain(node)
+    run, code = aligned(
+        functools.partial(select_value, test, half, same),
+        lambda a: select_source(test, half, same, a),
+        [k.labels for k in children(node)],
+        node.labels,
+        sizes,
+    )
+    return apply(run, *operands, shape=[sizes[lab] for lab in node.labels], fresh=True, code=code)
 
 
 def solve_plan(node: Solve, sizes: dict[str, int]) -> dict[str, tuple]:

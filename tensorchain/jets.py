@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import string
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -36,9 +37,10 @@ import numpy as np
 
 from .backend import to_numpy
 from .errors import DerivativeError, MemoryLimitError, PlanError, ValuesError
+from .extend import registered
 from .graph import Graph
 from .limits import format_bytes, get_memory_limit
-from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Solve, Sum
+from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Select, Solve, Sum
 
 Jet = dict[frozenset[int], np.ndarray]
 
@@ -66,6 +68,30 @@ def _sigmoid(x):
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # exact, no overflow for large |x|
 
 
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf by the C library's ``math.erf``, one entry at a time (the library's
+    own is a vectorised rational approximation, :mod:`tensorchain.special`)."""
+    return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=float)
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    return 0.5 * np.asarray(np.frompyfunc(math.erfc, 1, 1)(-x / math.sqrt(2.0)), dtype=float)
+
+
+def _normal_cdf_derivative(k: int, x: np.ndarray) -> np.ndarray:
+    """Φ^(k)(x) for k ≥ 0: Φ itself, then (−1)^(k−1) He_{k−1}(x) φ(x) with the
+    probabilists' Hermite polynomial He (φ' = −x φ)."""
+    if k == 0:
+        return _normal_cdf(x)
+    he = np.polynomial.hermite_e.hermeval(x, [0.0] * (k - 1) + [1.0])
+    return (-1.0) ** (k - 1) * he * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+def _sigmoid_derivative(k: int, x: np.ndarray) -> np.ndarray:
+    """σ^(k)(x) for k ≥ 0."""
+    return _sigmoid(x) if k == 0 else _polynomial_derivatives([0.0, 1.0, -1.0], k)(_sigmoid(x))
+
+
 def derivative(func: str, r: int, x: np.ndarray, p: float = 0.0) -> np.ndarray | None:
     """``f^{(r)}(x)`` for r ≥ 1 (``None`` where it is zero)."""
     if func == "sigmoid":
@@ -91,6 +117,24 @@ def derivative(func: str, r: int, x: np.ndarray, p: float = 0.0) -> np.ndarray |
         return np.sign(x) if r == 1 else None
     if func in ("step", "sign"):
         return None
+    if func == "erf":  # (2/√π) (−1)^(r−1) H_{r−1}(x) e^(−x²), physicists' Hermite H
+        h = np.polynomial.hermite.hermval(x, [0.0] * (r - 1) + [1.0])
+        return 2.0 / math.sqrt(math.pi) * (-1.0) ** (r - 1) * h * np.exp(-x * x)
+    if func == "normal_cdf":
+        return _normal_cdf_derivative(r, x)
+    if func == "gelu":  # Leibniz on x Φ(x)
+        return x * _normal_cdf_derivative(r, x) + r * _normal_cdf_derivative(r - 1, x)
+    if func == "log1p":
+        return (-1.0) ** (r - 1) * math.factorial(r - 1) * (1.0 + x) ** (-float(r))
+    if func == "expm1":
+        return np.exp(x)
+    if func == "logsigmoid":  # (log σ)' = 1 − σ
+        return 1.0 - _sigmoid(x) if r == 1 else -_sigmoid_derivative(r - 1, x)
+    if func == "silu":  # Leibniz on x σ(x)
+        return x * _sigmoid_derivative(r, x) + r * _sigmoid_derivative(r - 1, x)
+    user = registered(func)
+    if user is not None:  # a user's function: its own derivatives are all there is
+        return user.derivative(r, x)
     raise DerivativeError(f"the reference has no derivative table for {func!r}")
 
 
@@ -111,10 +155,23 @@ def value(func: str, x: np.ndarray, p: float = 0.0) -> np.ndarray:
         "abs": np.abs,
         "step": lambda v: (np.real(v) > 0).astype(float),
         "sign": np.sign,
+        "erf": _erf,
+        "normal_cdf": _normal_cdf,
+        "gelu": lambda v: v * _normal_cdf(v),
+        "log1p": np.log1p,
+        "expm1": np.expm1,
+        # log σ(v) = v − log(1 + e^v) = −log(1 + e^−v), each where it cannot overflow
+        "logsigmoid": lambda v: np.where(
+            v < 0, v - np.log1p(np.exp(np.minimum(v, 0))), -np.log1p(np.exp(-np.maximum(v, 0)))
+        ),
+        "silu": lambda v: v * _sigmoid(v),
     }
-    if func not in table:
-        raise DerivativeError(f"the reference has no value for {func!r}")
-    return table[func](x)
+    if func in table:
+        return table[func](x)
+    user = registered(func)
+    if user is not None:
+        return user.derivative(0, x)
+    raise DerivativeError(f"the reference has no value for {func!r}")
 
 
 def shift_values(P: int, K: int, T: int, stride: int, padding: int) -> np.ndarray:
@@ -296,10 +353,16 @@ def reference_derivative(
 def _holomorphic(net: Graph) -> None:
     """Complex values only through functions with a complex derivative."""
     refused = ("relu", "abs", "softplus", "step", "sign", "max", "min", "logdet", "cholesky")
+    refused += ("erf", "gelu", "normal_cdf", "logsigmoid")
     for stmt in net.statements:
         stack = [stmt.root]
         while stack:
             node = stack.pop()
+            if isinstance(node, Select):
+                raise ValuesError(
+                    f"complex values: a selection (line {stmt.pos.line}) compares numbers,"
+                    " which complex values cannot be; the reference refuses them"
+                )
             if isinstance(node, Map | Along) and node.func in refused:
                 raise ValuesError(
                     f"complex values: {node.func} (line {stmt.pos.line}) has no complex"
@@ -310,6 +373,8 @@ def _holomorphic(net: Graph) -> None:
             stack.extend(x for x in (getattr(node, "arg", None),) if x is not None)
             if isinstance(node, Solve):
                 stack.extend((node.matrix, node.rhs))
+            if isinstance(node, Select):
+                stack.extend((node.left, node.right, node.a, node.b))
 
 
 def _checked(net: Graph, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -353,6 +418,9 @@ def _node(node: Node, tensors: dict[str, Jet], sizes: dict[str, int], jets: _Jet
         return _sum(node, [_node(t, tensors, sizes, jets) for _, t in node.terms], sizes, jets)
     if isinstance(node, Map):
         return _compose(node.func, _node(node.arg, tensors, sizes, jets), node.param, jets)
+    if isinstance(node, Select):
+        kids = (node.left, node.right, node.a, node.b)
+        return _select(node, [_node(k, tensors, sizes, jets) for k in kids], sizes, jets)
     from . import matrix_jets  # the matrix functions' identities (it imports this module)
 
     if isinstance(node, Solve):
@@ -392,6 +460,51 @@ def _product(node: Product, tensors, sizes, jets: _Jets) -> Jet:
             total = term if total is None else total + term
         if total is not None:
             out[subset] = _broadcast(scale * total, inner, node.labels, subset, sizes, jets)
+    return out
+
+
+def selection_weight(test: str, half: bool, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The weight of ``a`` in a selection, from its definition: 1 where
+    ``left test right`` holds, else 0; for ``maximum``/``minimum`` (``half``,
+    tests ``>`` and ``<``) 1 where ``a`` is the larger (smaller), 0 where
+    ``b`` is, ½ where they tie or one is NaN."""
+    compare = {
+        ">": operator.gt,
+        "<": operator.lt,
+        ">=": operator.ge,
+        "<=": operator.le,
+        "==": operator.eq,
+        "!=": operator.ne,
+    }
+    if not half:
+        return compare[test](left, right).astype(float)
+    a_wins = compare[test](left, right)
+    b_wins = compare["<" if test == ">" else ">"](left, right)
+    return np.where(a_wins, 1.0, np.where(b_wins, 0.0, 0.5))
+
+
+def _select(node: Select, kids: list[Jet], sizes, jets: _Jets) -> Jet:
+    """A selection is ``w a + (1 − w) b`` with the weight ``w`` held constant
+    (its value computed with ``where``, so that a NaN or infinity not chosen
+    stays out of it)."""
+    empty = frozenset()
+    left, right, a, b = (
+        (_broadcast(jet[s], k.labels, node.labels, s, sizes, jets) if s in jet else None)
+        for jet, k, s in zip(
+            kids, (node.left, node.right, node.a, node.b), [empty] * 4, strict=True
+        )
+    )
+    w = selection_weight(node.test, node.half, left, right)
+    out: Jet = {empty: np.where(w == 1.0, a, np.where(w == 0.0, b, 0.5 * (a + b)))}
+    for subset in jets.subsets[1:]:
+        total = None
+        for jet, kid, weight in ((kids[2], node.a, w), (kids[3], node.b, 1.0 - w)):
+            if subset in jet:
+                d = _broadcast(jet[subset], kid.labels, node.labels, subset, sizes, jets)
+                term = np.reshape(weight, weight.shape + (1,) * (d.ndim - weight.ndim)) * d
+                total = term if total is None else total + term
+        if total is not None:
+            out[subset] = total
     return out
 
 

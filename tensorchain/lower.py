@@ -28,7 +28,7 @@ from .along import ALONG, CALLABLE_ALONG, MATRIX_FUNCTIONS
 from .errors import ShapeError, SpecError
 from .functions import CALLABLE, ELEMENTWISE, REDUCTIONS
 from .losses import LOSSES, expand_all, expand_loss, uses_loss
-from .spec import Assign, BinOp, Call, Expr, Neg, Num, Pos, Program, Ref, show
+from .spec import COMPARISONS, Assign, BinOp, Call, Expr, Neg, Num, Pos, Program, Ref, show
 
 #: The built-in Kronecker delta, ``delta[i, j]`` (a reserved tensor name).
 DELTA = "delta"
@@ -122,11 +122,30 @@ class Solve:
         return tuple(self.col if lab == self.row else lab for lab in self.rhs.labels)
 
 
-Node = Leaf | Const | Product | Sum | Map | Along | Delta | Solve
+@dataclass(frozen=True, eq=False)
+class Select:
+    """``a`` where ``left test right`` holds, else ``b``, elementwise, every
+    operand broadcast to ``labels`` (see :mod:`tensorchain.selections`):
+    ``where``, and with ``half`` the ``maximum`` and ``minimum`` of two
+    tensors, which take the average of ``a`` and ``b`` where ``left`` and
+    ``right`` tie (or either is NaN), so that ties share the derivative."""
+
+    test: str  # one of > < >= <= == !=
+    left: Node
+    right: Node
+    a: Node
+    b: Node
+    labels: tuple[str, ...]
+    half: bool = False
+
+
+Node = Leaf | Const | Product | Sum | Map | Along | Delta | Solve | Select
 
 
 def children(node: Node) -> tuple[Node, ...]:
     """The operands of ``node``, in order (a tensor used twice appears twice)."""
+    if isinstance(node, Select):
+        return (node.left, node.right, node.a, node.b)
     if isinstance(node, Product):
         return node.factors
     if isinstance(node, Sum):
@@ -183,6 +202,12 @@ def relabel(node: Node, mapping: dict[str, str]) -> Node:
     if isinstance(node, Solve):
         matrix, rhs = relabel(node.matrix, mapping), relabel(node.rhs, mapping)
         return Solve(matrix, rhs, mapping.get(node.row, node.row), mapping.get(node.col, node.col))
+    if isinstance(node, Select):
+        renamed = {id(c): relabel(c, mapping) for c in children(node)}  # a shared operand stays one
+        kids = [renamed[id(c)] for c in children(node)]
+        return replace(
+            node, left=kids[0], right=kids[1], a=kids[2], b=kids[3], labels=r(node.labels)
+        )
     return node
 
 
@@ -298,6 +323,12 @@ class _Lowering:
         return self.folded(self.binary(e), e)
 
     def binary(self, e: BinOp) -> Node:
+        if e.op in COMPARISONS:
+            raise self.fail(
+                f"{show(e)} is a comparison; it is only the condition of where(cond, a, b),"
+                f" e.g. where({show(e)}, 1, 0) for the 0/1 mask",
+                e.pos,
+            )
         a = self.lower(e.left)
         if e.op == "^":
             return self.power(a, e)
@@ -332,12 +363,17 @@ class _Lowering:
 
     def power(self, base: Node, e: BinOp) -> Node:
         exponent = self.lower(e.right)
-        if not isinstance(exponent, Const):
-            raise self.fail(
-                f"the exponent in {show(e)} must be a number; for a tensor exponent"
-                f" write exp({show(e.right, 2)} * log({show(e.left)}))",
-                e.pos,
-            )
+        if not isinstance(exponent, Const):  # x ^ y = exp(y log x), for x > 0
+            self._check_whole(base, exponent, "^", e.pos, e.left, e.right)
+            if isinstance(base, Const):
+                if base.value <= 0:
+                    raise self.fail(
+                        f"{show(e)}: a tensor exponent needs a positive base (x ^ y is"
+                        f" exp(y log x)), but the base is {show(e.left)}",
+                        e.pos,
+                    )
+                return Map("exp", self.product(math.log(base.value), [exponent]))
+            return Map("exp", self.product(1.0, [exponent, Map("log", base)]))
         p = exponent.value
         if isinstance(base, Const):
             try:
@@ -414,11 +450,22 @@ class _Lowering:
         )
 
     def call(self, e: Call) -> Node:
+        from .selections import SELECTIONS, lower_selection, numbers_first
+
         if e.func in LOSSES:
+            if e.func == "cross_entropy" and e.args and not _has_tensor(e.args[0]):
+                raise self.fail(
+                    f"cross_entropy(z, y, k) takes the logits z first, a tensor with the"
+                    f" index k, but the first argument in {show(e)} is the number"
+                    f" {show(e.args[0])}; e.g. cross_entropy(z, y, k) with z[s, k] the logits",
+                    e.pos,
+                )
             return self.lower(expand_loss(e, self.fail))
         if e.func in MATRIX_FUNCTIONS:
             return self.matrix_call(e)
-        known = (*CALLABLE, *REDUCTIONS, *CALLABLE_ALONG, *MATRIX_FUNCTIONS, *LOSSES)
+        if e.func in SELECTIONS or numbers_first(e):  # where, maximum, ..., max(0, z)
+            return lower_selection(self, e)
+        known = (*CALLABLE, *REDUCTIONS, *CALLABLE_ALONG, *MATRIX_FUNCTIONS, *LOSSES, *SELECTIONS)
         if e.func not in known:
             close = difflib.get_close_matches(e.func, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
@@ -445,14 +492,9 @@ class _Lowering:
             )
         arg = self.lower(e.args[0])
         if isinstance(arg, Const) and len(e.args) > 1:
-            hint = (
-                f"; for the elementwise maximum with 0 write relu({show(e.args[1])})"
-                if e.func == "max" and arg.value == 0
-                else ""
-            )
             raise self.fail(
                 f"{e.func} runs along indices of a tensor, but its first argument in"
-                f" {show(e)} is the number {show(e.args[0])}; e.g. {e.func}(z[s, k], k){hint}",
+                f" {show(e)} is the number {show(e.args[0])}; e.g. {e.func}(z[s, k], k)",
                 e.pos,
             )
         names = tuple(self.axis_name(a, e) for a in e.args[1:])
@@ -605,7 +647,8 @@ class _Lowering:
                     raise self.fail(
                         f"{call.func} along {name!r}, but {what} has the indices [{have}];"
                         f" name one of those, e.g. {call.func}({what},"
-                        f" {base_label(arg.labels[-1]) if arg.labels else 'k'})",
+                        f" {base_label(arg.labels[-1]) if arg.labels else 'k'})"
+                        + self._elementwise_hint(call, name),
                         call.pos,
                         ShapeError,
                     )
@@ -625,10 +668,26 @@ class _Lowering:
                     if not dims:
                         fix = "give it a tensor with that axis"
                 raise self.fail(
-                    f"{call.func} along {name!r}, but {problem}; {fix}", call.pos, ShapeError
+                    f"{call.func} along {name!r}, but {problem}; {fix}"
+                    + self._elementwise_hint(call, name),
+                    call.pos,
+                    ShapeError,
                 )
             found.append(hits[0])
         return tuple(found)
+
+    def _elementwise_hint(self, call: Call, name: str) -> str:
+        """``max(a, b)`` of two tensors: say how the elementwise maximum is written."""
+        if call.func not in ("max", "min") or name not in self.axes or len(call.args) != 2:
+            return ""
+        full = "maximum" if call.func == "max" else "minimum"
+        other = name
+        if self.index_form and self.axes[name]:
+            other = f"{name}[{', '.join('ijklmnpq'[k % 8] for k in range(len(self.axes[name])))}]"
+        return (
+            f"; {name} is a tensor: for the elementwise {full} of two tensors write"
+            f" {full}({show(call.args[0])}, {other})"
+        )
 
     def dims_of(self, node: Node) -> list[str]:
         """The dim of each (positional) label of a whole-form node, from a tensor
@@ -747,6 +806,19 @@ def _not_finite(text: str, value: float) -> str:
         f"the constants in {text} give {what}; constants are folded when the spec is"
         " read and must stay finite real numbers"
     )
+
+
+def _has_tensor(e: Expr) -> bool:
+    """Whether ``e`` names a tensor (it is not arithmetic of numbers alone)."""
+    if isinstance(e, Ref):
+        return True
+    if isinstance(e, Call):
+        return any(_has_tensor(a) for a in e.args)
+    if isinstance(e, Neg):
+        return _has_tensor(e.operand)
+    if isinstance(e, BinOp):
+        return _has_tensor(e.left) or _has_tensor(e.right)
+    return False
 
 
 def _has_indices(e: Expr) -> bool:
@@ -928,6 +1000,10 @@ def show_lowered(
         if isinstance(node, Solve):
             args = f"{show(node.matrix, 0, False)}, {show(node.rhs, 0, False)}"
             return f"solve({args}, {name(node.row)}, {name(node.col)})"
+        if isinstance(node, Select):
+            from .selections import select_text
+
+            return select_text(node, lambda n: show(n, 0, False))
         if isinstance(node, Product):
             parts = [show(f, 2, False) for f in node.factors]
             if node.coeff != 1.0 or not parts:

@@ -25,10 +25,10 @@ from . import matrix_jets
 from .backend import to_numpy
 from .compiled import dtype_of
 from .errors import DerivativeError, MemoryLimitError, PlanError
-from .jets import MATRIX, _Jets
+from .jets import MATRIX, _Jets, selection_weight
 from .jets import derivative as nth_derivative
 from .limits import format_bytes, get_memory_limit
-from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Solve, Sum, children
+from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Select, Solve, Sum, children
 
 if TYPE_CHECKING:
     from .network import Forward, Network
@@ -62,6 +62,8 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
         return _matrix_function(node, k, values)
     if isinstance(node, Along):
         return _along_matrix(node, child_value, values[id(node)])
+    if isinstance(node, Select):
+        return _select_matrix(node, k, values, sizes)
     # The identity on the child's entries, one np.eye per axis, in its place.
     new = tuple(f"new{a}" for a in range(child_value.ndim))
     operands = [
@@ -82,6 +84,32 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
     if not operands:  # a scalar times a scalar: the derivative is the coefficient
         return np.full((n_node, child_value.size), coeff)
     return coeff * _einsum(operands, (*node.labels, *new)).reshape(n_node, child_value.size)
+
+
+def _select_matrix(node: Select, k: int, values: dict[int, np.ndarray], sizes: dict[str, int]):
+    """d select / d operand: zero for the condition's sides, ``diag(w)`` for
+    ``a`` and ``diag(1 − w)`` for ``b`` (the weight from the reference's own
+    definition in :mod:`tensorchain.jets`), broadcast where the operand lacks
+    an axis."""
+    child = children(node)[k]
+    n_node = math.prod(sizes[lab] for lab in node.labels)
+    n_child = math.prod(sizes[lab] for lab in child.labels)
+    if k < 2:
+        return np.zeros((n_node, n_child))
+    full = []
+    for side in (node.left, node.right):  # each side transposed and broadcast to the node's axes
+        order = [side.labels.index(lab) for lab in node.labels if lab in side.labels]
+        shape = [sizes[lab] if lab in side.labels else 1 for lab in node.labels]
+        a = np.transpose(np.asarray(values[id(side)]), order).reshape(shape)
+        full.append(np.broadcast_to(a, [sizes[lab] for lab in node.labels]))
+    w = selection_weight(node.test, node.half, *full)
+    weight = w if k == 2 else 1.0 - w
+    new = tuple(f"new{a}" for a in range(len(child.labels)))
+    operands = [
+        (np.eye(sizes[lab]), (lab, fresh)) for lab, fresh in zip(child.labels, new, strict=True)
+    ]
+    operands.append((weight, node.labels))
+    return _einsum(operands, (*node.labels, *new)).reshape(n_node, n_child)
 
 
 def _matrix_function(node: Along | Solve, k: int, values: dict[int, np.ndarray]) -> np.ndarray:
