@@ -147,7 +147,8 @@ def register_function(
     values of other libraries (``f`` then receives that library's arrays:
     write it with operators, or with the functions of the array's own
     library, for torch, JAX or dask values). Registering ``name`` again
-    replaces it.
+    replaces it (a network compiled before keeps the function it was
+    compiled with; parse it again).
 
     Raises :class:`SpecError` for a name that is not an identifier of the
     language, or that a keyword or a built-in function has, and for
@@ -246,7 +247,9 @@ def _derivative_nodes(name: str, k: int, known: bool):
 
 
 def unregister_function(name: str) -> None:
-    """Remove a function added with :func:`register_function` (nothing if none)."""
+    """Remove a function added with :func:`register_function` (nothing if
+    none). A network compiled with it keeps it; one not yet compiled raises
+    :class:`SpecError` when evaluated."""
     if name not in USER_FUNCTIONS:
         return
     del USER_FUNCTIONS[name]

@@ -2,12 +2,16 @@
 
 Every value inside a statement is a tensor whose axes carry labels: the
 statement's own index names (``i``, ``j``) in index form, or positional labels
-``#0, #1, ...`` in whole-tensor form. Three operations cover the language:
+``#0, #1, ...`` in whole-tensor form. Three operations cover most of the language:
 
 * :class:`Product` — ``coeff * einsum(factors -> labels)``, optionally divided
   by the sizes of ``mean_over`` (products, full reductions, top-level terms);
 * :class:`Sum` — a linear combination, each term broadcast to ``labels``;
-* :class:`Map` — an elementwise function.
+* :class:`Map` — an elementwise function;
+
+with :class:`Along` (functions along indices), :class:`Solve`,
+:class:`Delta` and :class:`Select` (``where``, ``maximum``, ...; see
+:mod:`tensorchain.selections`) for the rest.
 
 Inside a top-level term nothing is summed; a top-level term sums the indices
 that are not on the left side (einsum semantics per term).

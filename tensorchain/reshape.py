@@ -25,10 +25,11 @@ from . import matrix_jets
 from .backend import to_numpy
 from .compiled import dtype_of
 from .errors import DerivativeError, MemoryLimitError, PlanError
-from .jets import MATRIX, _Jets, selection_weight
-from .jets import derivative as nth_derivative
+from .jets import MATRIX, _Jets
 from .limits import format_bytes, get_memory_limit
 from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Select, Solve, Sum, children
+from .reference_functions import derivative as nth_derivative
+from .reference_functions import selection_weight
 
 if TYPE_CHECKING:
     from .network import Forward, Network
