@@ -190,24 +190,35 @@ def select_source(test: str, half: bool, plain: bool, args: Sequence[str]) -> st
 def mask_value(test: str, half: bool, left, right):
     """∂ select/∂a: 1 where ``a`` is chosen, 0 where not, ½ at the ties of a
     ``half`` selection (∂/∂b is the mask of the negated or opposite test)."""
-    if not is_numpy(left, right):
-        _, (left, right) = common((left, right))
+    if is_numpy(left, right):
+        dtype = np.result_type(left, right, np.float32)
+        if not half:
+            return _NUMPY_TESTS[test](left, right).astype(dtype)
+        wins = _NUMPY_TESTS[test](left, right)
+        loses = _NUMPY_TESTS[_OPPOSITE[test]](left, right)
+        w = np.subtract(wins, loses, dtype=dtype)  # 1, -1, or 0 at a tie (or NaN)
+        w += 1.0
+        w *= 0.5
+        return w
+    _, (left, right) = common((left, right))
     xp = namespace(left, right)
     dtype = xp.result_type(left, right, xp.float32)
     hit = xp.astype(_holds(test, left, right), dtype)
     if not half:
         return hit
     other = xp.astype(_holds(_OPPOSITE[test], left, right), dtype)
-    return hit + 0.5 * (1.0 - hit - other)
+    return 0.5 * (1.0 + hit - other)
 
 
 def mask_source(test: str, half: bool, args: Sequence[str]) -> str:
     """Numpy source of :func:`mask_value`."""
     left, right = args
-    hit = f"np.asarray({left} {test} {right}, dtype=float)"
     if not half:
-        return hit
-    return f"{hit} + 0.5 * (1.0 - {hit} - ({left} {_OPPOSITE[test]} {right}))"
+        return f"np.asarray({left} {test} {right}, dtype=float)"
+    opposite = _OPPOSITE[test]
+    return (
+        f"0.5 * (1.0 + np.subtract({left} {test} {right}, {left} {opposite} {right}, dtype=float))"
+    )
 
 
 def mask_test(node: Select, for_b: bool) -> str:
