@@ -262,28 +262,29 @@ def unregister_function(name: str) -> None:
 
 def helper_source(name: str, fn: Callable) -> str:
     """Python source defining ``name`` as ``fn`` for generated code: the
-    function's own source (renamed), or ``name = np.ufunc``. Raises
+    function's own source (renamed), or ``name = np.f`` for numpy's own. Raises
     :class:`DerivativeError` where the source cannot be found."""
-    if isinstance(fn, np.ufunc):
-        return f"{name} = np.{fn.__name__}"
+    own = getattr(fn, "__name__", None)
+    if isinstance(fn, np.ufunc) or (own and getattr(np, own, None) is fn):
+        return f"{name} = np.{own}"  # a numpy function: np.sin, np.ones_like
     try:
-        if fn.__name__ == "<lambda>":
+        if own == "<lambda>":
             body = _lambda_source(fn)
-            if body is not None:
-                return f"{name} = {body}"
-            raise OSError
+            if body is None:
+                raise OSError
+            return f"{name} = {body}"
+        if own is None:
+            raise TypeError
         text = textwrap.dedent(inspect.getsource(fn))
-    except (OSError, TypeError):
+    except (OSError, TypeError, SyntaxError):
         raise DerivativeError(
             f"generated code copies the source of {name}, but Python has none for"
-            f" {getattr(fn, '__name__', fn)!r} (typed at a prompt, or not a Python"
+            f" {own or type(fn).__name__!r} (typed at a prompt, or not a Python"
             " function); define it with def or lambda in a file, or as a numpy ufunc"
         ) from None
-    if fn.__name__ == name:
+    if own == name:
         return text
-    return re.sub(
-        rf"^def\s+{re.escape(fn.__name__)}\s*\(", f"def {name}(", text, count=1, flags=re.M
-    )
+    return re.sub(rf"^def\s+{re.escape(own)}\s*\(", f"def {name}(", text, count=1, flags=re.M)
 
 
 def _lambda_source(fn: Callable) -> str | None:

@@ -589,8 +589,8 @@ LAYERS = (
     "silu({a})",
     "logsigmoid({a})",
     "log1p(square({a}))",
-    "expm1({a})",
-    "sigmoid({b}) ^ {a}",
+    "expm1(tanh({a}))",
+    "sigmoid({b}) ^ tanh({a})",
     "max(0, {a}) + {a}",
     "maximum({a}, {b})",
     "minimum({a}, 0.1)",
@@ -640,3 +640,26 @@ def test_an_unregistered_function_is_named_when_a_network_uses_it():
     assert net.evaluate({"x": np.array([1.0, 3.0])})["f"] == 8.0  # compiled with it
     with pytest.raises(tc.SpecError, match=r"the function 'twice' is no longer registered"):
         later.evaluate({"x": np.array([1.0, 3.0])})
+
+
+def test_generated_code_names_a_registered_function_without_source():
+    import functools
+
+    tc.register_function("scaled", np.ones_like, functools.partial(np.full_like, fill_value=2.0))
+    try:
+        net = tc.parse("dim n = 2\nparam x[n]\nf = sum(scaled(x))")
+        assert net.grad("f", "x", {"x": np.array([1.0, 2.0])})["x"].tolist() == [2.0, 2.0]
+        with pytest.raises(tc.DerivativeError, match=r"generated code copies the source of"):
+            net.derive("f", "x").to_python()
+    finally:
+        tc.unregister_function("scaled")
+    tc.register_function("sinus", np.sin, np.cos, lambda x: -np.sin(x))
+    try:
+        net = tc.parse("dim n = 2\nparam x[n]\nf = sum(sinus(x))")
+        source = net.derive("f", "x").to_python()
+        assert "d_sinus = np.cos" in source
+        namespace: dict = {}
+        exec(source, namespace)
+        np.testing.assert_allclose(namespace["grad_f_x"](np.array([0.5, 1.0])), np.cos([0.5, 1.0]))
+    finally:
+        tc.unregister_function("sinus")
