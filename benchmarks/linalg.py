@@ -1,7 +1,9 @@
 """Linear algebra (issue 18): a Gaussian process's likelihood gradient by its
 hyperparameters against the closed form written by hand in numpy and
-``jax.jit(jax.grad)``, and the structured Hessian of ``log |det X|`` against
-``jax.hessian``."""
+``jax.jit(jax.grad)``, the structured Hessian of ``log |det X|`` against
+``jax.hessian``, and the cost of refusing matrices singular to working
+precision: tensorchain's ``inv`` and ``solve`` (with their O(n²) checks)
+against numpy's."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 import tensorchain as tc
+from tensorchain import matrix
 
 from .harness import Competitor, Row, measure
 
@@ -107,7 +110,56 @@ def logdet_hessian(n: int, rounds: int) -> list[Row]:
     return rows
 
 
+def singular_checks(shapes: list[tuple[int, ...]], rounds: int) -> list[Row]:
+    """numpy's ``inv`` and ``solve`` (one right side) against tensorchain's
+    (:func:`tensorchain.matrix.inv_along`, :func:`~tensorchain.matrix.solve_labeled`),
+    which also refuse a matrix singular to working precision: the price of the check."""
+    rng = np.random.default_rng(2)
+    out: list[Row] = []
+    for shape in shapes:
+        n, axes = shape[-1], (len(shape) - 2, len(shape) - 1)
+        a = 3.0 * np.eye(n) + 0.4 * rng.standard_normal(shape)
+        b = rng.standard_normal((*shape[:-1], 1))
+        perm = tuple(range(len(shape)))
+        size = " × ".join(map(str, shape))
+        out += measure(
+            f"inv of {size}",
+            [
+                Competitor("numpy.linalg.inv", lambda a=a: np.linalg.inv(a), np.asarray),
+                Competitor(
+                    "tensorchain inv (checked)",
+                    lambda a=a, axes=axes: matrix.inv_along(a, axes),
+                    np.asarray,
+                ),
+            ],
+            rounds,
+        )
+        out += measure(
+            f"solve of {size}, one right side",
+            [
+                Competitor(
+                    "numpy.linalg.solve", lambda a=a, b=b: np.linalg.solve(a, b), np.asarray
+                ),
+                Competitor(
+                    "tensorchain solve (checked)",
+                    lambda a=a, b=b, p=perm: matrix.solve_labeled(a, b, p, p, b.shape, p),
+                    np.asarray,
+                ),
+            ],
+            rounds,
+        )
+    return out
+
+
 def rows(quick: bool) -> list[Row]:
     if quick:
-        return gp_gradient(16, rounds=2) + logdet_hessian(4, rounds=2)
-    return gp_gradient(512, rounds=9) + logdet_hessian(64, rounds=7)
+        return (
+            gp_gradient(16, rounds=2)
+            + logdet_hessian(4, rounds=2)
+            + singular_checks([(100, 3, 3), (8, 8)], rounds=2)
+        )
+    return (
+        gp_gradient(512, rounds=9)
+        + logdet_hessian(64, rounds=7)
+        + singular_checks([(10_000, 3, 3), (64, 64), (512, 512)], rounds=15)
+    )

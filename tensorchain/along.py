@@ -271,5 +271,6 @@ HELPERS = {
         matrix.cholesky_along,
         matrix.tril_half_along,
         matrix.solve_labeled,
+        matrix.adjugate_along,
     )
 }

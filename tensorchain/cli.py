@@ -14,6 +14,7 @@ import numpy as np
 
 from . import __version__
 from .derivation import module_source
+from .domains import drawn_note
 from .errors import (
     DerivativeError,
     MemoryLimitError,
@@ -24,9 +25,10 @@ from .errors import (
     ValuesError,
 )
 from .finite import first_non_finite, upstream
-from .network import free_name, load, parse
+from .network import Network, free_name, load, parse
 from .networks import builtin
 from .report import RULE, derivation, derivative_report, hessian_report
+from .values import values_from_file
 
 TOLERANCE = 1e-9
 
@@ -102,6 +104,15 @@ def _common(command: argparse.ArgumentParser, of_help: str) -> None:
     command.add_argument("--seed", type=_whole, default=0, help="seed of the random values")
 
 
+def _values_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--values",
+        metavar="FILE.npz",
+        help="values from a numpy .npz file, one array per input or param named after it"
+        " (np.savez(FILE, x=..., W=...)); those it lacks are drawn (--seed)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tensorchain",
@@ -134,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=["python"],
         help="print only standalone numpy source computing the derivatives",
     )
+    _values_option(derive)
     derive.add_argument(
         "--order",
         type=_order,
@@ -153,6 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     _common(hessian, "the tensor to differentiate (default: the last scalar)")
     hessian.add_argument("--wrt", help="the first tensor (default: the first param)")
     hessian.add_argument("--wrt2", help="the second tensor (default: --wrt)")
+    _values_option(hessian)
     paths = sub.add_parser(
         "paths",
         help="compare contraction orders of a derivative (forward, reverse, optimal, ...)",
@@ -200,9 +213,7 @@ def _parser() -> argparse.ArgumentParser:
         help="your gradient function, e.g. mygrad:backward or path/to/mygrad.py:backward"
         " (this imports and runs that module: name only code you trust)",
     )
-    verify.add_argument(
-        "--values", metavar="FILE.npz", help="the values (numpy .npz, one array per tensor)"
-    )
+    _values_option(verify)
     verify.add_argument(
         "--dtype", choices=["float64", "float32"], default=None,
         help="the dtype your function gets (--against; default float64, or that of"
@@ -263,13 +274,13 @@ def hessian_command(args: argparse.Namespace) -> int:
             )
         wrt = candidates[0]
     net.info(of), net.info(wrt)
-    values = net.random_values(seed=args.seed, dims=args.dims)
+    values, note = _values(net, args)
     text, diff = hessian_report(net, of, wrt, args.wrt2 or wrt, values)
-    print(f"tensorchain hessian: {title}\n{RULE}\n{net}\n\n{text}", file=out)
-    return _verdict(net, of, [(f"∂²{of}/∂{wrt}∂{args.wrt2 or wrt}", diff)], values)
+    print(f"tensorchain hessian: {title}\n{RULE}\n{net}\n\nvalues: {note}\n\n{text}", file=out)
+    return _verdict(net, of, [(f"∂²{of}/∂{wrt}∂{args.wrt2 or wrt}", diff)], values, args)
 
 
-def _verdict(net, of: str, diffs: list[tuple[str, float]], values) -> int:
+def _verdict(net, of: str, diffs: list[tuple[str, float]], values, args) -> int:
     """0 when every result agrees with the reshape method; else 3, with the
     reason on stderr. NaN or infinity in a result is a failure (``nan > tol``
     is False, so the comparison is written the other way round)."""
@@ -280,7 +291,7 @@ def _verdict(net, of: str, diffs: list[tuple[str, float]], values) -> int:
     if not_finite:
         reason = (
             f"{', '.join(not_finite)} (or the reshape method's) holds NaN or infinity;"
-            f" {first_non_finite(net, values, of)}"
+            f" {first_non_finite(net, values, of)}{_domain_hint(net, of, args)}"
         )
     else:
         worst = max(diff for _, diff in failed)
@@ -360,15 +371,12 @@ def derive(args: argparse.Namespace) -> int:
         for d in derivations if not args.emit else ():
             print(d.latex() if args.latex else "\n".join([str(d), *d.steps, ""]), file=out)
         return 0
-    values = net.random_values(seed=args.seed, dims=args.dims)
+    values, note = _values(net, args)
     sizes = net.sizes(values)
     print(f"tensorchain derive: {title}\n{RULE}", file=out)
     print(str(net), file=out)
-    print(
-        f"\nsizes: {', '.join(f'{d}={s}' for d, s in sizes.items())}"
-        f"    values: standard normal, seed {args.seed}\n",
-        file=out,
-    )
+    print(f"\nsizes: {', '.join(f'{d}={s}' for d, s in sizes.items())}", file=out)
+    print(f"values: {note}\n", file=out)
     diffs = []
     for w in wrts:
         if args.order > 1:
@@ -377,7 +385,7 @@ def derive(args: argparse.Namespace) -> int:
             text, diff = derivation(net, of, w, values)
         print(text + "\n", file=out)
         diffs.append((f"∂{of}/∂{w}" if not net.info(of).dims else f"d{of}/d{w}", diff))
-    return _verdict(net, of, diffs, values)
+    return _verdict(net, of, diffs, values, args)
 
 
 def _function(text: str):
@@ -415,20 +423,28 @@ def _function(text: str):
     return fn
 
 
-def _npz(path: str) -> dict[str, np.ndarray]:
-    """Arrays from a .npz file (never unpickled)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if not hasattr(data, "files"):
-                raise ValueError("it holds one array, not one per tensor")
-            return {k: data[k] for k in data.files}
-    except (ValueError, OSError) as err:
-        if isinstance(err, FileNotFoundError):
-            raise
-        raise ValuesError(
-            f"cannot read values from {path}: {err}; save them with"
-            " np.savez(path, x=..., W=...), one array per input and param"
-        ) from None
+def _values(net: Network, args: argparse.Namespace) -> tuple[dict[str, np.ndarray], str]:
+    """The values of a command (``--values``, the rest drawn) and a note saying which is which."""
+    if not args.values:
+        return net.random_values(seed=args.seed, dims=args.dims), drawn_note(net, args.seed)
+    return values_from_file(net, args.values, args.seed, args.dims)
+
+
+def _domain_hint(net: Network, of: str, args: argparse.Namespace) -> str:
+    """Advice when drawn values made a result NaN: say which values a tensor takes."""
+    used = upstream(net, of)
+    free = [
+        t for t in net.tensors.values()
+        if t.kind in ("input", "param") and t.domain is None and t.name in used
+    ]  # fmt: skip
+    if not free or args.values:
+        return ""
+    t = min(free, key=lambda t: t.kind != "param")  # a param's log or sqrt, most likely
+    axes = f"[{', '.join(t.dims)}]" if t.dims else ""
+    return (
+        f" (the values were drawn standard normal: declare which values a tensor takes,"
+        f" e.g. '{t.kind} {t.name}{axes} positive', or give them with --values FILE.npz)"
+    )
 
 
 def verify_command(args: argparse.Namespace) -> int:
@@ -439,7 +455,7 @@ def verify_command(args: argparse.Namespace) -> int:
     if of is None:
         raise UsageError(f"{title} defines no tensor to differentiate")
     wrts = [w.strip() for w in args.wrt.split(",") if w.strip()] if args.wrt else None
-    values = _npz(args.values) if args.values else None
+    values = _values(net, args)[0] if args.values else None
     dims = args.dims or None
     if args.against:
         fn = _function(args.against)

@@ -18,6 +18,16 @@ For each entry ``x_j`` differenced, with a step ``h`` (a power of two near
 * an entry whose estimated error is still above a tenth of the tolerance is
   tried again with a step 16 times smaller (the step is chosen per entry).
 
+A step never leaves the values' domain (:mod:`tensorchain.domains`): given
+each entry's distance to the boundary below and above (``room``), the step
+is at most half the nearer one (a relative step for ``positive`` values near
+0, where a function such as ``log`` changes on the scale of ``x``). An entry
+on the boundary of a closed domain (``nonnegative`` at 0, a probability of 0
+or 1), or closer to it than a sixteenth of the step, is differenced on the
+side it can move to, ``D(h) = (f(x ± h) − f(x)) / ±h``, with Richardson's
+``2 D(h/2) − D(h)`` cancelling the ``h`` term; an entry that cannot move at
+all (one-hot values) is not differenced.
+
 Only forward evaluations are used.
 """
 
@@ -26,8 +36,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
+
+from .domains import Room
 
 EPS = float(np.finfo(np.float64).eps)
 REL_STEP = 1e-3
@@ -50,9 +63,10 @@ class Differences:
     evaluations: int
 
 
-def _step(x: float) -> float:
-    """A power of two near ``REL_STEP · max(1, |x|)``: ``x ± h`` and its halves are exact."""
-    return 2.0 ** math.floor(math.log2(REL_STEP * max(1.0, abs(x))))
+def _step(x: float, room: float = math.inf) -> float:
+    """A power of two near ``REL_STEP · max(1, |x|)``, at most ``room / 2``:
+    ``x ± h`` and its halves are exact."""
+    return 2.0 ** math.floor(math.log2(min(REL_STEP * max(1.0, abs(x)), room / 2)))
 
 
 def central_differences(
@@ -60,11 +74,13 @@ def central_differences(
     x: np.ndarray,
     entries: Sequence[int] | None = None,
     atol: float = 1e-6,
+    room: Room | None = None,
 ) -> Differences:
     """``df/dx`` by central differences at ``x`` (float64) for the flat
     ``entries`` of ``x`` (default: all); ``atol`` is the absolute tolerance
     the caller compares with (it decides when a step is small enough and how
-    large a jump of the slope counts as a kink)."""
+    large a jump of the slope counts as a kink); ``room``: how far each entry
+    may move down and up (:func:`tensorchain.domains.room`; default: anywhere)."""
     x = np.array(x, dtype=np.float64)
     f0 = np.asarray(f(x), dtype=np.float64)
     out_shape = f0.shape
@@ -82,9 +98,21 @@ def central_differences(
         moved[j] += h
         return np.asarray(f(moved.reshape(x.shape)), dtype=np.float64)
 
+    room = room or Room(np.full(x.shape, np.inf), np.full(x.shape, np.inf))
+    down, up = room.down.reshape(-1), room.up.reshape(-1)
     for j in entries:
-        checked[j] = True
+        near, far = sorted((down[j], up[j]))
         h = _step(flat[j])
+        if near <= 0 or (room.closed and near < h / 16 and far >= 2 * h):
+            if far > 0:  # on (or next to) the boundary: one side
+                side = 1.0 if up[j] >= down[j] else -1.0
+                h = _step(flat[j], far)
+                value[..., j], error[..., j], count = _one_sided(partial(at, j), side, h, f0, atol)
+                evaluations += count
+                checked[j] = True
+            continue
+        checked[j] = True
+        h = _step(flat[j], near)
         for _attempt in range(2):
             steps = (h, h / 2, h / 4)
             plus = [at(j, s) for s in steps]
@@ -116,3 +144,28 @@ def central_differences(
         checked.reshape(x.shape),
         evaluations,
     )
+
+
+def _one_sided(
+    at: Callable[[float], np.ndarray], side: float, h: float, f0: np.ndarray, atol: float
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Differences on one ``side`` (+1 or −1) of an entry on the domain's
+    boundary: ``D(h) = (f(x + side·h) − f(x)) / (side·h)`` at ``h``, ``h/2``,
+    ``h/4``; ``R(h) = 2 D(h/2) − D(h)`` cancels the ``h`` term. Returns
+    ``R(h/2)``, its estimated error ``|R(h/2) − R(h)|`` plus rounding, and
+    the number of evaluations."""
+    count = 0
+    for _attempt in range(2):
+        steps = (h, h / 2, h / 4)
+        moved = [at(side * st) for st in steps]
+        count += 3
+        d = [(m - f0) / (side * st) for m, st in zip(moved, steps, strict=True)]
+        r1, r2 = 2 * d[1] - d[0], 2 * d[2] - d[1]
+        size = max(
+            np.max(np.abs(f0), initial=0.0), *(np.max(np.abs(m), initial=0.0) for m in moved)
+        )
+        est = np.abs(r2 - r1) + 8 * EPS * size / (h / 4)
+        if np.all(est <= atol / 10):
+            break
+        h /= 16
+    return r2, est, count

@@ -317,7 +317,7 @@ def _matrix_vjp(stmt: Lowered, k: int, cot: Node, out: tuple[str, ...], taken: s
     pos = stmt.pos
     y = Leaf(stmt.target, node.labels, pos)
     if isinstance(node, Solve):
-        bbar = Solve(node.matrix, cot, node.col, node.row)  # A⁻ᵀ x̄
+        bbar = Solve(node.matrix, cot, node.col, node.row, node.origin)  # A⁻ᵀ x̄
         if k == 1:
             return bbar, out + node.rhs.labels, {}
         labels = out + node.matrix.labels
@@ -329,8 +329,8 @@ def _matrix_vjp(stmt: Lowered, k: int, cot: Node, out: tuple[str, ...], taken: s
     def on(mapping: dict[str, str]) -> tuple[str, ...]:
         return tuple(mapping.get(lab, lab) for lab in child.labels)
 
-    def inverse(arg: Node, axes: tuple[str, str]) -> Node:
-        return Along("inv", arg, axes, arg.labels, ())
+    def inverse(arg: Node, axes: tuple[str, str]) -> Node:  # messages name the user's call
+        return Along("inv", arg, axes, arg.labels, (), node.origin)
 
     if node.func == "tril_half":  # linear and self-adjoint
         return Along("tril_half", cot, (row, col), cot.labels, ()), labels, {}

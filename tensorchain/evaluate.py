@@ -178,7 +178,7 @@ def evaluate_node(
         axes = tuple(node.arg.labels.index(lab) for lab in node.axes)
         run = functools.partial(on_any_library(fn), axes=axes)
         if ALONG[node.func].matrix:
-            run = checked_matrix(run, node.func, node.arg, axes, context)
+            run = checked_matrix(run, node.func, node.arg, axes, context, node.origin)
         value = apply(
             run,
             arg,
@@ -198,7 +198,12 @@ def evaluate_node(
         b = dense(evaluate_node(node.rhs, env, sizes, out, context))
         plan = solve_plan(node, sizes)
         run = checked_matrix(
-            functools.partial(solve_any, **plan), "solve", node.matrix, plan["a_perm"][-2:], context
+            functools.partial(solve_any, **plan),
+            "solve",
+            node.matrix,
+            plan["a_perm"][-2:],
+            context,
+            node.origin,
         )
         value = apply(
             run,

@@ -21,6 +21,7 @@ from .chain import (
     network_jacobians,
     statement_jacobians,
 )
+from .domains import Domain
 from .evaluate import evaluate_statement
 from .labeled import LabeledTensor
 from .lower import Lowered
@@ -31,13 +32,15 @@ from .spec import Pos
 @dataclass(frozen=True)
 class TensorInfo:
     """A tensor of the network: ``kind`` is ``"input"``, ``"param"``, ``"shift"`` (a
-    constant the network makes, ``shift`` = (stride, padding)) or ``"defined"``."""
+    constant the network makes, ``shift`` = (stride, padding)) or ``"defined"``;
+    ``domain`` the values an input or param takes, where declared."""
 
     name: str
     kind: str
     dims: tuple[str, ...]
     pos: Pos
     shift: tuple[int, int] | None = None
+    domain: Domain | None = None
 
 
 @dataclass

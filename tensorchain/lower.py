@@ -85,27 +85,47 @@ class Map:
         return self.arg.labels
 
 
+@dataclass(frozen=True)
+class Origin:
+    """The call a matrix operation comes from, for messages about its values:
+    ``func`` and its argument as the user wrote them, ``where`` the statement
+    (``line 4: l[s] = logdet(X[s, i, j], i, j)``), ``batch`` the names of the
+    argument's batch axes in order (indices, or dims in whole-tensor form) and
+    ``axes`` the names of the rows and columns (index form only). A derivative's
+    graph keeps it on the operations it writes for that call."""
+
+    func: str
+    arg: str
+    where: str
+    batch: tuple[str, ...]
+    axes: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, eq=False)
 class Along:
     """``func`` of ``arg`` along its labels ``axes`` (see :mod:`tensorchain.along`);
     ``labels`` are ``arg``'s, less ``axes`` for a reduction. ``names``: the
-    indices (or dims) as the spec wrote them, for printing."""
+    indices (or dims) as the spec wrote them, for printing; ``origin``: the
+    user's call, for a matrix function (messages)."""
 
     func: str
     arg: Node
     axes: tuple[str, ...]
     labels: tuple[str, ...]
     names: tuple[str, ...]
+    origin: Origin | None = None
 
 
 @dataclass(frozen=True, eq=False)
 class Delta:
     """The Kronecker delta δ(a, b) between two labels of one dim: a constant that
-    is never stored. The language has no spelling for it; derivatives make it
-    (the adjoint of a diagonal ``A[i, i]`` places a tensor on the diagonal, and
-    the seed of a tensor's derivative is δ(out, out'))."""
+    is never stored. The language spells it ``delta[i, j]``; ``trace`` makes one
+    (``call``: its name, for messages), and so do derivatives (the adjoint of a
+    diagonal ``A[i, i]`` places a tensor on the diagonal, and the seed of a
+    tensor's derivative is δ(out, out'))."""
 
     labels: tuple[str, str]
+    call: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,6 +140,7 @@ class Solve:
     rhs: Node
     row: str
     col: str
+    origin: Origin | None = None
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -199,13 +220,14 @@ def relabel(node: Node, mapping: dict[str, str]) -> Node:
         return Map(node.func, relabel(node.arg, mapping), node.param)
     if isinstance(node, Along):
         arg = relabel(node.arg, mapping)
-        return Along(node.func, arg, r(node.axes), r(node.labels), node.names)
+        return replace(node, arg=arg, axes=r(node.axes), labels=r(node.labels))
     if isinstance(node, Delta):
         a, b = r(node.labels)
-        return Delta((a, b))
+        return replace(node, labels=(a, b))
     if isinstance(node, Solve):
         matrix, rhs = relabel(node.matrix, mapping), relabel(node.rhs, mapping)
-        return Solve(matrix, rhs, mapping.get(node.row, node.row), mapping.get(node.col, node.col))
+        row, col = mapping.get(node.row, node.row), mapping.get(node.col, node.col)
+        return replace(node, matrix=matrix, rhs=rhs, row=row, col=col)
     if isinstance(node, Select):
         renamed = {id(c): relabel(c, mapping) for c in children(node)}  # a shared operand stays one
         kids = [renamed[id(c)] for c in children(node)]
@@ -346,7 +368,7 @@ class _Lowering:
             if b.value == 0.0:
                 raise self.fail(f"division by the constant zero in {show(e)}", e.pos)
             return self.product(1.0 / b.value, [a])
-        return self.product(1.0, [a, Map("reciprocal", b)])
+        return self.product(1.0, [a, self.mapped("reciprocal", b, e)])
 
     def folded(self, node: Node, e: Call | BinOp) -> Node:
         """``node``, after checking that the constants folded into it are finite
@@ -364,6 +386,17 @@ class _Lowering:
         if bad is not None:
             raise self.fail(_not_finite(show(e), bad), e.pos)
         return node
+
+    def mapped(self, func: str, arg: Node, e: Expr, param: float = 0.0) -> Node:
+        """``func`` of ``arg`` elementwise; of ``delta[i, j]`` it is folded (see
+        :mod:`tensorchain.delta_values`), and refused where it is not finite."""
+        from .delta_values import NotFinite, as_value, fold_map
+
+        try:
+            folded = fold_map(func, arg, param)
+        except NotFinite as err:
+            raise self.fail(_delta_not_finite(e, func, err), e.pos) from None
+        return folded if folded is not None else Map(func, as_value(arg), param)
 
     def power(self, base: Node, e: BinOp) -> Node:
         exponent = self.lower(e.right)
@@ -393,7 +426,7 @@ class _Lowering:
             return Const(float(value))
         if p == 1.0:
             return base
-        return Map("pow", base, p)
+        return self.mapped("pow", base, e, p)
 
     def ref(self, e: Ref) -> Node:
         if e.name == DELTA and e.name not in self.axes:
@@ -487,7 +520,7 @@ class _Lowering:
                 with np.errstate(all="ignore"):  # checked by folded()
                     value = ELEMENTWISE[e.func].value(np.float64(arg.value), 0.0)
                 return Const(float(value))
-            return Map(e.func, arg)
+            return self.mapped(e.func, arg, e)
         if not e.args or (e.func in ALONG and len(e.args) < 2):
             raise self.fail(
                 f"{e.func} runs along named indices: write {e.func}(z[s, k], k) in index"
@@ -509,6 +542,9 @@ class _Lowering:
         axes = self.resolve_axes(arg, names, e)
         if e.func in REDUCTIONS:
             return self.reduce(e.func, arg, axes)
+        from .delta_values import as_value
+
+        arg = as_value(arg)  # a function along indices of delta[i, j] takes the identity
         if not ALONG[e.func].reduces:
             return Along(e.func, arg, axes, arg.labels, names)
         kept = tuple(lab for lab in arg.labels if lab not in axes)
@@ -563,18 +599,36 @@ class _Lowering:
         else:
             row, col = matrix.labels[-2:]
         names = names or ((base_label(row), base_label(col)) if self.index_form else ())
+        origin = self.origin(e, matrix, (row, col), names)
         if e.func == "solve":
-            return self.solve(e, matrix, operands[1], row, col)
+            return self.solve(e, matrix, operands[1], row, col, origin)
+        if isinstance(matrix, Delta) and e.func != "trace":
+            from .delta_values import matrix_of_delta
+
+            return matrix_of_delta(e.func, matrix)
         if e.func in ("inv", "cholesky"):
-            return Along(e.func, matrix, (row, col), matrix.labels, names)
+            return Along(e.func, matrix, (row, col), matrix.labels, names, origin)
         kept = tuple(lab for lab in matrix.labels if lab not in (row, col))
         arg = self.local(matrix, (row, col))
         r, c = (f"{base_label(lab)}@{self.scopes}" for lab in (row, col))
         if e.func == "trace":  # Σ_i X[i, i]: the deltas of a trace stay symbolic
-            return self.renumber(Product(1.0, (arg, Delta((r, c))), kept))
-        return self.renumber(Along(e.func, arg, (r, c), kept, names))
+            return self.renumber(Product(1.0, (arg, Delta((r, c), "trace")), kept))
+        return self.renumber(Along(e.func, arg, (r, c), kept, names, origin))
 
-    def solve(self, e: Call, matrix: Node, rhs: Node, row: str, col: str) -> Node:
+    def origin(self, e: Call, matrix: Node, axes: tuple[str, str], names) -> Origin:
+        """The user's call, for messages about its values (batch entries named by
+        their index, or by their dim in whole-tensor form)."""
+        batch = [k for k, lab in enumerate(matrix.labels) if lab not in axes]
+        if self.index_form:
+            batch_names = tuple(base_label(matrix.labels[k]) for k in batch)
+        else:
+            dims = self.dims_of(matrix)
+            batch_names = tuple(dims[k] for k in batch)
+        line = self.program.lines[self.assign.pos.line - 1].strip()
+        where = f"line {self.assign.pos.line}: {line}"
+        return Origin(e.func, show(e.args[0]), where, batch_names, tuple(names))
+
+    def solve(self, e: Call, matrix: Node, rhs: Node, row: str, col: str, origin: Origin) -> Node:
         what, where = show(e.args[0]), show(e.args[1])
         if not self.index_form:
             if len(matrix.labels) != 2 or len(rhs.labels) not in (1, 2):
@@ -590,7 +644,7 @@ class _Lowering:
             r, c, k = (f"{x}@{self.scopes}" for x in ("r", "c", "k"))
             matrix = relabel(matrix, dict(zip(matrix.labels, (r, c), strict=True)))
             rhs = relabel(rhs, dict(zip(rhs.labels, (r, k)[: len(rhs.labels)], strict=True)))
-            return self.renumber(Solve(matrix, rhs, r, c))
+            return self.renumber(Solve(matrix, rhs, r, c, origin))
         if row not in rhs.labels or col in rhs.labels:
             raise self.fail(
                 f"solve({what}, {where}, {base_label(row)}, {base_label(col)}): the right side"
@@ -606,7 +660,11 @@ class _Lowering:
                 f" side {where} too (a batch of systems, one per entry)",
                 e.pos,
             )
-        return Solve(matrix, rhs, row, col)
+        from .delta_values import solve_with_delta
+
+        names = (base_label(row), base_label(col))
+        found = solve_with_delta(matrix, rhs, row, col, names, origin)
+        return found if found is not None else Solve(matrix, rhs, row, col, origin)
 
     def reduce(self, func: str, arg: Node, axes: Sequence[str]) -> Node:
         """``sum`` or ``mean`` of ``arg`` over ``axes`` (bound here)."""
@@ -799,6 +857,29 @@ class _Lowering:
                 SpecWarning,
                 stacklevel=5,
             )
+
+
+def _delta_not_finite(e: Expr, func: str, err) -> str:
+    """The message for a function of ``delta[i, j]`` that is not finite at 0 or 1."""
+    where = " and ".join(
+        f"delta[{base_label(a)}, {base_label(b)}] is {bit}"
+        + (f" (off the diagonal, {base_label(a)} ≠ {base_label(b)})" if bit == 0 else "")
+        for (a, b), bit in err.at
+    )
+    if func == "reciprocal" and all(bit == 0 for _, bit in err.at):
+        return (
+            f"{show(e)} divides by zero where {where}: the Kronecker delta is 0 off its"
+            " diagonal; to keep the diagonal multiply instead, e.g. X[i, j] * delta[i, j]"
+        )
+    what = "divides by zero" if func == "reciprocal" else f"is {_not_finite_word(err.value)}"
+    return (
+        f"{show(e)} {what} where {where}: the Kronecker delta is 0 off its diagonal and 1"
+        " on it, and a function of it must be finite at both"
+    )
+
+
+def _not_finite_word(value: float) -> str:
+    return "NaN" if math.isnan(value) else f"{'-' if value < 0 else ''}infinite"
 
 
 def _not_finite(text: str, value: float) -> str:

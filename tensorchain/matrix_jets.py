@@ -13,6 +13,13 @@ rules it checks:
 * ``L = chol(A)`` from ``A = L Lᵀ``: with ``Q = ∂_S A − Σ_{∅≠T⊊S} ∂_T L
   ∂_{S∖T} Lᵀ``, ``∂_S L = L Φ(L⁻¹ Q L⁻ᵀ)``; ``A`` is the symmetric part.
 
+At a matrix singular to working precision (or not positive definite, for
+the Cholesky factor) these identities do not hold, and the reference raises
+a :class:`~tensorchain.errors.ValuesError`; but for ``det``, whose first
+derivative there is the cofactor matrix, ``∂ det X / ∂X[r, c] = (−1)^{r+c}
+det(X without row r and column c)``, computed so (from the definition, not
+the SVD the rules take).
+
 Each product is one ``np.einsum`` over labels (the matrix's rows and
 columns renamed), with dense arrays: for small sizes.
 """
@@ -23,7 +30,8 @@ import itertools
 
 import numpy as np
 
-from .lower import Along, Solve
+from .errors import ValuesError
+from .lower import Along, Origin, Solve, base_label
 
 Jet = dict  # frozenset -> array (see tensorchain.jets)
 
@@ -155,10 +163,78 @@ def tril_half(x: Jet, labels, row, col, jets) -> Jet:
     return out
 
 
+def _singular(m: np.ndarray, cholesky: bool = False) -> bool:
+    """Whether any matrix of ``m`` (batch, n, n) is singular to working
+    precision (condition number beyond 1/eps), or not positive definite."""
+    try:
+        if cholesky:
+            np.linalg.cholesky(0.5 * (m + np.swapaxes(m, -1, -2)))
+            return False
+        y = np.linalg.inv(m)
+    except np.linalg.LinAlgError:
+        return True
+    with np.errstate(all="ignore"):
+        kappa = np.abs(m).sum(axis=-2).max(axis=-1) * np.abs(y).sum(axis=-2).max(axis=-1)
+    return bool(np.any(kappa * np.finfo(y.dtype).eps > 1.0))
+
+
+def _refuse(node: Along | Solve, func: str, matrix, labels, row: str, col: str) -> None:
+    """The reference's :class:`ValuesError` for a singular matrix."""
+    from .matrix_rules import matrix_message  # the message only; no derivative is shared
+
+    origin = node.origin
+    if origin is None:
+        batch = tuple(base_label(lab) for lab in labels if lab not in (row, col))
+        origin = Origin(func, "its argument", "", batch)
+    axes = (labels.index(row), labels.index(col))
+    text = matrix_message(func, origin, axes, matrix)
+    raise ValuesError(f"the reference (dense jets of the defining identities): {text}")
+
+
+def cofactors(m: np.ndarray) -> np.ndarray:
+    """The cofactor matrix of each matrix of ``m`` (batch, n, n), from the
+    definition: ``C[r, c] = (−1)^{r+c} det(m without row r and column c)``."""
+    n = m.shape[-1]
+    out = np.ones_like(m)
+    if n == 1:
+        return out
+    for r in range(n):
+        for c in range(n):
+            minor = np.delete(np.delete(m, r, axis=-2), c, axis=-1)
+            out[..., r, c] = (-1) ** (r + c) * np.linalg.det(minor)
+    return out
+
+
+def _det_by_cofactors(node: Along, x: Jet, jets) -> Jet:
+    """The jets of det at a singular matrix, to first order: ``det X`` and
+    ``∂_e det = Σ C[r, c] ∂_e X[r, c]``; higher orders are refused."""
+    labels = node.arg.labels
+    row, col = node.axes
+    moved = _moved(x[frozenset()], labels, row, col)
+    if any(len(s) > 1 for s in jets.subsets):
+        _refuse(node, "det", x[frozenset()], labels, row, col)
+    c = _back(cofactors(moved), labels, row, col)
+    rest = tuple(lab for lab in labels if lab not in (row, col))
+    out: Jet = {frozenset(): np.linalg.det(moved)}
+    for subset in jets.subsets[1:]:
+        if subset in x:
+            operands = [(c, labels), (x[subset], (*labels, *jets.d_labels(subset)))]
+            out[subset] = jets.einsum(operands, (*rest, *jets.d_labels(subset)))
+    return out
+
+
 def matrix(node: Along, x: Jet, jets) -> Jet:
     """The jets of a matrix function along ``node.axes``."""
     labels = node.arg.labels
     row, col = node.axes
+    if node.func != "tril_half":
+        matrices = _moved(x[frozenset()], labels, row, col)
+        if _singular(matrices, node.func == "cholesky"):
+            if node.func == "det":
+                return _det_by_cofactors(node, x, jets)
+            if node.func == "logdet" and len(jets.subsets) == 1:  # log |det| itself: -inf
+                return {frozenset(): np.linalg.slogdet(matrices)[1]}
+            _refuse(node, node.func, x[frozenset()], labels, row, col)
     if node.func == "inv":
         return inverse(x, labels, row, col, jets)
     if node.func == "cholesky":
@@ -181,6 +257,8 @@ def solve(node: Solve, a: Jet, b: Jet, jets) -> Jet:
     """The jets of A⁻¹ b (labels: b's with the rows replaced by the columns)."""
     row, col = node.row, node.col
     al, bl, xl = node.matrix.labels, node.rhs.labels, node.labels
+    if _singular(_moved(a[frozenset()], al, row, col)):
+        _refuse(node, "solve", a[frozenset()], al, row, col)
     inv0 = _back(np.linalg.inv(_moved(a[frozenset()], al, row, col)), al, row, col)
     apply_inverse = _renamed(al, {row: col, col: "m·3"})  # A⁻¹[c, m3]
     out: Jet = {}

@@ -5,7 +5,9 @@ With ``r, c`` the rows and columns of the matrix, primes the operand's axes,
 
 * ``Y = inv(X)``: ``dY[r, c]/dX[r', c'] = −Y[r, r'] Y[c', c]`` (two n × n
   factors, never an n⁴ array; the Matrix Cookbook, eq. 59);
-* ``d = det(X)``: ``d · X⁻¹[c', r']`` (eq. 49); ``logdet``: ``X⁻¹[c', r']``
+* ``d = det(X)``: ``adj(X)[c', r']``, the adjugate, ``d · X⁻¹[c', r']``
+  (eq. 49) where ``X`` is invertible and from the SVD where it is singular
+  (:func:`tensorchain.matrix.adjugate_along`); ``logdet``: ``X⁻¹[c', r']``
   (eq. 57);
 * ``L = cholesky(X)``: ``½ Σ_p L[r, p] Φ[p, c] (L⁻¹[p, r'] L⁻¹[c, c'] +
   L⁻¹[p, c'] L⁻¹[c, r'])``, ``Φ`` the lower triangle with the diagonal halved
@@ -27,19 +29,19 @@ from .along import on_any_library
 from .backend import to_numpy
 from .errors import ValuesError
 from .labeled import Factor, LabeledTensor, Term, fresh
-from .lower import Along, Node, Solve, base_label, children
-from .matrix import inv_along
+from .lower import Along, Node, Origin, Solve, base_label, children
+from .matrix import GUARD, adjugate_along, inv_along
 from .plan import contract
 from .program import apply, shared
 from .rules import STATEMENT, _axes, dense, name_of, tex_of
 
 
-def _inverse(array, arg, row: str, col: str, sizes: dict[str, int], func: str):
+def _inverse(array, arg, row: str, col: str, sizes: dict[str, int], func: str, origin=None):
     """The inverse of each matrix of ``array`` (the value of ``arg``), in place of it."""
     labels = arg.labels
     axes = (labels.index(row), labels.index(col))
     run = functools.partial(on_any_library(inv_along), axes=axes)
-    run = checked_matrix(run, func, arg, axes, STATEMENT.get())
+    run = checked_matrix(run, func, arg, axes, STATEMENT.get(), origin)
     shape = [sizes[lab] for lab in labels]
     code = lambda a: f"inv_along({a[0]}, {axes})"  # noqa: E731
     # Once per trace: logdet's and a solve's derivatives of one matrix share it.
@@ -48,43 +50,108 @@ def _inverse(array, arg, row: str, col: str, sizes: dict[str, int], func: str):
     )
 
 
-def checked_matrix(run, func: str, arg: Node, axes: tuple[int, ...], context: str):
+def _adjugate(x, d, arg, row: str, col: str, sizes: dict[str, int], origin=None):
+    """adj(X) of each matrix of ``x`` (the value of ``arg``) given its
+    determinants ``d``, in place of it: ``d · X⁻¹``, from the SVD where singular."""
+    labels = arg.labels
+    axes = (labels.index(row), labels.index(col))
+    run = functools.partial(on_any_library(adjugate_along), axes=axes)
+    run = checked_matrix(run, "det", arg, axes, STATEMENT.get(), origin)
+    shape = [sizes[lab] for lab in labels]
+    code = lambda a: f"adjugate_along({a[0]}, {a[1]}, {axes})"  # noqa: E731
+    return apply(run, x, d, shape=shape, fresh=True, code=code)
+
+
+def checked_matrix(
+    run, func: str, arg: Node, axes: tuple[int, ...], context: str, origin: Origin | None = None
+):
     """``run`` with a singular (or, for ``cholesky``, not positive definite)
-    matrix reported as a :class:`ValuesError` naming the function, its
-    argument, the statement and the first batch entry that fails."""
+    matrix reported as a :class:`ValuesError` naming the user's call
+    (``origin``; else ``func`` of ``arg`` in ``context``), the statement and
+    the first batch entry that fails; with dask values, when computed."""
+    if origin is None:
+        batch = tuple(base_label(lab) for k, lab in enumerate(arg.labels) if k not in axes)
+        origin = Origin(func, name_of(arg), context, batch)
+
+    def fail(array, start: tuple[int, ...] = ()) -> ValuesError:
+        return ValuesError(matrix_message(func, origin, axes, array, start))
 
     def checked(*arrays):
+        token = GUARD.set(fail)  # for a dask graph built by run: raised when computed
         try:
             return run(*arrays)
         except Exception as err:  # numpy's LinAlgError, or another library's
             if "linalg" not in type(err).__name__.lower() and "singular" not in str(err):
                 raise
-            raise ValuesError(matrix_message(func, arg, axes, arrays[0], context)) from None
+            raise fail(arrays[0]) from None
+        finally:
+            GUARD.reset(token)
 
     return checked
 
 
-def matrix_message(func: str, arg: Node, axes: tuple[int, ...], array, context: str) -> str:
-    matrices = np.moveaxis(np.asarray(to_numpy(array)), axes, (-2, -1))
-    problem = "not positive definite" if func == "cholesky" else "singular"
-    batch = [base_label(lab) for k, lab in enumerate(arg.labels) if k not in axes]
-    entry = ""
+def _failing(matrices: np.ndarray, cholesky: bool) -> tuple[tuple[int, ...], str] | None:
+    """The first batch entry that is singular (or not positive definite), and how."""
     for index in np.ndindex(*matrices.shape[:-2]):
+        m = matrices[index]
         try:
-            (np.linalg.cholesky if func == "cholesky" else np.linalg.inv)(matrices[index])
+            if cholesky:
+                np.linalg.cholesky(0.5 * (m + m.T))
+                continue
+            y = np.linalg.inv(m)
         except np.linalg.LinAlgError:
-            if index:
-                entry = " at " + ", ".join(f"{b}={i}" for b, i in zip(batch, index, strict=True))
-            break
-    where = f" ({context})" if context else ""
-    fix = (
-        "cholesky needs a symmetric positive definite matrix; add a multiple of the"
-        " identity (e.g. + 1e-6 * delta[i, j]) or check the values"
-        if func == "cholesky"
-        else f"{func} needs an invertible matrix; check the values, or regularise it"
-        " (e.g. + 1e-6 * delta[i, j])"
-    )
-    return f"{func} of {name_of(arg)}{where}: the matrix{entry} is {problem}; {fix}"
+            return index, "not positive definite" if cholesky else "singular"
+        eps = np.finfo(y.dtype).eps  # the working precision: float32's for float32 values
+        with np.errstate(all="ignore"):
+            kappa = np.abs(m).sum(axis=0).max() * np.abs(y).sum(axis=0).max()
+        if kappa * eps > 1.0:
+            return index, (
+                f"singular to working precision (its condition number {kappa:.2g} is beyond"
+                f" 1/eps = {1 / eps:.2g})"
+            )
+    return None
+
+
+def matrix_message(
+    func: str, origin: Origin, axes: tuple[int, ...], array, start: tuple[int, ...] = ()
+) -> str:
+    """Why ``func`` failed on ``array`` (the matrices at ``axes``; ``start``: the
+    first index of a dask block along every axis), in the user's words."""
+    matrices = np.moveaxis(np.asarray(to_numpy(array)), axes, (-2, -1))
+    found = _failing(matrices, func == "cholesky")
+    index, problem = found or ((), "singular to working precision")
+    entry = ""
+    if index:
+        offset = [lo for k, lo in enumerate(start) if k not in axes] or [0] * len(index)
+        index = tuple(int(i) + int(lo) for i, lo in zip(index, offset, strict=True))
+        names = origin.batch
+        if len(names) != len(index):
+            names = tuple(f"batch axis {k}" for k in range(len(index)))
+        entry = " at " + ", ".join(f"{b}={i}" for b, i in zip(names, index, strict=True))
+    where = f" ({origin.where})" if origin.where else ""
+    return f"{origin.func} of {origin.arg}{where}: the matrix{entry} is {problem}; {_fix(origin)}"
+
+
+def _fix(origin: Origin) -> str:
+    """What to do instead, for the user's function."""
+    delta = "delta[{}, {}]".format(*origin.axes) if len(origin.axes) == 2 else "delta[i, j]"
+    regularise = f"check the values, or regularise it (e.g. + 1e-6 * {delta})"
+    if origin.func == "cholesky":
+        return (
+            "cholesky needs a symmetric positive definite matrix; add a multiple of the"
+            f" identity (e.g. + 1e-6 * {delta}) or check the values"
+        )
+    if origin.func == "logdet":
+        return (
+            "log |det| is -inf there and its derivative, the inverse transposed, is"
+            f" undefined; {regularise}"
+        )
+    if origin.func == "det":
+        return (
+            "the gradient of det there is the adjugate, but its second and higher"
+            f" derivatives are computed only at invertible matrices; {regularise}"
+        )
+    return f"{origin.func} needs an invertible matrix; {regularise}"
 
 
 def _mask(n: int) -> np.ndarray:
@@ -111,18 +178,18 @@ def matrix_rule(node: Along, k: int, values, sizes: dict[str, int]) -> LabeledTe
         tex = tex_of(node)
         left, right = on(y, {col: new[row]}, here, tex), on(y, {row: new[col]}, here, tex)
         terms = [Term(-1.0, (left, right), batch)]
-    elif node.func in ("det", "logdet"):
-        inverse = _inverse(x, arg, row, col, sizes, node.func)
+    elif node.func == "det":  # adj(X)ᵀ[i, j], written as the adjugate read at [j, i]
+        adj = _adjugate(x, y, arg, row, col, sizes, node.origin)
+        tex = rf"\operatorname{{adj}}\left({tex_of(arg)}\right)"
+        terms = [Term(1.0, (on(adj, {row: new[col], col: new[row]}, f"adj({inner})", tex),), batch)]
+    elif node.func == "logdet":
+        inverse = _inverse(x, arg, row, col, sizes, node.func, node.origin)
         # X⁻ᵀ[i, j] is written as the inverse read at [j, i]
         transposed = on(inverse, {row: new[col], col: new[row]}, f"inv({inner})", _inv_tex(arg))
-        if node.func == "det":
-            det = Factor(y, node.labels, name_of(node), tex=tex_of(node))
-            terms = [Term(1.0, (det, transposed), batch)]
-        else:
-            terms = [Term(1.0, (transposed,), batch)]
+        terms = [Term(1.0, (transposed,), batch)]
     elif node.func == "cholesky":
         here = name_of(node)
-        inverse = _inverse(y, node, row, col, sizes, "inv")
+        inverse = _inverse(y, node, row, col, sizes, "inv", node.origin)
         p = fresh(row)
         sizes = {**sizes, p: sizes[row]}
         low = on(y, {col: p}, here, tex_of(node))  # L[r, p]
@@ -156,7 +223,7 @@ def solve_rule(node: Solve, k: int, values, sizes: dict[str, int]) -> LabeledTen
     indices, sizes, deltas = _axes(node, operand, sizes)
     new = dict(deltas)
     a = dense(values[id(matrix)])
-    inverse = _inverse(a, matrix, row, col, sizes, "solve")
+    inverse = _inverse(a, matrix, row, col, sizes, "solve", node.origin)
     name = f"inv({name_of(matrix)})"
 
     def inv(second: str) -> Factor:

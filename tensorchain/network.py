@@ -22,6 +22,7 @@ from .compiled import (
 )
 from .differentiate import VECTOR as HVP_VECTOR
 from .differentiate import derivative_graph, hvp_graph
+from .domains import bind_domain, draw
 from .errors import (
     DerivativeError,
     ShapeError,
@@ -122,7 +123,8 @@ class Network(Graph):
         if isinstance(st, ShiftDecl):
             info = TensorInfo(st.name, "shift", dims, st.pos, (st.stride, st.padding))
         else:
-            info = TensorInfo(st.name, st.kind, dims, st.pos)
+            domain = bind_domain(self.program, st, self.dims)
+            info = TensorInfo(st.name, st.kind, dims, st.pos, domain=domain)
         self.tensors[st.name] = info
 
     def _define(self, st: Assign) -> None:
@@ -204,11 +206,21 @@ class Network(Graph):
         dims: Mapping[str, int] | None = None,
         **sizes: int,
     ) -> dict[str, np.ndarray]:
-        """Standard-normal values for every input and param (float64).
+        """Values for every input and param (float64): standard normal, or
+        in the domain its declaration gives (``param s[n] positive``:
+        ``exp(z / 2)``; ``unit``: ``σ(z)``; ``probability c``: a softmax of
+        ``z`` along c; ``onehot c``: 1 at the largest ``z`` along c; ``spd``:
+        ``G Gᵀ / n + I``), mapped from the same standard-normal draw ``z``,
+        so a declaration changes no other tensor's values.
 
         Their total size is forecast first: above the memory limit
         (``memory_limit`` bytes, else the one in force) it raises
-        :class:`MemoryLimitError` before anything is drawn."""
+        :class:`MemoryLimitError` before anything is drawn. Example:
+            >>> import tensorchain as tc
+            >>> net = tc.parse("dim n = 3\\nparam s[n] positive\\nf = sum(log(s))")
+            >>> bool((net.random_values(seed=1)["s"] > 0).all())
+            True
+        """
         if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
             raise ValuesError(f"the seed is a whole number of at least 0, got {seed!r}")
         sizes = self.sizes(dims=dims, **sizes)
@@ -216,7 +228,10 @@ class Network(Graph):
         shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
         forecast_values(shapes, sizes, memory_limit)
         rng = np.random.default_rng(seed)
-        return {name: rng.standard_normal(shape) for name, shape in shapes.items()}
+        return {
+            name: draw(self.tensors[name].domain, rng.standard_normal(shape), sizes)
+            for name, shape in shapes.items()
+        }
 
     def info(self, name: str) -> TensorInfo:
         """The :class:`TensorInfo` of ``name``, or an error listing the tensors."""

@@ -31,9 +31,23 @@ class Binding:
     pos: Pos
 
 
-def _describe(label: str) -> str:
+def _describe(label: str, stmt: Lowered | None = None) -> str:
+    for node in walk(stmt.root) if stmt is not None and not stmt.index_form else ():
+        if isinstance(node, Solve) and label in (node.row, node.col, *node.rhs.labels):
+            return "axis 0" if label == node.row else "axis 1"  # whole form: n×n, n or n×k
     label = base_label(label)
     return f"axis {label[1:]}" if label.startswith("#") else f"index {label!r}"
+
+
+def _solve_sides(stmt: Lowered, label: str, a: str, b: str) -> bool:
+    """Whether ``label`` is the rows of a whole-form ``solve`` whose matrix
+    holds one of the tensors ``a``, ``b`` and whose right side the other."""
+    for node in walk(stmt.root):
+        if isinstance(node, Solve) and label == node.row:
+            left = {leaf.name for leaf in leaves(node.matrix)}
+            right = {leaf.name for leaf in leaves(node.rhs)}
+            return (a in left and b in right) or (a in right and b in left)
+    return False
 
 
 def bind_labels(
@@ -51,7 +65,13 @@ def bind_labels(
                 continue
             if sizes[first.dim] == sizes[dim]:
                 continue
-            if stmt.index_form:
+            if not stmt.index_form and _solve_sides(stmt, label, first.tensor, leaf.name):
+                message = (
+                    "solve(A, b) needs as many rows in b as in A (A x = b), but axis"
+                    f" {first.axis} of {first.tensor} is {first.dim}={sizes[first.dim]} and"
+                    f" axis {k} of {leaf.name} is {dim}={sizes[dim]}"
+                )
+            elif stmt.index_form:
                 message = (
                     f"index {base_label(label)!r} has two sizes: {first.dim}={sizes[first.dim]} as"
                     f" axis {first.axis} of {first.tensor} but {dim}={sizes[dim]} as"
@@ -62,7 +82,7 @@ def bind_labels(
                 message = (
                     f"shape mismatch in whole-tensor arithmetic: {first.tensor} has"
                     f" {shape_text(axes[first.tensor], sizes)} but {leaf.name} has"
-                    f" {shape_text(axes[leaf.name], sizes)} ({_describe(label)}:"
+                    f" {shape_text(axes[leaf.name], sizes)} ({_describe(label, stmt)}:"
                     f" {first.dim}={sizes[first.dim]} vs {dim}={sizes[dim]});"
                     " elementwise operations need equal shapes"
                 )
@@ -96,26 +116,30 @@ def _check_square(
 ) -> None:
     """A matrix function needs a square matrix (and a delta two equal sizes)."""
     for node in walk(stmt.root):
+        names = None  # the user's names of the rows and columns, where they differ
         if isinstance(node, Solve):
             pairs = [("solve", node.row, node.col)]
         elif isinstance(node, Along) and ALONG[node.func].matrix:
-            pairs = [(node.func, *node.axes)]
+            pairs = [(node.origin.func if node.origin else node.func, *node.axes)]
+            if node.origin is not None and len(node.origin.axes) == 2:
+                names = node.origin.axes  # solve(A, delta) is an inv of A relabeled
         elif isinstance(node, Delta):
-            pairs = [("delta", *node.labels)]
+            pairs = [(node.call or "delta", *node.labels)]
         else:
             continue
         for func, row, col in pairs:
+            user_row, user_col = names or (base_label(row), base_label(col))
             r, c = bound[row].dim, bound[col].dim
             if r == c or r not in sizes or c not in sizes or sizes[r] == sizes[c]:
                 continue
             what = "two indices of one size" if func == "delta" else "a square matrix"
             first, second = bound[row], bound[col]
-            if base_label(row).startswith("#"):  # whole-tensor form
+            if not stmt.index_form:  # the last two axes of the matrix
                 where = f"the last two axes of {first.tensor} are {r}={sizes[r]} and {c}={sizes[c]}"
             else:
                 where = (
-                    f"index {base_label(row)!r} is {r}={sizes[r]} (axis {first.axis} of"
-                    f" {first.tensor}) and index {base_label(col)!r} is {c}={sizes[c]} (axis"
+                    f"index {user_row!r} is {r}={sizes[r]} (axis {first.axis} of"
+                    f" {first.tensor}) and index {user_col!r} is {c}={sizes[c]} (axis"
                     f" {second.axis} of {second.tensor})"
                 )
             raise program.error(

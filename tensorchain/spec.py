@@ -14,9 +14,16 @@ import unicodedata
 from dataclasses import dataclass, replace
 
 from . import limits
+from .domains import ALIASES, KINDS
 from .errors import SpecError
 
 KEYWORDS = ("dim", "input", "param", "shift")
+
+#: The words that may end an input or param declaration, and how many dim
+#: names follow each (``onehot c``): so far the value domains of
+#: :mod:`tensorchain.domains`. A new modifier is one more entry here, read
+#: from ``TensorDecl.modifiers`` where declarations are (network.py).
+MODIFIERS: dict[str, int] = {name: kind.args for name, kind in KINDS.items()}
 
 _TOKEN = re.compile(
     r"""
@@ -107,11 +114,22 @@ class DimDecl:
 
 
 @dataclass(frozen=True)
+class Modifier:
+    """A word that ends a declaration, with the dim names it takes:
+    ``positive``, ``onehot c`` (see :data:`MODIFIERS`)."""
+
+    name: str
+    args: tuple[Index, ...]
+    pos: Pos
+
+
+@dataclass(frozen=True)
 class TensorDecl:
     kind: str  # "input" or "param"
     name: str
     axes: tuple[Index, ...]  # each names a dim
     pos: Pos
+    modifiers: tuple[Modifier, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -183,6 +201,19 @@ def tokenize(text: str, path: str | None = None) -> list[Token]:
             tokens.append(Token("op", "^" if value == "**" else value, pos))
     tokens.append(Token("eof", "", Pos(line, at - line_start + 1)))
     return tokens
+
+
+def unknown_modifier(word: str, tensor: str) -> str:
+    """Why ``word`` cannot end the declaration of ``tensor``, with the known modifiers."""
+    close = ALIASES.get(word.lower()) or next(
+        iter(difflib.get_close_matches(word.lower(), MODIFIERS, n=1, cutoff=0.6)), None
+    )
+    hint = f"did you mean {close!r}? A" if close else "a"
+    known = ", ".join(" ".join((name, *["DIM"] * args)) for name, args in MODIFIERS.items())
+    return (
+        f"unknown modifier {word!r} in the declaration of {tensor}; {hint} declaration"
+        f" may end with one of: {known} (e.g. param {tensor}[n] positive)"
+    )
 
 
 def _unexpected(char: str) -> str:
@@ -371,7 +402,7 @@ class _Parser:
                 axes = self.index_list(
                     "a dim name (declare sizes with 'dim n = 4', then write x[n])"
                 )
-            return TensorDecl(first.text, name.text, axes, first.pos)
+            return TensorDecl(first.text, name.text, axes, first.pos, self.modifiers(name.text))
         if first.text == "shift":
             return self.shift(first)
         indices = None
@@ -384,6 +415,21 @@ class _Parser:
             )
         self.expect("=", f"after {first.text!r} to define it")
         return Assign(first.text, indices, self.expression(), first.pos)
+
+    def modifiers(self, tensor: str) -> tuple[Modifier, ...]:
+        """The words after a declaration's axes (``positive``, ``onehot c``):
+        each a known modifier followed by the dim names it takes."""
+        out = []
+        while self.tok.kind == "name":
+            word = self.next()
+            if word.text in KEYWORDS or self.tok.text == "[":
+                raise self.fail("put one declaration on each line", word)
+            if word.text not in MODIFIERS:
+                raise self.fail(unknown_modifier(word.text, tensor), word)
+            what = f"a dim name after {word.text!r} (e.g. {word.text} c)"
+            args = tuple(self._index(what) for _ in range(MODIFIERS[word.text]))
+            out.append(Modifier(word.text, args, word.pos))
+        return tuple(out)
 
     def index_list(self, what: str) -> tuple[Index, ...]:
         opener = self.expect("[", "to open the index list")

@@ -38,8 +38,14 @@ class DrawnNetwork:
 
 
 @st.composite
-def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNetwork:
-    """Draw a random network whose last statement is the scalar ``L``."""
+def networks(
+    draw: st.DrawFn, max_layers: int = 4, max_size: int = 4, domains: bool = False
+) -> DrawnNetwork:
+    """Draw a random network whose last statement is the scalar ``L``; with
+    ``domains``, layers may use a tensor declared with the values it takes
+    (``log`` and ``sqrt`` of a ``positive`` param, ``log`` of ``unit`` and
+    ``probability`` inputs, a ``onehot`` mask, a ``solve`` with an ``spd``
+    matrix), drawn in its domain by ``random_values``."""
     feature_dims = ["n", "m", "k"][: draw(st.integers(1, 3))]
     batched = draw(st.booleans())
     dims = {d: draw(st.integers(1, max_size)) for d in feature_dims}
@@ -50,8 +56,9 @@ def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNe
     s_ax = ["B"] if batched else []
     s_ix = ["s"] if batched else []
 
-    def decl(kind: str, name: str, axes: list[str]) -> None:
-        lines.append(f"{kind} {name}[{', '.join(axes)}]" if axes else f"{kind} {name}")
+    def decl(kind: str, name: str, axes: list[str], modifier: str = "") -> None:
+        line = f"{kind} {name}[{', '.join(axes)}]" if axes else f"{kind} {name}"
+        lines.append(f"{line} {modifier}".rstrip())
 
     def ref(name: str, *idx: str) -> str:
         return f"{name}[{', '.join([*s_ix, *idx])}]"
@@ -80,6 +87,7 @@ def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNe
                     "diagonal",
                     "conv",
                     "gate",
+                    *(["domain"] * 3 if domains else []),
                 ]
             )
         )
@@ -180,6 +188,25 @@ def networks(draw: st.DrawFn, max_layers: int = 4, max_size: int = 4) -> DrawnNe
         elif kind == "gate":  # a scalar param through relu: a 0-d value on every path
             decl("param", f"g{k}", [])
             lines.append(f"{h} = relu(g{k} + 1) * {prev} + {prev}")
+            acts[h] = dp
+        elif kind == "domain":  # a tensor declared with the values it takes
+            form = draw(st.sampled_from(["positive", "unit", "probability", "onehot", "spd"]))
+            if form == "positive":
+                decl("param", f"sp{k}", [dp], "positive")
+                rhs = f"{ref(prev, 'i')} * sqrt(sp{k}[i]) + log(sp{k}[i])"
+                lines.append(f"{ref(h, 'i')} = {rhs}")
+            elif form == "unit":
+                decl("input", f"un{k}", [*s_ax, dp], "unit")
+                lines.append(f"{h} = {prev} * log(un{k}) + log(1 - un{k})")
+            elif form == "probability":
+                decl("input", f"pr{k}", [*s_ax, dp], f"probability {dp}")
+                lines.append(f"{h} = {prev} * log(pr{k}) + {prev}")
+            elif form == "onehot":
+                decl("input", f"oh{k}", [*s_ax, dp], f"onehot {dp}")
+                lines.append(f"{h} = {prev} * oh{k} + {prev}")
+            else:
+                decl("param", f"C{k}", [dp, dp], "spd")
+                lines.append(f"{ref(h, 'j')} = solve(C{k}[i, j], {ref(prev, 'i')}, i, j)")
             acts[h] = dp
         else:  # whole-tensor arithmetic on two same-shaped activations
             same = [a for a, d in acts.items() if d == dp]

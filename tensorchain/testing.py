@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .domains import room
+from .errors import ValuesError
 from .network import Network
 
 
@@ -19,7 +21,13 @@ def finite_differences(
 ) -> np.ndarray:
     """d of / d wrt by central differences, shape ``of.shape + wrt.shape``.
 
-    ``wrt`` must be an input or a param. Example:
+    ``wrt`` must be an input or a param. A step never leaves the domain
+    ``wrt``'s declaration gives (``param s[n] positive``): it is at most a
+    thousandth of the distance to the boundary (a function such as ``log``
+    changes on that scale there), and an entry on (or next to) the boundary of
+    a closed domain is differenced on the side it can move to (second order,
+    ``(−3 f(x) + 4 f(x + h) − f(x + 2h)) / 2h``). One-hot values cannot move:
+    differences by them are a :class:`ValuesError`. Example:
         >>> import tensorchain as tc
         >>> net = tc.parse("dim n = 2\\ninput x[n]\\nf = sum(x ^ 3)")
         >>> finite_differences(net, "f", "x", {"x": np.array([1.0, 2.0])}).round(6)
@@ -27,16 +35,30 @@ def finite_differences(
     """
     base = {k: np.array(v, dtype=float) for k, v in values.items()}
     point = base[wrt]
-    out_shape = np.shape(net.evaluate(base)[of])
-    result = np.zeros(out_shape + point.shape)
+    f0 = np.asarray(net.evaluate(base)[of])  # the values are checked here, once
+    result = np.zeros(f0.shape + point.shape)
+    free = room(net.info(wrt).domain, point)
+    down, up = (np.full(point.shape, np.inf),) * 2 if free is None else (free.down, free.up)
+    if point.size and not np.maximum(down, up).any():
+        raise ValuesError(
+            f"finite differences by {wrt}: it is declared {net.info(wrt).domain}, so no"
+            " entry can move by a step; compare its derivative with the reshape method"
+        )
+
+    def at(idx: tuple[int, ...], step: float) -> np.ndarray:
+        moved = point.copy()
+        moved[idx] += step  # inside the domain, but not checked (a sum moves off 1)
+        return net.evaluate({**base, wrt: moved}, check_finite=False)[of]
+
     for idx in np.ndindex(*point.shape):
-        plus, minus = dict(base), dict(base)
-        plus[wrt] = point.copy()
-        minus[wrt] = point.copy()
-        plus[wrt][idx] += eps
-        minus[wrt][idx] -= eps
-        diff = net.evaluate(plus)[of] - net.evaluate(minus)[of]
-        result[(..., *idx)] = diff / (2 * eps)
+        h = min(eps, down[idx] / 1000, up[idx] / 1000)  # a relative step near the boundary
+        if h > 0 and not (free is not None and free.closed and h < eps / 16):
+            result[(..., *idx)] = (at(idx, h) - at(idx, -h)) / (2 * h)
+        else:  # on (or next to) the boundary of a closed domain: one side
+            side = 1.0 if up[idx] >= down[idx] else -1.0
+            h = min(eps, max(down[idx], up[idx]) / 4)
+            diff = -3 * f0 + 4 * at(idx, side * h) - at(idx, 2 * side * h)
+            result[(..., *idx)] = diff / (2 * side * h)
     return result
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from .along import ALONG
 from .chain import network_jacobians
+from .domains import drawn_note, shifted
 from .errors import ShapeError, ValuesError
 from .labeled import LabeledTensor
 from .lower import Along, Solve, walk
@@ -462,19 +463,20 @@ def _free_dims(net: Network, fixed: Mapping[str, int]) -> list[str]:
 def _draw(
     net: Network, of: str, sizes: dict[str, int], seed: int, dtype: np.dtype
 ) -> tuple[dict, str] | None:
-    """Standard-normal values (``|v| + 0.5`` where those make ``of`` NaN: a
-    log or a square root of a negative number), in ``dtype``; None for sizes
-    the network does not take (a kernel longer than its input)."""
+    """Values as ``random_values`` draws them, standard normal or in each
+    declared domain (``|v| + 0.5`` for those without a domain where the draw
+    makes ``of`` NaN: a log or a square root of a negative number), in
+    ``dtype``; None for sizes the network does not take (a kernel longer
+    than its input)."""
     try:
         full = net.sizes(dims=sizes)
     except ShapeError:
         return None
     values = net.random_values(seed=seed, dims=full)
-    drawn = f"standard normal, seed {seed}"
+    drawn = drawn_note(net, seed)
     with np.errstate(all="ignore"):
         if not np.all(np.isfinite(net.evaluate(values, check_finite=False)[of])):
-            values = {k: np.abs(v) + 0.5 for k, v in values.items()}
-            drawn = f"|standard normal| + 0.5, seed {seed}"
+            values, drawn = shifted(net, values, seed)
     return {k: v.astype(dtype) for k, v in values.items()}, drawn
 
 
@@ -610,7 +612,8 @@ def check_gradient(
     a sequence in ``wrt`` order, or one array for one tensor.
 
     Without ``values``, sizes are drawn for every dim not fixed by ``dims``
-    (1 to ``max_size``) and values from a standard normal, ``examples``
+    (1 to ``max_size``) and values as ``net.random_values`` draws them
+    (standard normal, or in the domain a declaration gives), ``examples``
     times (default 20, or 5 when every size is fixed; with hypothesis when it
     is installed); the first failure is shrunk to the smallest sizes that
     still fail (``shrink``). With ``values``, that one example is checked.

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .backend import as_value, astype, backend_of_values, namespace, numpy_dtype
+from .domains import check_domains, drawn_note
 from .errors import MemoryLimitError, NonFiniteWarning, ShapeError, ValuesError
 from .functions import NOT_HOLOMORPHIC
 from .limits import format_bytes, get_memory_limit
@@ -30,9 +31,12 @@ def check_values(
     integer and boolean values take that dtype, float64 if every value is
     an integer. NaN warns (:class:`NonFiniteWarning`); an infinity is
     left to the check of the results (:mod:`tensorchain.finite`), as it may
-    be meant (a mask's −inf); ``strict=True`` raises for either;
-    ``check_finite=False`` skips that pass over the values (as in
-    scipy.linalg: faster, and NaN flows into the results unannounced)."""
+    be meant (a mask's −inf); ``strict=True`` raises for either. A value
+    outside the domain its declaration gives (``param s[n] positive``) is a
+    :class:`ValuesError` naming the entry (numpy values; see
+    :func:`tensorchain.domains.check_domains`). ``check_finite=False`` skips
+    these passes over the values (as in scipy.linalg: faster, and NaN flows
+    into the results unannounced)."""
     if strict and not check_finite:
         raise ValuesError(
             "strict=True refuses non-finite values, so it needs check_finite=True; pass one of them"
@@ -115,6 +119,8 @@ def check_values(
                     message + " (strict=True makes this an error)", NonFiniteWarning, stacklevel=3
                 )
         out[name] = array
+    if check_finite and backend == "numpy":
+        check_domains(net, out)
     return out
 
 
@@ -159,6 +165,69 @@ def check_vector(
             message + " (strict=True makes this an error)", NonFiniteWarning, stacklevel=3
         )
     return astype(vector, values_dtype)
+
+
+def read_npz(path: str, net: Network) -> dict[str, np.ndarray]:
+    """The arrays of a .npz file, one per input or param of ``net`` named
+    after it (never unpickled): a :class:`ValuesError` naming the file and
+    the array for anything else."""
+    advice = "save them with np.savez(path, x=..., W=...), one array per input or param"
+    try:
+        data = np.load(path, allow_pickle=False)
+    except ValueError:  # not a .npz (numpy would unpickle it; never done here)
+        raise ValuesError(
+            f"cannot read values from {path}: it is not a .npz file of arrays; {advice}"
+        ) from None
+    if not hasattr(data, "files"):
+        raise ValuesError(f"{path} holds one array, not one per tensor (a .npy file?); {advice}")
+    leaves = [t.name for t in net.tensors.values() if t.kind in ("input", "param")]
+    out = {}
+    with data:
+        for name in data.files:
+            if name not in net.tensors or name not in leaves:
+                what = "is computed by the network" if name in net.tensors else "names no tensor"
+                raise ValuesError(
+                    f"{path}: the array {name!r} {what}; the arrays are named after the"
+                    f" inputs and params, {', '.join(leaves)}"
+                )
+            try:
+                array = data[name]
+            except (ValueError, OSError) as err:  # object arrays need pickle: refused
+                raise ValuesError(
+                    f"{path}: the array {name!r} cannot be read without unpickling it"
+                    f" ({err}); save it as numbers, e.g. np.asarray({name}, dtype=float)"
+                ) from None
+            if array.dtype.kind not in "biufc":
+                raise ValuesError(
+                    f"{path}: the array {name!r} has dtype {array.dtype}; values are"
+                    f" numbers (float64, float32, integers), e.g. np.asarray({name}, dtype=float)"
+                )
+            out[name] = array
+    return out
+
+
+def values_from_file(
+    net: Network, path: str, seed: int = 0, dims: Mapping[str, int] | None = None
+) -> tuple[dict[str, np.ndarray], str]:
+    """The values in the .npz file ``path`` (:func:`read_npz`; their shapes
+    and domains checked, a :class:`ValuesError` naming the file), the inputs
+    and params it lacks drawn as ``net.random_values(seed)`` draws them, and
+    a note that says which is which (``x, W from data.npz; b drawn: ...``)."""
+    given = read_npz(path, net)
+    try:
+        sizes = net.sizes(given, dims=dims or {})
+        check_domains(net, {k: np.asarray(v, dtype=np.float64) for k, v in given.items()})
+    except (ShapeError, ValuesError) as err:
+        raise ValuesError(f"{path}: {err}") from None
+    names = [
+        t.name for t in net.tensors.values() if t.kind in ("input", "param") and t.name not in given
+    ]
+    note = f"{', '.join(given) or 'none'} from {path}"
+    if not names:
+        return given, note
+    drawn = net.random_values(seed=seed, dims=sizes)
+    note += f"; {', '.join(names)} drawn: {drawn_note(net, seed, names)}"
+    return {**given, **{k: drawn[k] for k in names}}, note
 
 
 def forecast_values(

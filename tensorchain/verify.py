@@ -31,6 +31,7 @@ import numpy as np
 from .backend import to_numpy
 from .compiled import dtype_of
 from .differences import central_differences
+from .domains import KINDS, check_domains, drawn_note, room, shifted
 from .errors import DerivativeError, MemoryLimitError, NonFiniteWarning
 from .finite import upstream
 from .limits import format_bytes, get_memory_limit
@@ -349,17 +350,18 @@ def _derivatives(net: Network, of: str, wrt: Any, order: int) -> list[tuple[str,
 
 
 def _draw(net: Network, of: str, seed: int, sizes: dict) -> tuple[dict, str]:
-    """Standard-normal values; where ``of`` is then not finite (a log or a
-    square root of a negative number), positive ones, ``|v| + 0.5``."""
+    """Values drawn as ``random_values`` draws them (standard normal, or in
+    each declared domain); where ``of`` is then not finite (a log or a square
+    root of a negative number), ``|v| + 0.5`` for the tensors without a domain."""
     values = net.random_values(seed=seed, dims=sizes)
     with np.errstate(all="ignore"):
         value = net.evaluate(values, check_finite=False)[of]
         if np.all(np.isfinite(value)):
-            return values, f"standard normal, seed {seed}"
-        positive = {k: np.abs(v) + 0.5 for k, v in values.items()}
+            return values, drawn_note(net, seed)
+        positive, note = shifted(net, values, seed)
         if np.all(np.isfinite(net.evaluate(positive, check_finite=False)[of])):
-            return positive, f"|standard normal| + 0.5, seed {seed} (standard normal gave NaN)"
-    return values, f"standard normal, seed {seed}"
+            return positive, f"{note} (standard normal gave NaN)"
+    return values, drawn_note(net, seed)
 
 
 def verify(
@@ -392,6 +394,7 @@ def verify(
         if sizes:
             net.sizes(values, dims=sizes)  # the sizes given must agree with the values
     env = net._check_values(values, check_finite=False)
+    check_domains(net, env)
     dtype = dtype_of(env)
     if dtype.kind == "c":
         raise DerivativeError(
@@ -563,6 +566,13 @@ def _differences_row(
             return _result(net, of, lower, {**wide, w: x}, None)
 
     x = wide[w]
+    domain = net.tensors[w].domain
+    if domain is not None and KINDS[domain.kind].room is None:
+        return Row(
+            title, label, "not run",
+            note=f"{w} is declared {domain}: its values are discrete, so no entry can be"
+            " moved by a step",
+        ), None  # fmt: skip
     entries = None
     note = []
     if len(wrts) > 1:
@@ -577,7 +587,9 @@ def _differences_row(
     fd_tol = max(FD_TOLERANCE, tol)
     ref_size = np.max(np.abs(np.where(np.isfinite(result), result, 0)), initial=0.0)
     scale = max(1.0, float(ref_size))
-    d = central_differences(f, x, entries, atol=fd_tol * scale)
+    d = central_differences(f, x, entries, atol=fd_tol * scale, room=room(domain, x))
+    if domain is not None:
+        note.append(f"steps kept inside {w}'s domain ({domain})")
     checked = np.broadcast_to(d.checked, d.value.shape[: d.value.ndim - x.ndim] + x.shape)
     reliable = checked & ~d.kink & (d.error <= fd_tol * scale / 10)
     kinks = checked & d.kink

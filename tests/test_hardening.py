@@ -484,7 +484,9 @@ def test_the_command_line_fails_on_a_non_finite_result(tmp_path, capsys):
     assert "max |tensorchain − reshape method| = nan" in captured.out
     assert captured.err == (
         "tensorchain: error: ∂f/∂x (or the reshape method's) holds NaN or infinity;"
-        " non-finite values first appear in f = sum(sqrt(x)) (line 3)\n"
+        " non-finite values first appear in f = sum(sqrt(x)) (line 3) (the values were"
+        " drawn standard normal: declare which values a tensor takes, e.g. 'param x[n]"
+        " positive', or give them with --values FILE.npz)\n"
     )
     assert tc.load(spec).random_values(seed=0)["x"].min() < 0
 

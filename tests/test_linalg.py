@@ -271,8 +271,8 @@ def test_singular_matrices_are_a_values_error():
     X = np.stack([np.eye(2), np.ones((2, 2))])  # the second is singular
     with pytest.raises(
         tc.ValuesError,
-        match=r"inv of X \(line 4: Y\[t, i, j\] = inv\(X\[t, i, j\], i, j\)\): the matrix"
-        r" at t=1 is singular",
+        match=r"inv of X\[t, i, j\] \(line 4: Y\[t, i, j\] = inv\(X\[t, i, j\], i, j\)\): the"
+        r" matrix at t=1 is singular",
     ):
         net.grad("L", "X", {"X": X})
     chol = tc.parse("dim n = 2\nparam A[n, n]\nL = sum(cholesky(A))")
