@@ -46,16 +46,16 @@ from .lower import (
     Map,
     Node,
     Product,
-    Select,
     Solve,
     Sum,
+    Where,
     children,
     leaves,
     relabel,
     show_lowered,
     walk,
 )
-from .selections import select
+from .where import select
 
 SEP = "."  # a split operation is named after its statement: h.1, h.2
 
@@ -106,7 +106,7 @@ def _with_children(node: Node, kids: Sequence[Node]) -> Node:
         return replace(node, arg=kids[0])
     if isinstance(node, Solve):
         return replace(node, matrix=kids[0], rhs=kids[1])
-    if isinstance(node, Select):
+    if isinstance(node, Where):
         return replace(node, left=kids[0], right=kids[1], a=kids[2], b=kids[3])
     return node
 
@@ -272,7 +272,7 @@ def _vjp(
     labels = out + child.labels
     if isinstance(node, Sum):
         return product(node.terms[k][0], [cot], labels), labels, {}
-    if isinstance(node, Select):  # the cotangent times the mask; none for the condition
+    if isinstance(node, Where):  # the cotangent times the mask; none for the condition
         if k < 2:
             return None
         one, zero = (Const(1.0), Const(0.0)) if k == 2 else (Const(0.0), Const(1.0))

@@ -22,9 +22,9 @@ from .lower import (
     Map,
     Node,
     Product,
-    Select,
     Solve,
     Sum,
+    Where,
     children,
 )
 from .matrix import solve_any
@@ -32,7 +32,7 @@ from .matrix_rules import checked_matrix
 from .plan import contract
 from .program import apply, is_fresh
 from .rules import dense, factor_terms, multiply, name_of
-from .selections import aligned, plain, select_source, select_value
+from .where import aligned, plain, select_source, select_value
 
 
 def _owned(a: np.ndarray) -> np.ndarray:
@@ -186,7 +186,7 @@ def evaluate_node(
             fresh=True,
             code=lambda a, fn=fn, axes=axes: f"{fn.__name__}({a[0]}, {axes})",
         )
-    elif isinstance(node, Select):
+    elif isinstance(node, Where):
         kids = children(node)
         found: dict[int, np.ndarray] = {}
         for kid in kids:  # an operand used twice (maximum(a, b) compares a with b) once
@@ -242,7 +242,7 @@ def evaluate_node(
     return value
 
 
-def select_node_value(node: Select, operands: list, sizes: dict[str, int]):
+def select_node_value(node: Where, operands: list, sizes: dict[str, int]):
     """The value of a selection, its operands aligned to its axes (traced)."""
     test, half, same = node.test, node.half, plain(node)
     run, code = aligned(

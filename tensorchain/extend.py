@@ -36,8 +36,8 @@ from .errors import DerivativeError, SpecError
 from .functions import CALLABLE, ELEMENTWISE, HELPERS, REDUCTIONS, Elementwise
 from .losses import LOSSES
 from .lower import DELTA, Map
-from .selections import SELECTIONS
 from .spec import KEYWORDS
+from .where import SELECTIONS
 
 Function = Callable[[np.ndarray], np.ndarray]
 

@@ -42,7 +42,7 @@ from .backend import to_numpy
 from .errors import DerivativeError, MemoryLimitError, PlanError, ValuesError
 from .graph import Graph
 from .limits import format_bytes, get_memory_limit
-from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Select, Solve, Sum
+from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Solve, Sum, Where
 from .reference_functions import derivative, selection_weight, value
 
 Jet = dict[frozenset[int], np.ndarray]
@@ -241,7 +241,7 @@ def _holomorphic(net: Graph) -> None:
         stack = [stmt.root]
         while stack:
             node = stack.pop()
-            if isinstance(node, Select):
+            if isinstance(node, Where):
                 raise ValuesError(
                     f"complex values: a selection (line {stmt.pos.line}) compares numbers,"
                     " which complex values cannot be; the reference refuses them"
@@ -256,7 +256,7 @@ def _holomorphic(net: Graph) -> None:
             stack.extend(x for x in (getattr(node, "arg", None),) if x is not None)
             if isinstance(node, Solve):
                 stack.extend((node.matrix, node.rhs))
-            if isinstance(node, Select):
+            if isinstance(node, Where):
                 stack.extend((node.left, node.right, node.a, node.b))
 
 
@@ -301,7 +301,7 @@ def _node(node: Node, tensors: dict[str, Jet], sizes: dict[str, int], jets: _Jet
         return _sum(node, [_node(t, tensors, sizes, jets) for _, t in node.terms], sizes, jets)
     if isinstance(node, Map):
         return _compose(node.func, _node(node.arg, tensors, sizes, jets), node.param, jets)
-    if isinstance(node, Select):
+    if isinstance(node, Where):
         kids = (node.left, node.right, node.a, node.b)
         return _select(node, [_node(k, tensors, sizes, jets) for k in kids], sizes, jets)
     from . import matrix_jets  # the matrix functions' identities (it imports this module)
@@ -346,7 +346,7 @@ def _product(node: Product, tensors, sizes, jets: _Jets) -> Jet:
     return out
 
 
-def _select(node: Select, kids: list[Jet], sizes, jets: _Jets) -> Jet:
+def _select(node: Where, kids: list[Jet], sizes, jets: _Jets) -> Jet:
     """A selection is ``w a + (1 − w) b`` with the weight ``w`` held constant
     (its value computed with ``where``, so that a NaN or infinity not chosen
     stays out of it)."""

@@ -10,8 +10,8 @@ statement's own index names (``i``, ``j``) in index form, or positional labels
 * :class:`Map` — an elementwise function;
 
 with :class:`Along` (functions along indices), :class:`Solve`,
-:class:`Delta` and :class:`Select` (``where``, ``maximum``, ...; see
-:mod:`tensorchain.selections`) for the rest.
+:class:`Delta` and :class:`Where` (``where``, ``maximum``, ...; see
+:mod:`tensorchain.where`) for the rest.
 
 Inside a top-level term nothing is summed; a top-level term sums the indices
 that are not on the left side (einsum semantics per term).
@@ -148,9 +148,9 @@ class Solve:
 
 
 @dataclass(frozen=True, eq=False)
-class Select:
+class Where:
     """``a`` where ``left test right`` holds, else ``b``, elementwise, every
-    operand broadcast to ``labels`` (see :mod:`tensorchain.selections`):
+    operand broadcast to ``labels`` (see :mod:`tensorchain.where`):
     ``where``, and with ``half`` the ``maximum`` and ``minimum`` of two
     tensors, which take the average of ``a`` and ``b`` where ``left`` and
     ``right`` tie (or either is NaN), so that ties share the derivative."""
@@ -164,12 +164,12 @@ class Select:
     half: bool = False
 
 
-Node = Leaf | Const | Product | Sum | Map | Along | Delta | Solve | Select
+Node = Leaf | Const | Product | Sum | Map | Along | Delta | Solve | Where
 
 
 def children(node: Node) -> tuple[Node, ...]:
     """The operands of ``node``, in order (a tensor used twice appears twice)."""
-    if isinstance(node, Select):
+    if isinstance(node, Where):
         return (node.left, node.right, node.a, node.b)
     if isinstance(node, Product):
         return node.factors
@@ -228,7 +228,7 @@ def relabel(node: Node, mapping: dict[str, str]) -> Node:
         matrix, rhs = relabel(node.matrix, mapping), relabel(node.rhs, mapping)
         row, col = mapping.get(node.row, node.row), mapping.get(node.col, node.col)
         return replace(node, matrix=matrix, rhs=rhs, row=row, col=col)
-    if isinstance(node, Select):
+    if isinstance(node, Where):
         renamed = {id(c): relabel(c, mapping) for c in children(node)}  # a shared operand stays one
         kids = [renamed[id(c)] for c in children(node)]
         return replace(
@@ -487,7 +487,7 @@ class _Lowering:
         )
 
     def call(self, e: Call) -> Node:
-        from .selections import SELECTIONS, lower_selection, numbers_first
+        from .where import SELECTIONS, lower_selection, numbers_first
 
         if e.func in LOSSES:
             if e.func == "cross_entropy" and e.args and not _has_tensor(e.args[0]):
@@ -1085,8 +1085,8 @@ def show_lowered(
         if isinstance(node, Solve):
             args = f"{show(node.matrix, 0, False)}, {show(node.rhs, 0, False)}"
             return f"solve({args}, {name(node.row)}, {name(node.col)})"
-        if isinstance(node, Select):
-            from .selections import select_text
+        if isinstance(node, Where):
+            from .where import select_text
 
             return select_text(node, lambda n: show(n, 0, False))
         if isinstance(node, Product):

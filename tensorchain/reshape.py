@@ -27,7 +27,7 @@ from .compiled import dtype_of
 from .errors import DerivativeError, MemoryLimitError, PlanError
 from .jets import MATRIX, _Jets
 from .limits import format_bytes, get_memory_limit
-from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Select, Solve, Sum, children
+from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Solve, Sum, Where, children
 from .reference_functions import derivative as nth_derivative
 from .reference_functions import selection_weight
 
@@ -63,7 +63,7 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
         return _matrix_function(node, k, values)
     if isinstance(node, Along):
         return _along_matrix(node, child_value, values[id(node)])
-    if isinstance(node, Select):
+    if isinstance(node, Where):
         return _select_matrix(node, k, values, sizes)
     # The identity on the child's entries, one np.eye per axis, in its place.
     new = tuple(f"new{a}" for a in range(child_value.ndim))
@@ -87,7 +87,7 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
     return coeff * _einsum(operands, (*node.labels, *new)).reshape(n_node, child_value.size)
 
 
-def _select_matrix(node: Select, k: int, values: dict[int, np.ndarray], sizes: dict[str, int]):
+def _select_matrix(node: Where, k: int, values: dict[int, np.ndarray], sizes: dict[str, int]):
     """d select / d operand: zero for the condition's sides, ``diag(w)`` for
     ``a`` and ``diag(1 − w)`` for ``b`` (the weight from the reference's own
     definition in :mod:`tensorchain.jets`), broadcast where the operand lacks

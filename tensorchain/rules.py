@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 
 from . import along as along_fns
-from . import selections
+from . import where
 from .along import ALONG, on_any_library
 from .errors import DerivativeError
 from .functions import ELEMENTWISE, PIECEWISE_CONSTANT
 from .labeled import Factor, LabeledTensor, Term, fresh
-from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Select, Solve, Sum, children
+from .lower import Along, Const, Delta, Leaf, Map, Node, Product, Solve, Sum, Where, children
 from .program import apply
 
 Values = dict[int, np.ndarray]  # id(node) -> value
@@ -57,8 +57,8 @@ def name_of(node: Node) -> str:
         return f"{node.func}({name_of(node.arg)}{axes})"
     if isinstance(node, Solve):
         return f"solve({name_of(node.matrix)}, {name_of(node.rhs)})"
-    if isinstance(node, Select):
-        return selections.select_text(node, name_of)
+    if isinstance(node, Where):
+        return where.select_text(node, name_of)
     if isinstance(node, Product):
         factors = [name_of(f) for f in node.factors]
         if node.coeff != 1.0 or not factors:
@@ -102,8 +102,8 @@ def tex_of(node: Node) -> str:
         return rf"{head}\left({tex_of(node.arg)}\right)"
     if isinstance(node, Solve):
         return rf"\left({tex_of(node.matrix)}\right)^{{-1}} {tex_of(node.rhs)}"
-    if isinstance(node, Select):
-        return selections.select_tex(node, tex_of)
+    if isinstance(node, Where):
+        return where.select_tex(node, tex_of)
     if isinstance(node, Product):
         factors = [tex_of(f) for f in node.factors]
         if node.coeff != 1.0 or not factors:
@@ -262,25 +262,25 @@ def along_rule(node: Along, k: int, values: Values, sizes: dict[str, int]):
     return LabeledTensor(indices, sizes, terms)
 
 
-def select_rule(node: Select, k: int, values: Values, sizes: dict[str, int]):
-    """``where`` and its kin (:mod:`tensorchain.selections`): the mask of the
+def select_rule(node: Where, k: int, values: Values, sizes: dict[str, int]):
+    """``where`` and its kin (:mod:`tensorchain.where`): the mask of the
     operand chosen, times δ; zero for the two sides of the condition."""
     indices, sizes, deltas = _axes(node, children(node)[k], sizes)
     if k < 2:  # the condition is not differentiated
         return LabeledTensor(indices, sizes, [])
-    test = selections.mask_test(node, k == 3)
-    labels = selections.mask_labels(node)
-    run, code = selections.aligned(
-        functools.partial(selections.mask_value, test, node.half),
-        lambda a: selections.mask_source(test, node.half, a),
+    test = where.mask_test(node, k == 3)
+    labels = where.mask_labels(node)
+    run, code = where.aligned(
+        functools.partial(where.mask_value, test, node.half),
+        lambda a: where.mask_source(test, node.half, a),
         [node.left.labels, node.right.labels],
         labels,
         sizes,
     )
     sides = (dense(values[id(node.left)]), dense(values[id(node.right)]))
     mask = apply(run, *sides, shape=[sizes[lab] for lab in labels], code=code)
-    name = selections.mask_text(node, name_of, k == 3)
-    factor = Factor(mask, labels, name, tex=selections.mask_tex(node, tex_of, k == 3))
+    name = where.mask_text(node, name_of, k == 3)
+    factor = Factor(mask, labels, name, tex=where.mask_tex(node, tex_of, k == 3))
     return LabeledTensor(indices, sizes, [Term(1.0, (factor,), deltas)])
 
 
@@ -293,7 +293,7 @@ RULES: dict[type, Rule] = {
     Map: map_rule,
     Along: along_rule,
     Solve: solve_rule,
-    Select: select_rule,
+    Where: select_rule,
 }
 
 

@@ -15,7 +15,7 @@ from .domains import check_domains, drawn_note
 from .errors import MemoryLimitError, NonFiniteWarning, ShapeError, ValuesError
 from .functions import NOT_HOLOMORPHIC
 from .limits import format_bytes, get_memory_limit
-from .lower import Along, Map, Select, walk
+from .lower import Along, Map, Where, walk
 
 if TYPE_CHECKING:
     from .network import Network
@@ -292,7 +292,7 @@ def check_holomorphic(net: Network) -> None:
     """Refuse complex values for a network with a function that has no complex derivative."""
     for stmt in net.statements:
         for node in walk(stmt.root):
-            if isinstance(node, Select):
+            if isinstance(node, Where):
                 raise ValuesError(
                     f"complex values: a selection (where, maximum, minimum, clip; line"
                     f" {stmt.pos.line}) compares numbers, which complex values cannot be;"

@@ -1,6 +1,6 @@
 """Selections: ``where``, ``maximum``, ``minimum``, ``clip``, and ``max(0, z)``.
 
-All are one operation, :class:`~tensorchain.lower.Select`: ``a`` where
+All are one operation, :class:`~tensorchain.lower.Where`: ``a`` where
 ``left test right`` holds, else ``b``, elementwise, with every operand
 broadcast to the union of their indices.
 
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .backend import common, is_numpy, namespace
-from .lower import Const, Leaf, Node, Select
+from .lower import Const, Leaf, Node, Where
 from .spec import COMPARISONS, BinOp, Call, Expr, Neg, Num, show
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def numbers_first(e: Call) -> bool:
 
 
 def lower_selection(low: _Lowering, e: Call) -> Node:
-    """The :class:`Select` of a call of ``where``, ``maximum``, ``minimum``,
+    """The :class:`Where` of a call of ``where``, ``maximum``, ``minimum``,
     ``clip``, or of ``max``/``min`` with a number."""
     func = {"max": "maximum", "min": "minimum"}.get(e.func, e.func)
     params, example = _ARGUMENTS[func]
@@ -117,13 +117,13 @@ def _same_shapes(
 
 
 def select(test: str, left: Node, right: Node, a: Node, b: Node, half: bool = False) -> Node:
-    """The :class:`Select` (folded into a constant when every operand is one)."""
+    """The :class:`Where` (folded into a constant when every operand is one)."""
     kids = (left, right, a, b)
     if all(isinstance(k, Const) for k in kids):
         value = select_value(test, half, False, *(np.float64(k.value) for k in kids))
         return Const(float(value))
     labels = tuple(dict.fromkeys(lab for k in kids for lab in k.labels))
-    return Select(test, left, right, a, b, labels, half)
+    return Where(test, left, right, a, b, labels, half)
 
 
 # --- values ------------------------------------------------------------------
@@ -156,7 +156,7 @@ def _holds(test: str, left, right):
 
 
 def select_value(test: str, half: bool, plain: bool, left, right, a, b):
-    """The value of a :class:`Select` on operands aligned to its axes.
+    """The value of a :class:`Where` on operands aligned to its axes.
 
     Without ``half``: ``where(left test right, a, b)``. With ``half`` (tests
     ``>`` and ``<``: maximum and minimum): ``a`` where the test holds, ``b``
@@ -221,14 +221,14 @@ def mask_source(test: str, half: bool, args: Sequence[str]) -> str:
     )
 
 
-def mask_test(node: Select, for_b: bool) -> str:
+def mask_test(node: Where, for_b: bool) -> str:
     """The test under which ``a`` (``b`` with ``for_b``) is chosen."""
     if not for_b:
         return node.test
     return _OPPOSITE[node.test] if node.half else _NEGATED[node.test]
 
 
-def plain(node: Select) -> bool:
+def plain(node: Where) -> bool:
     """Whether ``node`` is ``maximum(a, b)`` or ``minimum(a, b)`` itself."""
     return node.half and _same(node.left, node.a) and _same(node.right, node.b)
 
@@ -241,7 +241,7 @@ def _same(x: Node, y: Node) -> bool:
     return isinstance(x, Const) and isinstance(y, Const) and x.value == y.value
 
 
-def mask_labels(node: Select) -> tuple[str, ...]:
+def mask_labels(node: Where) -> tuple[str, ...]:
     """The axes of the mask: those of the condition."""
     return tuple(dict.fromkeys((*node.left.labels, *node.right.labels)))
 
@@ -292,7 +292,7 @@ def aligned(
 _SIGNS = {">=": "≥", "<=": "≤", "==": "=", "!=": "≠"}
 
 
-def select_text(node: Select, show_node: Callable[[Node], str]) -> str:
+def select_text(node: Where, show_node: Callable[[Node], str]) -> str:
     """``where(x > 0, a, b)``, ``maximum(a, b)``, with ``show_node`` printing the operands."""
     left, right, a, b = (show_node(k) for k in (node.left, node.right, node.a, node.b))
     if plain(node):
@@ -302,7 +302,7 @@ def select_text(node: Select, show_node: Callable[[Node], str]) -> str:
     return f"where({left} {node.test} {right}, {a}, {b})"
 
 
-def mask_text(node: Select, show_node: Callable[[Node], str], for_b: bool = False) -> str:
+def mask_text(node: Where, show_node: Callable[[Node], str], for_b: bool = False) -> str:
     """The derivative's mask: ``[x > 0]``, ``([a > b] + ½[a = b])``."""
     left, right = show_node(node.left), show_node(node.right)
     test = mask_test(node, for_b)
@@ -311,7 +311,7 @@ def mask_text(node: Select, show_node: Callable[[Node], str], for_b: bool = Fals
     return f"[{left} {_SIGNS.get(test, test)} {right}]"
 
 
-def mask_tex(node: Select, tex_node: Callable[[Node], str], for_b: bool = False) -> str:
+def mask_tex(node: Where, tex_node: Callable[[Node], str], for_b: bool = False) -> str:
     """:func:`mask_text` in LaTeX."""
     text = mask_text(node, tex_node, for_b)
     for plain_text, tex in (("≥", r"\geq"), ("≤", r"\leq"), ("≠", r"\neq"), ("½", r"\tfrac{1}{2}")):
@@ -319,7 +319,7 @@ def mask_tex(node: Select, tex_node: Callable[[Node], str], for_b: bool = False)
     return text
 
 
-def select_tex(node: Select, tex_node: Callable[[Node], str]) -> str:
+def select_tex(node: Where, tex_node: Callable[[Node], str]) -> str:
     """:func:`select_text` in LaTeX."""
     left, right, a, b = (tex_node(k) for k in (node.left, node.right, node.a, node.b))
     if plain(node):
