@@ -15,6 +15,7 @@ from .errors import (
     ValuesError,
 )
 from .explore import Exploration
+from .extend import register_function, unregister_function
 from .jets import reference_derivative
 from .labeled import LabeledTensor
 from .limits import get_memory_limit, set_memory_limit
@@ -52,7 +53,9 @@ __all__ = [
     "load",
     "parse",
     "reference_derivative",
+    "register_function",
     "reshape_hessian",
     "reshape_method",
     "set_memory_limit",
+    "unregister_function",
 ]

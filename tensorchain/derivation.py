@@ -9,7 +9,6 @@ evaluated, and the einsum of each term can be contracted back to check it.
 from __future__ import annotations
 
 import html
-import inspect
 import itertools
 import keyword
 import math
@@ -21,6 +20,7 @@ import numpy as np
 
 from . import __version__
 from .along import HELPERS
+from .extend import helper_source
 from .functions import HELPERS as FUNCTION_HELPERS
 from .gather import Selection, gather, onehot, scatter
 from .labeled import LabeledTensor, Term, place
@@ -345,7 +345,8 @@ _RESERVED = {
 
 def _var(name: str) -> str:
     """A tensor name as a safe Python variable (keywords and ours get a ``_``)."""
-    return name + "_" if name in _RESERVED or name.startswith("__") else name
+    ours = name in _RESERVED or name in FUNCTION_HELPERS  # registered functions too
+    return name + "_" if ours or name.startswith("__") else name
 
 
 def module_source(
@@ -381,12 +382,19 @@ def module_source(
         **HELPERS,
         **FUNCTION_HELPERS,
     }
-    used = [
-        inspect.getsource(fn)
-        for name, fn in helpers.items()
-        if any(re.search(rf"\b{name}\(", text) for text in functions)
-    ]
-    helper = "".join("\n\n" + text for text in used)
+    used: dict[str, str] = {}  # the helpers called, and those they call
+    texts = list(functions)
+    while True:
+        new = {
+            name: helper_source(name, fn)
+            for name, fn in helpers.items()
+            if name not in used and any(re.search(rf"\b{name}\(", text) for text in texts)
+        }
+        if not new:
+            break
+        used.update(new)
+        texts = list(new.values())
+    helper = "".join("\n\n" + used[name] for name in helpers if name in used)
     return header + helper + "\n\n" + "\n\n\n".join(functions) + "\n"
 
 

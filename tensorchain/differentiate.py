@@ -31,6 +31,7 @@ spec language does not allow in names, so they never meet a user's.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -49,12 +50,14 @@ from .lower import (
     Select,
     Solve,
     Sum,
+    Where,
     children,
     leaves,
     relabel,
     show_lowered,
     walk,
 )
+from .where import select
 
 SEP = "."  # a split operation is named after its statement: h.1, h.2
 
@@ -105,6 +108,8 @@ def _with_children(node: Node, kids: Sequence[Node]) -> Node:
         return replace(node, arg=kids[0])
     if isinstance(node, Solve):
         return replace(node, matrix=kids[0], rhs=kids[1])
+    if isinstance(node, Where):
+        return replace(node, left=kids[0], right=kids[1], a=kids[2], b=kids[3])
     return node
 
 
@@ -202,7 +207,29 @@ DERIVATIVES: dict[str, DerivativeNodes] = {
     "sign": lambda x, y, p, L: None,
     "reciprocal": lambda x, y, p, L: (-1.0, [y, y]),
     "pow": lambda x, y, p, L: _dpow(x, p),
+    "erf": lambda x, y, p, L: (2.0 / math.sqrt(math.pi), [_gaussian(x, 1.0, L)]),
+    "normal_cdf": lambda x, y, p, L: (1.0 / math.sqrt(2.0 * math.pi), [_gaussian(x, 0.5, L)]),
+    "gelu": lambda x, y, p, L: (1.0, [_dgelu(x, L)]),
+    "log1p": lambda x, y, p, L: (1.0, [Map("reciprocal", Sum(((1.0, Const(1.0)), (1.0, x)), L))]),
+    "expm1": lambda x, y, p, L: (1.0, [Map("exp", x)]),
+    "logsigmoid": lambda x, y, p, L: (1.0, [Map("sigmoid", Product(-1.0, (x,), L))]),
+    # silu' = σ + x σ (1 − σ) = σ (1 − y) + y, with y = x σ
+    "silu": lambda x, y, p, L: (
+        1.0,
+        [Sum(((1.0, Product(1.0, (Map("sigmoid", x), _one_minus(y, L)), L)), (1.0, y)), L)],
+    ),
 }
+
+
+def _gaussian(x: Node, width: float, labels: tuple[str, ...]) -> Node:
+    """exp(−width · x²)."""
+    return Map("exp", Product(-width, (x, x), labels))
+
+
+def _dgelu(x: Node, labels: tuple[str, ...]) -> Node:
+    """gelu' = Φ(x) + x φ(x), φ(x) = exp(−x²/2)/√(2π)."""
+    phi = Product(1.0 / math.sqrt(2.0 * math.pi), (x, _gaussian(x, 0.5, labels)), labels)
+    return Sum(((1.0, Map("normal_cdf", x)), (1.0, phi)), labels)
 
 
 def _dpow(x: Node, p: float) -> tuple[float, list[Node]] | None:
@@ -251,6 +278,12 @@ def _vjp(
     labels = out + child.labels
     if isinstance(node, Sum):
         return product(node.terms[k][0], [cot], labels), labels, {}
+    if isinstance(node, Where):  # the cotangent times the mask; none for the condition
+        if k < 2:
+            return None
+        one, zero = (Const(1.0), Const(0.0)) if k == 2 else (Const(0.0), Const(1.0))
+        mask = select(node.test, node.left, node.right, one, zero, node.half)
+        return product(1.0, [cot, mask], labels), labels, {}
     y = Leaf(stmt.target, node.labels, stmt.pos)
     if isinstance(node, Map):
         found = DERIVATIVES[node.func](child, y, node.param, node.labels)

@@ -10,6 +10,7 @@ import numpy as np
 
 from .along import ALONG, on_any_library
 from .backend import common, is_numpy, namespace
+from .errors import SpecError
 from .functions import ELEMENTWISE
 from .gather import Selection
 from .labeled import Factor, LabeledTensor, Term
@@ -26,6 +27,8 @@ from .lower import (
     Select,
     Solve,
     Sum,
+    Where,
+    children,
 )
 from .matrix import solve_any
 from .matrix_rules import checked_matrix
@@ -33,6 +36,7 @@ from .plan import contract
 from .program import apply, is_fresh
 from .reindex import node_constant
 from .rules import dense, factor_terms, multiply, name_of
+from .where import aligned, plain, select_source, select_value
 
 
 def _owned(a: np.ndarray) -> np.ndarray:
@@ -164,7 +168,12 @@ def evaluate_node(
         value = node_constant(node, sizes)  # never read: contractions reshape or slice
     elif isinstance(node, Map):
         arg = dense(evaluate_node(node.arg, env, sizes, out, context))
-        fn = ELEMENTWISE[node.func]
+        fn = ELEMENTWISE.get(node.func)
+        if fn is None:  # a registered function removed since the network was parsed
+            raise SpecError(
+                f"the function {node.func!r} is no longer registered; register it again"
+                " with tc.register_function, or parse the network again"
+            )
         value = apply(
             functools.partial(fn.value, p=node.param),
             arg,
@@ -186,6 +195,13 @@ def evaluate_node(
             fresh=True,
             code=lambda a, fn=fn, axes=axes: f"{fn.__name__}({a[0]}, {axes})",
         )
+    elif isinstance(node, Where):
+        kids = children(node)
+        found: dict[int, np.ndarray] = {}
+        for kid in kids:  # an operand used twice (maximum(a, b) compares a with b) once
+            if id(kid) not in found:
+                found[id(kid)] = dense(evaluate_node(kid, env, sizes, out, context))
+        value = select_node_value(node, [found[id(k)] for k in kids], sizes)
     elif isinstance(node, Solve):
         a = dense(evaluate_node(node.matrix, env, sizes, out, context))
         b = dense(evaluate_node(node.rhs, env, sizes, out, context))
@@ -234,6 +250,19 @@ def evaluate_node(
             )
     out[id(node)] = value
     return value
+
+
+def select_node_value(node: Where, operands: list, sizes: dict[str, int]):
+    """The value of a selection, its operands aligned to its axes (traced)."""
+    test, half, same = node.test, node.half, plain(node)
+    run, code = aligned(
+        functools.partial(select_value, test, half, same),
+        lambda a: select_source(test, half, same, a),
+        [k.labels for k in children(node)],
+        node.labels,
+        sizes,
+    )
+    return apply(run, *operands, shape=[sizes[lab] for lab in node.labels], fresh=True, code=code)
 
 
 def solve_plan(node: Solve, sizes: dict[str, int]) -> dict[str, tuple]:

@@ -1,7 +1,10 @@
 """Elementwise functions of the language: value, derivative and how to print them.
 
-Adding a function means adding one entry to :data:`ELEMENTWISE`. Kinks use the
-subgradient 0 (``relu`` and ``abs`` at 0), as numpy-based frameworks do.
+Adding a function means adding one entry to :data:`ELEMENTWISE` (users do it
+with :func:`tensorchain.register_function`). Kinks use the subgradient 0
+(``relu`` and ``abs`` at 0), as numpy-based frameworks do. ``erf`` and the
+normal distribution function Φ (of ``gelu``) come from
+:mod:`tensorchain.special` (W. J. Cody's rational approximations).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import namespace
+from .special import cody_erf, erf, normal_cdf
 
 Array = np.ndarray
 
@@ -36,6 +40,7 @@ class Elementwise:
     derivative_code: str
     latex: str
     derivative_latex: str
+    missing: str | None = None
 
     def derivative_text(self, arg: str, p: float = 0.0) -> str:
         """The derivative printed at ``arg``: ``σ'(z)``, ``2 z``, ``3 z^2``."""
@@ -155,9 +160,53 @@ def _zeros(x: Array, y: Array, p: float) -> Array:
     return namespace(x).zeros_like(x)
 
 
-_tanh, _exp, _log, _sin, _cos, _sqrt, _abs, _sign = map(
-    _ufunc, ("tanh", "exp", "log", "sin", "cos", "sqrt", "abs", "sign")
+_tanh, _exp, _log, _sin, _cos, _sqrt, _abs, _sign, _log1p, _expm1 = map(
+    _ufunc, ("tanh", "exp", "log", "sin", "cos", "sqrt", "abs", "sign", "log1p", "expm1")
 )
+
+_NUMPY = np.ndarray | np.generic | float | int
+
+
+def _special(fn: Callable[..., Array]) -> Callable[[Array, float], Array]:
+    """``fn(x)`` of :mod:`tensorchain.special`, in ``x``'s library."""
+
+    def value(x: Array, p: float = 0.0) -> Array:
+        return fn(x) if isinstance(x, _NUMPY) else fn(x, namespace(x))
+
+    value.__name__ = fn.__name__
+    return value
+
+
+_erf, _normal_cdf = _special(erf), _special(normal_cdf)
+_SQRT_2_OVER_PI = 0.7978845608028654  # √(2/π)
+_TWO_OVER_SQRT_PI = 1.1283791670955126  # 2/√π
+_ONE_OVER_SQRT_2PI = 0.3989422804014327  # 1/√(2π)
+
+
+def _gaussian(x: Array, scale: float, width: float) -> Array:
+    """``scale · exp(−width · x²)`` in ``x``'s library."""
+    return scale * _exp(-width * (x * x))
+
+
+def _gelu(x: Array, p: float = 0.0) -> Array:
+    return x * _normal_cdf(x)
+
+
+def _dgelu(x: Array, y: Array, p: float) -> Array:  # Φ(x) + x φ(x)
+    return _normal_cdf(x) + x * _gaussian(x, _ONE_OVER_SQRT_2PI, 0.5)
+
+
+def _logsigmoid(x: Array, p: float = 0.0) -> Array:  # −softplus(−x), stable
+    return -_softplus(-x, p)
+
+
+def _silu(x: Array, p: float = 0.0) -> Array:
+    return x * _sigmoid(x)
+
+
+def _dsilu(x: Array, y: Array, p: float) -> Array:  # σ + x σ (1 − σ) = σ (1 − y) + y
+    s = _sigmoid(x)
+    return s * (1.0 - y) + y
 
 
 def _f(name, value, derivative, text, value_code, derivative_code, latex, dlatex):
@@ -277,6 +326,66 @@ ELEMENTWISE: dict[str, Elementwise] = {
             r"|{f}|",
             r"\mathrm{sign}({f})",
         ),
+        _f(
+            "erf",
+            _erf,
+            lambda x, y, p: _gaussian(x, _TWO_OVER_SQRT_PI, 1.0),
+            "2/√π exp(-{f}²)",
+            "erf({x})",
+            "1.1283791670955126 * np.exp(-({x} * {x}))",
+            r"\mathrm{erf}({f})",
+            r"\frac{2}{\sqrt{\pi}} e^{-({f})^2}",
+        ),
+        _f(
+            "gelu",
+            _gelu,
+            _dgelu,
+            "(Φ({f}) + {f} φ({f}))",
+            "{x} * normal_cdf({x})",
+            "normal_cdf({x}) + {x} * (0.3989422804014327 * np.exp(-0.5 * ({x} * {x})))",
+            r"\mathrm{gelu}({f})",
+            r"\left(\Phi({f}) + {f} \, \varphi({f})\right)",
+        ),
+        _f(
+            "log1p",
+            _log1p,
+            lambda x, y, p: 1.0 / (1.0 + x),
+            "1/(1 + {f})",
+            "np.log1p({x})",
+            "1.0 / (1.0 + {x})",
+            r"\log(1 + {f})",
+            r"\frac{1}{1 + {f}}",
+        ),
+        _f(
+            "expm1",
+            _expm1,
+            lambda x, y, p: _exp(x),
+            "exp({f})",
+            "np.expm1({x})",
+            "np.exp({x})",
+            r"\left(e^{{f}} - 1\right)",
+            r"e^{{f}}",
+        ),
+        _f(
+            "logsigmoid",
+            _logsigmoid,
+            lambda x, y, p: _sigmoid(-x),
+            "σ(-{f})",
+            "-np.logaddexp(0.0, -{x})",
+            "sigmoid(-{x})",
+            r"\log\sigma({f})",
+            r"\sigma(-{f})",
+        ),
+        _f(
+            "silu",
+            _silu,
+            _dsilu,
+            "(σ({f}) (1 + {f} (1 - σ({f}))))",
+            "{x} * sigmoid({x})",
+            "sigmoid({x}) * (1.0 - {y}) + {y}",
+            r"{f} \, \sigma({f})",
+            r"\left(\sigma({f}) + {f} \, \sigma({f}) (1 - \sigma({f}))\right)",
+        ),
         # Derivatives of relu and abs (their own derivative is 0 almost everywhere).
         _f(
             "step",
@@ -297,6 +406,17 @@ ELEMENTWISE: dict[str, Elementwise] = {
             "np.zeros_like({x})",
             r"\mathrm{sign}({f})",
             "0",
+        ),
+        # Internal: Φ, in the derivative of gelu; not callable by name.
+        _f(
+            "normal_cdf",
+            _normal_cdf,
+            lambda x, y, p: _gaussian(x, _ONE_OVER_SQRT_2PI, 0.5),
+            "φ({f})",
+            "normal_cdf({x})",
+            "0.3989422804014327 * np.exp(-0.5 * ({x} * {x}))",
+            r"\Phi({f})",
+            r"\varphi({f})",
         ),
         # Internal: produced by `a / b` and `a ^ p`; not callable by name.
         _f(
@@ -326,14 +446,18 @@ ELEMENTWISE: dict[str, Elementwise] = {
 #: the jumps): their derivative terms are dropped, never computed as zeros.
 PIECEWISE_CONSTANT = ("step", "sign")
 
-#: Functions with no complex derivative (refused for complex values).
-NOT_HOLOMORPHIC = ("relu", "abs", "softplus", "step", "sign")
+#: Functions with no complex derivative, or no complex implementation here
+#: (refused for complex values).
+NOT_HOLOMORPHIC = (
+    *("relu", "abs", "softplus", "step", "sign"),
+    *("erf", "gelu", "normal_cdf", "logsigmoid"),
+)
 
-#: Names a spec may call as ``f(x)``.
-CALLABLE = tuple(n for n in ELEMENTWISE if n not in ("reciprocal", "pow"))
+#: Names a spec may call as ``f(x)`` (:func:`tensorchain.register_function` adds to it).
+CALLABLE = [n for n in ELEMENTWISE if n not in ("reciprocal", "pow", "normal_cdf")]
 
 #: Full reductions: ``sum(x)`` and ``mean(x)`` reduce every index of ``x``.
 REDUCTIONS = ("sum", "mean")
 
 #: Helpers generated code may call, by name (their source is copied in).
-HELPERS = {"sigmoid": sigmoid}
+HELPERS = {"sigmoid": sigmoid, "erf": erf, "normal_cdf": normal_cdf, "cody_erf": cody_erf}

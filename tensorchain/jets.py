@@ -17,10 +17,14 @@ with dense arrays, ``np.einsum`` and reshapes and three rules only:
 Functions along indices are written as compositions (``logsumexp(x) = m +
 log Σ exp(x − m)`` with ``m = max x`` held constant, which is exact since the
 value does not depend on ``m``; ``softmax = exp(x − logsumexp x)``), and the
-k-th derivatives of elementwise functions come from this module's own table.
+k-th derivatives of elementwise functions come from this module's own table
+(erf by the C library's ``math.erf``, its derivatives by Hermite
+polynomials). A selection (``where``, ``maximum``) is ``w a + (1 − w) b``
+with its weight ``w``, written here from its definition, held constant.
 It shares no code with the chain rule, the derivative rules, the function
 registry or :mod:`tensorchain.differentiate`, so that it can catch their
-faults; it reads only the lowered statements. It is meant for small sizes:
+faults (a function a user registered has only the user's own derivatives);
+it reads only the lowered statements. It is meant for small sizes:
 ``∂_S`` of every operation is held dense.
 """
 
@@ -50,8 +54,10 @@ from .lower import (
     Select,
     Solve,
     Sum,
+    Where,
     walk,
 )
+from .reference_functions import derivative, selection_weight, value
 
 Jet = dict[frozenset[int], np.ndarray]
 
@@ -63,71 +69,6 @@ MATRIX = (
     "cholesky",
     "tril_half",
 )  # subset S -> ∂_S, axes: labels, then w_i for i in S
-
-
-def _polynomial_derivatives(first: list[float], r: int) -> np.polynomial.Polynomial:
-    """P_r with f^(r) = P_r(y) for f' = Q(y) (``first`` = Q's coefficients):
-    P_1 = Q, P_{r+1} = P_r' · Q."""
-    q = np.polynomial.Polynomial(first)
-    p = q
-    for _ in range(r - 1):
-        p = p.deriv() * q
-    return p
-
-
-def _sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # exact, no overflow for large |x|
-
-
-def derivative(func: str, r: int, x: np.ndarray, p: float = 0.0) -> np.ndarray | None:
-    """``f^{(r)}(x)`` for r ≥ 1 (``None`` where it is zero)."""
-    if func == "sigmoid":
-        return _polynomial_derivatives([0.0, 1.0, -1.0], r)(_sigmoid(x))
-    if func == "tanh":
-        return _polynomial_derivatives([1.0, 0.0, -1.0], r)(np.tanh(x))
-    if func == "exp":
-        return np.exp(x)
-    if func == "log":
-        return (-1.0) ** (r - 1) * math.factorial(r - 1) * x ** (-float(r))
-    if func == "softplus":
-        return _sigmoid(x) if r == 1 else derivative("sigmoid", r - 1, x)
-    if func in ("sin", "cos"):
-        shifted = x + r * np.pi / 2
-        return np.sin(shifted) if func == "sin" else np.cos(shifted)
-    if func in ("sqrt", "square", "reciprocal", "pow"):
-        p = {"sqrt": 0.5, "square": 2.0, "reciprocal": -1.0}.get(func, p)
-        coeff = math.prod(p - j for j in range(r))
-        return None if coeff == 0 else coeff * x ** (p - r)
-    if func == "relu":
-        return (np.real(x) > 0).astype(np.result_type(x, float)) if r == 1 else None
-    if func == "abs":
-        return np.sign(x) if r == 1 else None
-    if func in ("step", "sign"):
-        return None
-    raise DerivativeError(f"the reference has no derivative table for {func!r}")
-
-
-def value(func: str, x: np.ndarray, p: float = 0.0) -> np.ndarray:
-    table = {
-        "sigmoid": _sigmoid,
-        "tanh": np.tanh,
-        "exp": np.exp,
-        "log": np.log,
-        "softplus": lambda v: np.logaddexp(0.0, v),
-        "sin": np.sin,
-        "cos": np.cos,
-        "sqrt": np.sqrt,
-        "square": lambda v: v * v,
-        "reciprocal": lambda v: 1.0 / v,
-        "pow": lambda v: v**p,
-        "relu": lambda v: np.where(np.real(v) > 0, v, 0.0),
-        "abs": np.abs,
-        "step": lambda v: (np.real(v) > 0).astype(float),
-        "sign": np.sign,
-    }
-    if func not in table:
-        raise DerivativeError(f"the reference has no value for {func!r}")
-    return table[func](x)
 
 
 def reindex_values(node: Reindex, sizes: Mapping[str, int]) -> np.ndarray:
@@ -369,10 +310,16 @@ def reference_derivative(
 def _holomorphic(net: Graph) -> None:
     """Complex values only through functions with a complex derivative."""
     refused = ("relu", "abs", "softplus", "step", "sign", "max", "min", "logdet", "cholesky")
+    refused += ("erf", "gelu", "normal_cdf", "logsigmoid")
     for stmt in net.statements:
         stack = [stmt.root]
         while stack:
             node = stack.pop()
+            if isinstance(node, Where):
+                raise ValuesError(
+                    f"complex values: a selection (line {stmt.pos.line}) compares numbers,"
+                    " which complex values cannot be; the reference refuses them"
+                )
             if isinstance(node, Map | Along) and node.func in refused:
                 raise ValuesError(
                     f"complex values: {node.func} (line {stmt.pos.line}) has no complex"
@@ -383,6 +330,8 @@ def _holomorphic(net: Graph) -> None:
             stack.extend(x for x in (getattr(node, "arg", None),) if x is not None)
             if isinstance(node, Solve):
                 stack.extend((node.matrix, node.rhs))
+            if isinstance(node, Where):
+                stack.extend((node.left, node.right, node.a, node.b))
 
 
 def _checked(net: Graph, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -437,6 +386,9 @@ def _node(node: Node, tensors: dict[str, Jet], sizes: dict[str, int], jets: _Jet
         return _sum(node, [_node(t, tensors, sizes, jets) for _, t in node.terms], sizes, jets)
     if isinstance(node, Map):
         return _compose(node.func, _node(node.arg, tensors, sizes, jets), node.param, jets)
+    if isinstance(node, Where):
+        kids = (node.left, node.right, node.a, node.b)
+        return _select(node, [_node(k, tensors, sizes, jets) for k in kids], sizes, jets)
     from . import matrix_jets  # the matrix functions' identities (it imports this module)
 
     if isinstance(node, Solve):
@@ -476,6 +428,31 @@ def _product(node: Product, tensors, sizes, jets: _Jets) -> Jet:
             total = term if total is None else total + term
         if total is not None:
             out[subset] = _broadcast(scale * total, inner, node.labels, subset, sizes, jets)
+    return out
+
+
+def _select(node: Where, kids: list[Jet], sizes, jets: _Jets) -> Jet:
+    """A selection is ``w a + (1 − w) b`` with the weight ``w`` held constant
+    (its value computed with ``where``, so that a NaN or infinity not chosen
+    stays out of it)."""
+    empty = frozenset()
+    left, right, a, b = (
+        (_broadcast(jet[s], k.labels, node.labels, s, sizes, jets) if s in jet else None)
+        for jet, k, s in zip(
+            kids, (node.left, node.right, node.a, node.b), [empty] * 4, strict=True
+        )
+    )
+    w = selection_weight(node.test, node.half, left, right)
+    out: Jet = {empty: np.where(w == 1.0, a, np.where(w == 0.0, b, 0.5 * (a + b)))}
+    for subset in jets.subsets[1:]:
+        total = None
+        for jet, kid, weight in ((kids[2], node.a, w), (kids[3], node.b, 1.0 - w)):
+            if subset in jet:
+                d = _broadcast(jet[subset], kid.labels, node.labels, subset, sizes, jets)
+                term = np.reshape(weight, weight.shape + (1,) * (d.ndim - weight.ndim)) * d
+                total = term if total is None else total + term
+        if total is not None:
+            out[subset] = total
     return out
 
 

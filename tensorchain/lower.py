@@ -2,12 +2,16 @@
 
 Every value inside a statement is a tensor whose axes carry labels: the
 statement's own index names (``i``, ``j``) in index form, or positional labels
-``#0, #1, ...`` in whole-tensor form. Three operations cover the language:
+``#0, #1, ...`` in whole-tensor form. Three operations cover most of the language:
 
 * :class:`Product` — ``coeff * einsum(factors -> labels)``, optionally divided
   by the sizes of ``mean_over`` (products, full reductions, top-level terms);
 * :class:`Sum` — a linear combination, each term broadcast to ``labels``;
-* :class:`Map` — an elementwise function.
+* :class:`Map` — an elementwise function;
+
+with :class:`Along` (functions along indices), :class:`Solve`,
+:class:`Delta` and :class:`Where` (``where``, ``maximum``, ...; see
+:mod:`tensorchain.where`) for the rest.
 
 Inside a top-level term nothing is summed; a top-level term sums the indices
 that are not on the left side (einsum semantics per term).
@@ -36,7 +40,22 @@ from .losses import (
     integer_labels,
     uses_loss,
 )
-from .spec import Assign, BinOp, Call, Expr, Group, Index, Neg, Num, Pick, Pos, Program, Ref, show
+from .spec import (
+    COMPARISONS,
+    Assign,
+    BinOp,
+    Call,
+    Expr,
+    Group,
+    Index,
+    Neg,
+    Num,
+    Pick,
+    Pos,
+    Program,
+    Ref,
+    show,
+)
 
 #: The built-in Kronecker delta, ``delta[i, j]`` (a reserved tensor name).
 DELTA = "delta"
@@ -189,11 +208,30 @@ class Reindex:
     pos: Pos | None = None
 
 
-Node = Leaf | Const | Product | Sum | Map | Along | Delta | Solve | Select | Reindex
+@dataclass(frozen=True, eq=False)
+class Where:
+    """``a`` where ``left test right`` holds, else ``b``, elementwise, every
+    operand broadcast to ``labels`` (see :mod:`tensorchain.where`):
+    ``where``, and with ``half`` the ``maximum`` and ``minimum`` of two
+    tensors, which take the average of ``a`` and ``b`` where ``left`` and
+    ``right`` tie (or either is NaN), so that ties share the derivative."""
+
+    test: str  # one of > < >= <= == !=
+    left: Node
+    right: Node
+    a: Node
+    b: Node
+    labels: tuple[str, ...]
+    half: bool = False
+
+
+Node = Leaf | Const | Product | Sum | Map | Along | Delta | Solve | Select | Reindex | Where
 
 
 def children(node: Node) -> tuple[Node, ...]:
     """The operands of ``node``, in order (a tensor used twice appears twice)."""
+    if isinstance(node, Where):
+        return (node.left, node.right, node.a, node.b)
     if isinstance(node, Product):
         return node.factors
     if isinstance(node, Sum):
@@ -255,6 +293,12 @@ def relabel(node: Node, mapping: dict[str, str]) -> Node:
         matrix, rhs = relabel(node.matrix, mapping), relabel(node.rhs, mapping)
         row, col = mapping.get(node.row, node.row), mapping.get(node.col, node.col)
         return replace(node, matrix=matrix, rhs=rhs, row=row, col=col)
+    if isinstance(node, Where):
+        renamed = {id(c): relabel(c, mapping) for c in children(node)}  # a shared operand stays one
+        kids = [renamed[id(c)] for c in children(node)]
+        return replace(
+            node, left=kids[0], right=kids[1], a=kids[2], b=kids[3], labels=r(node.labels)
+        )
     return node
 
 
@@ -377,6 +421,12 @@ class _Lowering:
         return self.folded(self.binary(e), e)
 
     def binary(self, e: BinOp) -> Node:
+        if e.op in COMPARISONS:
+            raise self.fail(
+                f"{show(e)} is a comparison; it is only the condition of where(cond, a, b),"
+                f" e.g. where({show(e)}, 1, 0) for the 0/1 mask",
+                e.pos,
+            )
         a = self.lower(e.left)
         if e.op == "^":
             return self.power(a, e)
@@ -422,12 +472,17 @@ class _Lowering:
 
     def power(self, base: Node, e: BinOp) -> Node:
         exponent = self.lower(e.right)
-        if not isinstance(exponent, Const):
-            raise self.fail(
-                f"the exponent in {show(e)} must be a number; for a tensor exponent"
-                f" write exp({show(e.right, 2)} * log({show(e.left)}))",
-                e.pos,
-            )
+        if not isinstance(exponent, Const):  # x ^ y = exp(y log x), for x > 0
+            self._check_whole(base, exponent, "^", e.pos, e.left, e.right)
+            if isinstance(base, Const):
+                if base.value <= 0:
+                    raise self.fail(
+                        f"{show(e)}: a tensor exponent needs a positive base (x ^ y is"
+                        f" exp(y log x)), but the base is {show(e.left)}",
+                        e.pos,
+                    )
+                return Map("exp", self.product(math.log(base.value), [exponent]))
+            return Map("exp", self.product(1.0, [exponent, Map("log", base)]))
         p = exponent.value
         if isinstance(base, Const):
             try:
@@ -636,9 +691,18 @@ class _Lowering:
         return Tensors(self.axes, self.indexes, not self.index_form)
 
     def call(self, e: Call) -> Node:
+        from .where import SELECTIONS, lower_selection, numbers_first
+
         if e.func == CONCAT:
             return self.concat(e)
         if e.func in LOSSES:
+            if e.func == "cross_entropy" and e.args and not _has_tensor(e.args[0]):
+                raise self.fail(
+                    f"cross_entropy(z, y, k) takes the logits z first, a tensor with the"
+                    f" index k, but the first argument in {show(e)} is the number"
+                    f" {show(e.args[0])}; e.g. cross_entropy(z, y, k) with z[s, k] the logits",
+                    e.pos,
+                )
             if not self.index_form and integer_labels(e, self.known()):
                 return self.labelled_loss(e)
             if e.func in LABELLED and len(e.args) == 3 and not integer_labels(e, self.known()):
@@ -646,7 +710,17 @@ class _Lowering:
             return self.lower(expand_loss(e, self.fail, self.known()))
         if e.func in MATRIX_FUNCTIONS:
             return self.matrix_call(e)
-        known = (*CALLABLE, *REDUCTIONS, *CALLABLE_ALONG, *MATRIX_FUNCTIONS, *LOSSES, CONCAT)
+        if e.func in SELECTIONS or numbers_first(e):  # where, maximum, ..., max(0, z)
+            return lower_selection(self, e)
+        known = (
+            *CALLABLE,
+            *REDUCTIONS,
+            *CALLABLE_ALONG,
+            *MATRIX_FUNCTIONS,
+            *LOSSES,
+            CONCAT,
+            *SELECTIONS,
+        )
         if e.func not in known:
             close = difflib.get_close_matches(e.func, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
@@ -673,14 +747,9 @@ class _Lowering:
             )
         arg = self.lower(e.args[0])
         if isinstance(arg, Const) and len(e.args) > 1:
-            hint = (
-                f"; for the elementwise maximum with 0 write relu({show(e.args[1])})"
-                if e.func == "max" and arg.value == 0
-                else ""
-            )
             raise self.fail(
                 f"{e.func} runs along indices of a tensor, but its first argument in"
-                f" {show(e)} is the number {show(e.args[0])}; e.g. {e.func}(z[s, k], k){hint}",
+                f" {show(e)} is the number {show(e.args[0])}; e.g. {e.func}(z[s, k], k)",
                 e.pos,
             )
         names = tuple(self.axis_name(a, e) for a in e.args[1:])
@@ -969,7 +1038,8 @@ class _Lowering:
                     raise self.fail(
                         f"{call.func} along {name!r}, but {what} has the indices [{have}];"
                         f" name one of those, e.g. {call.func}({what},"
-                        f" {base_label(arg.labels[-1]) if arg.labels else 'k'})",
+                        f" {base_label(arg.labels[-1]) if arg.labels else 'k'})"
+                        + self._elementwise_hint(call, name),
                         call.pos,
                         ShapeError,
                     )
@@ -989,10 +1059,26 @@ class _Lowering:
                     if not dims:
                         fix = "give it a tensor with that axis"
                 raise self.fail(
-                    f"{call.func} along {name!r}, but {problem}; {fix}", call.pos, ShapeError
+                    f"{call.func} along {name!r}, but {problem}; {fix}"
+                    + self._elementwise_hint(call, name),
+                    call.pos,
+                    ShapeError,
                 )
             found.append(hits[0])
         return tuple(found)
+
+    def _elementwise_hint(self, call: Call, name: str) -> str:
+        """``max(a, b)`` of two tensors: say how the elementwise maximum is written."""
+        if call.func not in ("max", "min") or name not in self.axes or len(call.args) != 2:
+            return ""
+        full = "maximum" if call.func == "max" else "minimum"
+        other = name
+        if self.index_form and self.axes[name]:
+            other = f"{name}[{', '.join('ijklmnpq'[k % 8] for k in range(len(self.axes[name])))}]"
+        return (
+            f"; {name} is a tensor: for the elementwise {full} of two tensors write"
+            f" {full}({show(call.args[0])}, {other})"
+        )
 
     def dims_of(self, node: Node) -> list[str]:
         """The dim of each (positional) label of a whole-form node, from a tensor
@@ -1172,6 +1258,19 @@ def _not_finite(text: str, value: float) -> str:
 def _expanded(indices: Sequence[Index | Group]) -> list[Index]:
     """The indices of an index list, each group's in its place."""
     return [m for i in indices for m in (i.members if isinstance(i, Group) else (i,))]
+
+
+def _has_tensor(e: Expr) -> bool:
+    """Whether ``e`` names a tensor (it is not arithmetic of numbers alone)."""
+    if isinstance(e, Ref):
+        return True
+    if isinstance(e, Call):
+        return any(_has_tensor(a) for a in e.args)
+    if isinstance(e, Neg):
+        return _has_tensor(e.operand)
+    if isinstance(e, BinOp):
+        return _has_tensor(e.left) or _has_tensor(e.right)
+    return False
 
 
 def _has_indices(e: Expr) -> bool:
@@ -1376,6 +1475,10 @@ def show_lowered(
         if isinstance(node, Solve):
             args = f"{show(node.matrix, 0, False)}, {show(node.rhs, 0, False)}"
             return f"solve({args}, {name(node.row)}, {name(node.col)})"
+        if isinstance(node, Where):
+            from .where import select_text
+
+            return select_text(node, lambda n: show(n, 0, False))
         if isinstance(node, Product):
             parts = [show(f, 2, False) for f in node.factors]
             if node.coeff != 1.0 or not parts:

@@ -26,7 +26,6 @@ from .backend import to_numpy
 from .compiled import dtype_of
 from .errors import DerivativeError, MemoryLimitError, PlanError
 from .jets import MATRIX, _Jets, reindex_values
-from .jets import derivative as nth_derivative
 from .limits import format_bytes, get_memory_limit
 from .lower import (
     Along,
@@ -40,8 +39,11 @@ from .lower import (
     Select,
     Solve,
     Sum,
+    Where,
     children,
 )
+from .reference_functions import derivative as nth_derivative
+from .reference_functions import selection_weight
 
 if TYPE_CHECKING:
     from .network import Forward, Network
@@ -75,6 +77,8 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
         return _matrix_function(node, k, values)
     if isinstance(node, Along):
         return _along_matrix(node, child_value, values[id(node)])
+    if isinstance(node, Where):
+        return _select_matrix(node, k, values, sizes)
     # The identity on the child's entries, one np.eye per axis, in its place.
     new = tuple(f"new{a}" for a in range(child_value.ndim))
     operands = [
@@ -112,6 +116,32 @@ def _constant(f: Node, values: dict[int, Any], sizes: dict[str, int]) -> np.ndar
     if isinstance(f, Reindex):
         return reindex_values(f, sizes)
     return values[id(f)]
+
+
+def _select_matrix(node: Where, k: int, values: dict[int, np.ndarray], sizes: dict[str, int]):
+    """d select / d operand: zero for the condition's sides, ``diag(w)`` for
+    ``a`` and ``diag(1 − w)`` for ``b`` (the weight from the reference's own
+    definition in :mod:`tensorchain.jets`), broadcast where the operand lacks
+    an axis."""
+    child = children(node)[k]
+    n_node = math.prod(sizes[lab] for lab in node.labels)
+    n_child = math.prod(sizes[lab] for lab in child.labels)
+    if k < 2:
+        return np.zeros((n_node, n_child))
+    full = []
+    for side in (node.left, node.right):  # each side transposed and broadcast to the node's axes
+        order = [side.labels.index(lab) for lab in node.labels if lab in side.labels]
+        shape = [sizes[lab] if lab in side.labels else 1 for lab in node.labels]
+        a = np.transpose(np.asarray(values[id(side)]), order).reshape(shape)
+        full.append(np.broadcast_to(a, [sizes[lab] for lab in node.labels]))
+    w = selection_weight(node.test, node.half, *full)
+    weight = w if k == 2 else 1.0 - w
+    new = tuple(f"new{a}" for a in range(len(child.labels)))
+    operands = [
+        (np.eye(sizes[lab]), (lab, fresh)) for lab, fresh in zip(child.labels, new, strict=True)
+    ]
+    operands.append((weight, node.labels))
+    return _einsum(operands, (*node.labels, *new)).reshape(n_node, n_child)
 
 
 def _matrix_function(node: Along | Solve, k: int, values: dict[int, np.ndarray]) -> np.ndarray:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import along as along_fns
+from . import where
 from .along import ALONG, on_any_library
 from .errors import DerivativeError
 from .functions import ELEMENTWISE, PIECEWISE_CONSTANT
@@ -40,6 +41,7 @@ from .lower import (
     Select,
     Solve,
     Sum,
+    Where,
     children,
 )
 from .program import apply
@@ -73,6 +75,8 @@ def name_of(node: Node) -> str:
         return f"{node.func}({name_of(node.arg)}{axes})"
     if isinstance(node, Solve):
         return f"solve({name_of(node.matrix)}, {name_of(node.rhs)})"
+    if isinstance(node, Where):
+        return where.select_text(node, name_of)
     if isinstance(node, Product) and _picked(node):
         return _picked(node)
     if isinstance(node, Product):
@@ -140,6 +144,8 @@ def tex_of(node: Node) -> str:
         return rf"{head}\left({tex_of(node.arg)}\right)"
     if isinstance(node, Solve):
         return rf"\left({tex_of(node.matrix)}\right)^{{-1}} {tex_of(node.rhs)}"
+    if isinstance(node, Where):
+        return where.select_tex(node, tex_of)
     if isinstance(node, Product) and _picked(node):
         return ""  # written from its name with its indices (derivation._term_tex)
     if isinstance(node, Product):
@@ -231,6 +237,8 @@ def sum_rule(node: Sum, k: int, values: Values, sizes: dict[str, int]):
 
 def map_rule(node: Map, k: int, values: Values, sizes: dict[str, int]):
     f = ELEMENTWISE[node.func]
+    if f.derivative is None:  # a registered function without its next derivative
+        raise DerivativeError(f.missing or f"no derivative for {node.func}")
     indices, sizes, deltas = _axes(node, node.arg, sizes)
     if node.func in PIECEWISE_CONSTANT or (node.func == "pow" and node.param == 0.0):
         return LabeledTensor(indices, sizes, [])  # zero: dropped, never multiplied by a value
@@ -306,6 +314,28 @@ def along_rule(node: Along, k: int, values: Values, sizes: dict[str, int]):
     return LabeledTensor(indices, sizes, terms)
 
 
+def select_rule(node: Where, k: int, values: Values, sizes: dict[str, int]):
+    """``where`` and its kin (:mod:`tensorchain.where`): the mask of the
+    operand chosen, times δ; zero for the two sides of the condition."""
+    indices, sizes, deltas = _axes(node, children(node)[k], sizes)
+    if k < 2:  # the condition is not differentiated
+        return LabeledTensor(indices, sizes, [])
+    test = where.mask_test(node, k == 3)
+    labels = where.mask_labels(node)
+    run, code = where.aligned(
+        functools.partial(where.mask_value, test, node.half),
+        lambda a: where.mask_source(test, node.half, a),
+        [node.left.labels, node.right.labels],
+        labels,
+        sizes,
+    )
+    sides = (dense(values[id(node.left)]), dense(values[id(node.right)]))
+    mask = apply(run, *sides, shape=[sizes[lab] for lab in labels], code=code)
+    name = where.mask_text(node, name_of, k == 3)
+    factor = Factor(mask, labels, name, tex=where.mask_tex(node, tex_of, k == 3))
+    return LabeledTensor(indices, sizes, [Term(1.0, (factor,), deltas)])
+
+
 # The matrix functions' rules use this module's helpers (hence imported last).
 from .matrix_rules import matrix_rule, solve_rule  # noqa: E402
 
@@ -315,6 +345,7 @@ RULES: dict[type, Rule] = {
     Map: map_rule,
     Along: along_rule,
     Solve: solve_rule,
+    Where: select_rule,
 }
 
 

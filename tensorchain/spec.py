@@ -32,7 +32,7 @@ _TOKEN = re.compile(
   | (?P<newline>\n)
   | (?P<number>(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<op>\*\*|[-+*/^()\[\],=])
+  | (?P<op>\*\*|>=|<=|==|!=|[-+*/^()\[\],=<>])
     """,
     re.VERBOSE,
 )
@@ -116,9 +116,13 @@ class Neg:
     pos: Pos
 
 
+#: The comparisons of a condition (only inside ``where(cond, a, b)``).
+COMPARISONS = (">", "<", ">=", "<=", "==", "!=")
+
+
 @dataclass(frozen=True)
 class BinOp:
-    op: str  # one of + - * / ^
+    op: str  # one of + - * / ^, or a comparison (COMPARISONS)
     left: Expr
     right: Expr
     pos: Pos
@@ -248,7 +252,7 @@ def _unexpected(char: str) -> str:
         )
     return (
         f"unexpected character {char!r}; names use the ASCII letters, digits 0-9 and _,"
-        " operators are + - * / ^ ** = and brackets are ( ) [ ]"
+        " operators are + - * / ^ ** =, comparisons > < >= <= == != and brackets are ( ) [ ]"
     )
 
 
@@ -346,6 +350,7 @@ class _Parser:
                     " split the network or raise tensorchain.limits.MAX_STATEMENTS"
                 )
             statements.append(self.statement())
+            self.no_comparison()
             if self.tok.kind not in ("newline", "eof"):
                 if self.tok.kind in ("name", "number") or self.tok.text == "(":
                     advice = (
@@ -551,6 +556,30 @@ class _Parser:
         self.next()  # an index repeated is refused where indices are read (lower.py)
         return Group(tuple(members), opener.pos, added)
 
+    # argument := expression (comparison expression)?   (a condition: where's first)
+    def argument(self) -> Expr:
+        left = self.expression()
+        if self.tok.kind == "op" and self.tok.text == "=":
+            raise self.fail(
+                "'=' defines a tensor; to compare, write == (or one of > < >= <= !=),"
+                " e.g. where(x == 0, a, b)"
+            )
+        if self.tok.kind == "op" and self.tok.text in COMPARISONS:
+            op = self.next()
+            right = self.expression()
+            self.no_comparison()
+            return self.made(BinOp(op.text, left, right, op.pos), op, left, right)
+        return left
+
+    def no_comparison(self) -> None:
+        """Refuse a comparison where none can be: it is only a condition of where."""
+        if self.tok.kind == "op" and self.tok.text in COMPARISONS:
+            raise self.fail(
+                f"a comparison ({self.tok.text}) is only the condition of where(cond, a, b)"
+                " and compares two expressions once, e.g. where(x > 0, x, 0); for a 0/1"
+                " mask write where(x > 0, 1, 0)"
+            )
+
     # expression := term (('+' | '-') term)*
     def expression(self) -> Expr:
         expr = self.term()
@@ -630,9 +659,9 @@ class _Parser:
             opener = self.accept("(")
             if opener is not None:
                 self.enter(opener)
-                args = [self.expression()]
+                args = [self.argument()]
                 while self.accept(","):
-                    args.append(self.expression())
+                    args.append(self.argument())
                 self.expect(")", f"to close the call of {tok.text!r}", opener)
                 self.nesting -= 1
                 call = Call(tok.text, tuple(args), tok.pos)
@@ -646,6 +675,7 @@ class _Parser:
         if opener is not None:
             self.enter(opener)
             expr = self.expression()
+            self.no_comparison()
             self.expect(")", "to close the parenthesis", opener)
             self.nesting -= 1
             self.not_indexed(expr, "a parenthesised expression", parenthesised=True)
@@ -668,7 +698,7 @@ def parse_program(text: str, path: str | None = None) -> Program:
     return _Parser(text, path).parse()
 
 
-_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "^": 4}
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "^": 4, **dict.fromkeys(COMPARISONS, 0)}
 
 
 def show(expr: Expr, parent: int = 0) -> str:

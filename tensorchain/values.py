@@ -16,7 +16,7 @@ from .errors import MemoryLimitError, NonFiniteWarning, ShapeError, ValuesError
 from .functions import NOT_HOLOMORPHIC
 from .gather import check_dtype
 from .limits import format_bytes, get_memory_limit
-from .lower import Along, Map, walk
+from .lower import Along, Map, Where, walk
 
 if TYPE_CHECKING:
     from .network import Network
@@ -299,6 +299,12 @@ def check_holomorphic(net: Network) -> None:
     """Refuse complex values for a network with a function that has no complex derivative."""
     for stmt in net.statements:
         for node in walk(stmt.root):
+            if isinstance(node, Where):
+                raise ValuesError(
+                    f"complex values: a selection (where, maximum, minimum, clip; line"
+                    f" {stmt.pos.line}) compares numbers, which complex values cannot be;"
+                    " use real values with this network"
+                )
             along = isinstance(node, Along) and node.func in NOT_HOLOMORPHIC_ALONG
             if along or (isinstance(node, Map) and node.func in NOT_HOLOMORPHIC):
                 raise ValuesError(
