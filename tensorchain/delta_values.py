@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from .functions import ELEMENTWISE
+from .functions import elementwise
 from .lower import Along, Const, Delta, Map, Node, Origin, Product, Solve, Sum, relabel, walk
 
 
@@ -74,7 +74,7 @@ def _value(node: Node, on: dict[frozenset, float]) -> float:
         return sum(c * _value(t, on) for c, t in node.terms)
     assert isinstance(node, Map)
     with np.errstate(all="ignore"):  # checked by the caller
-        return float(ELEMENTWISE[node.func].value(np.float64(_value(node.arg, on)), node.param))
+        return float(elementwise(node.func).value(np.float64(_value(node.arg, on)), node.param))
 
 
 def fold_map(func: str, arg: Node, param: float = 0.0) -> Node | None:
@@ -83,7 +83,7 @@ def fold_map(func: str, arg: Node, param: float = 0.0) -> Node | None:
     Raises :class:`NotFinite` where ``f`` of a constant of deltas is not
     finite at a value the deltas take, or ``f(0)`` is not finite and ``arg``
     is a product with a delta factor (``X[i, j] / (delta[i, j] * Y[i, j])``)."""
-    fn = ELEMENTWISE[func].value
+    fn = elementwise(func).value
     factors = arg.factors if isinstance(arg, Product) and not arg.summed else (arg,)
     zero = next((f for f in factors if isinstance(f, Delta)), None)
     if zero is not None:  # a product with δ as a factor is 0 off the diagonal, whatever else

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import __version__
 from .along import HELPERS
-from .extend import helper_source
+from .extend import calls_of, helper_source
 from .functions import HELPERS as FUNCTION_HELPERS
 from .gather import Selection, gather, onehot, scatter
 from .labeled import LabeledTensor, Term, place
@@ -63,7 +63,7 @@ class Derivation:
         # when it needs none).
         self.chain: LabeledTensor = result.chains.get(wrt, result.jacobians[wrt])
         dims = {d for t in net.tensors.values() for d in t.dims}
-        self._avoid = frozenset(dims) | frozenset(net.tensors)
+        self._avoid = frozenset(dims) | frozenset(net.tensors) | frozenset(calls_of(net))
         self._names = _letters(self.chain, self._avoid)
 
     @property
@@ -345,7 +345,7 @@ _RESERVED = {
 
 def _var(name: str) -> str:
     """A tensor name as a safe Python variable (keywords and ours get a ``_``)."""
-    ours = name in _RESERVED or name in FUNCTION_HELPERS  # registered functions too
+    ours = name in _RESERVED  # a spec never names a tensor like a function it calls
     return name + "_" if ours or name.startswith("__") else name
 
 
@@ -381,6 +381,12 @@ def module_source(
         "onehot": onehot,
         **HELPERS,
         **FUNCTION_HELPERS,
+        **{  # registered functions: those each network was parsed with
+            code: fn
+            for d in derivations
+            for user in calls_of(d.net).values()
+            for code, fn in user.helpers.items()
+        },
     }
     used: dict[str, str] = {}  # the helpers called, and those they call
     texts = list(functions)

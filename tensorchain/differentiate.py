@@ -286,7 +286,9 @@ def _vjp(
         return product(1.0, [cot, mask], labels), labels, {}
     y = Leaf(stmt.target, node.labels, stmt.pos)
     if isinstance(node, Map):
-        found = DERIVATIVES[node.func](child, y, node.param, node.labels)
+        # a registered function's derivative is its own registration's
+        rule = getattr(node.func, "operations", None) or DERIVATIVES[node.func]
+        found = rule(child, y, node.param, node.labels)
         if found is None:
             return None
         coeff, factors = found

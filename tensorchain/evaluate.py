@@ -10,8 +10,7 @@ import numpy as np
 
 from .along import ALONG, on_any_library
 from .backend import common, is_numpy, namespace
-from .errors import SpecError
-from .functions import ELEMENTWISE
+from .functions import elementwise
 from .gather import Selection
 from .labeled import Factor, LabeledTensor, Term
 from .lower import (
@@ -168,12 +167,7 @@ def evaluate_node(
         value = node_constant(node, sizes)  # never read: contractions reshape or slice
     elif isinstance(node, Map):
         arg = dense(evaluate_node(node.arg, env, sizes, out, context))
-        fn = ELEMENTWISE.get(node.func)
-        if fn is None:  # a registered function removed since the network was parsed
-            raise SpecError(
-                f"the function {node.func!r} is no longer registered; register it again"
-                " with tc.register_function, or parse the network again"
-            )
+        fn = elementwise(node.func)
         value = apply(
             functools.partial(fn.value, p=node.param),
             arg,

@@ -456,6 +456,18 @@ NOT_HOLOMORPHIC = (
 #: Names a spec may call as ``f(x)`` (:func:`tensorchain.register_function` adds to it).
 CALLABLE = [n for n in ELEMENTWISE if n not in ("reciprocal", "pow", "normal_cdf")]
 
+#: The functions registered now: each name, as a spec parsed now binds it
+#: (a :class:`tensorchain.extend.FunctionName`; kept by :mod:`tensorchain.extend`).
+REGISTERED: dict[str, str] = {}
+
+
+def elementwise(func: str) -> Elementwise:
+    """The entry of an operation's ``func``: a registered function's own (the
+    registration its spec was parsed with), else the built-in function's."""
+    entry = getattr(func, "entry", None)
+    return entry if entry is not None else ELEMENTWISE[func]
+
+
 #: Full reductions: ``sum(x)`` and ``mean(x)`` reduce every index of ``x``.
 REDUCTIONS = ("sum", "mean")
 

@@ -30,7 +30,7 @@ import numpy as np
 from . import limits
 from .along import ALONG, CALLABLE_ALONG, MATRIX_FUNCTIONS
 from .errors import ShapeError, SpecError
-from .functions import CALLABLE, ELEMENTWISE, REDUCTIONS
+from .functions import CALLABLE, REDUCTIONS, REGISTERED, elementwise
 from .losses import (
     LABELLED,
     LOSSES,
@@ -734,11 +734,12 @@ class _Lowering:
                     f"{e.func} takes one argument, {len(e.args)} given in {show(e)}", e.pos
                 )
             arg = self.lower(e.args[0])
+            func = REGISTERED.get(e.func, e.func)  # a registered function: this registration
             if isinstance(arg, Const):
                 with np.errstate(all="ignore"):  # checked by folded()
-                    value = ELEMENTWISE[e.func].value(np.float64(arg.value), 0.0)
+                    value = elementwise(func).value(np.float64(arg.value), 0.0)
                 return Const(float(value))
-            return self.mapped(e.func, arg, e)
+            return self.mapped(func, arg, e)
         if not e.args or (e.func in ALONG and len(e.args) < 2):
             raise self.fail(
                 f"{e.func} runs along named indices: write {e.func}(z[s, k], k) in index"

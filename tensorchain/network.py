@@ -29,6 +29,7 @@ from .errors import (
     SpecError,
     ValuesError,
 )
+from .extend import check_calls
 from .finite import check_results
 from .gather import check_positions, declared_index, draw_positions, refuse_positions
 from .graph import Forward, Graph, TensorInfo
@@ -64,6 +65,7 @@ class Network(Graph):
     def __init__(self, program: SpecProgram) -> None:
         super().__init__({}, [], {})
         self.program = program
+        check_calls(program)  # names of registered functions it calls, refused elsewhere
         self.dims: dict[str, int | None] = {}
         self.derived: dict[str, Derived] = {}  # dims of merged and concatenated axes
         self._bindings: dict[str, dict[str, Binding]] = {}

@@ -26,7 +26,7 @@ from . import along as along_fns
 from . import where
 from .along import ALONG, on_any_library
 from .errors import DerivativeError
-from .functions import ELEMENTWISE, PIECEWISE_CONSTANT
+from .functions import ELEMENTWISE, PIECEWISE_CONSTANT, elementwise
 from .gather import Selection
 from .labeled import Factor, LabeledTensor, Term, fresh
 from .lower import (
@@ -137,7 +137,7 @@ def tex_of(node: Node) -> str:
         arg = tex_of(node.arg)
         if node.func == "reciprocal":
             return rf"\frac{{1}}{{{arg}}}"
-        return ELEMENTWISE[node.func].tex(arg, node.param)
+        return elementwise(node.func).tex(arg, node.param)
     if isinstance(node, Along):
         below = ",".join(tex_name(n) for n in node.names)
         head = rf"{ALONG[node.func].tex}_{{{below}}}" if below else ALONG[node.func].tex
@@ -236,7 +236,7 @@ def sum_rule(node: Sum, k: int, values: Values, sizes: dict[str, int]):
 
 
 def map_rule(node: Map, k: int, values: Values, sizes: dict[str, int]):
-    f = ELEMENTWISE[node.func]
+    f = elementwise(node.func)
     if f.derivative is None:  # a registered function without its next derivative
         raise DerivativeError(f.missing or f"no derivative for {node.func}")
     indices, sizes, deltas = _axes(node, node.arg, sizes)
@@ -357,7 +357,7 @@ def local_rule(node: Node, k: int, values: Values, sizes: dict[str, int]) -> Lab
             f"no derivative rule for the operation {type(node).__name__}"
             f" ({name_of(node)}); add one to tensorchain.rules.RULES"
         )
-    if isinstance(node, Map) and node.func not in ELEMENTWISE:
+    if isinstance(node, Map) and node.func not in ELEMENTWISE and not hasattr(node.func, "entry"):
         raise DerivativeError(f"no derivative rule for the function {node.func!r}")
     assert 0 <= k < len(children(node))
     return rule(node, k, values, sizes)
