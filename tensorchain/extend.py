@@ -174,7 +174,9 @@ class UserFunction:
         result checked: the shape of ``x``, numbers, not complex for real ``x``;
         on numpy values the result has ``x``'s dtype (a float dtype), and
         ``x`` is passed read-only. Raises :class:`ValuesError` naming the
-        function for a result that is wrong or an error the function raised."""
+        function for a result that is wrong, or for an error the function
+        raised on numpy values (another library's error, a JAX tracer's
+        among them, is passed on as it is)."""
         fn = self.functions[k]
         assert fn is not None
         if not isinstance(x, np.ndarray | np.generic):  # torch, JAX (a trace), dask

@@ -1,7 +1,8 @@
 """Elementwise functions of the language: value, derivative and how to print them.
 
-Adding a function means adding one entry to :data:`ELEMENTWISE` (users do it
-with :func:`tensorchain.register_function`). Kinks use the subgradient 0
+Adding a function means adding one entry to :data:`ELEMENTWISE` (users add
+theirs with :func:`tensorchain.register_function`, whose entries each network
+holds itself: :func:`elementwise` finds them). Kinks use the subgradient 0
 (``relu`` and ``abs`` at 0), as numpy-based frameworks do. ``erf`` and the
 normal distribution function Φ (of ``gelu``) come from
 :mod:`tensorchain.special` (W. J. Cody's rational approximations).
