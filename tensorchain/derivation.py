@@ -20,7 +20,7 @@ import numpy as np
 
 from . import __version__
 from .along import HELPERS
-from .extend import helper_source
+from .extend import helper_source, helper_sources, user_code_names
 from .functions import HELPERS as FUNCTION_HELPERS
 from .gather import Selection, gather, onehot, scatter
 from .labeled import LabeledTensor, Term, place
@@ -383,19 +383,36 @@ def module_source(
         **FUNCTION_HELPERS,
     }
     used: dict[str, str] = {}  # the helpers called, and those they call
+    needs: dict[str, str] = {}  # what registered functions need: their helpers, modules
+    taken = {
+        **dict.fromkeys(_RESERVED),
+        **dict.fromkeys(n for text in functions for n in _defined(text)),
+        **helpers,
+    }
     texts = list(functions)
     while True:
-        new = {
-            name: helper_source(name, fn)
-            for name, fn in helpers.items()
-            if name not in used and any(re.search(rf"\b{name}\(", text) for text in texts)
-        }
+        new = {}
+        for name, fn in helpers.items():
+            if name in used or not any(re.search(rf"\b{name}\(", t) for t in texts):
+                continue
+            if name not in user_code_names():
+                new[name] = helper_source(name, fn)
+                continue
+            *extra, (_, text) = helper_sources(name, fn, taken).items()
+            new[name] = text
+            needs.update(extra)
         if not new:
             break
         used.update(new)
         texts = list(new.values())
-    helper = "".join("\n\n" + used[name] for name in helpers if name in used)
+    helper = "".join("\n\n" + text for text in needs.values())
+    helper += "".join("\n\n" + used[name] for name in helpers if name in used)
     return header + helper + "\n\n" + "\n\n\n".join(functions) + "\n"
+
+
+def _defined(text: str) -> list[str]:
+    """The names a generated function's source defines at module level."""
+    return re.findall(r"^def (\w+)\(", text, flags=re.M)
 
 
 def _function_source(derivations: Sequence[Derivation], name: str) -> str:
