@@ -25,7 +25,7 @@ from .functions import HELPERS as FUNCTION_HELPERS
 from .gather import Selection, gather, onehot, scatter
 from .labeled import LabeledTensor, Term, place
 from .program import Slot, Tape, tracing
-from .render import format_sum, indexed, picked_name, signed_sum
+from .render import format_sum, indexed, letters, named_in, picked_name, signed_sum
 from .rules import tex_name
 from .shift import unwindows, windows
 
@@ -77,7 +77,7 @@ class Derivation:
         out = [self._names[i] for i in self.chain.indices]
         k = len(self.net.tensors[self.of].dims)
         if k == 0:
-            return f"∂{self.of}/∂{self.wrt}[{', '.join(out)}]"
+            return f"∂{self.of}/∂{self.wrt}" + (f"[{', '.join(out)}]" if out else "")
         return f"∂{self.of}[{', '.join(out[:k])}]/∂{self.wrt}[{', '.join(out[k:])}]"
 
     def __str__(self) -> str:
@@ -294,18 +294,20 @@ def _reps(term: Term, indices: Sequence[str]) -> list[str]:
 
 def _letters(t: LabeledTensor, avoid: frozenset[str] = frozenset()) -> dict[str, str]:
     """Index letters for a chain's labels: outputs from ``ijk…``, summed ones
-    from ``pqr…``, none of them a name in ``avoid`` (the network's dims and
-    tensors, which a reader would take them for)."""
+    from ``pqr…`` (then ``p'``, ``q'``, …), none of them a name in ``avoid``
+    (the network's dims and tensors, which a reader would take them for) or
+    inside a factor's name (``u`` of ``softmax(sc, u)``)."""
     names: dict[str, str] = {}
-    outputs = iter(c for c in OUTPUT_LETTERS if c not in avoid)
+    avoid = avoid | named_in(t)
+    outputs = letters(OUTPUT_LETTERS, avoid)
     for i in t.indices:
-        names[i] = next(outputs, None) or f"i{len(names)}"
-    summed = iter(c for c in SUMMED_LETTERS if c not in avoid)
+        names[i] = next(outputs)
+    summed = letters(SUMMED_LETTERS, avoid | set(names.values()))
     for term in t.terms:
         for f in term.factors:
             for lab in f.labels:
                 if lab not in names:
-                    names[lab] = next(summed, None) or f"s{len(names)}"
+                    names[lab] = next(summed)
     return names
 
 

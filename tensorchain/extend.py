@@ -218,7 +218,7 @@ def register_function(
     tex = latex if latex is not None else r"\mathrm{" + name.replace("_", r"\_") + "}"
     if not isinstance(tex, str):
         raise SpecError(f"register_function({name!r}, ...): latex must be a string")
-    unregister_function(name)
+    _remove(name)
     user = UserFunction(name, f, df, d2f, tex)
     USER_FUNCTIONS[name] = user
     names = [name, f"{name}'", f"{name}''"]
@@ -281,9 +281,31 @@ def _derivative_nodes(name: str, k: int, known: bool):
 
 
 def unregister_function(name: str) -> None:
-    """Remove a function added with :func:`register_function` (nothing if
-    none). A network compiled with it keeps it; one not yet compiled raises
-    :class:`SpecError` when evaluated."""
+    """Remove a function added with :func:`register_function`. A network
+    compiled with it keeps it; one not yet compiled raises :class:`SpecError`
+    when evaluated.
+
+    Raises :class:`SpecError` for a name no call of :func:`register_function`
+    added (a built-in function, or an unknown name), naming the functions
+    that can be removed."""
+    if name not in USER_FUNCTIONS:
+        mine = ", ".join(USER_FUNCTIONS) or "none"
+        why = _taken(name) if isinstance(name, str) else None
+        if not isinstance(name, str):
+            what = "it is not a function name"
+        elif why is not None:
+            what = f"it is {why}"
+        else:
+            what = "no function of that name was registered"
+        raise SpecError(
+            f"cannot unregister {name!r}: {what}; tc.unregister_function removes the"
+            f" functions added with tc.register_function (now: {mine})"
+        )
+    _remove(name)
+
+
+def _remove(name: str) -> None:
+    """Remove the registered ``name`` (nothing if it is not registered)."""
     if name not in USER_FUNCTIONS:
         return
     del USER_FUNCTIONS[name]

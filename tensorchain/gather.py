@@ -404,7 +404,7 @@ def check_dtype(name: str, array: Any, dim: str) -> None:
         raise ValuesError(
             f"the value of {name} has dtype {dtype}, but {name} holds positions along"
             f" {dim} (input {name}[...] index {dim}): give integers, e.g."
-            f" np.asarray(labels, dtype=np.int64)"
+            f" np.asarray({name}, dtype=np.int64)"
         )
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from . import limits
 from .along import ALONG, CALLABLE_ALONG, MATRIX_FUNCTIONS
 from .errors import ShapeError, SpecError
-from .functions import CALLABLE, ELEMENTWISE, REDUCTIONS
+from .functions import CALLABLE, ELEMENTWISE, PRINTED, REDUCTIONS
 from .losses import (
     LABELLED,
     LOSSES,
@@ -1488,7 +1488,7 @@ def show_lowered(
             if node.func == "reciprocal":
                 text = f"1 / {show(node.arg, 3, False)}"
                 return f"({text})" if parent >= 2 else text
-            return f"{node.func}({show(node.arg, 0, False)})"
+            return f"{PRINTED.get(node.func, node.func)}({show(node.arg, 0, False)})"
         if isinstance(node, Along):
             return f"{node.func}({show(node.arg, 0, False)}, {', '.join(map(name, node.axes))})"
         if isinstance(node, Solve):

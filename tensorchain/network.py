@@ -189,7 +189,7 @@ class Network(Graph):
         member the others leave open (``(h j)=6`` with ``h=2`` gives ``j=3``).
         Example:
             >>> import tensorchain as tc
-            >>> net = tc.parse("dim h = 2\ndim j = 3\nparam W[(h j)]\nf = sum(W ^ 2)")
+            >>> net = tc.parse("dim h = 2\\ndim j = 3\\nparam W[(h j)]\\nf = sum(W ^ 2)")
             >>> net.sizes()
             {'h': 2, 'j': 3, '(h j)': 6}
             >>> net.shape("W", dims=net.sizes())
