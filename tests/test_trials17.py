@@ -2,6 +2,9 @@
 tensors, reshapes and concatenation, selections, registered functions), one
 regression test each (each failed before its fix)."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -293,3 +296,176 @@ def test_the_command_line_imports_a_module_that_registers_functions(tmp_path, ca
     finally:
         if "myexp17" in tc.functions.CALLABLE:
             tc.unregister_function("myexp17")
+
+
+# --- 7. printouts ---
+
+
+def test_integer_label_cross_entropy_prints_no_stray_summed_index(capsys):
+    net = tc.parse(CLASSIFIER)
+    d = net.derive("loss", "W")
+    local = next(str(v) for k, v in d.result.locals.items() if k == ("loss", "logits"))
+    assert "softmax(logits, c)[B, c]" in local and "δ(labels[B], i)" not in local
+    assert not any(re.search(r"δ\(labels\[\w+\], [a-z]\) · softmax", s) for s in d.steps)
+    vals = net.random_values(seed=3)
+    np.testing.assert_allclose(
+        net.jacobian("loss", "W", vals).array, tc.reshape_method(net, "loss", "W", vals)
+    )
+    # a selection summed over both its indices is a count: Σ_s Σ_k δ(ids[s], k) = B
+    counted = tc.parse(
+        "dim B = 3\ndim V = 4\ninput ids[B] index V\nparam w\nparam u[B]\n"
+        "L = w * delta[k, ids[s]] + u[s] * delta[k, ids[s]] * w"
+    )
+    v = counted.random_values(seed=0)
+    assert str(counted.derive("L", "w")) == "∂L/∂w = u[p] + 3"
+    assert np.isclose(counted.grad("L", "w", v)["w"], 3 + v["u"].sum())
+
+
+ATTENTION = """
+dim B = 2
+dim T = 3
+dim D = 4
+dim nh = 2
+dim k = 2
+input x[B, T, D]
+param Wq[(nh k), D]
+param Wk[(nh k), D]
+param Wv[(nh k), D]
+param Wo[D, (nh k)]
+Q[b, t, e] = Wq[e, d] * x[b, t, d]
+K[b, t, e] = Wk[e, d] * x[b, t, d]
+Vv[b, t, e] = Wv[e, d] * x[b, t, d]
+q[b, t, h, j] = Q[b, t, (h j)]
+kk[b, t, h, j] = K[b, t, (h j)]
+v[b, t, h, j] = Vv[b, t, (h j)]
+sc[b, h, t, u] = 0.7071067811865476 * q[b, t, h, j] * kk[b, u, h, j]
+p[b, h, t, u] = softmax(sc[b, h, t, u], u)
+o[b, t, h, j] = p[b, h, t, u] * v[b, u, h, j]
+O[b, t, (h j)] = o[b, t, h, j]
+y[b, t, d] = Wo[d, e] * O[b, t, e]
+L = sum(y ^ 2)
+"""
+
+
+def test_generated_index_names_never_look_like_the_users():
+    net = tc.parse(ATTENTION)
+    for w in net.params:
+        text = str(net.derive("L", w))
+        assert not re.search(r"\b[a-z]\d+\b", text), text  # no s8, s9
+        used = set(re.findall(r"softmax\(\w+, (\w+)\)", text))
+        brackets = {i for group in re.findall(r"\[([^\]]*)\]", text) for i in group.split(", ")}
+        assert not used & brackets, text  # the u of softmax(sc, u) is no index of the formula
+
+
+def test_gelu_derivatives_print_phi_alike():
+    from tensorchain.report import hessian_report
+
+    net = tc.parse("dim n = 3\nparam x[n]\nparam W[n, n]\nh[i] = W[i, j] * x[j]\nL = sum(gelu(h))")
+    vals = net.random_values(seed=1)
+    text, diff = hessian_report(net, "L", "x", "x", vals)
+    assert diff < 1e-12
+    assert "Φ(" in text and "φ(" in text
+    assert "normal_cdf" not in text and "0.398942" not in text
+    H3 = net.derivative("L", ("x", "x", "x"), vals).array  # through φ' = −x φ
+    np.testing.assert_allclose(H3, tc.reference_derivative(net, "L", ("x", "x", "x"), vals))
+
+
+def test_structured_hessians_name_their_blocks_apart_from_tensors():
+    net = tc.parse(tc.ARTICLE)
+    H = net.hessian("C", "W", net.random_values(seed=0))
+    assert "G₁[n] · G₂[m, m'] · δ(n, n')" in str(H)
+
+
+def test_drawn_positions_and_scalars_print_as_they_are(tmp_path, capsys):
+    spec = tmp_path / "cls.tc"
+    spec.write_text(CLASSIFIER)
+    assert main(["derive", str(spec), "--wrt", "W"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # lines joined
+    assert "ids along V, labels along c: uniform integer positions" in out
+    scalar = tmp_path / "s.tc"
+    scalar.write_text("dim n = 3\ninput y[n]\nparam s2 positive\nL = sum(y ^ 2) / s2 + log(s2)\n")
+    assert main(["derive", str(scalar)]) == 0
+    out = capsys.readouterr().out
+    assert "∂L/∂s2 = " in out and "∂L/∂s2[]" not in out and "shape () (a scalar)" in out
+    assert "0 matrix products: none" in out and "largest matrix 1 entry" in out
+    assert re.search(r"einsum: .*\(\S+ of dL/ds2, \S+ of dL/ds2\)", out)
+
+
+# --- 8. messages ---
+
+
+def test_messages_about_positions_name_the_tensor_and_the_file(tmp_path, capsys):
+    net = tc.parse(CLASSIFIER)
+    vals = net.random_values(seed=0)
+    with pytest.raises(tc.ValuesError, match=r"np\.asarray\(ids, dtype=np\.int64\)"):
+        net.grad("loss", values={**vals, "ids": vals["ids"].astype(float)})
+    spec, data = tmp_path / "cls.tc", tmp_path / "d.npz"
+    spec.write_text(CLASSIFIER)
+    for bad, message in (
+        ({"ids": vals["ids"].astype(float)}, "the value of ids has dtype float64"),
+        ({"labels": np.array([0, 1, 5])}, "labels[2] = 5 is not a position along c"),
+    ):
+        np.savez(data, **bad)
+        assert main(["derive", str(spec), "--values", str(data)]) == 6
+        assert capsys.readouterr().err.startswith(f"tensorchain: error: {data}: {message}")
+
+
+def test_unregister_function_refuses_what_it_cannot_remove(registered):
+    for name, why in (("tanh", "it is a built-in function"), ("nope17", "no function of that")):
+        with pytest.raises(tc.SpecError, match=rf"cannot unregister '{name}': {why}"):
+            tc.unregister_function(name)
+
+
+def test_a_function_named_like_an_index_or_a_tensor_is_safe(registered):
+    registered("i", _cube17, _dcube17, d2f=_d2cube17)
+    registered("x", np.sin, np.cos, d2f=lambda v: -np.sin(v))
+    net = tc.parse(
+        "dim n = 3\ndim i = 2\nparam x[n]\ninput W[i, n]\nh[i] = W[i, j] * x[j]\n"
+        "L = sum(i(h[k]) * x(h[k]), k)"
+    )
+    vals = net.random_values(seed=0)
+    g = net.grad("L", "x", vals)["x"]
+    np.testing.assert_allclose(g, tc.reshape_method(net, "L", "x", vals), rtol=1e-12)
+    namespace = {}
+    exec(compile(net.derive("L", "x").to_python(), "<generated>", "exec"), namespace)
+    np.testing.assert_allclose(namespace["grad_L_x"](x_=vals["x"], W=vals["W"]), g, rtol=1e-12)
+
+
+def _cube17(v):
+    return v**3
+
+
+def _dcube17(v):
+    return 3 * v**2
+
+
+def _d2cube17(v):
+    return 6 * v
+
+
+# --- 9. docs ---
+
+
+def test_every_example_is_listed_in_examples_md():
+    root = Path(__file__).parent.parent
+    listed = (root / "docs" / "examples.md").read_text(encoding="utf-8")
+    files = sorted(p.name for p in (root / "examples").iterdir() if p.suffix in (".tc", ".py"))
+    assert [f for f in files if f"`{f}`" not in listed] == []
+
+
+def test_out_of_range_positions_under_jit_are_what_the_docs_say():
+    """language.md: outside jit they are refused; under jax.jit nothing is
+    checked, and a position past the end picks NaN."""
+    jax = pytest.importorskip("jax")
+    net = tc.parse(CLASSIFIER)
+    vals = net.random_values(seed=0)
+    vals["ids"] = np.array([0, 7, 1])  # V = 5
+    with pytest.raises(tc.ValuesError, match=r"ids\[1\] = 7 is not a position along V"):
+        net.evaluate(vals)
+    from tensorchain.verify import x64
+
+    with x64(jax):
+        traced = {k: jax.numpy.asarray(a) for k, a in vals.items()}
+        x = jax.jit(lambda v: net.evaluate(v)["x"])(traced)
+    x = np.asarray(x)
+    assert np.isnan(x[1]).all() and np.isfinite(x[[0, 2]]).all()
