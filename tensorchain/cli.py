@@ -7,7 +7,6 @@ import math
 import os
 import re
 import sys
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -283,9 +282,7 @@ def hessian_command(args: argparse.Namespace) -> int:
     net.info(of), net.info(wrt)
     values, note = _values(net, args)
     text, diff = hessian_report(net, of, wrt, args.wrt2 or wrt, values)
-    print(
-        f"tensorchain hessian: {title}\n{RULE}\n{net}\n\n{_values_line(note)}\n\n{text}", file=out
-    )
+    print(f"tensorchain hessian: {title}\n{RULE}\n{net}\n\nvalues: {note}\n\n{text}", file=out)
     return _verdict(net, of, [(f"∂²{of}/∂{wrt}∂{args.wrt2 or wrt}", diff)], values, args)
 
 
@@ -385,7 +382,7 @@ def derive(args: argparse.Namespace) -> int:
     print(f"tensorchain derive: {title}\n{RULE}", file=out)
     print(str(net), file=out)
     print(f"\n{_sizes_line(sizes)}", file=out)
-    print(f"{_values_line(note)}\n", file=out)
+    print(f"values: {note}\n", file=out)
     diffs = []
     for w in wrts:
         if args.order > 1:
@@ -501,11 +498,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:
         print(f"tensorchain: error: cannot read {err.filename}: {err.strerror}", file=sys.stderr)
         return 1
-
-
-def _values_line(note: str) -> str:
-    """``values: ...`` in lines of at most 80 characters."""
-    return "\n".join(textwrap.wrap(f"values: {note}", 80, subsequent_indent="        "))
 
 
 def _sizes_line(sizes: dict[str, int]) -> str:

@@ -11,9 +11,15 @@ through ``f`` is refused with an error that says so. The names with primes
 cannot be written in a spec, so they never meet a user's names.
 
 Generated code (``Derivation.to_python``) calls ``f``, ``d_f`` and ``d2_f``
-and copies their source: a ``def`` or a ``lambda`` written in a file, or a
-numpy ufunc. Like autograd's ``defvjp`` (``autograd/extend.py``), this is the
-one public hook for adding an operation.
+and copies their source (a ``def`` or a ``lambda`` written in a file, or a
+numpy ufunc) with what they use: the helper functions they call, the
+modules and the numbers they read (:func:`helper_sources`); a closure's
+variables or a global of another kind are refused with a message. A numpy
+function registered as it is (``np.exp``) runs as the function of that name
+of the values' library (``jax.numpy.exp`` on JAX arrays).
+
+Like autograd's ``defvjp`` (``autograd/extend.py``), this is the one public
+hook for adding an operation.
 """
 
 from __future__ import annotations
@@ -149,12 +155,15 @@ def register_function(
     ``name(x)`` and takes part in everything derivatives do: index notation
     and LaTeX (``latex``, the function's LaTeX name, default
     ``\\mathrm{name}``; derivatives print as ``name'(x)``), generated numpy
-    code (which copies the source of ``f``, ``df`` and ``d2f``), compiled
+    code (which copies the source of ``f``, ``df`` and ``d2f`` and of the
+    helpers they call; see :func:`helper_sources`), compiled
     plans, the reshape method and the reference of every order, Hessians
     (which need ``d2f``; without it they raise :class:`DerivativeError`) and
     values of other libraries (``f`` then receives that library's arrays:
     write it with operators, or with the functions of the array's own
-    library, for torch, JAX or dask values). Registering ``name`` again
+    library, for torch, JAX or dask values; numpy's own functions, ``np.exp``,
+    run as that library's). A name an index or a tensor also has (``i``,
+    ``x``) is allowed: a call is always ``name(...)``. Registering ``name`` again
     replaces it (a network compiled before keeps the function it was
     compiled with; parse it again).
 
