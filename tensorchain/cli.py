@@ -28,6 +28,7 @@ from .finite import first_non_finite, upstream
 from .network import Network, free_name, load, parse
 from .networks import builtin
 from .report import RULE, derivation, derivative_report, hessian_report
+from .usercode import UsageError, import_user_module, user_function
 from .values import values_from_file
 
 TOLERANCE = 1e-9
@@ -91,7 +92,7 @@ def _order(text: str) -> int:
 
 
 def _common(command: argparse.ArgumentParser, of_help: str) -> None:
-    """The arguments every command takes: the spec, --of, --dims and --seed."""
+    """The arguments every command takes: the spec, --of, --dims, --seed and --import."""
     command.add_argument("spec", nargs="?", help="a .tc spec file (default: the article's network)")
     command.add_argument("--of", help=of_help)
     command.add_argument(
@@ -102,6 +103,15 @@ def _common(command: argparse.ArgumentParser, of_help: str) -> None:
         help="dim sizes, e.g. n=4,m=3 (default: the spec's); may be given more than once",
     )
     command.add_argument("--seed", type=_whole, default=0, help="seed of the random values")
+    command.add_argument(
+        "--import",
+        dest="imports",
+        metavar="MODULE",
+        action="append",
+        default=[],
+        help="import MODULE (a name, or a FILE.py) before the spec is read, e.g. one"
+        " that calls tc.register_function; may be given more than once",
+    )
 
 
 def _values_option(command: argparse.ArgumentParser) -> None:
@@ -238,10 +248,6 @@ def _load(args: argparse.Namespace):
             )
         return load(args.spec), args.spec
     return parse(builtin("article")), "the article's network (built in)"
-
-
-class UsageError(Exception):
-    """What to differentiate was not said and cannot be guessed (exit status 2)."""
 
 
 def hessian_command(args: argparse.Namespace) -> int:
@@ -388,41 +394,6 @@ def derive(args: argparse.Namespace) -> int:
     return _verdict(net, of, diffs, values, args)
 
 
-def _function(text: str):
-    """The function named ``module:function`` or ``path/to/file.py:function``:
-    user code named on the command line, imported as Python imports it."""
-    import importlib
-    import importlib.util
-
-    where, colon, name = text.rpartition(":")
-    if not colon or not where or not name.isidentifier():
-        raise UsageError(
-            f"--against takes MODULE:FUNCTION (e.g. mygrad:backward) or"
-            f" FILE.py:FUNCTION, got {text!r}"
-        )
-    if where.endswith(".py"):
-        spec = importlib.util.spec_from_file_location(Path(where).stem, where)
-        if spec is None or spec.loader is None or not Path(where).is_file():
-            raise UsageError(f"--against: there is no file {where}")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    else:
-        sys.path.insert(0, str(Path.cwd()))  # as `python -m` finds a module here
-        try:
-            module = importlib.import_module(where)
-        except ModuleNotFoundError as err:
-            raise UsageError(
-                f"--against: no module named {err.name!r} (looked in the current directory"
-                " and on the Python path); or give the file, e.g. mygrad.py:backward"
-            ) from None
-        finally:
-            sys.path.remove(str(Path.cwd()))
-    fn = getattr(module, name, None)
-    if not callable(fn):
-        raise UsageError(f"--against: {where} has no function {name!r}")
-    return fn
-
-
 def _values(net: Network, args: argparse.Namespace) -> tuple[dict[str, np.ndarray], str]:
     """The values of a command (``--values``, the rest drawn) and a note saying which is which."""
     if not args.values:
@@ -450,6 +421,8 @@ def _domain_hint(net: Network, of: str, args: argparse.Namespace) -> str:
 def verify_command(args: argparse.Namespace) -> int:
     from .usercheck import check_gradient
 
+    # imported first: a module that registers functions does it before the spec is read
+    fn = user_function(args.against) if args.against else None
     net, title = _load(args)
     of = args.of or (net.outputs[-1] if net.outputs else None)
     if of is None:
@@ -458,7 +431,6 @@ def verify_command(args: argparse.Namespace) -> int:
     values = _values(net, args)[0] if args.values else None
     dims = args.dims or None
     if args.against:
-        fn = _function(args.against)
         print(f"tensorchain verify: {title} against {args.against}\n{RULE}")
         check = check_gradient(
             fn, net, of, wrts, values=values, dims=dims, dtype=args.dtype,
@@ -504,6 +476,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "verify" and args.against and args.order > 1:
         parser.error("--against checks your gradient (first order); leave out --order")
     try:
+        for module in args.imports:  # before any spec is read: they may register functions
+            import_user_module(module, "--import")
         commands = {
             "hessian": hessian_command,
             "paths": paths_command,

@@ -305,6 +305,9 @@ def _compile_derivative(net, of, wrt, sizes, dtype, shapes) -> Compiled:
     return Compiled(net, shapes, sizes, program, _cast(finish, dtype), what, dtype, recipe)
 
 
+_SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
 def _derivative(net, graph, out, forward, of, wrt, sizes, mode: str) -> LabeledTensor:
     """The last Jacobian of a derivative of order ``len(wrt)``, structured, its
     axes named after dims (primed where they repeat)."""
@@ -322,18 +325,16 @@ def _derivative(net, graph, out, forward, of, wrt, sizes, mode: str) -> LabeledT
     structure = structure.smallest().rename(indices)
     # The chain rule names a block it contracted after its Jacobian (d out/d w,
     # with out a name of the derivative's graph); such a block is a part of the
-    # derivative, not the derivative: each gets a letter of its own.
+    # derivative, not the derivative: each gets a name of its own, G₁, G₂, …
+    # (a subscript: no tensor of a spec is named so).
     internal = f"d{out}/d{wrt[-1]}"
-    taken = set(net.tensors) | set(net.dims)
-    letters = iter(c for c in "ABCDEFGHKMNPQRSTUVWXYZ" if c not in taken)
-    blocks: dict[int, str] = {}
+    blocks: dict[int, int] = {}
 
     def named(f):
         if f.name != internal:
             return f
-        if id(f.array) not in blocks:
-            blocks[id(f.array)] = next(letters, None) or f"G{len(blocks) + 1}"
-        return replace(f, name=blocks[id(f.array)], tex="")
+        k = blocks.setdefault(id(f.array), len(blocks) + 1)
+        return replace(f, name="G" + str(k).translate(_SUBSCRIPTS), tex=f"G_{{{k}}}")
 
     terms = [replace(t, factors=tuple(named(f) for f in t.factors)) for t in structure.terms]
     return LabeledTensor(

@@ -20,12 +20,12 @@ import numpy as np
 
 from . import __version__
 from .along import HELPERS
-from .extend import calls_of, helper_source
+from .extend import calls_of, helper_source, helper_sources
 from .functions import HELPERS as FUNCTION_HELPERS
 from .gather import Selection, gather, onehot, scatter
 from .labeled import LabeledTensor, Term, place
 from .program import Slot, Tape, tracing
-from .render import format_sum, indexed, picked_name, signed_sum
+from .render import format_sum, indexed, letters, named_in, picked_name, signed_sum
 from .rules import tex_name
 from .shift import unwindows, windows
 
@@ -77,7 +77,7 @@ class Derivation:
         out = [self._names[i] for i in self.chain.indices]
         k = len(self.net.tensors[self.of].dims)
         if k == 0:
-            return f"∂{self.of}/∂{self.wrt}[{', '.join(out)}]"
+            return f"∂{self.of}/∂{self.wrt}" + (f"[{', '.join(out)}]" if out else "")
         return f"∂{self.of}[{', '.join(out[:k])}]/∂{self.wrt}[{', '.join(out[k:])}]"
 
     def __str__(self) -> str:
@@ -294,18 +294,20 @@ def _reps(term: Term, indices: Sequence[str]) -> list[str]:
 
 def _letters(t: LabeledTensor, avoid: frozenset[str] = frozenset()) -> dict[str, str]:
     """Index letters for a chain's labels: outputs from ``ijk…``, summed ones
-    from ``pqr…``, none of them a name in ``avoid`` (the network's dims and
-    tensors, which a reader would take them for)."""
+    from ``pqr…`` (then ``p'``, ``q'``, …), none of them a name in ``avoid``
+    (the network's dims and tensors, which a reader would take them for) or
+    inside a factor's name (``u`` of ``softmax(sc, u)``)."""
     names: dict[str, str] = {}
-    outputs = iter(c for c in OUTPUT_LETTERS if c not in avoid)
+    avoid = avoid | named_in(t)
+    outputs = letters(OUTPUT_LETTERS, avoid)
     for i in t.indices:
-        names[i] = next(outputs, None) or f"i{len(names)}"
-    summed = iter(c for c in SUMMED_LETTERS if c not in avoid)
+        names[i] = next(outputs)
+    summed = letters(SUMMED_LETTERS, avoid | set(names.values()))
     for term in t.terms:
         for f in term.factors:
             for lab in f.labels:
                 if lab not in names:
-                    names[lab] = next(summed, None) or f"s{len(names)}"
+                    names[lab] = next(summed)
     return names
 
 
@@ -388,20 +390,40 @@ def module_source(
             for code, fn in user.helpers.items()
         },
     }
+    user_codes = {
+        code for d in derivations for user in calls_of(d.net).values() for code in user.helpers
+    }
     used: dict[str, str] = {}  # the helpers called, and those they call
+    needs: dict[str, str] = {}  # what registered functions need: their helpers, modules
+    taken = {
+        **dict.fromkeys(_RESERVED),
+        **dict.fromkeys(n for text in functions for n in _defined(text)),
+        **helpers,
+    }
     texts = list(functions)
     while True:
-        new = {
-            name: helper_source(name, fn)
-            for name, fn in helpers.items()
-            if name not in used and any(re.search(rf"\b{name}\(", text) for text in texts)
-        }
+        new = {}
+        for name, fn in helpers.items():
+            if name in used or not any(re.search(rf"\b{name}\(", t) for t in texts):
+                continue
+            if name not in user_codes:
+                new[name] = helper_source(name, fn)
+                continue
+            *extra, (_, text) = helper_sources(name, fn, taken).items()
+            new[name] = text
+            needs.update(extra)
         if not new:
             break
         used.update(new)
         texts = list(new.values())
-    helper = "".join("\n\n" + used[name] for name in helpers if name in used)
+    helper = "".join("\n\n" + text for text in needs.values())
+    helper += "".join("\n\n" + used[name] for name in helpers if name in used)
     return header + helper + "\n\n" + "\n\n\n".join(functions) + "\n"
+
+
+def _defined(text: str) -> list[str]:
+    """The names a generated function's source defines at module level."""
+    return re.findall(r"^def (\w+)\(", text, flags=re.M)
 
 
 def _function_source(derivations: Sequence[Derivation], name: str) -> str:

@@ -208,7 +208,8 @@ DERIVATIVES: dict[str, DerivativeNodes] = {
     "reciprocal": lambda x, y, p, L: (-1.0, [y, y]),
     "pow": lambda x, y, p, L: _dpow(x, p),
     "erf": lambda x, y, p, L: (2.0 / math.sqrt(math.pi), [_gaussian(x, 1.0, L)]),
-    "normal_cdf": lambda x, y, p, L: (1.0 / math.sqrt(2.0 * math.pi), [_gaussian(x, 0.5, L)]),
+    "normal_cdf": lambda x, y, p, L: (1.0, [Map("normal_pdf", x)]),
+    "normal_pdf": lambda x, y, p, L: (-1.0, [x, y]),  # φ' = −x φ
     "gelu": lambda x, y, p, L: (1.0, [_dgelu(x, L)]),
     "log1p": lambda x, y, p, L: (1.0, [Map("reciprocal", Sum(((1.0, Const(1.0)), (1.0, x)), L))]),
     "expm1": lambda x, y, p, L: (1.0, [Map("exp", x)]),
@@ -228,7 +229,7 @@ def _gaussian(x: Node, width: float, labels: tuple[str, ...]) -> Node:
 
 def _dgelu(x: Node, labels: tuple[str, ...]) -> Node:
     """gelu' = Φ(x) + x φ(x), φ(x) = exp(−x²/2)/√(2π)."""
-    phi = Product(1.0 / math.sqrt(2.0 * math.pi), (x, _gaussian(x, 0.5, labels)), labels)
+    phi = Product(1.0, (x, Map("normal_pdf", x)), labels)
     return Sum(((1.0, Map("normal_cdf", x)), (1.0, phi)), labels)
 
 

@@ -384,12 +384,23 @@ def room(domain: Domain | None, x: np.ndarray) -> Room | None:
 
 def drawn_note(net: Network, seed: int, names: list[str] | None = None) -> str:
     """How the values of ``names`` (default: all) are drawn, in words:
-    ``standard normal, seed 0 (s positive, y onehot c: drawn in their domains)``."""
+    ``standard normal, seed 0 (s positive, y onehot c: drawn in their domains;
+    ids: positions drawn uniformly)``."""
     names = list(net.tensors) if names is None else names
     declared = [f"{n} {net.tensors[n].domain}" for n in names if net.tensors[n].domain]
+    indexes = net.indexes
+    positions = [n for n in names if n in indexes]
+    leaves = [n for n in names if net.tensors[n].kind in ("input", "param")]
+    if positions and len(positions) == len(leaves):
+        return f"positions drawn uniformly, seed {seed}"
     note = f"standard normal, seed {seed}"
-    which = "its domain" if len(declared) == 1 else "their domains"
-    return note + (f" ({', '.join(declared)}: drawn in {which})" if declared else "")
+    parts = []
+    if declared:
+        which = "its domain" if len(declared) == 1 else "their domains"
+        parts.append(f"{', '.join(declared)}: drawn in {which}")
+    if positions:
+        parts.append(f"{', '.join(positions)}: positions drawn uniformly")
+    return note + (f" ({'; '.join(parts)})" if parts else "")
 
 
 def shifted(net: Network, values: Mapping[str, np.ndarray], seed: int) -> tuple[dict, str]:

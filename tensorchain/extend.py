@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import ast
 import builtins
+import dis
 import inspect
 import keyword
 import linecache
 import pickle
 import re
 import textwrap
-from collections.abc import Callable, Iterator
+import types
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +42,7 @@ import numpy as np
 
 from .along import ALONG, MATRIX_FUNCTIONS
 from .along import HELPERS as ALONG_HELPERS
+from .backend import namespace
 from .errors import DerivativeError, SpecError, TensorchainError, ValuesError
 from .functions import CALLABLE, ELEMENTWISE, HELPERS, REDUCTIONS, REGISTERED, Elementwise
 from .losses import LOSSES
@@ -180,7 +183,7 @@ class UserFunction:
         fn = self.functions[k]
         assert fn is not None
         if not isinstance(x, np.ndarray | np.generic):  # torch, JAX (a trace), dask
-            return checked(fn(x), x, lambda why: self._error(k, why))
+            return checked(_portable(fn)(x), x, lambda why: self._error(k, why))
         arg = x
         if isinstance(x, np.ndarray) and x.flags.writeable:
             arg = x.view()
@@ -519,6 +522,117 @@ def helper_source(name: str, fn: Callable) -> str:
     if own == name:
         return text
     return re.sub(rf"^def\s+{re.escape(own)}\s*\(", f"def {name}(", text, count=1, flags=re.M)
+
+
+def helper_sources(
+    name: str, fn: Callable, taken: Mapping[str, object] | None = None
+) -> dict[str, str]:
+    """The source defining ``name`` as ``fn`` (:func:`helper_source`) and,
+    before it, what a user's function needs at module level: the helper
+    functions it calls (their source, recursively), the modules it uses
+    (``import math``) and the numbers it reads (``SCALE = 0.5``), by name.
+    ``taken``: the names generated code defines itself, with their objects
+    (a global that is one of them, the same object, needs nothing).
+
+    A :class:`DerivativeError` says what cannot be carried (a closure's
+    variables, a global that is no function, module or number, a global
+    named like one of generated code's own names) and how to make the
+    function self-contained."""
+    out: dict[str, str] = {}
+    _collect(name, fn, name, dict(taken or {}), out)
+    return out
+
+
+def _collect(
+    name: str, fn: Callable, user: str, taken: Mapping[str, object], out: dict[str, str]
+) -> None:
+    if name in out:
+        return
+    code = getattr(fn, "__code__", None)
+    if _numpy_name(fn) is not None or code is None:
+        out[name] = helper_source(name, fn)
+        return
+    own = getattr(fn, "__name__", name)
+    advice = (
+        f"generated code copies the source of {own} (for {user}), so it must be"
+        " self-contained: define what it uses inside it, or use np.* only"
+    )
+    if fn.__closure__:
+        raise DerivativeError(
+            f"{own} uses {', '.join(code.co_freevars)} from the function around it, which"
+            f" copied source cannot carry; {advice}"
+        )
+    out[name] = ""  # placed before its needs are found (a helper may call itself)
+    scope = getattr(fn, "__globals__", {})
+    for global_name in _global_names(code):
+        if global_name not in scope or global_name in out:
+            continue  # a builtin (or a name Python itself cannot find)
+        value = scope[global_name]
+        if global_name == "np" and value is np:
+            continue
+        if global_name in taken and taken[global_name] is value:
+            continue  # generated code defines it already (another registered function)
+        if global_name in taken:
+            raise DerivativeError(
+                f"{own} uses the global {global_name}, a name generated code gives one of its"
+                f" own functions; rename it in your code, or {advice[0].lower()}{advice[1:]}"
+            )
+        if isinstance(value, types.ModuleType):
+            module = value.__name__
+            text = (
+                f"import {module}" if module == global_name else f"import {module} as {global_name}"
+            )
+            out[global_name] = text
+        elif isinstance(value, bool | int | float | complex | np.number):
+            out[global_name] = (
+                f"{global_name} = {value.item() if isinstance(value, np.number) else value!r}"
+            )
+        elif isinstance(value, types.FunctionType | np.ufunc) or _numpy_name(value) is not None:
+            _collect(global_name, value, user, taken, out)
+        else:
+            raise DerivativeError(
+                f"{own} uses the global {global_name} ({type(value).__name__}), which generated"
+                f" code cannot carry (it carries functions, modules and numbers); {advice}"
+            )
+    out[name] = helper_source(name, fn)
+    out[name] = out.pop(name)  # after its needs
+
+
+def _global_names(code: types.CodeType) -> list[str]:
+    """The global names ``code`` reads (nested functions and comprehensions too)."""
+    names: list[str] = []
+    for instruction in dis.get_instructions(code):
+        if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+            names.append(instruction.argval)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names.extend(_global_names(const))
+    return list(dict.fromkeys(names))
+
+
+def _numpy_name(fn: Callable) -> str | None:
+    """The name of ``fn`` in numpy when it is numpy's own (``np.exp``), else None."""
+    own = getattr(fn, "__name__", None)
+    if isinstance(fn, np.ufunc) or (own and getattr(np, own, None) is fn):
+        return own
+    return None
+
+
+def _portable(fn: Function) -> Function:
+    """``fn``, or for a numpy function (``np.exp``) the function of the same
+    name in the library of the array it is given (``jax.numpy.exp`` for JAX
+    arrays, ``torch.exp`` for torch tensors), so a ufunc registered as it is
+    takes every library's values. Functions written by the user run as they are."""
+    own = _numpy_name(fn)
+    if own is None:
+        return fn
+
+    def run(x: Any) -> Any:
+        if isinstance(x, np.ndarray | np.generic | float | int):
+            return fn(x)
+        return getattr(namespace(x), own, fn)(x)
+
+    return run
 
 
 def _lambda_source(fn: Callable) -> str | None:

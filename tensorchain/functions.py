@@ -419,6 +419,17 @@ ELEMENTWISE: dict[str, Elementwise] = {
             r"\Phi({f})",
             r"\varphi({f})",
         ),
+        # Internal: φ, in the derivatives of Φ and gelu; not callable by name.
+        _f(
+            "normal_pdf",
+            lambda x, p=0.0: _gaussian(x, _ONE_OVER_SQRT_2PI, 0.5),
+            lambda x, y, p: -(x * y),
+            "(-{f} φ({f}))",
+            "0.3989422804014327 * np.exp(-0.5 * ({x} * {x}))",
+            "-({x} * {y})",
+            r"\varphi({f})",
+            r"-{f} \, \varphi({f})",
+        ),
         # Internal: produced by `a / b` and `a ^ p`; not callable by name.
         _f(
             "reciprocal",
@@ -455,7 +466,11 @@ NOT_HOLOMORPHIC = (
 )
 
 #: Names a spec may call as ``f(x)`` (:func:`tensorchain.register_function` adds to it).
-CALLABLE = [n for n in ELEMENTWISE if n not in ("reciprocal", "pow", "normal_cdf")]
+CALLABLE = [n for n in ELEMENTWISE if n not in ("reciprocal", "pow", "normal_cdf", "normal_pdf")]
+
+#: How internal functions print in formulas (Φ and φ of the standard normal
+#: distribution, as the derivatives of gelu and Φ print them).
+PRINTED = {"normal_cdf": "Φ", "normal_pdf": "φ"}
 
 #: The functions registered now: each name, as a spec parsed now binds it
 #: (a :class:`tensorchain.extend.FunctionName`; kept by :mod:`tensorchain.extend`).

@@ -31,7 +31,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import opt_einsum as oe
 
-from .backend import backend_of, common, is_numpy, namespace, numpy_dtype, to_backend, to_numpy
+from .backend import (
+    astype,
+    backend_of,
+    common,
+    is_numpy,
+    namespace,
+    numpy_dtype,
+    to_backend,
+    to_numpy,
+)
 from .errors import DerivativeError, SpecError, ValuesError
 from .program import apply
 
@@ -85,15 +94,18 @@ class Selection:
     def with_ids(self, ids: Any) -> Selection:
         return Selection(ids, self.length)
 
-    def dense(self) -> Any:
-        """The one-hot array (through ``program.apply``, so it can be traced)."""
+    def dense(self, dtype: Any = None) -> Any:
+        """The one-hot array (through ``program.apply``, so it can be traced),
+        in ``dtype`` (a numpy dtype; default float64)."""
         length = self.length
+        kind = np.dtype(dtype or np.float64)
+        extra = "" if kind == np.float64 else f", np.{kind.name}"
         return apply(
-            lambda ids: onehot_any(ids, length),
+            lambda ids: onehot_any(ids, length, kind),
             self.ids,
             shape=self.shape,
             fresh=True,
-            code=lambda a: f"onehot({a[0]}, {length})",
+            code=lambda a: f"onehot({a[0]}, {length}{extra})",
         )
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -121,9 +133,9 @@ def stored_entries(array: Any) -> int:
 # --- the array functions (numpy first: generated code includes their source) ---
 
 
-def onehot(ids, length):
+def onehot(ids, length, dtype=np.float64):
     """The one-hot of integer positions: ``out[..., v] = 1.0 where ids[...] == v``."""
-    return (np.asarray(ids)[..., None] == np.arange(length)).astype(np.float64)
+    return (np.asarray(ids)[..., None] == np.arange(length)).astype(dtype)
 
 
 def gather(x, ids, axis, pairs=()):
@@ -157,13 +169,14 @@ def scatter(z, ids, length):
     return out.reshape(length, *rest)
 
 
-def onehot_any(ids: Any, length: int) -> Any:
-    """:func:`onehot` on the library of ``ids``."""
+def onehot_any(ids: Any, length: int, dtype: Any = None) -> Any:
+    """:func:`onehot` on the library of ``ids``, in ``dtype`` (a numpy dtype;
+    default: float64 for numpy, the library's default float otherwise)."""
     if is_numpy(ids):
-        return onehot(ids, length)
+        return onehot(ids, length, dtype or np.float64)
     xp = namespace(ids)
     hit = xp.expand_dims(ids, axis=-1) == xp.arange(length)
-    return hit * 1.0  # the library's default float
+    return hit * 1.0 if dtype is None else astype(hit, np.dtype(dtype))
 
 
 def gather_any(x: Any, ids: Any, axis: int, pairs: tuple = ()) -> Any:
@@ -269,8 +282,9 @@ def contract_select(
         or (v in output and any(s in output for s in at))
     ):
         # The result holds the one-hot itself (both its axes are kept), or two
-        # selections meet on one index: the one-hot is made, as large as that.
-        operands = [(sel.dense(), labels), *rest]
+        # selections meet on one index: the one-hot is made, as large as that,
+        # in the dtype of what it multiplies (0 and 1 never promote a float32).
+        operands = [(sel.dense(_factor_dtype(rest)), labels), *rest]
         return contract(operands, output, sizes, scale=scale, fresh=fresh)
     rest = [
         _gathered(a, labs, sel, at, v, sizes, contract) if v in labs else (a, labs)
@@ -294,6 +308,19 @@ def contract_select(
         code=lambda a: f"scatter({a[0]}, {a[1]}, {length})",
     )
     return contract([(added, (v, *inner))], output, sizes, fresh=fresh)
+
+
+def _factor_dtype(operands: Sequence[Operand]) -> np.dtype | None:
+    """The floating or complex dtype of the arrays among ``operands`` (None
+    when there are none: selections only, or traced placeholders)."""
+    found = []
+    for a, _ in operands:
+        try:
+            found.append(numpy_dtype(a))
+        except (AttributeError, TypeError):  # a placeholder of a trace: no dtype
+            continue
+    found = [d for d in found if d.kind in "fc"]
+    return np.result_type(*found) if found else None
 
 
 def _gathered(
@@ -377,7 +404,7 @@ def check_dtype(name: str, array: Any, dim: str) -> None:
         raise ValuesError(
             f"the value of {name} has dtype {dtype}, but {name} holds positions along"
             f" {dim} (input {name}[...] index {dim}): give integers, e.g."
-            f" np.asarray(labels, dtype=np.int64)"
+            f" np.asarray({name}, dtype=np.int64)"
         )
 
 

@@ -15,7 +15,7 @@ import functools
 import itertools
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -119,7 +119,54 @@ def canonical(term: Term, indices: Sequence[str], sizes: dict[str, int]) -> Term
             coeff *= sizes[rep]
     factors = Term(coeff, term.factors).rename(rename).factors
     deltas.sort(key=lambda d: (position[d[0]], position[d[1]]))
+    factors, coeff = _used_up(factors, deltas, position, sizes, coeff)
     return Term(coeff, factors, tuple(deltas))
+
+
+def _origins(factors: Sequence[Factor]) -> list[str]:
+    """The operands of a contraction as a log names them: the local Jacobian
+    each comes from (``dz/dW``), with the factor's own name where two come
+    from the same one (``r^2 of dnll/ds2``)."""
+    names = [f.origin or f.name for f in factors]
+    repeated = {n for n in names if names.count(n) > 1}
+    return [
+        f"{f.name} of {n}" if n in repeated and f.origin and f.name != n else n
+        for f, n in zip(factors, names, strict=True)
+    ]
+
+
+def _used_up(
+    factors: tuple[Factor, ...],
+    deltas: Sequence[tuple[str, str]],
+    axes: Collection[str],
+    sizes: dict[str, int],
+    coeff: float,
+) -> tuple[tuple[Factor, ...], float]:
+    """``factors`` without the selections summed over their position index
+    alone: ``Σ_v S[s, v] = 1`` for each ``s`` (the one-hot of integer labels
+    summed over the classes), so ``δ(labels[B], i)`` with ``i`` in nothing
+    else is dropped. A selection's other index found nowhere else is a sum
+    of ones (its size, into the coefficient); one that is an axis of the
+    tensor and in no other factor keeps the selection."""
+    kept = list(factors)
+    k = 0
+    while k < len(kept):
+        f = kept[k]
+        others = {lab for j, g in enumerate(kept) if j != k for lab in g.labels}
+        others.update(lab for d in deltas for lab in d)
+        if (
+            isinstance(f.array, Selection)
+            and len(set(f.labels)) == len(f.labels)
+            and f.labels[-1] not in others
+            and f.labels[-1] not in axes
+            and all(s in others or s not in axes for s in f.labels[:-1])
+        ):
+            coeff *= math.prod(sizes[s] for s in f.labels[:-1] if s not in others)
+            del kept[k]
+            k = 0
+            continue
+        k += 1
+    return tuple(kept), coeff
 
 
 class LabeledTensor:
@@ -314,7 +361,7 @@ class LabeledTensor:
                     [(f.array, f.labels) for f in rest],
                     labels,
                     self.sizes,
-                    names=[f.origin or f.name for f in rest],
+                    names=_origins(rest),
                     log=log if len(rest) > 1 else None,
                     scale=t.coeff,
                 )
@@ -364,7 +411,7 @@ class LabeledTensor:
                     [(f.array, f.labels) for f in t.factors],
                     labels,
                     self.sizes,
-                    names=[f.origin or f.name for f in t.factors],
+                    names=_origins(t.factors),
                     log=log if len(t.factors) > 1 else None,
                     fresh=len(t.factors) > 1,  # usually free: a contraction's result is new
                     scale=t.coeff,
@@ -437,7 +484,7 @@ class LabeledTensor:
                 [(f.array, f.labels) for f in chosen],
                 out,
                 self.sizes,
-                names=[f.origin or f.name for f in chosen],
+                names=_origins(chosen),
                 log=log,
             )
             label = name or "·".join(f.name for f in chosen)

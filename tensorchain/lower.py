@@ -30,7 +30,7 @@ import numpy as np
 from . import limits
 from .along import ALONG, CALLABLE_ALONG, MATRIX_FUNCTIONS
 from .errors import ShapeError, SpecError
-from .functions import CALLABLE, REDUCTIONS, REGISTERED, elementwise
+from .functions import CALLABLE, PRINTED, REDUCTIONS, REGISTERED, elementwise
 from .losses import (
     LABELLED,
     LOSSES,
@@ -342,6 +342,7 @@ class _Lowering:
         self.indexes = indexes  # index tensor -> the dim whose positions it holds
         self.index_form = assign.indices is not None or _has_indices(assign.expr)
         self.scopes = 0
+        self.comparing = 0  # inside a comparison of where: index tensors may be compared
 
     def fail(self, message: str, pos: Pos, cls: type[SpecError] = SpecError) -> SpecError:
         return self.program.error(message, pos, cls)
@@ -505,6 +506,8 @@ class _Lowering:
             return self.delta(e)
         if e.name not in self.axes:
             raise self.fail(self._undeclared(e.name), e.pos)
+        if e.name in self.indexes and not self.comparing:
+            raise self.fail(self._positions_as_numbers(e), e.pos)
         axes = self.axes[e.name]
         if e.indices is None:
             if not axes:
@@ -674,6 +677,20 @@ class _Lowering:
             )
         return Delta((i, j))
 
+    def _positions_as_numbers(self, e: Ref) -> str:
+        """Why an index tensor is no number, and the spellings that use it."""
+        name, dim = e.name, self.indexes[e.name]
+        axes = self.axes[name]
+        own = ", ".join("stuvw"[k % 5] for k in range(len(axes)))
+        return (
+            f"{name} is an index tensor: it holds positions along {dim}, not numbers, so"
+            f" it cannot be computed with; pick with it (T[{name}[{own}], d]), make its"
+            f" one-hot (delta[k, {name}[{own}]]) or compare it (where({name}[{own}] == 0,"
+            f" a, b)); to compute with the positions as numbers, declare a second input"
+            f" without 'index' (input {name}_value[{', '.join(axes)}]) and give it the"
+            " same array"
+        )
+
     def _undeclared(self, name: str) -> str:
         if name == self.assign.target:
             return (
@@ -725,7 +742,9 @@ class _Lowering:
             close = difflib.get_close_matches(e.func, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise self.fail(
-                f"unknown function {e.func!r}; {hint}known functions: {', '.join(known)}",
+                f"unknown function {e.func!r}; {hint}known functions: {', '.join(known)};"
+                " add your own with tc.register_function (on the command line: --import a"
+                " module that registers it)",
                 e.pos,
             )
         if e.func in CALLABLE:
@@ -1470,7 +1489,7 @@ def show_lowered(
             if node.func == "reciprocal":
                 text = f"1 / {show(node.arg, 3, False)}"
                 return f"({text})" if parent >= 2 else text
-            return f"{node.func}({show(node.arg, 0, False)})"
+            return f"{PRINTED.get(node.func, node.func)}({show(node.arg, 0, False)})"
         if isinstance(node, Along):
             return f"{node.func}({show(node.arg, 0, False)}, {', '.join(map(name, node.axes))})"
         if isinstance(node, Solve):

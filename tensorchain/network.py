@@ -182,14 +182,28 @@ class Network(Graph):
         **sizes: int,
     ) -> dict[str, int]:
         """Every dim's size: spec defaults, overridden by the sizes given
-        (``dims={"n": 4}`` or ``n=4``), then by ``values``' shapes."""
+        (``dims={"n": 4}`` or ``n=4``), then by ``values``' shapes.
+
+        The result also names each derived dim (a merged axis ``(h j)``, a
+        concatenated one ``(h + w)``) with its size, and every ``dims=``
+        takes it back as it is: a derived dim given is checked against its
+        members (a :class:`ShapeError` when they disagree), and fixes a
+        member the others leave open (``(h j)=6`` with ``h=2`` gives ``j=3``).
+        Example:
+            >>> import tensorchain as tc
+            >>> net = tc.parse("dim h = 2\\ndim j = 3\\nparam W[(h j)]\\nf = sum(W ^ 2)")
+            >>> net.sizes()
+            {'h': 2, 'j': 3, '(h j)': 6}
+            >>> net.shape("W", dims=net.sizes())
+            (6,)
+        """
         dims = given_sizes(dims, sizes)
-        check_given_dims(dims, self.dims)
+        check_given_dims(dims, self.dims, self.derived)
         sizes = {d: s for d, s in self.dims.items() if s is not None}
         sizes.update((d, int(s)) for d, s in dims.items())
         sizes.update(value_sizes(self.tensors, self.dims, sizes, dims, values or {}))
         shift_sizes(self, sizes)
-        derived_sizes(self.derived, sizes)
+        derived_sizes(self.derived, sizes, dims)
         missing = [d for d in self.dims if d not in sizes]
         if missing:
             raise ShapeError(

@@ -89,6 +89,8 @@ def derivative(func: str, r: int, x: np.ndarray, p: float = 0.0) -> np.ndarray |
         return 2.0 / math.sqrt(math.pi) * (-1.0) ** (r - 1) * h * np.exp(-x * x)
     if func == "normal_cdf":
         return _normal_cdf_derivative(r, x)
+    if func == "normal_pdf":  # φ = Φ'
+        return _normal_cdf_derivative(r + 1, x)
     if func == "gelu":  # Leibniz on x Φ(x)
         return x * _normal_cdf_derivative(r, x) + r * _normal_cdf_derivative(r - 1, x)
     if func == "log1p":
@@ -124,6 +126,7 @@ def value(func: str, x: np.ndarray, p: float = 0.0) -> np.ndarray:
         "sign": np.sign,
         "erf": _erf,
         "normal_cdf": _normal_cdf,
+        "normal_pdf": lambda v: np.exp(-0.5 * v * v) / math.sqrt(2.0 * math.pi),
         "gelu": lambda v: v * _normal_cdf(v),
         "log1p": np.log1p,
         "expm1": np.expm1,

@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import math
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,10 +71,13 @@ def sum_dim(dims: Sequence[str], derived: dict[str, Derived]) -> str:
     return name
 
 
-def derived_sizes(derived: Mapping[str, Derived], sizes: dict[str, int]) -> None:
+def derived_sizes(
+    derived: Mapping[str, Derived], sizes: dict[str, int], given: Collection[str] = ()
+) -> None:
     """Fill in the size of each derived dim from its members, and check the
-    sizes the values gave one against them (a ``ShapeError`` naming both);
-    a member missing from a known derived size is inferred (``K = (H K) / H``)."""
+    sizes the values (or the arguments: the names in ``given``) gave one
+    against them (a ``ShapeError`` naming both); a member missing from a known
+    derived size is inferred (``K = (H K) / H``)."""
     changed = True
     while changed:
         changed = False
@@ -89,8 +92,8 @@ def derived_sizes(derived: Mapping[str, Derived], sizes: dict[str, int]) -> None
                     formula = ("·" if op == "*" else " + ").join(members)
                     numbers = ("·" if op == "*" else " + ").join(map(str, sizes_of))
                     raise ShapeError(
-                        f"dim {name} has size {sizes[name]} in the values, but"
-                        f" {formula} = {numbers} = {total}; make the values agree"
+                        f"dim {name} {_source(name, sizes, given)}, but"
+                        f" {formula} = {numbers} = {total}; {_remedy(name, members, given)}"
                     )
             elif name in sizes and len(known) == len(members) - 1:
                 (missing,) = (m for m in members if m not in sizes)
@@ -103,11 +106,23 @@ def derived_sizes(derived: Mapping[str, Derived], sizes: dict[str, int]) -> None
                     exact = inferred > 0
                 if not exact:
                     raise ShapeError(
-                        f"dim {name} has size {sizes[name]} in the values, which no size of"
+                        f"dim {name} {_source(name, sizes, given)}, which no size of"
                         f" {missing} gives with {', '.join(f'{m}={sizes[m]}' for m in known)};"
-                        " make the values agree"
+                        f" {_remedy(name, members, given)}"
                     )
                 sizes[missing], changed = inferred, True
+
+
+def _source(name: str, sizes: Mapping[str, int], given: Collection[str]) -> str:
+    if name in given:
+        return f"is given as {name}={sizes[name]}"
+    return f"has size {sizes[name]} in the values"
+
+
+def _remedy(name: str, members: Sequence[str], given: Collection[str]) -> str:
+    if name in given:
+        return f"give sizes that agree, or leave {name} out (it follows from {', '.join(members)})"
+    return "make the values agree"
 
 
 # --- the constants -------------------------------------------------------------

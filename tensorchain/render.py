@@ -2,23 +2,45 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .labeled import LabeledTensor, Term
 
 
+def letters(pool: str, avoid: Collection[str]) -> Iterator[str]:
+    """Index names for printing: the letters of ``pool``, then the same with
+    one prime, two, ... (``p'``, ``q'``: no spec can name an index so, so a
+    generated name is never taken for a user's), none of them in ``avoid``."""
+    for primes in itertools.count():
+        for c in pool:
+            name = c + "'" * primes
+            if name not in avoid:
+                yield name
+
+
+def named_in(t: LabeledTensor) -> set[str]:
+    """The names inside the factors' names (``u`` of ``softmax(sc, u)``), which
+    a generated index name must not repeat."""
+    return {
+        word
+        for term in t.terms
+        for f in term.factors
+        for word in re.findall(r"[A-Za-z_]\w*", f.name)
+    }
+
+
 def _letter_map(t: LabeledTensor) -> dict[str, str]:
     names = {i: i for i in t.indices}
-    letters = iter("ijklpqrstuvwxyzabcdefgh")
+    pool = letters("ijklpqrstuvwxyzabcdefgh", {*t.indices, *named_in(t)})
     for term in t.terms:
         for f in term.factors:
             for lab in f.labels:
                 if lab not in names:
-                    name = next(letters, None) or f"s{len(names)}"
-                    while name in names.values():
-                        name = next(letters, None) or f"s{len(names)}"
-                    names[lab] = name
+                    names[lab] = next(pool)
     return names
 
 

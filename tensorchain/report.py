@@ -46,7 +46,7 @@ def derivation(
     title = f"∂{of}/∂{wrt}" if scalar else f"d{of}/d{wrt}"
     shape = (
         "×".join(str(sizes[d]) for d in dims_w) if scalar else local_shape(dims_of, dims_w, sizes)
-    )
+    ) or "() (a scalar)"
     lines = [
         f"{title}   shape {shape}  ({'gradient' if scalar else 'Jacobian'})",
         RULE,
@@ -88,11 +88,11 @@ def derivation(
     cost = reshape_cost(net, of, wrt, sizes)
     products = ", ".join(cost.products) or "none"
     lines += textwrap.wrap(
-        f"reshape method: {len(cost.products)} matrix products: {products}",
+        f"reshape method: {_count(len(cost.products), 'matrix product')}: {products}",
         78,
         subsequent_indent="  ",
     )
-    lines.append(f"  FLOPs {cost.flops:,}   largest matrix {cost.largest:,} entries")
+    lines.append(f"  FLOPs {cost.flops:,}   largest matrix {_count(cost.largest, 'entry')}")
     reference = reshape_method(net, of, wrt, values)
     diff = float(np.max(np.abs(jac.array - reference), initial=0.0))
     lines += ["", f"{title} =", format_array(jac.array), ""]
@@ -117,8 +117,16 @@ def _contractions(log: list[Contraction]) -> list[str]:
     flops = sum(c.flops for c in log)
     largest = max(c.largest_intermediate for c in log)
     total = "total " if len(log) > 1 else ""
-    lines.append(f"  {total}FLOPs {flops:,}   largest intermediate {largest:,} entries")
+    lines.append(f"  {total}FLOPs {flops:,}   largest intermediate {_count(largest, 'entry')}")
     return lines
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 entry``, ``12 entries``, ``1 matrix product``, ``0 matrix products``."""
+    if n == 1:
+        return f"1 {noun}"
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{n:,} {plural}"
 
 
 def _lhs(d: Derivation, names: tuple[str, ...], net: Network) -> str:

@@ -26,7 +26,7 @@ from . import along as along_fns
 from . import where
 from .along import ALONG, on_any_library
 from .errors import DerivativeError
-from .functions import ELEMENTWISE, PIECEWISE_CONSTANT, elementwise
+from .functions import ELEMENTWISE, PIECEWISE_CONSTANT, PRINTED, elementwise
 from .gather import Selection
 from .labeled import Factor, LabeledTensor, Term, fresh
 from .lower import (
@@ -69,7 +69,7 @@ def name_of(node: Node) -> str:
             return f"{name_of(node.arg)}^{node.param:g}"
         if node.func == "reciprocal":
             return f"1/{name_of(node.arg)}"
-        return f"{node.func}({name_of(node.arg)})"
+        return f"{PRINTED.get(node.func, node.func)}({name_of(node.arg)})"
     if isinstance(node, Along):
         axes = "".join(f", {n}" for n in node.names)
         return f"{node.func}({name_of(node.arg)}{axes})"

@@ -320,12 +320,16 @@ def _check_square(
             )
 
 
-def check_given_dims(dims: Mapping[str, Any], known: Mapping[str, Any]) -> None:
-    """Sizes given by name: each a dim of the network, a positive integer,
-    within ``limits.MAX_DIM``; a ShapeError otherwise."""
+def check_given_dims(
+    dims: Mapping[str, Any], known: Mapping[str, Any], derived: Collection[str] = ()
+) -> None:
+    """Sizes given by name: each a dim of the network (or one of its derived
+    dims, ``(h j)`` or ``(h + w)``, as ``net.sizes()`` names them), a positive
+    integer, within ``limits.MAX_DIM``; a ShapeError otherwise."""
     for d, s in dims.items():
-        if d not in known:
-            raise ShapeError(f"unknown dim {d!r}; this network's dims are {', '.join(known)}")
+        if d not in known and d not in derived:
+            also = f" (and the derived {', '.join(derived)})" if derived else ""
+            raise ShapeError(f"unknown dim {d!r}; this network's dims are {', '.join(known)}{also}")
         if not isinstance(s, int | np.integer) or isinstance(s, bool) or s < 1:
             raise ShapeError(f"dim {d} must be a positive integer, got {s!r}")
         if s > limits.MAX_DIM:

@@ -33,6 +33,7 @@ import numpy as np
 
 from .along import ALONG
 from .chain import network_jacobians
+from .compiled import dtype_of
 from .domains import drawn_note, shifted
 from .errors import ShapeError, ValuesError
 from .gather import Selection, cast_values
@@ -459,7 +460,11 @@ def _mismatch(
 
 
 def _free_dims(net: Network, fixed: Mapping[str, int]) -> list[str]:
+    """The dims drawn: used by an input or param, not given, not computed by
+    a shift, and not a member of a derived dim given (those take the spec's
+    sizes or follow from the derived one)."""
     computed = {t.dims[0] for t in net.tensors.values() if t.kind == "shift"}
+    computed.update(m for d in fixed if d in net.derived for m in net.derived[d][1])
     used = {d for t in net.tensors.values() if t.kind in ("input", "param") for d in t.dims}
     return [d for d in net.dims if d in used and d not in fixed and d not in computed]
 
@@ -651,7 +656,7 @@ def check_gradient(
         if given is not None and not (isinstance(given, int | float) and 0 <= given < math.inf):
             raise ValuesError(f"{name} is a number ≥ 0, got {given!r}")
     fixed = dict(dims or {})
-    check_given_dims(fixed, net.dims)
+    check_given_dims(fixed, net.dims, net.derived)
     free = _free_dims(net, fixed)
     if values is not None:
         given = {k: _to_numpy(v, f"the value of {k}") for k, v in values.items()}
@@ -663,8 +668,8 @@ def check_gradient(
                 )
         env = net._check_values(given)
         net.sizes(env, dims=fixed)  # sizes given must agree with the values
-        if dtype is None:
-            dtype = next(iter(env.values())).dtype
+        if dtype is None:  # the float values' (index tensors hold integer positions)
+            dtype = dtype_of(env)
     dtype = np.dtype(np.float64 if dtype is None else dtype)
     if dtype not in (np.float32, np.float64):
         raise ValuesError(
@@ -672,7 +677,7 @@ def check_gradient(
         )
     checker = _Checker(fn, net, of, wrts, dtype, library, rtol, atol)
     if values is not None:
-        env = {k: np.asarray(v, dtype=dtype) for k, v in env.items()}
+        env = cast_values(net, env, dtype)
         outcome = checker.run(env, net.sizes(env), "given")
         if not outcome.failed:
             return _passed(checker, outcome.tolerance)

@@ -14,7 +14,7 @@ from .backend import as_value, astype, backend_of_values, namespace, numpy_dtype
 from .domains import check_domains, drawn_note
 from .errors import MemoryLimitError, NonFiniteWarning, ShapeError, ValuesError
 from .functions import NOT_HOLOMORPHIC
-from .gather import check_dtype
+from .gather import check_dtype, check_positions
 from .limits import format_bytes, get_memory_limit
 from .lower import Along, Map, Where, walk
 
@@ -221,9 +221,15 @@ def values_from_file(
     and params it lacks drawn as ``net.random_values(seed)`` draws them, and
     a note that says which is which (``x, W from data.npz; b drawn: ...``)."""
     given = read_npz(path, net)
+    indexes = net.indexes
     try:
+        for name in (n for n in given if n in indexes):  # integers, then within their dim
+            check_dtype(name, given[name], indexes[name])
         sizes = net.sizes(given, dims=dims or {})
-        check_domains(net, {k: np.asarray(v, dtype=np.float64) for k, v in given.items()})
+        for name in (n for n in given if n in indexes):
+            check_positions(name, given[name], indexes[name], sizes[indexes[name]])
+        floats = {k: np.asarray(v, dtype=np.float64) for k, v in given.items() if k not in indexes}
+        check_domains(net, floats)
     except (ShapeError, ValuesError) as err:
         raise ValuesError(f"{path}: {err}") from None
     names = [

@@ -32,10 +32,11 @@ from .backend import to_numpy
 from .compiled import dtype_of
 from .differences import central_differences
 from .domains import KINDS, check_domains, drawn_note, room, shifted
-from .errors import DerivativeError, MemoryLimitError, NonFiniteWarning
+from .errors import DerivativeError, MemoryLimitError, NonFiniteWarning, TensorchainError
 from .finite import upstream
 from .gather import cast_values
 from .limits import format_bytes, get_memory_limit
+from .lower import Map, walk
 
 if TYPE_CHECKING:
     from .network import Network
@@ -532,8 +533,38 @@ def _rows(
                 )
             )  # fmt: skip
         else:
-            rows.append(exact(label, lambda run=run: run(net, of, wrts, wide)))
+            try:
+                rows.append(exact(label, lambda run=run: run(net, of, wrts, wide)))
+            except Exception as err:  # the library's own error: reported, never raised
+                rows.append(Row(title, label, "not run", note=_library_failed(net, key, err)))
     return rows
+
+
+def _library_failed(net: Network, library: str, err: Exception) -> str:
+    """Why ``library`` could not differentiate ``net``: its error, first line,
+    and the registered functions it most likely comes from."""
+    from .extend import USER_FUNCTIONS
+
+    first = (str(err).strip().splitlines() or [""])[0]
+    if isinstance(err, TensorchainError):
+        return f"with {library}'s arrays: {first}"
+    said = f"{library} raised {type(err).__name__}" + (f": {first}" if first else "")
+    used = sorted(
+        {
+            node.func.rstrip("'")
+            for stmt in net.statements
+            for node in walk(stmt.root)
+            if isinstance(node, Map) and node.func.rstrip("'") in USER_FUNCTIONS
+        }
+    )
+    if not used:
+        return f"{said} (a fault of tensorchain's: please report it)"
+    return (
+        f"{said}; most likely {', '.join(used)} (registered with tc.register_function)"
+        f" computes with numpy, which {library}'s traced arrays do not enter: write f, df"
+        f" and d2f with operators, or with numpy functions registered as they are"
+        f" (np.tanh, not a def calling np.tanh), to check against {library}"
+    )
 
 
 def _differences_row(

@@ -88,7 +88,12 @@ def lower_selection(low: _Lowering, e: Call) -> Node:
                 cond.pos,
             )
         exprs = [cond.left, cond.right, e.args[1], e.args[2]]
-        left, right, a, b = (low.lower(x) for x in exprs)
+        low.comparing += 1  # a comparison may read positions (where(ids[s] == 0, a, b))
+        try:
+            left, right = low.lower(cond.left), low.lower(cond.right)
+        finally:
+            low.comparing -= 1
+        a, b = low.lower(e.args[1]), low.lower(e.args[2])
         _same_shapes(low, func, [left, right, a, b], exprs, e)
         return select(cond.op, left, right, a, b)
     nodes = [low.lower(x) for x in e.args]
