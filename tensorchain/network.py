@@ -30,7 +30,7 @@ from .errors import (
     ValuesError,
 )
 from .finite import check_results
-from .gather import check_positions, declared_index, draw_positions, refuse_positions
+from .gather import as_positions, check_positions, declared_index, draw_positions, refuse_positions
 from .graph import Forward, Graph, TensorInfo
 from .labeled import LabeledTensor
 from .lower import DELTA, lower
@@ -270,6 +270,7 @@ class Network(Graph):
             sizes = self.sizes(env)
             for name, dim in self.indexes.items():
                 check_positions(name, env[name], dim, sizes[dim])
+                env[name] = as_positions(env[name])
         return env
 
     def forward(self, values: Mapping[str, Any]) -> Forward:
