@@ -121,7 +121,7 @@ def test_jax_positions_are_checked_outside_jit(positions):
     jnp = jax.numpy
     net = tc.parse(GATHER.format(B=3, V=5, D=2))
     values = {"ids": jnp.asarray(positions), "T": jnp.ones((5, 2))}
-    bad = [p for p in positions if not 0 <= p < 5][0]
+    bad = next(p for p in positions if not 0 <= p < 5)
     message = rf"ids\[1\] = {bad} is not a position along V: ids holds positions 0 to 4"
     for call in (
         lambda: net.evaluate(values),
