@@ -181,3 +181,28 @@ def test_where_with_nan_data_and_the_printed_mask():
     np.testing.assert_array_equal(g["b"], [1, 0, 1])
     assert "(1 - [d > 0])" in str(net.derive("L", "b"))
     assert "(1 - [d > 0])" in net.derive("L", "b").latex()
+
+
+# --- 3: silu' for large |x| ----------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_silu_derivative_for_large_arguments(dtype):
+    """silu' = σ (1 − y) + y cancelled to 0 at x ≥ 1e16 (float32: 1e8); it is
+    1 there. Closed forms in float64: σ(x) + x σ(x) σ(−x), and the second
+    derivative σ'(x) (2 + x (1 − 2σ(x))) with σ' = σ(x) σ(−x)."""
+    x = np.array([30.0, 1e8 + 0.3, 1e10, 1e16, 1e17, -1e17, -40.0, -3.0, 0.5])
+    net = tc.parse(f"dim n = {x.size}\nparam x[n]\nL = sum(silu(x))\n")
+    wide = x.astype(dtype).astype(np.float64)
+    with np.errstate(over="ignore"):
+        s, t = 1 / (1 + np.exp(-wide)), 1 / (1 + np.exp(wide))
+    first = s + wide * s * t
+    second = s * t * (2 + wide * (t - s))
+    v = {"x": x.astype(dtype)}
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(net.grad("L", "x", v)["x"], first, rtol=tol, atol=1e-30)
+    # σ' is y (1 − y) (relative error 1e-4 at x = 30, absolute 1e-16)
+    hessian = np.diag(net.hessian("L", "x", v).array)
+    np.testing.assert_allclose(hessian, second, rtol=tol, atol=1e-15 if tol < 1e-7 else 1e-7)
+    source = net.derive("L", "x").to_python()
+    np.testing.assert_allclose(_run_generated(source, "grad_L_x", x=v["x"]), first, rtol=tol)
