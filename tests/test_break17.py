@@ -206,3 +206,36 @@ def test_silu_derivative_for_large_arguments(dtype):
     np.testing.assert_allclose(hessian, second, rtol=tol, atol=1e-15 if tol < 1e-7 else 1e-7)
     source = net.derive("L", "x").to_python()
     np.testing.assert_allclose(_run_generated(source, "grad_L_x", x=v["x"]), first, rtol=tol)
+
+
+# --- 7: non-finite higher derivatives through a diagonal pick ------------------
+
+PICK = """
+dim B = 2
+dim C = 3
+input lab[B] index C
+param x[B, C]
+z[s] = log(x[s, lab[s]])
+L = sum(z ^ 2)
+"""
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_non_finite_derivative_through_a_pick_is_reported(order):
+    """The finiteness check ran numpy's isfinite on the selection factor of
+    the result (a raw TypeError); it is reported like any other NaN, naming
+    the statement, and the entry not picked is exactly 0 (closed form)."""
+    net = tc.parse(PICK)
+    v = {"lab": np.array([0, 2]), "x": np.array([[-1.0, 2, 3], [1, 2, 3.0]])}
+    wrt = ("x",) * order
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's log(-1) (item 22)
+        with pytest.warns(tc.NonFiniteWarning, match=r"first appear in z\[s\] = log"):
+            D = net.derivative("L", wrt, v).array
+        with pytest.raises(tc.ValuesError, match=r"first appear in z\[s\] = log"):
+            net.derivative("L", wrt, v, strict=True)
+    # at x[1, 2] = 3: (log² x)'' = 2 (1 − log x)/x², (log² x)''' = 2 (2 log x − 3)/x³
+    x = 3.0
+    expected = 2 * (1 - np.log(x)) / x**2 if order == 2 else 2 * (2 * np.log(x) - 3) / x**3
+    np.testing.assert_allclose(D[(1, 2) * order], expected, rtol=1e-13)
+    assert D[(1, 1) * order] == 0
