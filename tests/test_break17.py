@@ -239,3 +239,45 @@ def test_non_finite_derivative_through_a_pick_is_reported(order):
     expected = 2 * (1 - np.log(x)) / x**2 if order == 2 else 2 * (2 * np.log(x) - 3) / x**3
     np.testing.assert_allclose(D[(1, 2) * order], expected, rtol=1e-13)
     assert D[(1, 1) * order] == 0
+
+
+# --- 9: derived dims and the size limits -----------------------------------------
+
+BIG_GROUP = "dim H = {h}\ndim B = 2\nparam y[B, (H H H H)]\nL = sum(y ^ 2)\n"
+
+
+@pytest.mark.parametrize("h", [2**11, 65536])
+def test_product_dim_beyond_the_dim_limit(h):
+    """(H H H H) with H = 2^11 is 2^44 > MAX_DIM: it was accepted, and at
+    2^64 plan/compile_grad/explore raised numpy's raw ValueError."""
+    net = tc.parse(BIG_GROUP.format(h=h))
+    message = rf"dim \(H H H H\) = H·H·H·H = {h}·{h}·{h}·{h} = .* is larger than the limit"
+    for call in (
+        lambda: net.shape("y"),
+        lambda: net.plan("L", "y"),
+        lambda: net.compile_grad("L", "y"),
+        lambda: net.explore("L", "y"),
+        lambda: net.random_values(),
+    ):
+        with pytest.raises(tc.ShapeError, match=message):
+            call()
+    sums = tc.parse(
+        f"dim I = {2**40}\ndim J = 1\nparam a[I]\nparam b[J]\nc[k] = concat(a[k], b[k], k)\n"
+    )
+    with pytest.raises(tc.ShapeError, match=r"dim \(I \+ J\) = I \+ J = .* is larger"):
+        sums.sizes()
+
+
+def test_product_dim_within_the_limit_but_beyond_memory():
+    """(H H H H) = 1000⁴ = 1e12 is within MAX_DIM, but the reshape's constant
+    (2e12 numbers) was allocated to plan it: a raw MemoryError."""
+    spec = BIG_GROUP.format(h=1000) + "w[s, a, b, c, d] = y[s, (a b c d)]\nN = sum(w)\n"
+    net = tc.parse(spec)
+    for call in (
+        lambda: net.plan("N", "y"),
+        lambda: net.compile_grad("N", "y"),
+        lambda: net.explore("N", "y"),
+        lambda: net.derive("N", "y"),
+    ):
+        with pytest.raises(tc.MemoryLimitError, match="a reshape between an axis of 1,000,0"):
+            call()
