@@ -281,3 +281,58 @@ def test_product_dim_within_the_limit_but_beyond_memory():
     ):
         with pytest.raises(tc.MemoryLimitError, match="a reshape between an axis of 1,000,0"):
             call()
+
+
+# --- 15, 16: finite differences next to a domain's boundary -----------------------
+
+
+def _fd_row(report):
+    return next(r for r in report.rows if r.reference.startswith("finite differences"))
+
+
+def test_verify_with_a_subnormal_positive_value():
+    """A distance of 5e-324 to the boundary leaves no step: that entry is not
+    differenced (it raised "math domain error"); the other one is."""
+    net = tc.parse("dim n = 2\nparam s[n] positive\nL = sum(log(s))\n")
+    report = net.verify("L", "s", {"s": np.array([5e-324, 1.0])}, references=("differences",))
+    assert _fd_row(report).status == "pass"
+    report = net.verify("L", "s", {"s": np.array([5e-324, 1e-300])}, references=("differences",))
+    assert _fd_row(report).status in ("pass", "not run")
+
+
+@pytest.mark.parametrize(
+    ("body", "r"),
+    [
+        ("log(r)", [1e-12, 0.3]),
+        ("sqrt(r)", [1e-12, 1e-3, 2.0]),
+        ("log(r)", [1e-9, 1e-7, 5.0]),
+        ("sqrt(r + 1) * r", [0.0, 1e-300, 2.0]),  # smooth at the boundary: one side works
+    ],
+)
+def test_verify_nonnegative_near_zero_is_no_false_alarm(body, r):
+    """``nonnegative`` values next to 0 were differenced on one side with a
+    step of ~1e-3, far outside log's scale there, and a correct gradient was
+    reported as DISAGREES."""
+    net = tc.parse(f"dim n = {len(r)}\nparam r[n] nonnegative\nL = sum({body})\n")
+    report = net.verify("L", "r", {"r": np.array(r)}, references=("reference", "differences"))
+    assert report.ok, str(report)
+    assert _fd_row(report).status == "pass"
+
+
+def test_differences_next_to_zero_are_right_or_flagged():
+    """The differences themselves: accurate away from 0 (closed form 1/x),
+    and at 1e-12 either right or carrying an error estimate that covers
+    their error (the one-sided value there claimed 1e-6 and was off by 1e12)."""
+    from tensorchain.differences import central_differences
+    from tensorchain.domains import room
+
+    net = tc.parse("dim n = 3\nparam r[n] nonnegative\nL = sum(log(r))\n")
+    x = np.array([1e-12, 0.5, 2.0])
+    d = central_differences(
+        lambda v: net.evaluate({"r": v})["L"], x, atol=1e-6, room=room(net.info("r").domain, x)
+    )
+    good = d.error <= 1e-7 * np.maximum(1, np.abs(d.value))
+    assert good[1:].all()
+    np.testing.assert_allclose(d.value[1:], 1 / x[1:], rtol=1e-8)
+    # the entry at 1e-12 is either right or flagged, never a confident wrong number
+    assert abs(d.value[0] - 1e12) <= max(d.error[0], 1e-6 * 1e12)
