@@ -1207,7 +1207,7 @@ class _Lowering:
             if in_map and isinstance(n, Product):
                 seen = [lab for f in n.factors for lab in dict.fromkeys(f.labels)]
                 inside.update(lab for lab in seen if seen.count(lab) > 1)
-            stack.extend((c, in_map or isinstance(n, Map | Along)) for c in children(n))
+            stack.extend((c, in_map or isinstance(n, Map | Along | Where)) for c in children(n))
         hit = [lab for lab in summed if lab in inside]
         if hit:
             pos = self.assign.pos

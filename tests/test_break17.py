@@ -336,3 +336,40 @@ def test_differences_next_to_zero_are_right_or_flagged():
     np.testing.assert_allclose(d.value[1:], 1 / x[1:], rtol=1e-8)
     # the entry at 1e-12 is either right or flagged, never a confident wrong number
     assert abs(d.value[0] - 1e12) <= max(d.error[0], 1e-6 * 1e12)
+
+
+# --- 17: a function applied before an index is summed ---------------------------
+
+LAYER = "dim n = 3\ndim m = 2\nparam W[n, m]\nparam x[m]\n"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "relu(W[i, j] * x[j])",
+        "max(0, W[i, j] * x[j])",
+        "min(W[i, j] * x[j], 1)",
+        "maximum(W[i, j] * x[j], 0)",
+        "minimum(0, W[i, j] * x[j])",
+        "clip(W[i, j] * x[j], -1, 1)",
+        "where(W[i, j] * x[j] > 0, 1, 0)",
+        "where(x[k] > 0, W[i, j] * x[j], 0)",
+    ],
+)
+def test_selection_of_a_contraction_warns_like_relu(body):
+    """``max(0, W[i, j] * x[j])`` sums one ReLU per j, like ``relu(...)``,
+    which warns; selections did not. The value is that sum (closed form)."""
+    with pytest.warns(tc.SpecWarning, match=r"the index 'j' is not on the left side"):
+        net = tc.parse(LAYER + f"y[i] = {body}\n")
+    if body.startswith("max(0"):
+        W, x = np.array([[1.0, -2], [-1, -1], [3, 1]]), np.ones(2)
+        np.testing.assert_array_equal(net.evaluate({"W": W, "x": x})["y"], [1, 0, 4])
+
+
+@pytest.mark.parametrize(
+    "body", ["max(0, W[i, j]) * x[j]", "where(x[j] > 0, W[i, j], 0)", "maximum(W[i, j], 0)"]
+)
+def test_selection_without_a_contraction_inside_does_not_warn(body):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tc.parse(LAYER + f"y[i] = {body}\n")
