@@ -1222,22 +1222,35 @@ class _Lowering:
 
 
 def _delta_not_finite(e: Expr, func: str, err) -> str:
-    """The message for a function of ``delta[i, j]`` that is not finite at 0 or 1."""
-    where = " and ".join(
-        f"delta[{base_label(a)}, {base_label(b)}] is {bit}"
-        + (f" (off the diagonal, {base_label(a)} ≠ {base_label(b)})" if bit == 0 else "")
-        for (a, b), bit in err.at
+    """The message for a function of ``delta[i, j]`` (or of a one-hot
+    ``delta[k, ids[s]]``) that is not finite at 0 or 1."""
+    where = " and ".join(_delta_at(node, bit) for node, bit in err.at)
+    onehot = any(isinstance(node, Select) for node, _ in err.at)
+    zero = (
+        "a one-hot is 0 off its position" if onehot else "the Kronecker delta is 0 off its diagonal"
     )
     if func == "reciprocal" and all(bit == 0 for _, bit in err.at):
+        example = "X[s, k] * delta[k, labels[s]]" if onehot else "X[i, j] * delta[i, j]"
         return (
-            f"{show(e)} divides by zero where {where}: the Kronecker delta is 0 off its"
-            " diagonal; to keep the diagonal multiply instead, e.g. X[i, j] * delta[i, j]"
+            f"{show(e)} divides by zero where {where}: {zero}; to keep the"
+            f" {'position' if onehot else 'diagonal'} multiply instead, e.g. {example}"
         )
     what = "divides by zero" if func == "reciprocal" else f"is {_not_finite_word(err.value)}"
     return (
-        f"{show(e)} {what} where {where}: the Kronecker delta is 0 off its diagonal and 1"
-        " on it, and a function of it must be finite at both"
+        f"{show(e)} {what} where {where}: {zero} and 1 on it, and a function of it must"
+        " be finite at both"
     )
+
+
+def _delta_at(node: Delta | Select, bit: int) -> str:
+    """``delta[i, j] is 0 (off the diagonal, i ≠ j)``, ``delta[k, labels[s]] is 1``."""
+    if isinstance(node, Select):
+        *at, v = (base_label(lab) for lab in node.labels)
+        pick = f"{node.index}[{', '.join(at)}]" if at else str(node.index)
+        text = f"delta[{v}, {pick}] is {bit}"
+        return text + (f" ({v} ≠ {pick})" if bit == 0 else "")
+    a, b = (base_label(lab) for lab in node.labels)
+    return f"delta[{a}, {b}] is {bit}" + (f" (off the diagonal, {a} ≠ {b})" if bit == 0 else "")
 
 
 def _not_finite_word(value: float) -> str:

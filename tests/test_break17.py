@@ -373,3 +373,41 @@ def test_selection_without_a_contraction_inside_does_not_warn(body):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tc.parse(LAYER + f"y[i] = {body}\n")
+
+
+# --- 18: functions of a one-hot delta[k, labels[s]] --------------------------------
+
+ONEHOT = "dim B = 2\ndim C = 3\ninput lab[B] index C\nparam y[B, C]\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("y[s, k] / delta[k, lab[s]]", r"divides by zero where delta\[k, lab\[s\]\] is 0"),
+        ("1 / (y[s, k] * delta[k, lab[s]])", r"divides by zero where delta\[k, lab\[s\]\] is 0"),
+        ("log(delta[k, lab[s]])", r"is -infinite where delta\[k, lab\[s\]\] is 0"),
+        ("y[s, k] * log(delta[k, lab[s]])", r"is -infinite where delta\[k, lab\[s\]\] is 0"),
+        ("log(2 * delta[k, lab[s]] - 1)", r"is NaN where delta\[k, lab\[s\]\] is 0"),
+        ("y[s, k] / delta[k, 1]", r"divides by zero where delta\[k, 1\] is 0 \(k ≠ 1\)"),
+    ],
+)
+def test_function_of_a_onehot_not_finite_is_refused(body, message):
+    """As for ``delta[k, j]``: these were accepted and evaluated to ±inf/NaN."""
+    with pytest.raises(tc.SpecError, match=message) as err:
+        tc.parse(ONEHOT + f"z[s, k] = {body}\nL = sum(z)\n")
+    assert err.value.line == 5
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("exp(delta[k, lab[s]])", lambda hot, y: np.exp(hot)),
+        ("sqrt(delta[k, lab[s]])", lambda hot, y: hot),
+        ("log(delta[k, lab[s]] + 1) * y[s, k]", lambda hot, y: np.log(hot + 1) * y),
+    ],
+)
+def test_finite_function_of_a_onehot_is_computed(body, expected):
+    net = tc.parse(ONEHOT + f"z[s, k] = {body}\nL = sum(z)\n")
+    lab, y = np.array([2, 0]), np.arange(6.0).reshape(2, 3)
+    hot = np.eye(3)[lab]
+    np.testing.assert_allclose(net.evaluate({"lab": lab, "y": y})["z"], expected(hot, y))
