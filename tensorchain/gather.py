@@ -437,8 +437,9 @@ def refuse_positions(graph: Graph, names: Sequence[str], call: str = "a derivati
     indexes = positions_of(graph)
     for name in names:
         if isinstance(name, str) and name in indexes:
+            verb = "are" if call.endswith(("norms", "differences")) else "is"
             raise DerivativeError(
-                f"{call} by {name} is not defined: {name} holds integer positions along"
+                f"{call} by {name} {verb} not defined: {name} holds integer positions along"
                 f" {indexes[name]} (index {indexes[name]}), and a derivative needs a"
                 f" real-valued tensor; differentiate by the tensor it picks from instead"
             )

@@ -50,6 +50,17 @@ if TYPE_CHECKING:
     from .verify import VerifyReport
 
 
+#: What a call computes, in words, for messages (``per-sample gradient norms by ids ...``).
+_CALLS = {
+    "grad": "a gradient",
+    "hvp": "a Hessian-vector product",
+    "gnvp": "a Gauss–Newton product",
+    "norms": "per-sample gradient norms",
+    "clipped": "a clipped gradient",
+    "ntk": "a neural tangent kernel",
+}
+
+
 class Network(Graph):
     """A network parsed from the spec language.
 
@@ -644,7 +655,7 @@ class Network(Graph):
         targets = (wrt,) if isinstance(wrt, str) else tuple(wrt or self.params)
         for w in targets:
             self.info(w)
-        refuse_positions(self, targets, f"the {kind}")
+        refuse_positions(self, targets, _CALLS.get(kind, f"the {kind}"))
         for name in of if isinstance(of, tuple) else (of,):
             self.info(name)
         env = self._check_values(values, strict, check_finite)
@@ -816,7 +827,7 @@ class Network(Graph):
             raise DerivativeError(f"no wrt given and {of!r}'s network has no params")
         for w in targets:
             self.info(w)
-        refuse_positions(self, targets, f"the {what}" if what != "grad" else "a gradient")
+        refuse_positions(self, targets, _CALLS.get(what, f"the {what}"))
         return targets
 
     def _compiled(

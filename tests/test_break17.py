@@ -411,3 +411,27 @@ def test_finite_function_of_a_onehot_is_computed(body, expected):
     lab, y = np.array([2, 0]), np.arange(6.0).reshape(2, 3)
     hot = np.eye(3)[lab]
     np.testing.assert_allclose(net.evaluate({"lab": lab, "y": y})["z"], expected(hot, y))
+
+
+# --- 19, 20: derivatives by positions, in words ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda net, v: tc.reshape_method(net, "L", "ids", v), "the reshape method's derivative"),
+        (lambda net, v: net.hvp("L", "ids", np.ones(3), v), "a Hessian-vector product"),
+        (lambda net, v: net.per_sample_grad_norms("l", "ids", v), "per-sample gradient norms"),
+        (lambda net, v: net.ntk("e", "ids", v), "a neural tangent kernel"),
+        (lambda net, v: net.clipped_grad("l", "ids", v, max_norm=1.0), "a clipped gradient"),
+        (lambda net, v: net.gnvp("L", "e", "ids", np.ones(3), v), "a Gauss–Newton product"),
+    ],
+)
+def test_derivative_by_positions_is_refused_in_words(call, words):
+    """tc.reshape_method by an index tensor returned zeros; the other calls
+    named internal kinds ("the norms by ids is not defined")."""
+    net = tc.parse(GATHER.format(B=3, V=5, D=2) + "l[s] = sum(e[s, d] ^ 2, d)\n")
+    v = {"ids": np.array([1, 2, 3]), "T": np.ones((5, 2))}
+    verb = "are" if words.endswith("norms") else "is"
+    with pytest.raises(tc.DerivativeError, match=f"^{words} by ids {verb} not defined: ids holds"):
+        call(net, v)
