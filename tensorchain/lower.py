@@ -29,7 +29,7 @@ import numpy as np
 
 from . import limits
 from .along import ALONG, CALLABLE_ALONG, MATRIX_FUNCTIONS
-from .errors import ShapeError, SpecError
+from .errors import ShapeError, SpecError, count_axes
 from .functions import CALLABLE, ELEMENTWISE, REDUCTIONS
 from .losses import (
     LABELLED,
@@ -187,6 +187,7 @@ class Select:
     index: str | int
     labels: tuple[str, ...]
     pos: Pos | None = None  # where the pick is written, for messages
+    onehot: bool = False  # written delta[k, ids[s]] (or delta[k, 0]), for messages
 
 
 @dataclass(frozen=True, eq=False)
@@ -286,7 +287,7 @@ def relabel(node: Node, mapping: dict[str, str]) -> Node:
         a, b = r(node.labels)
         return replace(node, labels=(a, b))
     if isinstance(node, Select):
-        return Select(node.index, r(node.labels), node.pos)
+        return Select(node.index, r(node.labels), node.pos, node.onehot)
     if isinstance(node, Reindex):
         return Reindex(node.kind, r(node.labels), r(node.parts), node.pos)
     if isinstance(node, Solve):
@@ -357,8 +358,9 @@ class _Lowering:
         if self.index_form or not a.labels or not b.labels or a.labels == b.labels:
             return
         raise self.fail(
-            f"shape mismatch in whole-tensor arithmetic: {show(ea)} has {len(a.labels)}"
-            f" axes but {show(eb)} has {len(b.labels)}; '{op}' needs equal shapes"
+            f"shape mismatch in whole-tensor arithmetic: {show(ea)} has"
+            f" {count_axes(len(a.labels))} but {show(eb)} has {len(b.labels)}; '{op}' needs"
+            " equal shapes"
             " (or a scalar). Use index form, e.g. t[i, j] = a[i] * W[i, j]",
             pos,
             ShapeError,
@@ -519,7 +521,7 @@ class _Lowering:
             return Leaf(e.name, tuple(positional(k) for k in range(len(axes))), e.pos)
         if len(e.indices) != len(axes):
             raise self.fail(
-                f"{e.name} has {len(axes)} axes [{', '.join(axes)}] but"
+                f"{e.name} has {count_axes(len(axes))} [{', '.join(axes)}] but"
                 f" {len(e.indices)} indices are given in {show(e)}",
                 e.pos,
                 ShapeError,
@@ -654,7 +656,7 @@ class _Lowering:
         picks = [i for i in e.indices or () if isinstance(i, Pick)]
         if picks and len(e.indices) == 2 and len(picks) == 1 and self.index_form:
             (k,) = (i for i in e.indices if isinstance(i, Index))
-            return self.select(picks[0], k.name, "", None)
+            return replace(self.select(picks[0], k.name, "", None), onehot=True)
         if picks:
             raise self.fail(
                 "delta with a picked position is a one-hot: one index name and one pick,"
@@ -816,7 +818,7 @@ class _Lowering:
         dims = self.axes[y.name]
         if y.indices is not None or len(dims) != len(rest):
             raise self.fail(
-                f"{y.name} has {len(dims)} axes [{', '.join(dims)}] but {show(z)} has"
+                f"{y.name} has {count_axes(len(dims))} [{', '.join(dims)}] but {show(z)} has"
                 f" {len(rest)} besides {k.name}: the labels have one entry per row of the"
                 f" logits, e.g. z[B, {k.name}] with {y.name}[B]",
                 e.pos,
@@ -920,7 +922,7 @@ class _Lowering:
             row, col = self.resolve_axes(matrix, names, e)
         elif len(matrix.labels) < 2:
             raise self.fail(
-                f"{e.func} needs a matrix, but {what} has {len(matrix.labels)} axes;"
+                f"{e.func} needs a matrix, but {what} has {count_axes(len(matrix.labels))};"
                 f" e.g. {example}",
                 e.pos,
                 ShapeError,
@@ -963,7 +965,7 @@ class _Lowering:
             if len(matrix.labels) != 2 or len(rhs.labels) not in (1, 2):
                 raise self.fail(
                     f"in whole-tensor form solve takes an n×n matrix and a right side of n"
-                    f" or n×k entries, but {what} has {len(matrix.labels)} axes and {where}"
+                    f" or n×k entries, but {what} has {count_axes(len(matrix.labels))} and {where}"
                     f" {len(rhs.labels)}; for batches use index form, e.g."
                     " x[s, j] = solve(A[s, i, j], b[s, i], i, j)",
                     e.pos,

@@ -14,7 +14,7 @@ from .backend import as_value, astype, backend_of_values, namespace, numpy_dtype
 from .domains import check_domains, drawn_note
 from .errors import MemoryLimitError, NonFiniteWarning, ShapeError, ValuesError
 from .functions import NOT_HOLOMORPHIC
-from .gather import check_dtype
+from .gather import check_dtype, check_positions
 from .limits import format_bytes, get_memory_limit
 from .lower import Along, Map, Where, walk
 
@@ -223,6 +223,10 @@ def values_from_file(
     given = read_npz(path, net)
     try:
         sizes = net.sizes(given, dims=dims or {})
+        indexes = net.indexes
+        for name in given.keys() & indexes.keys():  # integer positions, within their dim
+            check_dtype(name, given[name], indexes[name])
+            check_positions(name, given[name], indexes[name], sizes[indexes[name]])
         check_domains(net, {k: np.asarray(v, dtype=np.float64) for k, v in given.items()})
     except (ShapeError, ValuesError) as err:
         raise ValuesError(f"{path}: {err}") from None
