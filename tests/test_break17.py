@@ -435,3 +435,66 @@ def test_derivative_by_positions_is_refused_in_words(call, words):
     verb = "are" if words.endswith("norms") else "is"
     with pytest.raises(tc.DerivativeError, match=f"^{words} by ids {verb} not defined: ids holds"):
         call(net, v)
+
+
+# --- 21: LaTeX of fused local derivatives ----------------------------------------
+
+_UNARY = ["erf", "gelu", "silu", "logsigmoid", "log1p", "expm1", "sigmoid", "tanh", "sqrt", "exp"]
+_WRAPS = [
+    "where({x} > 0, {x}, 2 * {x})",
+    "where({x} >= 1, {x}, 0)",
+    "maximum({x}, 0.5)",
+    "clip({x}, -1, 1)",
+    "max(0, {x})",
+    "{x} ^ 2",
+    "1 / ({x} + 3)",
+]
+
+
+def _balanced(tex: str) -> bool:
+    depth, k = 0, 0
+    while k < len(tex):
+        if tex[k] == "\\":
+            k += 2
+            continue
+        depth += {"{": 1, "}": -1}.get(tex[k], 0)
+        if depth < 0:
+            return False
+        k += 1
+    return depth == 0
+
+
+@given(
+    fns=st.lists(st.sampled_from(_UNARY), min_size=1, max_size=3),
+    wraps=st.lists(st.sampled_from(_WRAPS), min_size=1, max_size=3),
+    concat=st.booleans(),
+)
+def test_latex_is_ascii_latex(fns, wraps, concat):
+    """A fused local derivative printed ``\\mathrm{(... ≤ ... · Φ(u) ... √π ... u²)}``:
+    plain-text Unicode pdflatex cannot compile. Every LaTeX is ASCII now, its
+    braces balanced."""
+    head = "dim B = 2\ndim I = 2\ndim J = 3\nparam a[B, I]\nparam b[B, J]\n"
+    head += "u[s, k] = concat(a[s, k], b[s, k], k)\n" if concat else "u = a + 1\n"
+    lines, name = [], "u"
+    for k, (f, wrap) in enumerate(zip(fns * 3, wraps, strict=False)):
+        inner = wrap.format(x=name)
+        lines.append(f"v{k} = {f}({inner}) + cos({name})")
+        name = f"v{k}"
+    net = tc.parse(head + "\n".join(lines) + f"\nL = sum({name} ^ 2)\n")
+    for wrt in ("a", "u"):
+        tex = net.derive("L", wrt).latex()
+        assert tex.isascii(), tex
+        assert _balanced(tex), tex
+
+
+def test_latex_of_a_fused_selection():
+    """The trial's example: the masks and functions as LaTeX commands."""
+    net = tc.parse(
+        "dim B = 2\ndim I = 2\ndim J = 3\nparam a[B, I]\nparam b[B, J]\n"
+        "u[s, k] = concat(a[s, k], b[s, k], k)\nw = where(u > 0, erf(u), gelu(u))\n"
+        "v = sqrt(w ^ 2 + 1)\nL = sum(v ^ 2)\n"
+    )
+    tex = net.derive("L", "a").latex()
+    assert tex.isascii() and _balanced(tex)
+    for command in (r"\cdot", r"\Phi", r"\varphi", r"\sqrt{\pi", r"u^{2}"):
+        assert command in tex, (command, tex)
