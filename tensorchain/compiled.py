@@ -119,7 +119,12 @@ class Compiled:
         memory forecast against the limit; then, with ``check_finite``, check
         that the results are finite (see :func:`tensorchain.finite.check_results`)."""
         self.check_memory(memory_limit)
-        result = typed_result(self.finish(self.program(env)), env, self.dtype)
+        # NaN and infinity are reported by the results' check (NonFiniteWarning,
+        # naming the statement), or were asked not to be: numpy's own warnings
+        # would only repeat it, or flag a branch that where() discards.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            arrays = self.program(env)
+        result = typed_result(self.finish(arrays), env, self.dtype)
         if check_finite:
             check_results(self.net, env, result, self.what, self.of, strict, stacklevel=4)
         return result

@@ -159,7 +159,7 @@ def test_where_else_branch_where_the_test_is_nan(test, c, x):
     second = np.where(chosen, 2.0, 6 * x)
     v = {"x": x}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's log of x < 0 (item 22)
+        warnings.simplefilter("ignore", RuntimeWarning)  # the reshape method's numpy log
         np.testing.assert_allclose(net.grad("L", "x", v, strict=True)["x"], grad)
         np.testing.assert_allclose(np.diag(net.jacobian("w", "x", v).array), grad)
         np.testing.assert_allclose(net.hvp("L", "x", np.ones_like(x), v), second)
@@ -228,12 +228,10 @@ def test_non_finite_derivative_through_a_pick_is_reported(order):
     net = tc.parse(PICK)
     v = {"lab": np.array([0, 2]), "x": np.array([[-1.0, 2, 3], [1, 2, 3.0]])}
     wrt = ("x",) * order
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's log(-1) (item 22)
-        with pytest.warns(tc.NonFiniteWarning, match=r"first appear in z\[s\] = log"):
-            D = net.derivative("L", wrt, v).array
-        with pytest.raises(tc.ValuesError, match=r"first appear in z\[s\] = log"):
-            net.derivative("L", wrt, v, strict=True)
+    with pytest.warns(tc.NonFiniteWarning, match=r"first appear in z\[s\] = log"):
+        D = net.derivative("L", wrt, v).array
+    with pytest.raises(tc.ValuesError, match=r"first appear in z\[s\] = log"):
+        net.derivative("L", wrt, v, strict=True)
     # at x[1, 2] = 3: (log² x)'' = 2 (1 − log x)/x², (log² x)''' = 2 (2 log x − 3)/x³
     x = 3.0
     expected = 2 * (1 - np.log(x)) / x**2 if order == 2 else 2 * (2 * np.log(x) - 3) / x**3
@@ -498,3 +496,33 @@ def test_latex_of_a_fused_selection():
     assert tex.isascii() and _balanced(tex)
     for command in (r"\cdot", r"\Phi", r"\varphi", r"\sqrt{\pi", r"u^{2}"):
         assert command in tex, (command, tex)
+
+
+# --- 22: numpy's warnings beside tensorchain's ------------------------------------
+
+
+def test_no_numpy_warning_for_a_branch_where_discards():
+    """``where(log(x) > 0, ...)`` at x < 0: the NaN of log is discarded, the
+    results are finite, and numpy's "invalid value encountered in log" was
+    the only (spurious) signal. pytest turns any warning into an error here."""
+    net = tc.parse("dim n = 3\nparam x[n]\nw = where(log(x) > 0, 2 * x, 3 * x)\nL = sum(w)\n")
+    v = {"x": np.array([-1.0, 0.5, 2.0])}
+    np.testing.assert_array_equal(net.evaluate(v)["w"], [-3, 1.5, 4])
+    np.testing.assert_array_equal(net.grad("L", "x", v)["x"], [3, 3, 2])
+    net.hvp("L", "x", np.ones(3), v)
+    net.hessian("L", "x", v)
+    net.compile_grad("L", "x")(v)
+
+
+def test_non_finite_result_warns_once_in_tensorchain_terms():
+    """``x ^ y`` with x < 0 is NaN: one NonFiniteWarning naming the statement,
+    and no numpy RuntimeWarning beside it."""
+    net = tc.parse("dim n = 3\nparam x[n]\nparam y[n]\nw = x ^ y\nL = sum(w)\n")
+    v = {"x": np.array([-1.0, 0.5, 2.0]), "y": np.array([0.5, 1, 2])}
+    for call in (lambda: net.evaluate(v), lambda: net.grad("L", "x", v)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        kinds = [type(w.message) for w in caught]
+        assert kinds == [tc.NonFiniteWarning], [str(w.message) for w in caught]
+        assert "first appear in w = x ^ y" in str(caught[0].message)
