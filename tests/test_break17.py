@@ -9,6 +9,7 @@ installed, and central differences written here.
 from __future__ import annotations
 
 import importlib.util
+import re
 import warnings
 
 import numpy as np
@@ -526,3 +527,90 @@ def test_non_finite_result_warns_once_in_tensorchain_terms():
         kinds = [type(w.message) for w in caught]
         assert kinds == [tc.NonFiniteWarning], [str(w.message) for w in caught]
         assert "first appear in w = x ^ y" in str(caught[0].message)
+
+
+# --- 8, 20: positions in a --values file ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [
+        (np.array([0.0, 1, 2]), r"ids.npz: the value of ids has dtype float64"),
+        (np.array([0, -1, 2]), r"ids.npz: ids\[1\] = -1 is not a position along V"),
+        (np.array([0, 4, 2], np.uint64), None),  # a raw IndexError before
+    ],
+)
+def test_cli_positions_from_a_values_file(tmp_path, capsys, ids, message):
+    from tensorchain.cli import main
+
+    spec = tmp_path / "g.tc"
+    spec.write_text(GATHER.format(B=3, V=5, D=2))
+    np.savez(tmp_path / "ids.npz", ids=ids)
+    code = main(["derive", str(spec), "--wrt", "T", "--values", str(tmp_path / "ids.npz")])
+    err = capsys.readouterr().err
+    if message is None:
+        assert code == 0, err
+    else:
+        assert code != 0
+        assert re.search(message, err), err
+
+
+# --- 20: messages ------------------------------------------------------------------
+
+
+def test_domain_along_a_grouped_axis():
+    """``probability (H W)`` said "declare it first with 'dim (H W) = 4'"
+    (itself a SpecError); the group's name is the axis's, so it is taken."""
+    net = tc.parse(
+        "dim B = 2\ndim H = 2\ndim W = 2\ninput q[B, (H W)] probability (H W)\n"
+        "param z[B, (H W)]\nL = sum(q * z)\n"
+    )
+    q = net.random_values(seed=0)["q"]
+    np.testing.assert_allclose(q.sum(axis=1), 1.0)
+    assert (q >= 0).all()
+    with pytest.raises(
+        tc.SpecError, match=r"\(W H\) after 'probability' is no axis of q; .*B, \(H W\)"
+    ):
+        tc.parse("dim B = 2\ndim H = 2\ndim W = 2\ninput q[B, (H W)] probability (W H)\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "dim B = 2\ndim H = 2\ndim W = 3\nparam y[B, (H W)]\nx[s, a, b, c] = y[s, (a b c)]\n",
+            r"the group \(a b c\) splits an axis of dim \(H W\), a product of 2 dims, into 3"
+            r" indices, and 'a' has no size",
+        ),
+        (
+            "dim n = 3\nparam x[n]\ny[i] = delta[i, 3] * x[i]\n",
+            r"delta\[i, 3\]: position 3 is past the end of the dim of 'i' \(dim n = 3, as axis 0"
+            r" of x\)",
+        ),
+        ("dim n = 2\nparam x[n]\nd = det(x)\n", r"det needs a matrix, but x has 1 axis;"),
+    ],
+)
+def test_messages_name_what_is_wrong(text, message):
+    with pytest.raises(tc.SpecError, match=message):
+        tc.parse(text)
+
+
+def test_value_with_the_wrong_rank_says_1_axis():
+    net = tc.parse("dim n = 3\nparam x[n]\nL = sum(x)\n")
+    with pytest.raises(tc.ShapeError, match=r"x is declared with 1 axis \[n=3\]"):
+        net.evaluate({"x": np.ones((3, 2))})
+
+
+def test_compile_grad_too_large_in_the_callers_terms():
+    """It named "the dense array of this LabeledTensor", "symbolic δ (none)"
+    and .to_dask(chunks), none of which the caller of compile_grad has."""
+    net = tc.parse("dim H = 1000\ndim B = 2\nparam y[B, H, H]\nL = sum(y ^ 2)\n")
+    tc.set_memory_limit(2**20)  # 1 MiB; the gradient is 16 MB
+    try:
+        with pytest.raises(tc.MemoryLimitError) as err:
+            net.compile_grad("L", "y")
+    finally:
+        tc.set_memory_limit(None)
+    message = str(err.value)
+    assert message.startswith("the gradient of L by y (2 × 1000 × 1000 entries) would need")
+    assert "LabeledTensor" not in message and "δ" not in message
