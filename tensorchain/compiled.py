@@ -119,7 +119,12 @@ class Compiled:
         memory forecast against the limit; then, with ``check_finite``, check
         that the results are finite (see :func:`tensorchain.finite.check_results`)."""
         self.check_memory(memory_limit)
-        result = typed_result(self.finish(self.program(env)), env, self.dtype)
+        # NaN and infinity are reported by the results' check (NonFiniteWarning,
+        # naming the statement), or were asked not to be: numpy's own warnings
+        # would only repeat it, or flag a branch that where() discards.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            arrays = self.program(env)
+        result = typed_result(self.finish(arrays), env, self.dtype)
         if check_finite:
             check_results(self.net, env, result, self.what, self.of, strict, stacklevel=4)
         return result
@@ -210,13 +215,31 @@ def compile_program(
     :meth:`LabeledTensor.compacted`), "derivative" (of order ``len(wrt)``, the
     Jacobian of a derivative's graph), "hvp", or a product of
     :mod:`tensorchain.products` ("norms", "clipped", "ntk", "gnvp")."""
-    from .differentiate import VECTOR
-    from .products import BUILDERS
-
     leaves = [t for t in net.tensors.values() if t.kind in ("input", "param")]
     shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
     if kind == "derivative":
         return _compile_derivative(net, of, wrt, sizes, dtype, shapes)
+    try:
+        return _compile(net, kind, of, wrt, sizes, dtype, shapes)
+    except MemoryLimitError as error:
+        shape = getattr(error, "dense_shape", None)
+        if shape is None:
+            raise
+        raise MemoryLimitError(
+            f"{_what(kind, of, wrt)} ({' × '.join(map(str, shape))} entries) would need"
+            f" {format_bytes(error.forecast)}, more than the memory limit of"
+            f" {format_bytes(error.limit)}; use smaller sizes, or raise the limit with"
+            " tc.set_memory_limit",
+            error.forecast,
+            error.limit,
+        ) from None
+
+
+def _compile(net, kind, of, wrt, sizes, dtype, shapes) -> Compiled:
+    """:func:`compile_program` for every kind but ``derivative``."""
+    from .differentiate import VECTOR
+    from .products import BUILDERS
+
     with tracing(dtype.itemsize) as tape:
         env = placeholders(net, tape, sizes)
         if kind in ("derivative", "hvp"):

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .backend import backend_of
-from .errors import ShapeError, SpecError
+from .errors import ShapeError, SpecError, count_axes
 from .labeled import Factor, LabeledTensor, Term
 from .program import Slot
 
@@ -64,7 +64,7 @@ def contract(
     for k, (t, names) in enumerate(zip(tensors, groups, strict=True)):
         if len(names) != t.ndim:
             raise ShapeError(
-                f"operand {k + 1} has {t.ndim} axes [{', '.join(t.indices)}] but"
+                f"operand {k + 1} has {count_axes(t.ndim)} [{', '.join(t.indices)}] but"
                 f" {len(names)} names are given ({' '.join(names)}); name each axis once"
             )
         for name, size in zip(names, t.shape, strict=True):

@@ -5,7 +5,8 @@ renames an index, a sum keeps it as a structured term. Where a function
 takes it as its argument it is a constant, the identity matrix, and is
 written so when a statement is lowered:
 
-* an elementwise function of a constant made of deltas is refused where it
+* an elementwise function of a constant made of deltas (or of one-hots
+  ``delta[k, ids[s]]``) is refused where it
   is not finite at 0 or 1 (``1 / δ``, ``log δ``: :class:`NotFinite`), since
   the delta is 0 off its diagonal, and so is one not finite at 0 of a
   product with a delta factor (``1 / (δ Y)``); with ``f(0) = 0`` (``δ ^ 2``, ``2 δ``,
@@ -26,14 +27,28 @@ import math
 import numpy as np
 
 from .functions import elementwise
-from .lower import Along, Const, Delta, Map, Node, Origin, Product, Solve, Sum, relabel, walk
+from .lower import (
+    Along,
+    Const,
+    Delta,
+    Map,
+    Node,
+    Origin,
+    Product,
+    Select,
+    Solve,
+    Sum,
+    relabel,
+    walk,
+)
 
 
 class NotFinite(ValueError):
     """A function of a delta is not finite where the delta is 0 or 1:
-    ``value`` there, ``at`` the delta's labels and their value (0 or 1)."""
+    ``value`` there, ``at`` the deltas (a :class:`Delta`, or the
+    :class:`Select` of a one-hot ``delta[k, ids[s]]``) and their value (0 or 1)."""
 
-    def __init__(self, value: float, at: list[tuple[tuple[str, str], int]]) -> None:
+    def __init__(self, value: float, at: list[tuple[Delta | Select, int]]) -> None:
         super().__init__(value)
         self.value = value
         self.at = at
@@ -47,13 +62,20 @@ def as_value(node: Node) -> Node:
     return node
 
 
-def _pairs(node: Node) -> list[Delta]:
-    """The deltas of ``node`` (one per pair of indices), if it is a constant of
-    deltas and numbers with nothing summed; else an empty list."""
-    found: dict[frozenset, Delta] = {}
+def _key(node: Delta | Select) -> frozenset | tuple:
+    """What makes two deltas one: their pair of indices; a one-hot's index too."""
+    if isinstance(node, Select):
+        return ("select", node.index, node.labels)
+    return frozenset(node.labels)
+
+
+def _pairs(node: Node) -> list[Delta | Select]:
+    """The deltas and one-hots of ``node`` (one per pair of indices), if it is
+    a constant of them and numbers with nothing summed; else an empty list."""
+    found: dict[frozenset | tuple, Delta | Select] = {}
     for n in reversed(walk(node)):  # the last first: in the order written
-        if isinstance(n, Delta):
-            found.setdefault(frozenset(n.labels), n)
+        if isinstance(n, Delta | Select):
+            found.setdefault(_key(n), n)
         elif isinstance(n, Product):
             if n.summed or n.mean_over:
                 return []
@@ -66,8 +88,8 @@ def _value(node: Node, on: dict[frozenset, float]) -> float:
     """The value of a constant of deltas at every entry where each delta is ``on``."""
     if isinstance(node, Const):
         return node.value
-    if isinstance(node, Delta):
-        return on[frozenset(node.labels)]
+    if isinstance(node, Delta | Select):
+        return on[_key(node)]
     if isinstance(node, Product):
         return node.coeff * math.prod(_value(f, on) for f in node.factors)
     if isinstance(node, Sum):
@@ -85,24 +107,26 @@ def fold_map(func: str, arg: Node, param: float = 0.0) -> Node | None:
     is a product with a delta factor (``X[i, j] / (delta[i, j] * Y[i, j])``)."""
     fn = elementwise(func).value
     factors = arg.factors if isinstance(arg, Product) and not arg.summed else (arg,)
-    zero = next((f for f in factors if isinstance(f, Delta)), None)
+    zero = next((f for f in factors if isinstance(f, Delta | Select)), None)
     if zero is not None:  # a product with δ as a factor is 0 off the diagonal, whatever else
         with np.errstate(all="ignore"):
             y = float(np.real(fn(np.float64(0.0), param)))
         if not math.isfinite(y):
-            raise NotFinite(y, [(zero.labels, 0)])
+            raise NotFinite(y, [(zero, 0)])
     deltas = _pairs(arg)
     if not deltas or len(deltas) > 4:
         return None
-    keys = [frozenset(d.labels) for d in deltas]
+    keys = [_key(d) for d in deltas]
     out = {}
     for bits in itertools.product((0, 1), repeat=len(deltas)):
         on = dict(zip(keys, map(float, bits), strict=True))
         with np.errstate(all="ignore"):
             y = float(fn(np.float64(_value(arg, on)), param))
         if not math.isfinite(y):
-            raise NotFinite(y, [(d.labels, b) for d, b in zip(deltas, bits, strict=True)])
+            raise NotFinite(y, list(zip(deltas, bits, strict=True)))
         out[bits] = y
+    if any(isinstance(d, Select) for d in deltas):
+        return None  # a one-hot's function is computed from its positions
     if len(deltas) > 1 or out[(0,)] != 0.0 or out[(1,)] == 0.0:
         return None  # computed as an array (f(0) ≠ 0 is not a multiple of δ)
     y1 = out[(1,)]

@@ -25,7 +25,15 @@ from .functions import HELPERS as FUNCTION_HELPERS
 from .gather import Selection, gather, onehot, scatter
 from .labeled import LabeledTensor, Term, place
 from .program import Slot, Tape, tracing
-from .render import format_sum, indexed, letters, named_in, picked_name, signed_sum
+from .render import (
+    format_sum,
+    indexed,
+    letters,
+    named_in,
+    picked_name,
+    signed_sum,
+    text_tex,
+)
 from .rules import tex_name
 from .shift import unwindows, windows
 
@@ -326,8 +334,7 @@ def _tex_of_name(name: str) -> str:
     m = re.fullmatch(r"d(\w+)/d(\w+)", name)
     if m:
         return rf"\frac{{\partial {tex_name(m[1])}}}{{\partial {tex_name(m[2])}}}"
-    escaped = re.sub(r"([_#$%&{}])", r"\\\1", name)
-    return r"\mathrm{" + escaped + "}"
+    return r"\mathrm{" + text_tex(name) + "}"
 
 
 _RESERVED = {

@@ -25,8 +25,13 @@ is at most half the nearer one (a relative step for ``positive`` values near
 on the boundary of a closed domain (``nonnegative`` at 0, a probability of 0
 or 1), or closer to it than a sixteenth of the step, is differenced on the
 side it can move to, ``D(h) = (f(x ± h) − f(x)) / ±h``, with Richardson's
-``2 D(h/2) − D(h)`` cancelling the ``h`` term; an entry that cannot move at
-all (one-hot values) is not differenced.
+``2 D(h/2) − D(h)`` cancelling the ``h`` term. An entry next to the
+boundary but inside is differenced centrally too, with a step within its
+room; where both estimate themselves accurate but disagree, the error is
+their disagreement (a one-sided step far outside the function's scale, log
+at 1e-12, looks converged and is no derivative). An entry that cannot move
+at all (one-hot values, a subnormal distance to the boundary) is not
+differenced.
 
 Only forward evaluations are used.
 """
@@ -65,8 +70,10 @@ class Differences:
 
 def _step(x: float, room: float = math.inf) -> float:
     """A power of two near ``REL_STEP · max(1, |x|)``, at most ``room / 2``:
-    ``x ± h`` and its halves are exact."""
-    return 2.0 ** math.floor(math.log2(min(REL_STEP * max(1.0, abs(x)), room / 2)))
+    ``x ± h`` and its halves are exact; 0 where ``room / 2`` is (a
+    subnormal distance to the boundary leaves no step)."""
+    bound = min(REL_STEP * max(1.0, abs(x)), room / 2)
+    return 2.0 ** math.floor(math.log2(bound)) if bound > 0 else 0.0
 
 
 def central_differences(
@@ -103,16 +110,26 @@ def central_differences(
     for j in entries:
         near, far = sorted((down[j], up[j]))
         h = _step(flat[j])
+        one_side = None
         if near <= 0 or (room.closed and near < h / 16 and far >= 2 * h):
-            if far > 0:  # on (or next to) the boundary: one side
+            h = _step(flat[j], far)
+            if h > 0:  # on (or next to) the boundary: one side
                 side = 1.0 if up[j] >= down[j] else -1.0
-                h = _step(flat[j], far)
-                value[..., j], error[..., j], count = _one_sided(partial(at, j), side, h, f0, atol)
+                one_side = _one_sided(partial(at, j), side, h, f0, atol)
+                value[..., j], error[..., j], count = one_side
                 evaluations += count
                 checked[j] = True
-            continue
+            if near <= 0 or one_side is None or _step(flat[j], near) == 0:
+                continue
+            # Next to the boundary, inside: central differences too, with a
+            # step within the room (a function such as log or sqrt changes on
+            # the scale of the distance to 0, where one side's larger step is
+            # no derivative, whatever its error estimate says).
         checked[j] = True
         h = _step(flat[j], near)
+        if h == 0:  # no step fits (a subnormal distance to the boundary)
+            checked[j] = False
+            continue
         for _attempt in range(2):
             steps = (h, h / 2, h / 4)
             plus = [at(j, s) for s in steps]
@@ -136,6 +153,8 @@ def central_differences(
             if np.all((est <= atol / 10) | broken):
                 break
             h /= 16
+        if one_side is not None:
+            value[..., j], error[..., j] = _either(one_side, (r2, est), atol)
     shape = (*out_shape, *x.shape)
     return Differences(
         value.reshape(shape),
@@ -144,6 +163,27 @@ def central_differences(
         checked.reshape(x.shape),
         evaluations,
     )
+
+
+def _either(
+    one: tuple[np.ndarray, np.ndarray, int], two: tuple[np.ndarray, np.ndarray], atol: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """One side's and central differences of an entry next to the boundary,
+    combined per output: where only one estimates itself within ``atol / 10``,
+    that one; where both do, the one with the smaller estimate, its error
+    raised to their disagreement (an estimate can be wrong where the step
+    is far outside the function's scale, so two that disagree are both
+    doubted); where neither does, the one with the smaller estimate."""
+    v1, e1, _ = one
+    v2, e2 = two
+    good1, good2 = e1 <= atol / 10, e2 <= atol / 10
+    first = np.where(good1 == good2, e1 <= e2, good1)
+    value = np.where(first, v1, v2)
+    error = np.where(first, e1, e2)
+    both = good1 & good2
+    with np.errstate(invalid="ignore"):
+        disagree = np.where(both, np.abs(v1 - v2), 0.0)
+    return value, np.maximum(error, disagree)
 
 
 def _one_sided(

@@ -213,13 +213,21 @@ DERIVATIVES: dict[str, DerivativeNodes] = {
     "gelu": lambda x, y, p, L: (1.0, [_dgelu(x, L)]),
     "log1p": lambda x, y, p, L: (1.0, [Map("reciprocal", Sum(((1.0, Const(1.0)), (1.0, x)), L))]),
     "expm1": lambda x, y, p, L: (1.0, [Map("exp", x)]),
-    "logsigmoid": lambda x, y, p, L: (1.0, [Map("sigmoid", Product(-1.0, (x,), L))]),
-    # silu' = σ + x σ (1 − σ) = σ (1 − y) + y, with y = x σ
+    "logsigmoid": lambda x, y, p, L: (1.0, [_sigmoid_of_minus(x, L)]),
+    # silu' = σ(x) (1 + x σ(−x)): no cancellation for large |x| (σ (1 − y) + y has it)
     "silu": lambda x, y, p, L: (
         1.0,
-        [Sum(((1.0, Product(1.0, (Map("sigmoid", x), _one_minus(y, L)), L)), (1.0, y)), L)],
+        [
+            Map("sigmoid", x),
+            Sum(((1.0, Const(1.0)), (1.0, Product(1.0, (x, _sigmoid_of_minus(x, L)), L))), L),
+        ],
     ),
 }
+
+
+def _sigmoid_of_minus(x: Node, labels: tuple[str, ...]) -> Node:
+    """σ(−x), which is 1 − σ(x) without its cancellation."""
+    return Map("sigmoid", Product(-1.0, (x,), labels))
 
 
 def _gaussian(x: Node, width: float, labels: tuple[str, ...]) -> Node:

@@ -107,7 +107,7 @@ def _one_axis(dims: tuple[str, ...], args: tuple[str, ...]) -> tuple[int, ...] |
     found = [k for k, d in enumerate(dims) if d == dim]
     if len(found) != 1:
         where = f"[{', '.join(dims)}]" if dims else "(a scalar)"
-        what = "no axis" if not found else f"{len(found)} axes"
+        what = "no axis" if not found else f"{len(found)} axes"  # two or more
         return f"{dim} is the dim it runs along, but the tensor {where} has {what} of dim {dim}"
     return (found[0],)
 
@@ -280,8 +280,15 @@ def bind_domain(program: Program, decl: TensorDecl, dims: Mapping[str, Any]) -> 
     if not found:
         return None
     first = found[0]
+    grouped = {a.name for a in decl.axes if hasattr(a, "members")}  # (H W), (I + J)
     for arg in first.args:
-        if arg.name not in dims:
+        if hasattr(arg, "members") and arg.name not in grouped:
+            raise program.error(
+                f"{arg.name} after {first.name!r} is no axis of {decl.name}; name one of its"
+                f" axes as declared: {', '.join(a.name for a in decl.axes)}",
+                arg.pos,
+            )
+        if arg.name not in dims and arg.name not in grouped:
             raise program.error(
                 f"unknown dim {arg.name!r} after {first.name!r}; declare it first with"
                 f" 'dim {arg.name} = 4', or name one of the dims of {decl.name}",

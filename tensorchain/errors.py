@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def count_axes(n: int) -> str:
+    """``1 axis``, ``2 axes``: a count of axes for a message."""
+    return f"{n} axis" if n == 1 else f"{n} axes"
+
+
 class TensorchainError(Exception):
     """Base class of every error raised on bad input."""
 

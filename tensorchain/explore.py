@@ -106,13 +106,21 @@ def explore(
     orders: Sequence[str] | None = None,
     dims: Mapping[str, int] | None = None,
 ) -> Exploration:
-    plans, failures = [], {}
+    plans, failures, errors = [], {}, []
     extra = ("cotengra",) if importlib.util.find_spec("cotengra") is not None else ()
     for order in orders or (*ORDERS, *STRATEGIES, *extra):
         try:
             plans.append(net.plan(of, wrt, order=order, dims=dims))
         except PlanError as error:
             failures[order] = str(error)
+            errors.append(error)
+    if not plans and errors:  # nothing to compare: the reason, once if it is one
+        if len(set(failures.values())) == 1:
+            raise errors[0]
+        raise PlanError(
+            f"no order could plan d{of}/d{wrt}: "
+            + "; ".join(f"{order}: {why}" for order, why in failures.items())
+        )
     return Exploration(of, wrt, net.sizes(dims=dims), plans, failures)
 
 

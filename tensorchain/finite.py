@@ -17,6 +17,7 @@ import numpy as np
 
 from .backend import backend_of, to_numpy
 from .errors import NonFiniteWarning, ValuesError
+from .gather import Selection
 from .labeled import LabeledTensor
 from .values import _count, _count_non_finite, _finite
 
@@ -25,11 +26,14 @@ if TYPE_CHECKING:
 
 
 def result_arrays(result: Any) -> list[Any]:
-    """The arrays a call returned: a dict's values, a LabeledTensor's factors."""
+    """The arrays a call returned: a dict's values, a LabeledTensor's factors
+    (not its selections, whose integer positions are finite)."""
     if isinstance(result, Mapping):
         return [a for value in result.values() for a in result_arrays(value)]
     if isinstance(result, LabeledTensor):
-        return [f.array for t in result.terms for f in t.factors]
+        return [
+            f.array for t in result.terms for f in t.factors if not isinstance(f.array, Selection)
+        ]
     if isinstance(result, list | tuple):
         return [a for value in result for a in result_arrays(value)]
     return [result]

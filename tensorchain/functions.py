@@ -205,9 +205,10 @@ def _silu(x: Array, p: float = 0.0) -> Array:
     return x * _sigmoid(x)
 
 
-def _dsilu(x: Array, y: Array, p: float) -> Array:  # σ + x σ (1 − σ) = σ (1 − y) + y
-    s = _sigmoid(x)
-    return s * (1.0 - y) + y
+def _dsilu(x: Array, y: Array, p: float) -> Array:
+    # σ + x σ (1 − σ) = σ(x) (1 + x σ(−x)): with 1 − σ(x) written σ(−x), nothing
+    # cancels (σ (1 − y) + y is 1 − x + x = 0 at x ≥ 1e16, in float32 at 1e8).
+    return _sigmoid(x) * (1.0 + x * _sigmoid(-x))
 
 
 def _f(name, value, derivative, text, value_code, derivative_code, latex, dlatex):
@@ -373,7 +374,7 @@ ELEMENTWISE: dict[str, Elementwise] = {
             lambda x, y, p: _sigmoid(-x),
             "σ(-{f})",
             "-np.logaddexp(0.0, -{x})",
-            "sigmoid(-{x})",
+            "sigmoid(-({x}))",
             r"\log\sigma({f})",
             r"\sigma(-{f})",
         ),
@@ -381,11 +382,11 @@ ELEMENTWISE: dict[str, Elementwise] = {
             "silu",
             _silu,
             _dsilu,
-            "(σ({f}) (1 + {f} (1 - σ({f}))))",
+            "(σ({f}) (1 + {f} σ(-{f})))",
             "{x} * sigmoid({x})",
-            "sigmoid({x}) * (1.0 - {y}) + {y}",
+            "sigmoid({x}) * (1.0 + {x} * sigmoid(-({x})))",
             r"{f} \, \sigma({f})",
-            r"\left(\sigma({f}) + {f} \, \sigma({f}) (1 - \sigma({f}))\right)",
+            r"\sigma({f}) \left(1 + {f} \, \sigma(-{f})\right)",
         ),
         # Derivatives of relu and abs (their own derivative is 0 almost everywhere).
         _f(

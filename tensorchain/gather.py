@@ -143,6 +143,7 @@ def gather(x, ids, axis, pairs=()):
     ``pairs``, ``np.take``: that axis replaced by ids' axes. ``pairs`` lists
     (axis of ids, axis of x) that are one index (``z[s, labels[s]]``): those
     are taken on the diagonal, and the result is ids' axes, then x's other axes."""
+    ids = np.asarray(ids).astype(np.intp, copy=False)  # uint8 ids and the like: no wrapping
     if not pairs:
         return np.take(x, ids, axis=axis)
     paired = [a for _, a in pairs]
@@ -161,6 +162,7 @@ def scatter(z, ids, length):
     ids[s] = v of z[s, ...]`` (z's leading axes are ids'), by ``np.add.at``
     on the flat arrays (a row of z is m entries in a row of out; numpy's
     one-dimensional add.at is several times faster than adding rows)."""
+    ids = np.asarray(ids).astype(np.intp, copy=False)  # ids * m in uint8 would wrap
     rest = z.shape[ids.ndim :]
     m = int(np.prod(rest, dtype=np.int64))
     out = np.zeros(length * m, dtype=z.dtype if z.dtype.kind in "fc" else np.float64)
@@ -411,7 +413,10 @@ def check_dtype(name: str, array: Any, dim: str) -> None:
 def check_positions(name: str, array: Any, dim: str, size: int) -> None:
     """Every entry of an index tensor is a position 0 … size − 1 of ``dim``; a
     ValuesError names the first entry that is not, its value and the range.
-    Values inside ``jax.jit`` (no numbers yet) are not checked."""
+    Values of any library are read once to be checked; values inside
+    ``jax.jit`` (traced, no numbers yet) cannot be, and JAX's own rules for
+    out-of-bounds indices apply to them (a negative position counts from the
+    end; one past the end is clamped, NaN, or dropped from a scatter-add)."""
     try:
         values = np.asarray(to_numpy(array))
     except Exception:  # a traced value: nothing to check yet
@@ -426,6 +431,22 @@ def check_positions(name: str, array: Any, dim: str, size: int) -> None:
             f" positions 0 to {size - 1} of dim {dim} = {size}"
             + (f" ({bad.size:,} entries are out of range)" if bad.size > 1 else "")
         )
+
+
+def as_positions(array: Any) -> Any:
+    """An index tensor's (checked) value with a wide signed integer dtype, on
+    its own library: numpy's ``intp``, JAX's default integer, else int64. Done
+    once where values enter, so no position arithmetic (a scatter's
+    ``ids * m``) wraps in a uint8 or int16 dtype, and uint64 mixes with
+    signed integers."""
+    if isinstance(array, np.ndarray | np.generic):
+        return np.asarray(array).astype(np.intp, copy=False)
+    library = backend_of(array)
+    if library == "numpy":
+        return np.asarray(array).astype(np.intp, copy=False)
+    xp = namespace(array)
+    target = xp.asarray(0).dtype if library == "jax" else xp.int64
+    return array if array.dtype == target else xp.astype(array, target)
 
 
 def cast_values(graph: Graph, values: Mapping[str, Any], dtype: Any) -> dict[str, Any]:
@@ -443,8 +464,9 @@ def refuse_positions(graph: Graph, names: Sequence[str], call: str = "a derivati
     indexes = positions_of(graph)
     for name in names:
         if isinstance(name, str) and name in indexes:
+            verb = "are" if call.endswith(("norms", "differences")) else "is"
             raise DerivativeError(
-                f"{call} by {name} is not defined: {name} holds integer positions along"
+                f"{call} by {name} {verb} not defined: {name} holds integer positions along"
                 f" {indexes[name]} (index {indexes[name]}), and a derivative needs a"
                 f" real-valued tensor; differentiate by the tensor it picks from instead"
             )

@@ -573,7 +573,7 @@ class LabeledTensor:
         limit = get_memory_limit(memory_limit)
         if forecast > limit:
             shape = " × ".join(map(str, self.shape))
-            raise MemoryLimitError(
+            error = MemoryLimitError(
                 f"the dense array of this LabeledTensor ({shape}) would need"
                 f" {format_bytes(forecast)}, more than the memory limit of"
                 f" {format_bytes(limit)}; its structured form holds only"
@@ -585,6 +585,8 @@ class LabeledTensor:
                 forecast,
                 limit,
             )
+            error.dense_shape = self.shape  # callers that made it say what it is
+            raise error
         return self._dense()
 
     def block(self, ranges: Sequence[tuple[int, int]]) -> np.ndarray:

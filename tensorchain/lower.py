@@ -29,7 +29,7 @@ import numpy as np
 
 from . import limits
 from .along import ALONG, CALLABLE_ALONG, MATRIX_FUNCTIONS
-from .errors import ShapeError, SpecError
+from .errors import ShapeError, SpecError, count_axes
 from .functions import CALLABLE, PRINTED, REDUCTIONS, REGISTERED, elementwise
 from .losses import (
     LABELLED,
@@ -187,6 +187,7 @@ class Select:
     index: str | int
     labels: tuple[str, ...]
     pos: Pos | None = None  # where the pick is written, for messages
+    onehot: bool = False  # written delta[k, ids[s]] (or delta[k, 0]), for messages
 
 
 @dataclass(frozen=True, eq=False)
@@ -286,7 +287,7 @@ def relabel(node: Node, mapping: dict[str, str]) -> Node:
         a, b = r(node.labels)
         return replace(node, labels=(a, b))
     if isinstance(node, Select):
-        return Select(node.index, r(node.labels), node.pos)
+        return Select(node.index, r(node.labels), node.pos, node.onehot)
     if isinstance(node, Reindex):
         return Reindex(node.kind, r(node.labels), r(node.parts), node.pos)
     if isinstance(node, Solve):
@@ -358,8 +359,9 @@ class _Lowering:
         if self.index_form or not a.labels or not b.labels or a.labels == b.labels:
             return
         raise self.fail(
-            f"shape mismatch in whole-tensor arithmetic: {show(ea)} has {len(a.labels)}"
-            f" axes but {show(eb)} has {len(b.labels)}; '{op}' needs equal shapes"
+            f"shape mismatch in whole-tensor arithmetic: {show(ea)} has"
+            f" {count_axes(len(a.labels))} but {show(eb)} has {len(b.labels)}; '{op}' needs"
+            " equal shapes"
             " (or a scalar). Use index form, e.g. t[i, j] = a[i] * W[i, j]",
             pos,
             ShapeError,
@@ -522,7 +524,7 @@ class _Lowering:
             return Leaf(e.name, tuple(positional(k) for k in range(len(axes))), e.pos)
         if len(e.indices) != len(axes):
             raise self.fail(
-                f"{e.name} has {len(axes)} axes [{', '.join(axes)}] but"
+                f"{e.name} has {count_axes(len(axes))} [{', '.join(axes)}] but"
                 f" {len(e.indices)} indices are given in {show(e)}",
                 e.pos,
                 ShapeError,
@@ -657,7 +659,7 @@ class _Lowering:
         picks = [i for i in e.indices or () if isinstance(i, Pick)]
         if picks and len(e.indices) == 2 and len(picks) == 1 and self.index_form:
             (k,) = (i for i in e.indices if isinstance(i, Index))
-            return self.select(picks[0], k.name, "", None)
+            return replace(self.select(picks[0], k.name, "", None), onehot=True)
         if picks:
             raise self.fail(
                 "delta with a picked position is a one-hot: one index name and one pick,"
@@ -836,7 +838,7 @@ class _Lowering:
         dims = self.axes[y.name]
         if y.indices is not None or len(dims) != len(rest):
             raise self.fail(
-                f"{y.name} has {len(dims)} axes [{', '.join(dims)}] but {show(z)} has"
+                f"{y.name} has {count_axes(len(dims))} [{', '.join(dims)}] but {show(z)} has"
                 f" {len(rest)} besides {k.name}: the labels have one entry per row of the"
                 f" logits, e.g. z[B, {k.name}] with {y.name}[B]",
                 e.pos,
@@ -940,7 +942,7 @@ class _Lowering:
             row, col = self.resolve_axes(matrix, names, e)
         elif len(matrix.labels) < 2:
             raise self.fail(
-                f"{e.func} needs a matrix, but {what} has {len(matrix.labels)} axes;"
+                f"{e.func} needs a matrix, but {what} has {count_axes(len(matrix.labels))};"
                 f" e.g. {example}",
                 e.pos,
                 ShapeError,
@@ -983,7 +985,7 @@ class _Lowering:
             if len(matrix.labels) != 2 or len(rhs.labels) not in (1, 2):
                 raise self.fail(
                     f"in whole-tensor form solve takes an n×n matrix and a right side of n"
-                    f" or n×k entries, but {what} has {len(matrix.labels)} axes and {where}"
+                    f" or n×k entries, but {what} has {count_axes(len(matrix.labels))} and {where}"
                     f" {len(rhs.labels)}; for batches use index form, e.g."
                     " x[s, j] = solve(A[s, i, j], b[s, i], i, j)",
                     e.pos,
@@ -1227,7 +1229,7 @@ class _Lowering:
             if in_map and isinstance(n, Product):
                 seen = [lab for f in n.factors for lab in dict.fromkeys(f.labels)]
                 inside.update(lab for lab in seen if seen.count(lab) > 1)
-            stack.extend((c, in_map or isinstance(n, Map | Along)) for c in children(n))
+            stack.extend((c, in_map or isinstance(n, Map | Along | Where)) for c in children(n))
         hit = [lab for lab in summed if lab in inside]
         if hit:
             pos = self.assign.pos
@@ -1242,22 +1244,35 @@ class _Lowering:
 
 
 def _delta_not_finite(e: Expr, func: str, err) -> str:
-    """The message for a function of ``delta[i, j]`` that is not finite at 0 or 1."""
-    where = " and ".join(
-        f"delta[{base_label(a)}, {base_label(b)}] is {bit}"
-        + (f" (off the diagonal, {base_label(a)} ≠ {base_label(b)})" if bit == 0 else "")
-        for (a, b), bit in err.at
+    """The message for a function of ``delta[i, j]`` (or of a one-hot
+    ``delta[k, ids[s]]``) that is not finite at 0 or 1."""
+    where = " and ".join(_delta_at(node, bit) for node, bit in err.at)
+    onehot = any(isinstance(node, Select) for node, _ in err.at)
+    zero = (
+        "a one-hot is 0 off its position" if onehot else "the Kronecker delta is 0 off its diagonal"
     )
     if func == "reciprocal" and all(bit == 0 for _, bit in err.at):
+        example = "X[s, k] * delta[k, labels[s]]" if onehot else "X[i, j] * delta[i, j]"
         return (
-            f"{show(e)} divides by zero where {where}: the Kronecker delta is 0 off its"
-            " diagonal; to keep the diagonal multiply instead, e.g. X[i, j] * delta[i, j]"
+            f"{show(e)} divides by zero where {where}: {zero}; to keep the"
+            f" {'position' if onehot else 'diagonal'} multiply instead, e.g. {example}"
         )
     what = "divides by zero" if func == "reciprocal" else f"is {_not_finite_word(err.value)}"
     return (
-        f"{show(e)} {what} where {where}: the Kronecker delta is 0 off its diagonal and 1"
-        " on it, and a function of it must be finite at both"
+        f"{show(e)} {what} where {where}: {zero} and 1 on it, and a function of it must"
+        " be finite at both"
     )
+
+
+def _delta_at(node: Delta | Select, bit: int) -> str:
+    """``delta[i, j] is 0 (off the diagonal, i ≠ j)``, ``delta[k, labels[s]] is 1``."""
+    if isinstance(node, Select):
+        *at, v = (base_label(lab) for lab in node.labels)
+        pick = f"{node.index}[{', '.join(at)}]" if at else str(node.index)
+        text = f"delta[{v}, {pick}] is {bit}"
+        return text + (f" ({v} ≠ {pick})" if bit == 0 else "")
+    a, b = (base_label(lab) for lab in node.labels)
+    return f"delta[{a}, {b}] is {bit}" + (f" (off the diagonal, {a} ≠ {b})" if bit == 0 else "")
 
 
 def _not_finite_word(value: float) -> str:

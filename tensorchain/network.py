@@ -31,7 +31,7 @@ from .errors import (
 )
 from .extend import check_calls
 from .finite import check_results
-from .gather import check_positions, declared_index, draw_positions, refuse_positions
+from .gather import as_positions, check_positions, declared_index, draw_positions, refuse_positions
 from .graph import Forward, Graph, TensorInfo
 from .labeled import LabeledTensor
 from .lower import DELTA, lower
@@ -49,6 +49,17 @@ if TYPE_CHECKING:
     from .explore import Exploration
     from .paths import Plan
     from .verify import VerifyReport
+
+
+#: What a call computes, in words, for messages (``per-sample gradient norms by ids ...``).
+_CALLS = {
+    "grad": "a gradient",
+    "hvp": "a Hessian-vector product",
+    "gnvp": "a Gauss–Newton product",
+    "norms": "per-sample gradient norms",
+    "clipped": "a clipped gradient",
+    "ntk": "a neural tangent kernel",
+}
 
 
 class Network(Graph):
@@ -286,6 +297,7 @@ class Network(Graph):
             sizes = self.sizes(env)
             for name, dim in self.indexes.items():
                 check_positions(name, env[name], dim, sizes[dim])
+                env[name] = as_positions(env[name])
         return env
 
     def forward(self, values: Mapping[str, Any]) -> Forward:
@@ -659,7 +671,7 @@ class Network(Graph):
         targets = (wrt,) if isinstance(wrt, str) else tuple(wrt or self.params)
         for w in targets:
             self.info(w)
-        refuse_positions(self, targets, f"the {kind}")
+        refuse_positions(self, targets, _CALLS.get(kind, f"the {kind}"))
         for name in of if isinstance(of, tuple) else (of,):
             self.info(name)
         env = self._check_values(values, strict, check_finite)
@@ -831,7 +843,7 @@ class Network(Graph):
             raise DerivativeError(f"no wrt given and {of!r}'s network has no params")
         for w in targets:
             self.info(w)
-        refuse_positions(self, targets, f"the {what}" if what != "grad" else "a gradient")
+        refuse_positions(self, targets, _CALLS.get(what, f"the {what}"))
         return targets
 
     def _compiled(

@@ -37,9 +37,10 @@ from typing import Any
 
 import numpy as np
 
+from . import limits
 from .backend import device_of, is_numpy, namespace
 from .cache import LRUCache
-from .errors import ShapeError
+from .errors import MemoryLimitError, ShapeError
 from .program import apply, is_fresh
 
 # --- derived dims ------------------------------------------------------------
@@ -86,6 +87,14 @@ def derived_sizes(
             if len(known) == len(members):
                 sizes_of = [sizes[m] for m in members]
                 total = math.prod(sizes_of) if op == "*" else sum(sizes_of)
+                if total > limits.MAX_DIM:
+                    formula = ("·" if op == "*" else " + ").join(members)
+                    numbers = ("·" if op == "*" else " + ").join(map(str, sizes_of))
+                    raise ShapeError(
+                        f"dim {name} = {formula} = {numbers} = {total:,} is larger than the"
+                        f" limit {limits.MAX_DIM:,} (tensorchain.limits.MAX_DIM) on the size"
+                        f" of one axis; give {', '.join(dict.fromkeys(members))} smaller sizes"
+                    )
                 if name not in sizes:
                     sizes[name], changed = total, True
                 elif sizes[name] != total:
@@ -163,6 +172,23 @@ def reindex_constant(kind: str, shape: Sequence[int], offset: int = 0) -> np.nda
     """The constant of a :class:`~tensorchain.lower.Reindex` node, registered so
     that :func:`contract_reindex` recognises it."""
     shape = tuple(int(n) for n in shape)
+    numbers = 2 * shape[0] - 1 if kind == "group" else sum(shape) - 1
+    limit = limits.get_memory_limit()
+    if numbers * 8 > limit:
+        what = (
+            f"a reshape between an axis of {shape[0]:,} entries and axes of"
+            f" {' × '.join(f'{n:,}' for n in shape[1:])}"
+            if kind == "group"
+            else f"a concatenation into an axis of {shape[0]:,} entries"
+        )
+        raise MemoryLimitError(
+            f"{what} is done through a 0/1 constant stored as {numbers:,} numbers"
+            f" ({limits.format_bytes(numbers * 8)}), more than the memory limit of"
+            f" {limits.format_bytes(limit)}; use smaller sizes, or raise the limit with"
+            " tc.set_memory_limit",
+            numbers * 8,
+            limit,
+        )
 
     def make() -> np.ndarray:
         array = group_tensor(shape) if kind == "group" else offset_tensor(*shape, offset)

@@ -25,6 +25,7 @@ from . import matrix_jets
 from .backend import to_numpy
 from .compiled import dtype_of
 from .errors import DerivativeError, MemoryLimitError, PlanError
+from .gather import refuse_positions
 from .jets import MATRIX, _Jets, reindex_values
 from .limits import format_bytes, get_memory_limit
 from .lower import (
@@ -271,6 +272,7 @@ def reshape_method(
         (4, 3)
     """
     net.info(of), net.info(wrt)
+    refuse_positions(net, [wrt], "the reshape method's derivative")
     env = net._check_values({name: to_numpy(v) for name, v in values.items()})
     dtype = dtype_of(env)
     wide = np.promote_types(dtype, np.float64)

@@ -320,11 +320,11 @@ def select_rule(node: Where, k: int, values: Values, sizes: dict[str, int]):
     indices, sizes, deltas = _axes(node, children(node)[k], sizes)
     if k < 2:  # the condition is not differentiated
         return LabeledTensor(indices, sizes, [])
-    test = where.mask_test(node, k == 3)
+    test, complement = where.mask_test(node, k == 3)
     labels = where.mask_labels(node)
     run, code = where.aligned(
-        functools.partial(where.mask_value, test, node.half),
-        lambda a: where.mask_source(test, node.half, a),
+        functools.partial(where.mask_value, test, node.half, complement=complement),
+        lambda a: where.mask_source(test, node.half, a, complement),
         [node.left.labels, node.right.labels],
         labels,
         sizes,

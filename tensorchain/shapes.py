@@ -19,7 +19,7 @@ import numpy as np
 
 from . import limits
 from .along import ALONG
-from .errors import ShapeError
+from .errors import ShapeError, count_axes
 from .lower import Along, Delta, Lowered, Reindex, Select, Solve, base_label, leaves, walk
 from .reindex import Derived, product_dim, sum_dim
 from .spec import Pos, Program
@@ -135,9 +135,15 @@ def _check_position(
     if isinstance(node.index, int):
         b = bound[label]
         if b.dim in sizes and node.index >= sizes[b.dim]:
+            what = f"position {node.index} is past the end of {_axis(b.axis, b.tensor)}"
+            where = f"dim {b.dim} = {sizes[b.dim]}"
+            if node.onehot:  # the position is delta's, its index's size from elsewhere
+                k = base_label(label)
+                what = f"delta[{k}, {node.index}]: position {node.index} is past the end of"
+                what += f" the dim of {k!r}"
+                where += f", as {_axis(b.axis, b.tensor)}"
             raise program.error(
-                f"position {node.index} is past the end of {_axis(b.axis, b.tensor)} (dim"
-                f" {b.dim} = {sizes[b.dim]}): positions run from 0 to {sizes[b.dim] - 1}",
+                f"{what} ({where}): positions run from 0 to {sizes[b.dim] - 1}",
                 pos,
                 ShapeError,
             )
@@ -187,7 +193,7 @@ def _bind_reindex(
             if outer not in bound or not all(lab in bound for lab in inner):
                 left.append(node)
         if left and len(bound) == before:  # nothing more can be bound
-            raise _unsized(program, stmt, left[0], bound)
+            raise _unsized(program, stmt, left[0], bound, derived)
         todo = left
     for node in nodes:
         _check_reindex(program, stmt, node, bound, sizes)
@@ -201,7 +207,13 @@ def _group_text(node: Reindex) -> str:
     return f"({' '.join(base_label(lab) for lab in node.labels[1:])})"
 
 
-def _unsized(program: Program, stmt: Lowered, node: Reindex, bound: dict[str, Binding]):
+def _unsized(
+    program: Program,
+    stmt: Lowered,
+    node: Reindex,
+    bound: dict[str, Binding],
+    derived: Mapping[str, Derived],
+):
     pos = node.pos or stmt.pos
     if node.kind == "offset":
         return program.error(
@@ -214,6 +226,17 @@ def _unsized(program: Program, stmt: Lowered, node: Reindex, bound: dict[str, Bi
     group = _group_text(node)
     if node.labels[0] in bound:  # a split
         have = bound[node.labels[0]].dim
+        op, factors = derived.get(have, ("", ()))
+        if op == "*":  # the axis is a product, of other dims than the group has indices
+            count = len(node.labels) - 1
+            return program.error(
+                f"the group {group} splits an axis of dim {have}, a product of"
+                f" {len(factors)} dims, into {count} indices, and {missing!r} has no size"
+                f" (unknown dim {missing!r}); split it into {len(factors)} indices, one per"
+                f" dim of {have}, or name a declared dim (dim {missing} = 4, then use"
+                f" {missing} in the group)",
+                pos,
+            )
         return program.error(
             f"the index {missing!r} of the group {group} has no size (unknown dim"
             f" {missing!r}): the split axis has the dim {have}; name a declared dim"
@@ -367,7 +390,7 @@ def value_sizes(
         shape = np.shape(value)
         if len(shape) != len(info.dims):
             raise ShapeError(
-                f"{name} is declared with {len(info.dims)} axes"
+                f"{name} is declared with {count_axes(len(info.dims))}"
                 f" {shape_text(info.dims, known)} but its value has shape {shape}"
             )
         for k, (d, s) in enumerate(zip(info.dims, shape, strict=True)):

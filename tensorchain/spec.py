@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from . import limits
 from .domains import ALIASES, KINDS
-from .errors import SpecError
+from .errors import SpecError, count_axes
 
 KEYWORDS = ("dim", "input", "param", "shift")
 
@@ -376,7 +376,7 @@ class _Parser:
         axes = self.index_list("a dim name", groups=False)
         if len(axes) != 3:
             raise self.fail(
-                f"shift {name.text} has {len(axes)} axes; it needs three, [output position,"
+                f"shift {name.text} has {count_axes(len(axes))}; it needs three, [output position,"
                 " kernel offset, input position], e.g. [P, K, T]",
                 first,
             )

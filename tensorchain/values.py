@@ -226,7 +226,9 @@ def values_from_file(
         for name in (n for n in given if n in indexes):  # integers, then within their dim
             check_dtype(name, given[name], indexes[name])
         sizes = net.sizes(given, dims=dims or {})
-        for name in (n for n in given if n in indexes):
+        indexes = net.indexes
+        for name in given.keys() & indexes.keys():  # integer positions, within their dim
+            check_dtype(name, given[name], indexes[name])
             check_positions(name, given[name], indexes[name], sizes[indexes[name]])
         floats = {k: np.asarray(v, dtype=np.float64) for k, v in given.items() if k not in indexes}
         check_domains(net, floats)

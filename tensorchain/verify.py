@@ -627,6 +627,12 @@ def _differences_row(
         note.append(f"steps kept inside {w}'s domain ({domain})")
     checked = np.broadcast_to(d.checked, d.value.shape[: d.value.ndim - x.ndim] + x.shape)
     reliable = checked & ~d.kink & (d.error <= fd_tol * scale / 10)
+    while reliable.any():  # compare's scale is that of the entries compared: the same here
+        finite = np.where(reliable & np.isfinite(d.value), np.abs(d.value), 0.0)
+        within = reliable & (d.error <= fd_tol * max(1.0, float(finite.max())) / 10)
+        if (within == reliable).all():
+            break
+        reliable = within
     kinks = checked & d.kink
     unsure = checked & ~reliable & ~kinks
     status, max_abs, max_rel, worst = compare(
@@ -643,7 +649,8 @@ def _differences_row(
             status = "kink"
     if unsure.any():
         note.append(
-            f"{int(unsure.sum())} entries not compared: their estimated error stays above"
+            f"{int(unsure.sum())} entr{'y' if unsure.sum() == 1 else 'ies'} not compared:"
+            " their estimated error stays above"
             f" {sci(fd_tol / 10)} · max(1, |ref|)"
         )
         if not reliable.any() and not kinks.any():

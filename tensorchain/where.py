@@ -192,9 +192,14 @@ def select_source(test: str, half: bool, plain: bool, args: Sequence[str]) -> st
     return f"np.where({left} {test} {right}, {a}, {inner})"
 
 
-def mask_value(test: str, half: bool, left, right):
+def mask_value(test: str, half: bool, left, right, complement: bool = False):
     """∂ select/∂a: 1 where ``a`` is chosen, 0 where not, ½ at the ties of a
-    ``half`` selection (∂/∂b is the mask of the negated or opposite test)."""
+    ``half`` selection (∂/∂b is the mask of the opposite test there, and of
+    ``where`` ``1 −`` the mask, ``complement``: where a side is NaN an
+    ordered test and its negation are both false, and ``b`` is chosen)."""
+    if complement:
+        mask = mask_value(test, half, left, right)
+        return 1.0 - mask
     if is_numpy(left, right):
         dtype = np.result_type(left, right, np.float32)
         if not half:
@@ -215,9 +220,11 @@ def mask_value(test: str, half: bool, left, right):
     return 0.5 * (1.0 + hit - other)
 
 
-def mask_source(test: str, half: bool, args: Sequence[str]) -> str:
+def mask_source(test: str, half: bool, args: Sequence[str], complement: bool = False) -> str:
     """Numpy source of :func:`mask_value`."""
     left, right = args
+    if complement:
+        return f"1.0 - {mask_source(test, half, args)}"
     if not half:
         return f"np.asarray({left} {test} {right}, dtype=float)"
     opposite = _OPPOSITE[test]
@@ -226,11 +233,19 @@ def mask_source(test: str, half: bool, args: Sequence[str]) -> str:
     )
 
 
-def mask_test(node: Where, for_b: bool) -> str:
-    """The test under which ``a`` (``b`` with ``for_b``) is chosen."""
+def mask_test(node: Where, for_b: bool) -> tuple[str, bool]:
+    """The test under which ``a`` (``b`` with ``for_b``) is chosen, and
+    whether the mask is ``1 −`` that test's: ``b`` of ``where`` with an
+    ordered test is chosen where the test fails, which its negation misses
+    where a side is NaN (``==`` and ``!=`` negate exactly; ``maximum``'s
+    opposite test gives ``1 −`` the mask of ``a`` too, ½ where neither holds)."""
     if not for_b:
-        return node.test
-    return _OPPOSITE[node.test] if node.half else _NEGATED[node.test]
+        return node.test, False
+    if node.half:
+        return _OPPOSITE[node.test], False
+    if node.test in ("==", "!="):
+        return _NEGATED[node.test], False
+    return node.test, True
 
 
 def plain(node: Where) -> bool:
@@ -310,9 +325,11 @@ def select_text(node: Where, show_node: Callable[[Node], str]) -> str:
 def mask_text(node: Where, show_node: Callable[[Node], str], for_b: bool = False) -> str:
     """The derivative's mask: ``[x > 0]``, ``([a > b] + ½[a = b])``."""
     left, right = show_node(node.left), show_node(node.right)
-    test = mask_test(node, for_b)
+    test, complement = mask_test(node, for_b)
     if node.half:
         return f"([{left} {test} {right}] + ½[{left} = {right}])"
+    if complement:
+        return f"(1 - [{left} {_SIGNS.get(test, test)} {right}])"
     return f"[{left} {_SIGNS.get(test, test)} {right}]"
 
 

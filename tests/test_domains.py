@@ -456,7 +456,7 @@ def test_values_file_sets_the_sizes_and_feeds_verify_and_hessian(tmp_path, capsy
         ({"L": np.ones(())}, "the array 'L' is computed by the network"),
         ({"s": np.ones(2)}, "dim c is 3 (axis 0 of W, the spec's dim c = 3) but axis 0 of s"
          " has size 2; make the values agree"),
-        ({"s": np.ones((3, 1))}, "s is declared with 1 axes [c=3] but its value has shape (3, 1)"),
+        ({"s": np.ones((3, 1))}, "s is declared with 1 axis [c=3] but its value has shape (3, 1)"),
         ({"s": np.array(["a", "b", "c"])}, "the array 's' has dtype <U1; values are numbers"),
         ({"s": np.array([1.0, -1.0, 2.0])}, "s[1] = -1, but 'param s[c] positive' (line 7)"),
         ({"y": np.eye(3) * 2}, "y[0, 0] = 2, but 'input y[B, c] onehot c' (line 5)"),

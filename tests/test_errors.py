@@ -82,7 +82,7 @@ def test_whole_tensor_shape_mismatch_names_the_tensors_and_shapes():
 
 def test_whole_tensor_rank_mismatch():
     with pytest.raises(
-        tc.ShapeError, match=r"shape mismatch in whole-tensor arithmetic: x has 1 axes but W has 2"
+        tc.ShapeError, match=r"shape mismatch in whole-tensor arithmetic: x has 1 axis but W has 2"
     ):
         tc.parse(BASE + "f = x * W")
 
@@ -151,7 +151,7 @@ def test_missing_and_unknown_values():
 def test_value_shapes_are_checked_against_dims():
     vals = NET.random_values(n=4, m=3)
     with pytest.raises(
-        tc.ShapeError, match=r"x is declared with 1 axes \[m=3\] but its value has shape \(3, 1\)"
+        tc.ShapeError, match=r"x is declared with 1 axis \[m=3\] but its value has shape \(3, 1\)"
     ):
         NET.evaluate({**vals, "x": np.zeros((3, 1))})
     # the value blamed is the one that disagrees (x), not the one read later (W)

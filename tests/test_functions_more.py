@@ -232,7 +232,7 @@ def test_selections_broadcast_in_index_form():
         ),
         ("r = where(z > 0, z)", r"where takes 3 arguments \(condition, a, b\), 2 given", 5),
         ("r = clip(z, 1, -1)", r"clip\(x, lo, hi\) needs lo ≤ hi, but clip\(z, 1, -1\) has lo", 5),
-        ("r = maximum(z, W)", r"z has 1 axes but W has 2; 'maximum' needs equal shapes", 5),
+        ("r = maximum(z, W)", r"z has 1 axis but W has 2; 'maximum' needs equal shapes", 5),
         ("r = z ! 0", r"comparisons > < >= <= == !=", 7),
     ],
 )

@@ -289,7 +289,7 @@ def test_spec_errors_of_matrix_functions():
             "dim n = 2\ndim m = 3\nparam X[n, m]\nY[i, j] = inv(X[i, j], i, j)",
             r"inv needs a square matrix, but index 'i' is n=2 \(axis 0 of X\) and index 'j' is m=3",
         ),
-        ("dim n = 2\nparam x[n]\nd = det(x)", r"det needs a matrix, but x has 1 axes"),
+        ("dim n = 2\nparam x[n]\nd = det(x)", r"det needs a matrix, but x has 1 axis"),
         ("dim n = 2\nparam X[n, n]\nY[i, j] = inv(X[i, j], i)", r"inv runs along two indices"),
         (
             "dim n = 2\nparam X[n, n]\nY = inv(X, n, n)",
