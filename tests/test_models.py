@@ -375,3 +375,32 @@ def test_attention_products_run_as_stacked_matrix_products():
     codes = sources(net.compile_grad("L").program)
     assert not any("np.einsum" in code for code in codes)
     assert sum("np.matmul" in code for code in codes) >= 6  # forward 2, backward 4
+
+
+@st.composite
+def reductions(draw):
+    """An array (with ties and, sometimes, NaN) and the axes to reduce."""
+    shape = draw(st.lists(st.integers(1, 4), min_size=1, max_size=5))
+    axes = tuple(sorted(draw(st.sets(st.integers(0, len(shape) - 1), min_size=1))))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.integers(-2, 3, shape).astype(float)  # small integers: many ties
+    if draw(st.booleans()):
+        x.flat[draw(st.integers(0, x.size - 1))] = np.nan
+    return x, axes
+
+
+@given(reductions())
+def test_reductions_over_a_few_entries_are_numpys(case):
+    """max, min and the tie count along short axes (a pooling window) as
+    slices combined pairwise: the same values as numpy's reductions."""
+    from tensorchain.along import along_few, extreme_share, max_along, min_along
+
+    x, axes = case
+    np.testing.assert_array_equal(max_along(x, axes), np.max(x, axis=axes))
+    np.testing.assert_array_equal(min_along(x, axes), np.min(x, axis=axes))
+    np.testing.assert_array_equal(along_few(x, axes, np.add, np.sum), np.sum(x, axis=axes))
+    y = np.max(x, axis=axes)
+    hit = x == np.expand_dims(y, axes)
+    with np.errstate(invalid="ignore"):  # a slice with NaN has no maximum to share
+        expected = hit / np.sum(hit, axis=axes, keepdims=True)
+        np.testing.assert_array_equal(extreme_share(x, y, axes), expected)
