@@ -404,3 +404,16 @@ def test_reductions_over_a_few_entries_are_numpys(case):
     with np.errstate(invalid="ignore"):  # a slice with NaN has no maximum to share
         expected = hit / np.sum(hit, axis=axes, keepdims=True)
         np.testing.assert_array_equal(extreme_share(x, y, axes), expected)
+
+
+def test_a_zero_derivative_is_in_the_values_library():
+    """The chain rule run on JAX values (not compiled) gave a numpy zero for a
+    param with no path to the output (found by tests/test_backends.py's drawn
+    networks): it is now JAX's, as every other result."""
+    jnp = pytest.importorskip("jax.numpy")
+    net = tc.parse("dim n = 2\ninput x[n]\nparam g\nparam W[n, n]\nh = g * x\nL = sum(W ^ 2)")
+    v = {k: jnp.asarray(a) for k, a in net.random_values(seed=0).items()}
+    J = net.derivatives("L", ["g", "W"], net.forward(v)).jacobians
+    assert type(J["g"].array).__module__.startswith("jax")
+    assert not np.asarray(J["g"].array).any()
+    assert type(J["W"].array).__module__.startswith("jax")
