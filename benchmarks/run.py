@@ -21,7 +21,7 @@ import numpy as np
 import tensorchain as tc
 from tensorchain.reshape import reshape_cost
 
-from . import chains, gather, higher, linalg, products, reshapes, verification
+from . import chains, gather, higher, linalg, models, products, reshapes, verification
 from .harness import Competitor, Row, measure, peak, table
 
 
@@ -393,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += products.rows(quick=True)
         rows += gather.rows(quick=True)
         rows += reshapes.rows(quick=True)
+        rows += models.rows(quick=True)
         more, notes = chains.report(quick=True)
         rows += more
     else:
@@ -411,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += products.rows(quick=False)
         rows += gather.rows(quick=False)
         rows += reshapes.rows(quick=False)
+        rows += models.rows(quick=False)
         more, notes = chains.report(quick=False)
         rows += more
     text = f"Machine: {machine()}\n\n{table(rows)}\n\n" + "\n".join(notes) + "\n"

@@ -93,7 +93,9 @@ def softmax_from_log(y: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
 def extreme_share(x: np.ndarray, y: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """1 / (number of ties) where ``x`` equals its max (or min) ``y``, else 0."""
     hit = x == np.expand_dims(y, axes)
-    return hit / np.sum(hit, axis=axes, keepdims=True)
+    # uint8: added pairwise only over at most 16 entries (else np.sum widens it)
+    count = along_few(np.asarray(hit).view(np.uint8), axes, np.add, np.sum)
+    return hit / np.expand_dims(count, axes)
 
 
 def max_share(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -108,11 +110,31 @@ def min_share(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
 
 
 def max_along(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    return np.max(x, axis=axes)
+    return along_few(x, axes, np.maximum, np.max)
 
 
 def min_along(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    return np.min(x, axis=axes)
+    return along_few(x, axes, np.minimum, np.min)
+
+
+def along_few(x: np.ndarray, axes: tuple[int, ...], pair, reduce) -> np.ndarray:
+    """``reduce(x, axis=axes)``; over a few entries (2 to 16: a pooling window)
+    as ``pair`` (``np.maximum``, ``np.add``) of the slices at each position,
+    some 4 × faster than numpy's reduction along short axes (which loops over
+    them innermost). NaN propagates as in ``np.max``."""
+    count = 1
+    for a in axes:
+        count *= x.shape[a]
+    if not 2 <= count <= 16 or len(axes) == x.ndim:
+        return reduce(x, axis=axes)
+    index: list[list] = [[]]
+    for a in range(x.ndim):
+        picks = range(x.shape[a]) if a in axes else [slice(None)]
+        index = [[*i, p] for i in index for p in picks]
+    out = pair(x[tuple(index[0])], x[tuple(index[1])])
+    for i in index[2:]:
+        pair(out, x[tuple(i)], out=out)
+    return out
 
 
 # --- the same for other array libraries (array-API namespace ``xp``) ---
@@ -265,6 +287,7 @@ HELPERS = {
         min_share,
         max_along,
         min_along,
+        along_few,
         matrix.inv_along,
         matrix.det_along,
         matrix.logdet_along,

@@ -246,8 +246,12 @@ def _load(args: argparse.Namespace):
                 f"{args.spec!r} is not a file: sizes go after --dims, separated by commas"
                 " (--dims n=4,m=3)"
             )
-        return load(args.spec), args.spec
-    return parse(builtin("article")), "the article's network (built in)"
+        net, title = load(args.spec), args.spec
+    else:
+        net, title = parse(builtin("article")), "the article's network (built in)"
+    # The sizes given become the defaults: a factor of a product dim (H of
+    # (H K)) shows in no value's shape, so the values alone cannot carry it.
+    return (net.with_sizes(args.dims) if args.dims else net), title
 
 
 def hessian_command(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import namespace
-from .special import cody_erf, erf, normal_cdf
+from .special import cody_erf, erf, gelu_cdf, normal_cdf
 
 Array = np.ndarray
 
@@ -194,7 +194,15 @@ def _gelu(x: Array, p: float = 0.0) -> Array:
 
 
 def _dgelu(x: Array, y: Array, p: float) -> Array:  # Φ(x) + x φ(x)
-    return _normal_cdf(x) + x * _gaussian(x, _ONE_OVER_SQRT_2PI, 0.5)
+    return _cdf_of_gelu(x, y) + x * _gaussian(x, _ONE_OVER_SQRT_2PI, 0.5)
+
+
+def _cdf_of_gelu(x: Array, y: Array) -> Array:
+    """Φ(x) from gelu's value ``y = x Φ(x)`` (:func:`~tensorchain.special.gelu_cdf`)
+    for numpy arrays; other libraries evaluate Φ."""
+    if isinstance(x, np.ndarray) and isinstance(y, np.ndarray):
+        return gelu_cdf(x, y)
+    return _normal_cdf(x)
 
 
 def _logsigmoid(x: Array, p: float = 0.0) -> Array:  # −softplus(−x), stable
@@ -344,7 +352,7 @@ ELEMENTWISE: dict[str, Elementwise] = {
             _dgelu,
             "(Φ({f}) + {f} φ({f}))",
             "{x} * normal_cdf({x})",
-            "normal_cdf({x}) + {x} * (0.3989422804014327 * np.exp(-0.5 * ({x} * {x})))",
+            "gelu_cdf({x}, {y}) + {x} * (0.3989422804014327 * np.exp(-0.5 * ({x} * {x})))",
             r"\mathrm{gelu}({f})",
             r"\left(\Phi({f}) + {f} \, \varphi({f})\right)",
         ),
@@ -489,4 +497,10 @@ def elementwise(func: str) -> Elementwise:
 REDUCTIONS = ("sum", "mean")
 
 #: Helpers generated code may call, by name (their source is copied in).
-HELPERS = {"sigmoid": sigmoid, "erf": erf, "normal_cdf": normal_cdf, "cody_erf": cody_erf}
+HELPERS = {
+    "sigmoid": sigmoid,
+    "erf": erf,
+    "normal_cdf": normal_cdf,
+    "gelu_cdf": gelu_cdf,
+    "cody_erf": cody_erf,
+}

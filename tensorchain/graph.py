@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .backend import is_numpy
 from .chain import (
     ChainResult,
     axis_names,
@@ -146,12 +147,22 @@ class Graph:
 
         if mode == "forward":
             (w,) = wrt
-            return forward_jacobian(
+            result = forward_jacobian(
                 self.statements, self.axes, forward.sizes, local_fn, of, w, structured
             )
-        return network_jacobians(
-            self.statements, self.axes, forward.sizes, local_fn, of, list(wrt), structured
-        )
+        else:
+            result = network_jacobians(
+                self.statements, self.axes, forward.sizes, local_fn, of, list(wrt), structured
+            )
+        # A derivative that is zero (no path from w to of) is dense in the
+        # values' library, as every other result: JAX values, a JAX zero.
+        arrays = (v for v in forward.values.values() if not isinstance(v, LabeledTensor))
+        like = next((v for v in arrays if not is_numpy(v)), None)
+        if like is not None:
+            for w, J in result.jacobians.items():
+                if not J.terms and J.like is None:
+                    result.jacobians[w] = LabeledTensor.zeros(J.indices, J.sizes, like=like)
+        return result
 
 
 def leaf_names(graph: Graph) -> list[str]:

@@ -356,6 +356,15 @@ class LabeledTensor:
             labels = tuple(
                 dict.fromkeys(lab for r in rests for f in r for lab in f.labels if lab in outer)
             )
+            # The parts are added over the union of their indices: when that
+            # sum is larger than the result and than every factor (softmax's
+            # two terms, A·(v[u, k] − o[t, k]), would broadcast to [t, u, k]),
+            # the terms are cheaper contracted one by one.
+            inner = math.prod(self.sizes[lab] for lab in labels)
+            largest = max(entries(f.array) for t in group for f in t.factors)
+            if inner > max(math.prod(self.shape), largest):
+                terms.extend(group)
+                continue
             parts = [
                 contract(
                     [(f.array, f.labels) for f in rest],

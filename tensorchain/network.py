@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -229,6 +230,29 @@ class Network(Graph):
         for stmt in self.statements:
             bind_labels(self.program, stmt, self.axes, sizes, self.indexes, self.dims, self.derived)
         return True
+
+    def with_sizes(self, dims: Mapping[str, int] | None = None, **sizes: int) -> Network:
+        """The same network with the sizes given as its dims' defaults, in place
+        of the spec's ``dim`` sizes. Sizes given with the values win over
+        defaults, but a factor of a product dim shows in no value's shape
+        (``H`` and ``K`` of ``Wq[D, (H K)]``): this is how to change it.
+        Raises :class:`ShapeError` for an unknown dim or a size that is not a
+        positive integer. Example:
+            >>> import tensorchain as tc
+            >>> net = tc.parse("dim H = 4\\ndim K = 8\\nparam W[(H K)]\\nf = sum(W ^ 2)")
+            >>> small = net.with_sizes(H=2, K=3)
+            >>> small.sizes()["(H K)"], small.grad("f", values=small.random_values())["W"].shape
+            (6, (6,))
+        """
+        given = given_sizes(dims, sizes)
+        check_given_dims(given, self.dims)
+        statements = tuple(
+            replace(st, size=int(given[st.name]))
+            if isinstance(st, DimDecl) and st.name in given
+            else st
+            for st in self.program.statements
+        )
+        return Network(replace(self.program, statements=statements))
 
     def shape(
         self, name: str, *, dims: Mapping[str, int] | None = None, **sizes: int

@@ -22,6 +22,7 @@ import numpy as np
 import opt_einsum as oe
 
 from .backend import common, constant, copy, is_numpy, namespace, xp_of
+from .batched import batched_matmul
 from .cache import LRUCache
 from .errors import PlanError
 from .gather import contract_select
@@ -125,6 +126,8 @@ def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any, ops: Ops 
             else:
                 fn = functools.partial(ops.reduce, axes=axes)
             fn.source = lambda a, axes=axes: f"np.add.reduce({a}, axis={axes})"
+        elif ops.numpy and (batched := batched_matmul(terms, out, size)) is not None:
+            fn = batched  # a product with batch indices: BLAS per batch entry
         else:
             letters = _einsum_letters(step_eq)
             fn = functools.partial(np.einsum if ops.numpy else ops.einsum, letters)

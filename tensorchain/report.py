@@ -56,8 +56,12 @@ def derivation(
     for (t, s), local in result.locals.items():
         shape = local_shape(net.tensors[t].dims, net.tensors[s].dims, sizes)
         kind = "dense" if not local.deltas else "structured"
-        lines.append(f"  {f'd{t}/d{s}':<{width}}  {_axes(local):<14} {shape:<10} {kind}")
-        pad = " " * (width + 6)
+        name, pad = f"  {f'd{t}/d{s}':<{width}}  ", " " * (width + 6)
+        row = f"{name}{_axes(local):<14} {shape:<10} {kind}"
+        if len(row) <= 80:
+            lines.append(row)
+        else:  # many axes: the shape on a line of its own
+            lines += [f"{name}{_axes(local)}", f"{pad}{shape} {kind}"]
         lines += textwrap.wrap(
             f"{pad}= {format_terms(local)}",
             78,
@@ -70,7 +74,9 @@ def derivation(
     lines.append("")
     if len(paths) == 1 and len(paths[0]) > 1:
         chain = " · ".join(f"d{a}/d{b}" for a, b in itertools.pairwise(paths[0]))
-        lines.append(f"chain:   {title} = {chain}")
+        lines += textwrap.wrap(
+            f"chain:   {title} = {chain}", 78, subsequent_indent="    ", break_long_words=False
+        )
     elif len(paths) > 1:
         count = f"over {LIMIT_PATHS}" if len(paths) > LIMIT_PATHS else str(len(paths))
         lines.append(f"chain:   {count} paths from {wrt} to {of}, added where they merge")

@@ -176,7 +176,7 @@ def contract_shift(operands, output, sizes, contract, scale: float, fresh: bool)
     :func:`unwindows` when a registered shift tensor is among the operands
     and its input axis meets one other operand (or is an output axis that
     no other operand has); ``None`` when neither applies."""
-    from .program import apply
+    from .program import apply, shared
 
     for j, (array, labels) in enumerate(operands):
         found = _SHIFTS.get(id(array))
@@ -201,9 +201,28 @@ def contract_shift(operands, output, sizes, contract, scale: float, fresh: bool)
             code = lambda a, axis=axis, K=K, P=P, s=stride, q=padding: (  # noqa: E731
                 f"windows({a[0]}, {axis}, {K}, {P}, {s}, {q})"
             )
-            window = apply(gather, x, shape=shape, fresh=True, code=code)
+            # Once per trace: the kernel's gradient reads the windows the
+            # forward pass gathered (im2col once, as frameworks keep it).
+            window = shared(
+                ("windows", axis, K, P, stride, padding),
+                [x],
+                lambda x=x, gather=gather, shape=shape, code=code: apply(
+                    gather, x, shape=shape, fresh=True, code=code
+                ),
+            )
             rest[with_t[0]] = (window, new_labels)
             return contract(rest, output, sizes, scale=scale, fresh=fresh)
+        if t in output and with_t and p not in output and k not in output:
+            # Factors on the output's indices only (the ReLU mask of a
+            # convolution's input gradient) multiply the scatter-add's
+            # result: Σ A·B·S = A·Σ B·S when A carries no summed index.
+            mask = [rest[i] for i in with_t]
+            if all(set(labs) <= set(output) for _, labs in mask):
+                others = [op for i, op in enumerate(rest) if i not in with_t]
+                carried = {lab for _, labs in [*others, (array, labels)] for lab in labs}
+                inner = tuple(lab for lab in output if lab in carried)
+                spread = contract([*others, (array, labels)], inner, sizes, scale=scale)
+                return contract([*mask, (spread, inner)], output, sizes, fresh=fresh)
         if t in output and not with_t and p not in output and k not in output:
             inner = [lab for lab in output if lab != t]
             z = contract(rest, (*inner, p, k), sizes, scale=scale)

@@ -392,6 +392,8 @@ def verify(
         )
     derivatives = _derivatives(net, of, wrt, order)
     sizes = dict(dims or {})
+    if sizes:  # the defaults, for the factors of product dims no value shows
+        net = net.with_sizes(sizes)
     if values is None:
         values, values_note = _draw(net, of, seed, sizes)
     else:
