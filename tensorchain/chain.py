@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .gather import stored_entries as entries
-from .labeled import LabeledTensor, fresh
+from .labeled import LabeledTensor, changed, fresh
 from .lower import Const, Leaf, Lowered, Node, children
 from .plan import Contraction
 from .rules import STATEMENT, local_rule
@@ -78,7 +78,7 @@ def statement_jacobians(
     for name, jac in found.items():
         origin = f"d{stmt.target}/d{name}"
         terms = [
-            replace(t, factors=tuple(replace(f, origin=origin) for f in t.factors))
+            changed(t, factors=tuple(changed(f, origin=origin) for f in t.factors))
             for t in jac.terms
         ]
         out[name] = LabeledTensor(jac.indices, jac.sizes, terms, canonicalize=False)
@@ -88,12 +88,13 @@ def statement_jacobians(
 def _walk_statement(
     stack: list, node_values: dict, sizes: dict[str, int]
 ) -> dict[str, LabeledTensor]:
-    """The statement's tree walked from the root: each operand's Jacobian."""
-    found: dict[str, LabeledTensor] = {}
+    """The statement's tree walked from the root: each operand's Jacobian (its
+    uses added once, at the end: adding at each use made k uses cost O(k²))."""
+    uses: dict[str, list[LabeledTensor]] = {}
     while stack:
         node, adjoint = stack.pop()
         if isinstance(node, Leaf):
-            found[node.name] = found[node.name] + adjoint if node.name in found else adjoint
+            uses.setdefault(node.name, []).append(adjoint)
             continue
         for k, child in enumerate(children(node)):
             if isinstance(child, Const) or not _depends(child):
@@ -105,7 +106,7 @@ def _walk_statement(
                 # into 2^depth terms: add them up, one term per delta structure.
                 step = step.factored().contracted()
             stack.append((child, step))
-    return found
+    return {name: LabeledTensor.sum(jacs) for name, jacs in uses.items()}
 
 
 @dataclass
@@ -120,7 +121,7 @@ class ChainResult:
 
 def network_jacobians(
     statements: Sequence[Lowered],
-    axes: dict[str, tuple[str, ...]],
+    axes: Mapping[str, tuple[str, ...]],
     sizes: dict[str, int],
     local_fn: Callable[[Lowered], dict[str, LabeledTensor]],
     of: str,
@@ -154,16 +155,18 @@ def network_jacobians(
         label_size.update(
             (lab, sizes[d]) for lab, d in zip(node_axes(name), axes[name], strict=True)
         )
-    adjoint: dict[str, LabeledTensor] = {}
+    # Each tensor's adjoint, one part per use, added when its statement is
+    # reached (adding at each use made k uses cost O(k²)).
+    adjoint: dict[str, list[LabeledTensor]] = {}
     if of in downstream:
-        adjoint[of] = LabeledTensor.identity((*out_names, *node_axes(of)), label_size)
+        adjoint[of] = [LabeledTensor.identity((*out_names, *node_axes(of)), label_size)]
     result = ChainResult({}, {}, {})
     finished: dict[str, LabeledTensor] = {}
     for stmt in reversed(statements):
         target = stmt.target
         if target not in adjoint:
             continue
-        adj = adjoint.pop(target)
+        adj = LabeledTensor.sum(adjoint.pop(target))
         fan_out = sum(op in downstream for op in stmt.operands)
         if len(adj.terms) > 1:
             # Paths merge here: factor out what every term shares (the big
@@ -189,8 +192,8 @@ def network_jacobians(
             jac = locals_[op]
             result.locals[(target, op)] = jac
             step = adj.chain(jac, len(axes[target]))
-            adjoint[op] = adjoint[op] + step if op in adjoint else step
-    finished.update((w, adj) for w, adj in adjoint.items() if w in wanted)
+            adjoint.setdefault(op, []).append(step)
+    finished.update((w, LabeledTensor.sum(parts)) for w, parts in adjoint.items() if w in wanted)
     names = axis_names(axes[of], *(axes[w] for w in wrts))
     for w, w_names in zip(wrts, names[1:], strict=True):
         indices = (*names[0], *w_names)
@@ -208,7 +211,7 @@ def network_jacobians(
 
 def forward_jacobian(
     statements: Sequence[Lowered],
-    axes: dict[str, tuple[str, ...]],
+    axes: Mapping[str, tuple[str, ...]],
     sizes: dict[str, int],
     local_fn: Callable[[Lowered], dict[str, LabeledTensor]],
     of: str,
@@ -243,17 +246,16 @@ def forward_jacobian(
         if not ops:
             continue
         locals_ = local_fn(stmt)
-        total = None
+        steps = []
         for op in ops:
             jac = locals_[op]
             result.locals[(stmt.target, op)] = jac
-            step = jac.chain(tangent[op], len(axes[op]))
-            total = step if total is None else total + step
+            steps.append(jac.chain(tangent[op], len(axes[op])))
         for op in stmt.operands:
             uses[op] -= 1
             if uses[op] == 0 and op in tangent:
                 del tangent[op]  # its last use: free it
-        assert total is not None
+        total = LabeledTensor.sum(steps)
         if len(total.terms) > 1:  # paths merge: add the differences only
             total = total.factored(log=result.contractions)
         largest = max((entries(f.array) for t in total.terms for f in t.factors), default=0)

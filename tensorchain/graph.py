@@ -74,8 +74,10 @@ class Graph:
         self._by_target = {s.target: s for s in self.statements}
 
     @property
-    def axes(self) -> dict[str, tuple[str, ...]]:
-        return {name: t.dims for name, t in self.tensors.items()}
+    def axes(self) -> Mapping[str, tuple[str, ...]]:
+        """Each tensor's dims: a view, so that reading it costs nothing (a copy
+        per statement made building a network quadratic in its length)."""
+        return _Axes(self.tensors)
 
     @property
     def indexes(self) -> dict[str, str]:
@@ -163,6 +165,27 @@ class Graph:
                 if not J.terms and J.like is None:
                     result.jacobians[w] = LabeledTensor.zeros(J.indices, J.sizes, like=like)
         return result
+
+
+class _Axes(Mapping):
+    """Tensor name -> its dims, read through to the tensors."""
+
+    __slots__ = ("_tensors",)
+
+    def __init__(self, tensors: Mapping[str, TensorInfo]) -> None:
+        self._tensors = tensors
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        return self._tensors[name].dims
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tensors
+
+    def __iter__(self):
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)
 
 
 def leaf_names(graph: Graph) -> list[str]:

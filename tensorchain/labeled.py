@@ -75,11 +75,20 @@ class Term:
         return tuple(dict.fromkeys(found))
 
     def rename(self, mapping: dict[str, str]) -> Term:
-        def r(lab: str) -> str:
-            return mapping.get(lab, lab)
+        get = mapping.get
+        factors = tuple(
+            changed(f, labels=tuple([get(lab, lab) for lab in f.labels])) for f in self.factors
+        )
+        return Term(self.coeff, factors, tuple((get(a, a), get(b, b)) for a, b in self.deltas))
 
-        factors = tuple(replace(f, labels=tuple(map(r, f.labels))) for f in self.factors)
-        return Term(self.coeff, factors, tuple((r(a), r(b)) for a, b in self.deltas))
+
+def changed(obj: Any, **fields: Any) -> Any:
+    """``dataclasses.replace`` for the frozen :class:`Factor` and :class:`Term`,
+    without their ``__init__``: the chain rule makes one per factor and step,
+    and ``replace`` was a fifth of the time of a first call."""
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__, **fields)
+    return new
 
 
 def canonical(term: Term, indices: Sequence[str], sizes: dict[str, int]) -> Term:
@@ -91,33 +100,56 @@ def canonical(term: Term, indices: Sequence[str], sizes: dict[str, int]) -> Term
     derivation to the next, and the result must not); a class with no axis and
     no factor is a trace ``Σ_k δ(k, k)`` and multiplies the coefficient by its size.
     """
+    if not term.deltas:  # nothing to eliminate: every class is one label
+        if not any(isinstance(f.array, Selection) for f in term.factors):
+            return term
+        factors, coeff = _used_up(term.factors, (), set(indices), sizes, term.coeff)
+        return Term(coeff, factors, ())
+    # Only labels a delta touches can change; every other one is a class of its own.
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
-        while parent.get(x, x) != x:
+        while x in parent:
             x = parent[x]
         return x
 
+    touched: dict[str, None] = {}
     for a, b in term.deltas:
+        touched[a] = touched[b] = None
         ra, rb = find(a), find(b)
         if ra != rb:
             parent[rb] = ra
     classes: dict[str, list[str]] = {}
-    for lab in term.labels():
-        classes.setdefault(find(lab), []).append(lab)
+    in_factors = set()
+    for f in term.factors:  # order of appearance: factors, then deltas
+        for lab in f.labels:
+            if lab in touched:
+                root = find(lab)
+                in_factors.add(root)
+                members = classes.setdefault(root, [])
+                if lab not in members:
+                    members.append(lab)
+    for lab in touched:
+        members = classes.setdefault(find(lab), [])
+        if lab not in members:
+            members.append(lab)
     position = {lab: k for k, lab in enumerate(indices)}
     rename: dict[str, str] = {}
     deltas: list[tuple[str, str]] = []
     coeff = term.coeff
-    in_factors = {find(lab) for f in term.factors for lab in f.labels}
     for root, members in classes.items():
         axes = sorted((m for m in members if m in position), key=position.__getitem__)
         rep = axes[0] if axes else members[0]
-        rename.update((m, rep) for m in members)
+        rename.update((m, rep) for m in members if m != rep)
         deltas.extend((rep, other) for other in axes[1:])
         if not axes and root not in in_factors:
             coeff *= sizes[rep]
-    factors = Term(coeff, term.factors).rename(rename).factors
+    factors = term.factors
+    if rename:
+        factors = tuple(
+            f if not any(lab in rename for lab in f.labels) else _relabeled(f, rename)
+            for f in factors
+        )
     deltas.sort(key=lambda d: (position[d[0]], position[d[1]]))
     factors, coeff = _used_up(factors, deltas, position, sizes, coeff)
     return Term(coeff, factors, tuple(deltas))
@@ -169,6 +201,10 @@ def _used_up(
     return tuple(kept), coeff
 
 
+def _relabeled(f: Factor, mapping: dict[str, str]) -> Factor:
+    return changed(f, labels=tuple([mapping.get(lab, lab) for lab in f.labels]))
+
+
 class LabeledTensor:
     """A tensor with one name per axis, stored as factors and symbolic deltas.
 
@@ -201,6 +237,7 @@ class LabeledTensor:
         if canonicalize:
             terms = [canonical(t, self.indices, sizes) for t in terms]
         self.terms: tuple[Term, ...] = tuple(terms)
+        self._canonical = canonicalize  # known to be in canonical form (sums skip it)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -257,7 +294,17 @@ class LabeledTensor:
         sizes = dict(self.sizes)
         sizes.update((new, self.sizes[old]) for old, new in mapping.items())
         terms = [t.rename(mapping) for t in self.terms]
-        return LabeledTensor(indices, sizes, terms, dtype=self.dtype, like=self.like)
+        # Renaming axes in place keeps a canonical form canonical.
+        out = LabeledTensor(
+            indices,
+            sizes,
+            terms,
+            canonicalize=not self._canonical,
+            dtype=self.dtype,
+            like=self.like,
+        )
+        out._canonical = True
+        return out
 
     def _freshened(self, keep: dict[str, str]) -> tuple[list[Term], dict[str, str]]:
         """Terms with every label renamed fresh except those in ``keep``, and the map."""
@@ -294,10 +341,10 @@ class LabeledTensor:
             *self.indices[: len(self.indices) - k],
             *(mapping[i] for i in other.indices[k:]),
         )
-        sizes = {
-            **self.sizes,
-            **{new: other.sizes[old] for old, new in mapping.items()},
-        }
+        theirs = {new: other.sizes[old] for old, new in mapping.items()}
+        # Only the sizes of labels in use are kept: carried along a chain, the
+        # sizes of every label ever made would make each step cost O(depth).
+        sizes = {lab: theirs[lab] if lab in theirs else self.sizes[lab] for lab in indices}
         terms = []
         for ta in self.terms:
             for tb in terms_b:
@@ -307,17 +354,42 @@ class LabeledTensor:
                 labels = term.labels()
                 for lab in joined:
                     if lab not in labels:
-                        term = replace(term, coeff=term.coeff * sizes[lab])
+                        term = replace(term, coeff=term.coeff * self.sizes[lab])
+                for lab in labels:
+                    if lab not in sizes:
+                        sizes[lab] = theirs[lab] if lab in theirs else self.sizes[lab]
                 terms.append(term)
         return LabeledTensor(indices, sizes, terms, dtype=_joint_dtype(self, other))
 
     def __add__(self, other: LabeledTensor) -> LabeledTensor:
-        if other.shape != self.shape:
-            raise ValueError(f"cannot add shapes {self.shape} and {other.shape}")
-        other = other.rename(self.indices) if other.indices != self.indices else other
-        sizes = {**self.sizes, **other.sizes}
-        dtype, like = _joint_dtype(self, other), self.like if self.like is not None else other.like
-        return LabeledTensor(self.indices, sizes, self.terms + other.terms, dtype=dtype, like=like)
+        return LabeledTensor.sum([self, other])
+
+    @staticmethod
+    def sum(tensors: Sequence[LabeledTensor]) -> LabeledTensor:
+        """The sum of tensors of one shape, on the first one's axis names; its
+        terms are theirs, put in canonical form only where they are not yet
+        (so that adding k tensors one use at a time costs O(k), not O(k²))."""
+        first = tensors[0]
+        if len(tensors) == 1:
+            return first
+        sizes: dict[str, int] = {}
+        terms: list[Term] = []
+        dtype, like = first.dtype, None
+        for k, t in enumerate(tensors):
+            if t.shape != first.shape:
+                raise ValueError(f"cannot add shapes {first.shape} and {t.shape}")
+            t = t.rename(first.indices) if t.indices != first.indices else t
+            sizes.update(t.sizes)
+            if t._canonical:
+                terms.extend(t.terms)
+            else:
+                terms.extend(canonical(term, first.indices, t.sizes) for term in t.terms)
+            if k:
+                dtype = None if dtype is None or t.dtype is None else np.result_type(dtype, t.dtype)
+            like = t.like if like is None else like
+        out = LabeledTensor(first.indices, sizes, terms, canonicalize=False, dtype=dtype, like=like)
+        out._canonical = True
+        return out
 
     def scale(self, c: float) -> LabeledTensor:
         terms = [replace(t, coeff=t.coeff * c) for t in self.terms]

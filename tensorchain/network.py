@@ -11,6 +11,7 @@ import numpy as np
 
 from . import limits
 from .backend import as_value, astype, zeros_like_values
+from .building import paused_gc
 from .cache import LRUCache
 from .chain import ChainResult
 from .compiled import (
@@ -875,7 +876,12 @@ class Network(Graph):
     ) -> Compiled:
         """The cached compiled program for (kind, of, wrt, sizes, dtype), built on a miss."""
         key = (kind, of, wrt, tuple(sorted(sizes.items())), dtype.str)
-        return self._cache.get(key, lambda: compile_program(self, kind, of, wrt, sizes, dtype))
+
+        def build() -> Compiled:
+            with paused_gc():
+                return compile_program(self, kind, of, wrt, sizes, dtype)
+
+        return self._cache.get(key, build)
 
 
 def given_sizes(dims: Mapping[str, int] | None, sizes: Mapping[str, int]) -> dict[str, int]:
@@ -917,7 +923,8 @@ def parse(text: str, path: str | None = None) -> Network:
     """
     if not isinstance(text, str):
         raise SpecError(f"parse takes the spec text as a str, got {type(text).__name__}")
-    return Network(parse_program(text, path))
+    with paused_gc():
+        return Network(parse_program(text, path))
 
 
 def load(path: str | Path) -> Network:
