@@ -41,6 +41,19 @@ class LRUCache:
                 self._data.popitem(last=False)
         return value
 
+    def peek(self, key: Hashable) -> Any:
+        """The entry for ``key`` or None, without a lock or an update of the
+        order (a lookup is atomic in CPython): for the hot path of a call."""
+        return self._data.get(key)
+
+    def put(self, key: Hashable, value: Any) -> None:
+        """Store ``value`` under ``key`` (the least recently used evicted)."""
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > max(self.maxsize, 0):
+                self._data.popitem(last=False)
+
     def clear(self) -> None:
         with self._lock:
             self._data.clear()

@@ -1,9 +1,18 @@
 """Compiled programs of a network: traced once per (kind, target, wrt, sizes,
-dtype), cached by the network, replayed on values."""
+dtype), cached by the network, replayed on values.
+
+A call on values that need no conversion (a dict of numpy arrays of the
+program's float dtype and shapes) takes :meth:`Compiled.fast`: the shapes
+compared as one tuple, the program run, and one pass for NaN and infinity
+over the values and the results together (:func:`tensorchain.finite.all_finite`);
+only when that pass finds something, or the values need converting, are the
+general checks of :mod:`tensorchain.values` and :mod:`tensorchain.finite` made,
+with their warnings and errors."""
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -13,7 +22,7 @@ import numpy as np
 from .backend import astype, numpy_dtype
 from .derivation import placeholders
 from .errors import MemoryLimitError, ShapeError, ValuesError
-from .finite import check_results
+from .finite import all_finite, check_results
 from .labeled import LabeledTensor
 from .limits import format_bytes, get_memory_limit
 from .program import Program, tracing
@@ -74,7 +83,22 @@ def _cast(finish, dtype: np.dtype):
     def cast(arrays: list[np.ndarray]) -> Any:
         return finish([cast_result(a, dtype) for a in arrays])
 
+    cast.uncast = finish  # for results known to be numpy arrays of ``dtype`` already
     return cast
+
+
+#: What :meth:`Compiled.fast` returns when the values need the general path.
+MISS = object()
+
+
+def leaf_getter(names: tuple[str, ...]):
+    """A function from values to the tuple of the values of ``names``."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda values: (values[name],)
+    if not names:
+        return lambda values: ()
+    return operator.itemgetter(*names)
 
 
 class Compiled:
@@ -106,6 +130,48 @@ class Compiled:
         self.sizes: dict[str, int] = dict(sizes)
         self.program = program
         self.finish = finish
+        self._leaves = leaf_getter(tuple(shapes))
+        self._shape_list = list(shapes.values())
+        self._uncast: bool | None = None  # the outputs are arrays of dtype already (numpy)
+
+    def fast(
+        self,
+        values: Any,
+        check_finite: bool = True,
+        memory_limit: int | None = None,
+        stacklevel: int = 5,
+    ) -> Any:
+        """The result on ``values`` when they are a dict of numpy arrays of this
+        program's (real) dtype and shapes, checked as the general path checks
+        them (``strict=False``); :data:`MISS` when they need that path."""
+        try:
+            arrays = self._leaves(values)
+        except (KeyError, TypeError):
+            return MISS
+        dtype = self.dtype
+        if len(values) != len(arrays) or dtype.kind != "f":
+            return MISS
+        for a in arrays:
+            if type(a) is not np.ndarray or a.dtype != dtype:
+                return MISS
+        if [a.shape for a in arrays] != self._shape_list:
+            return MISS
+        limit = memory_limit if memory_limit is not None else self.memory_limit
+        if self.program.peak.bytes > get_memory_limit(limit):
+            return MISS  # the general path says why
+        program = self.program
+        outputs, probes = program.run(values)
+        if self._uncast is None:
+            self._uncast = all(type(o) is np.ndarray and o.dtype == dtype for o in outputs)
+        if not self._uncast:
+            outputs = [astype(o, dtype) for o in outputs]
+        result = typed_result(self.finish.uncast(outputs), values, dtype)
+        if check_finite and not all_finite(arrays, outputs, probes, program.checks, dtype):
+            # The general checks, after the work: the values' NaN warns as it
+            # would have before it, then the results are checked.
+            env = self.net._check_values(values)
+            check_results(self.net, env, result, self.what, self.of, stacklevel=stacklevel)
+        return result
 
     def run(
         self,
@@ -151,6 +217,10 @@ class Compiled:
         """The program on ``values`` (``strict``: NaN or infinity is an error
         rather than a warning; ``check_finite=False``: no such check, a pass
         over the values saved)."""
+        if not strict and type(values) is dict:
+            result = self.fast(values, check_finite)
+            if result is not MISS:
+                return result
         env = self.net._check_values(values, strict, check_finite)
         given = dtype_of(env)
         if given.kind == "c" and self.dtype.kind != "c":  # never drop a complex part

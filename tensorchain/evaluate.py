@@ -108,6 +108,10 @@ def _subtract(a, b):
     return a - b
 
 
+#: The same steps on numpy arrays, without the check for another library.
+_NUMPY_FORMS = {_add: np.add, _subtract: np.subtract}
+
+
 def _own_code(args: Sequence[str]) -> str:
     return f"np.array({args[0]})"
 
@@ -235,12 +239,14 @@ def evaluate_node(
         if any(isinstance(p, LabeledTensor) or p is None for p in parts):  # None: a delta
             value = _structured_sum(node, parts, sizes)
         else:
+            fn = _linear(node, sizes)
             value = apply(
-                _linear(node, sizes),
+                fn,
                 *parts,
                 shape=shape,
                 fresh=True,
                 code=_linear_code(node, sizes),
+                numpy=_NUMPY_FORMS.get(fn),
             )
     out[id(node)] = value
     return value

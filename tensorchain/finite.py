@@ -5,12 +5,21 @@ Values are checked before any work (:func:`tensorchain.values.check_values`);
 results are checked after it, by one pass over the arrays returned. Only when
 a result is not finite is the network run again, step by step, to find the
 first statement whose value (or local derivative) is not finite.
+
+A compiled call on numpy values checks both at once, after the work
+(:func:`all_finite`): one sum over the values and the results together, and
+for a result much larger than what its last step multiplied (an explicit
+Jacobian made of two thin factors) a bound from those factors instead of a
+pass over it. Only when that finds something are the values and the
+results checked as above, with the same warnings and errors.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,10 +28,69 @@ from .backend import backend_of, to_numpy
 from .errors import NonFiniteWarning, ValuesError
 from .gather import Selection
 from .labeled import LabeledTensor
+from .program import Checks
 from .values import _count, _count_non_finite, _finite
 
 if TYPE_CHECKING:
     from .network import Network
+
+
+#: Totals of at most this many entries are summed as one array (a copy that
+#: costs less than a reduction per array); larger ones array by array.
+ONE_PASS_ENTRIES = 4096
+
+
+def all_finite(
+    values: Sequence[np.ndarray],
+    outputs: Sequence[np.ndarray],
+    probes: Sequence[np.ndarray],
+    checks: Checks,
+    dtype: np.dtype,
+) -> bool:
+    """Whether the numpy ``values`` and a program's results are all finite:
+    ``checks`` says which outputs to sum and which to bound by their
+    ``probes`` (see :class:`tensorchain.program.Checks`). False may also mean
+    that a sum overflowed; the exact checks then decide."""
+    largest = float(np.finfo(dtype).max) * 1e-8  # far above what rounding can add
+    norms = []
+    for p in probes:
+        # ‖p‖ bounds max |p| and is finite exactly when p is (or overflows:
+        # then the exact checks decide). A dot product never warns.
+        square = abs(np.vdot(p, p))
+        if not square < largest:  # inf or NaN (NaN compares false)
+            return False
+        norms.append(math.sqrt(square))
+    for bound, positions in checks.bounded:
+        total = bound
+        for k in positions:
+            total *= norms[k] if norms[k] > 1.0 else 1.0
+        if not total < largest:
+            return False
+    seen = {id(p) for p in probes}  # a value that is a probe is checked already
+    arrays = [a for a in values if id(a) not in seen]
+    return _sums_finite([*arrays, *(outputs[k] for k in checks.direct)])
+
+
+def _sums_finite(arrays: Sequence[np.ndarray]) -> bool:
+    if not arrays:
+        return True
+    total = sum(a.size for a in arrays)
+    if total <= ONE_PASS_ENTRIES:
+        joined = np.concatenate(arrays, axis=None)
+        if joined.dtype.kind == "c":
+            joined = joined.view(joined.real.dtype)
+        # A dot product with ones is the sum; unlike np.sum it never warns
+        # (an overflow or inf - inf just gives a non-finite number).
+        return math.isfinite(np.vdot(joined, _ones(joined.size, joined.dtype)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all(math.isfinite(np.add.reduce(a, axis=None).real) for a in arrays)
+
+
+@functools.lru_cache(maxsize=64)
+def _ones(n: int, dtype: np.dtype) -> np.ndarray:
+    ones = np.ones(n, dtype)
+    ones.flags.writeable = False
+    return ones
 
 
 def result_arrays(result: Any) -> list[Any]:

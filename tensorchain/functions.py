@@ -87,7 +87,7 @@ def _sigmoid(x: Array, p: float = 0.0) -> Array:
     if not isinstance(x, np.ndarray | np.generic | float | int | complex):
         xp = namespace(x)
         return 1.0 / (1.0 + xp.exp(-x))
-    if not isinstance(x, np.ndarray) or x.ndim == 0 or np.iscomplexobj(x):
+    if not isinstance(x, np.ndarray) or x.ndim == 0 or x.dtype.kind == "c":
         return sigmoid(x)
     t = np.negative(x)
     with np.errstate(over="ignore"):

@@ -1077,8 +1077,9 @@ class _Lowering:
                     fix = "write the statement in index form to say which"
                 else:
                     problem = f"{what} has the dims [{', '.join(dims)}]"
-                    fix = f"name one of those, e.g. {call.func}({what}, {dims[-1]})"
-                    if not dims:
+                    if dims:
+                        fix = f"name one of those, e.g. {call.func}({what}, {dims[-1]})"
+                    else:  # a scalar: dims[-1] was an IndexError
                         fix = "give it a tensor with that axis"
                 raise self.fail(
                     f"{call.func} along {name!r}, but {problem}; {fix}"

@@ -17,6 +17,7 @@ from .chain import ChainResult
 from .compiled import (
     CACHE_SIZE,
     GRAPH_CACHE_SIZE,
+    MISS,
     Compiled,
     compile_program,
     compiled_dtype,
@@ -85,6 +86,10 @@ class Network(Graph):
         self._checked = LRUCache(CACHE_SIZE)  # sizes whose statements are checked
         self._cache = LRUCache(CACHE_SIZE)  # compiled programs, shared by threads
         self._graphs = LRUCache(GRAPH_CACHE_SIZE)  # derivatives' graphs, for any sizes
+        # (kind, of, wrt as given) -> the compiled program the last such call
+        # used: the next call tries it first (Compiled.fast), with no sizes
+        # inferred and no cache key built from them.
+        self._hot = LRUCache(CACHE_SIZE)
         dim_pos: dict[str, Pos] = {}
         for st in program.statements:
             if isinstance(st, DimDecl):
@@ -341,9 +346,15 @@ class Network(Graph):
         """Every tensor's value: the inputs and params given, and every defined one.
 
         The forward pass is compiled once per set of sizes and reused."""
+        key = ("forward", "", ())
+        result = self._fast(key, values, strict, check_finite, memory_limit)
+        if result is not MISS:
+            return result
         env = self._check_values(values, strict, check_finite)
         compiled = self._compiled("forward", "", (), self.sizes(env), dtype_of(env))
-        return compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
+        result = compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
+        self._hot.put(key, compiled)
+        return result
 
     # --- derivatives ---
 
@@ -416,18 +427,23 @@ class Network(Graph):
             >>> J.array.shape
             (4, 4, 3)
         """
+        key = ("jacobian", of, wrt) if isinstance(wrt, str) else None
+        result = self._fast(key, values, strict, check_finite, memory_limit)
+        if result is not MISS:
+            return result
         self.info(of)
         targets = (wrt,) if isinstance(wrt, str) else self._wrt_list(wrt)
         refuse_positions(self, targets, "a Jacobian")
         env = self._check_values(values, strict, check_finite)
         sizes, dtype = self.sizes(env), dtype_of(env)
-        out = {
-            w: self._compiled("jacobian", of, (w,), sizes, dtype).run(
-                env, memory_limit, strict=strict, check_finite=check_finite
-            )
-            for w in targets
-        }
-        return out[wrt] if isinstance(wrt, str) else out
+        out = {}
+        for w in targets:
+            compiled = self._compiled("jacobian", of, (w,), sizes, dtype)
+            out[w] = compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
+        if key is None:
+            return out
+        self._hot.put(key, compiled)
+        return out[wrt]
 
     def grad(
         self,
@@ -449,12 +465,18 @@ class Network(Graph):
             >>> sorted(g), g["W"].shape
             (['W', 'b'], (4, 3))
         """
+        key = ("grad", of, _given(wrt))
+        result = self._fast(key, values, strict, check_finite, memory_limit)
+        if result is not MISS:
+            return result
         targets = self._grad_targets(of, wrt)
         if values is None:
             raise ValuesError("grad needs values: net.grad(of, wrt, values=...)")
         env = self._check_values(values, strict, check_finite)
         compiled = self._compiled("grad", of, targets, self.sizes(env), dtype_of(env))
-        return compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
+        result = compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
+        self._remember(key, compiled)
+        return result
 
     def derivative(
         self,
@@ -483,13 +505,19 @@ class Network(Graph):
 
         Raises :class:`DerivativeError` for an unknown tensor or an empty ``wrt``.
         """
+        key = ("derivative", of, _given(wrt))
+        result = self._fast(key, values, strict, check_finite, memory_limit)
+        if result is not MISS:
+            return result
         wrts = self._wrt_tuple(wrt)
         self.info(of)
         env = self._check_values(values, strict, check_finite)
         sizes = self.sizes(env)
         kind = "jacobian" if len(wrts) == 1 else "derivative"
         compiled = self._compiled(kind, of, wrts, sizes, dtype_of(env))
-        return compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
+        result = compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
+        self._remember(key, compiled)
+        return result
 
     def hessian(
         self,
@@ -871,6 +899,31 @@ class Network(Graph):
         refuse_positions(self, targets, _CALLS.get(what, f"the {what}"))
         return targets
 
+    def _fast(
+        self,
+        key: tuple | None,
+        values: Any,
+        strict: bool,
+        check_finite: bool,
+        memory_limit: int | None,
+    ) -> Any:
+        """The result of a call through the program the last call with ``key``
+        used (see :meth:`Compiled.fast`), or :data:`MISS`: the values need the
+        general checks (or ``strict`` asks for them before any work)."""
+        if strict or key is None or type(values) is not dict:
+            return MISS
+        try:
+            compiled = self._hot.peek(key)
+        except TypeError:  # an unhashable argument: the general path says what is wrong
+            return MISS
+        if compiled is None:
+            return MISS
+        return compiled.fast(values, check_finite, memory_limit, stacklevel=5)
+
+    def _remember(self, key: tuple | None, compiled: Compiled) -> None:
+        if key is not None:  # arguments the general path accepted: hashable
+            self._hot.put(key, compiled)
+
     def _compiled(
         self, kind: str, of: Any, wrt: tuple[str, ...], sizes: dict[str, int], dtype: np.dtype
     ) -> Compiled:
@@ -882,6 +935,17 @@ class Network(Graph):
                 return compile_program(self, kind, of, wrt, sizes, dtype)
 
         return self._cache.get(key, build)
+
+
+def _given(wrt: Any) -> Any:
+    """``wrt`` as given, hashable for a cache key (a list as a tuple); None
+    where it cannot be."""
+    if wrt is None or isinstance(wrt, str):
+        return wrt
+    try:
+        return tuple(wrt)
+    except TypeError:
+        return None
 
 
 def given_sizes(dims: Mapping[str, int] | None, sizes: Mapping[str, int]) -> dict[str, int]:

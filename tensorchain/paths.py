@@ -29,12 +29,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import opt_einsum as oe
 
-from .compiled import cast_result, dtype_of, typed_result
+from .compiled import MISS, cast_result, dtype_of, leaf_getter, typed_result
 from .derivation import placeholders
 from .errors import MemoryLimitError, PlanError, ShapeError
-from .finite import check_results
+from .finite import all_finite, check_results
 from .labeled import Factor, LabeledTensor, Term
 from .limits import format_bytes, get_memory_limit
 from .plan import contract, equation
@@ -199,9 +200,18 @@ class Plan:
         traced once, on the first call, and replayed (like ``compile_grad``).
 
         ``strict``: NaN or infinity in the values or the result is an error
-        rather than a warning; ``check_finite=False`` skips those checks, one
-        pass over the values and one over the result (worth it only when the
-        derivative itself is cheap)."""
+        rather than a warning; ``check_finite=False`` skips those checks (one
+        pass over the values and the result's factors; a result much larger
+        than the factors its last contraction multiplies is bounded by them,
+        not read).
+
+        Values that need no conversion (a dict of numpy arrays of one float
+        dtype, of the plan's shapes) are checked after the work, in that one
+        pass, as :meth:`tensorchain.Compiled.fast` does."""
+        if not strict and type(values) is dict and self._program is not None:
+            result = self._fast(values, check_finite)
+            if result is not MISS:
+                return result
         env = self.net._check_values(values, strict, check_finite)
         if self._program is None:
             with self._lock:  # threads calling it first together compile it once
@@ -220,6 +230,39 @@ class Plan:
         if check_finite:
             check_results(self.net, env, result, f"d{self.of}/d{self.wrt}", self.of, strict)
         return result
+
+    def _fast(self, values: dict, check_finite: bool) -> Any:
+        program, structure, _ = self._program
+        leaves, shape_list = self._leaves
+        try:
+            arrays = leaves(values)
+        except (KeyError, TypeError):
+            return MISS
+        if len(values) != len(arrays) or not arrays:
+            return MISS
+        dtype = arrays[0].dtype if type(arrays[0]) is np.ndarray else None
+        if dtype is None or dtype.kind != "f" or dtype.itemsize < 4:
+            return MISS
+        for a in arrays:
+            if type(a) is not np.ndarray or a.dtype != dtype:
+                return MISS
+        if [a.shape for a in arrays] != shape_list:
+            return MISS
+        outputs, probes = program.run(values)
+        outputs = [
+            o if type(o) is np.ndarray and o.dtype == dtype else cast_result(o, dtype) for o in outputs
+        ]
+        result = typed_result(structure.with_arrays(outputs, owned=program.fresh), values, dtype)
+        if check_finite and not all_finite(arrays, outputs, probes, program.checks, dtype):
+            env = self.net._check_values(values)
+            what = f"d{self.of}/d{self.wrt}"
+            check_results(self.net, env, result, what, self.of, stacklevel=4)
+        return result
+
+    @functools.cached_property
+    def _leaves(self) -> tuple[Any, list[tuple[int, ...]]]:
+        shapes = self._program[2]
+        return leaf_getter(tuple(shapes)), list(shapes.values())
 
     def _compile(self):
         traced, self._traced = self._traced, None
@@ -273,6 +316,7 @@ class Plan:
         # plan derives its chain again on its first call (and checks it).
         state = dict(self.__dict__)
         state.update(_program=None, _traced=None, _lock=None)
+        state.pop("_leaves", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -71,7 +71,22 @@ def _expression(eq: str, shapes: tuple[tuple[int, ...], ...], optimize: Any):
         return others[library](*arrays)
 
     # Another library's result may be a view of an operand (never written to).
-    return run, fresh, info, name, source
+    return Planned(run, fresh, info, name, source, run_numpy)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A planned contraction: ``run`` on arrays of any library, ``numpy`` on
+    numpy arrays only (no dispatch), ``fresh`` whether it always returns a
+    new array, opt_einsum's ``info``, the optimizer's ``name``, and ``source``
+    writing it as numpy source."""
+
+    run: Any
+    fresh: bool
+    info: Any
+    name: str
+    source: Any
+    numpy: Any
 
 
 class Ops:
@@ -155,14 +170,30 @@ def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any, ops: Ops 
             return fn, fresh, source
         if inds == (1, 0):
             return (lambda a, b: fn(b, a)), fresh, source
+    return _composed(steps, len(shapes)), fresh, source
 
-    def run(*arrays: np.ndarray) -> np.ndarray:
-        operands = list(arrays)
-        for inds, fn in steps:
-            operands.append(fn(*[operands.pop(k) for k in inds]))
-        return operands[0]
 
-    return run, fresh, source
+def _composed(steps: Sequence[tuple[tuple[int, ...], Any]], count: int) -> Any:
+    """The pairwise steps as one function of ``count`` operands: written as
+    Python over internal names (``a`` operands, ``t`` results, ``s`` steps,
+    passed in as objects) and compiled, so a call runs no loop or list."""
+    names = [f"a{k}" for k in range(count)]
+    lines = [f"def run({', '.join(names)}):"]
+    space: dict[str, Any] = {"__builtins__": {}}
+    for j, (inds, fn) in enumerate(steps):
+        args = [names.pop(k) for k in inds]
+        space[f"s{j}"] = fn
+        lines.append(f"    t{j} = s{j}({', '.join(args)})")
+        done = [a for a in args if a.startswith("t")]
+        if done:  # an intermediate is freed once used, as the memory forecast assumes
+            lines.append(f"    del {', '.join(done)}")
+        names.append(f"t{j}")
+    lines.append(f"    return {names[0]}")
+    python = "\n".join(lines) + "\n"
+    exec(compile(python, "<tensorchain contraction>", "exec"), space)
+    run = space["run"]
+    run.python = python  # for the test that it holds internal names only
+    return run
 
 
 def _is_gemm(blas: Any, terms: Sequence[str]) -> bool:
@@ -269,6 +300,43 @@ def _matmul(left: str, right: str, out: str, removed, size: dict[str, int], layo
         fn.source = lambda a, b: source(a, b, swap, reshape, perm)
         return fn
 
+    def numpy_run(swap: bool, reshape: list[int], perm: list[int] | None):
+        """The product on numpy arrays: one closure, only the reshapes and
+        transposes it needs (a vector stays a vector: matrix-vector BLAS)."""
+        pl = None if keep_l else tuple(perm_l)
+        pr = None if keep_r else tuple(perm_r)
+        sl = ((k,) if m == 1 and n > 1 else (m, k)) if flat_l else None
+        sr = ((k,) if n == 1 and m > 1 else (k, n)) if flat_r else None
+        to = tuple(reshape)
+        po = None if perm is None or list(perm) == sorted(perm) else tuple(perm)
+        dot = np.dot
+
+        def run(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            if pl is not None:
+                a = a.transpose(pl)
+            if sl is not None:
+                a = a.reshape(sl)
+            if pr is not None:
+                b = b.transpose(pr)
+            if sr is not None:
+                b = b.reshape(sr)
+            r = dot(b.T, a.T) if swap else dot(a, b)
+            r = r.reshape(to)
+            return r if po is None else r.transpose(po)
+
+        return with_source(run, swap, reshape, perm)
+
+    if ops.numpy:
+        if layout is not None and list(layout) != list(out) and list(layout) in (natural, swapped):
+            first = list(layout)
+            to_out = [first.index(c) for c in out]
+            return numpy_run(first != natural, [size[c] for c in first], to_out)
+        if list(out) == natural:
+            return numpy_run(False, [size[s] for s in out], None)
+        if list(out) == swapped:
+            return numpy_run(True, [size[s] for s in out], None)
+        return numpy_run(False, [size[s] for s in natural], [natural.index(s) for s in out])
+
     if layout is not None and list(layout) != list(out) and list(layout) in (natural, swapped):
         first = list(layout)
         to_out = [first.index(c) for c in out]
@@ -338,12 +406,23 @@ def _multiply(terms: list[str], out: str, size: dict[str, int], ops=None):
 
     ops = ops or _NUMPY
     if ops.numpy:
+        # Every axis of out is in a or b (a broadcast product), so the product has its shape.
+        pa = None if perm_a is None else tuple(perm_a)
+        pb = None if perm_b is None else tuple(perm_b)
+        va = None if len(terms[0]) == len(out) else tuple(view_a)
+        vb = None if len(terms[1]) == len(out) else tuple(view_b)
+        multiply = np.multiply
 
         def run(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            a = np.reshape(a if perm_a is None else a.transpose(perm_a), view_a)
-            b = np.reshape(b if perm_b is None else b.transpose(perm_b), view_b)
-            result = np.multiply(a, b, order="C")  # C order, whatever the operands' layout
-            return result if list(result.shape) == full else np.broadcast_to(result, full).copy()
+            if pa is not None:
+                a = a.transpose(pa)
+            if va is not None:
+                a = a.reshape(va)
+            if pb is not None:
+                b = b.transpose(pb)
+            if vb is not None:
+                b = b.reshape(vb)
+            return multiply(a, b, order="C")  # C order, whatever the operands' layout
 
     else:
 
@@ -367,9 +446,8 @@ def _multiply(terms: list[str], out: str, size: dict[str, int], ops=None):
     return run
 
 
-def planned(eq: str, shapes: tuple[tuple[int, ...], ...], optimize: Any = None):
-    """``(run, new_array, PathInfo, optimizer name)`` for ``eq``: a function
-    running the planned path (``new_array``: it always returns a new array),
+def planned(eq: str, shapes: tuple[tuple[int, ...], ...], optimize: Any = None) -> Planned:
+    """The :class:`Planned` contraction ``eq`` of operands of ``shapes``,
     cached on (equation, shapes, optimizer), so a path is found once."""
     key = (eq, shapes, optimize)
     try:
@@ -480,6 +558,9 @@ def contract(
             shape=full,
             code=lambda a: f"np.broadcast_to(np.asarray({scale!r}), {full})",
         )
+    # Each entry of the result sums this many products of one entry of each
+    # operand, times the scale: what bounds it for the finiteness check.
+    terms = math.prod(sizes[lab] for lab in present - set(output))
     if len(operands) == 1 and tuple(operands[0][1]) == tuple(output):
         if scale == 1.0 and (not fresh or is_fresh(arrays[0])):
             return arrays[0]  # the identity: nothing to do
@@ -489,10 +570,20 @@ def contract(
             shape=full,
             fresh=True,
             code=lambda a: f"{scale!r} * {a[0]}" if scale != 1.0 else f"{a[0]}.copy()",
+            numpy=functools.partial(np.multiply, scale) if scale != 1.0 else np.copy,
+            bound=max(abs(scale), 1.0),
         )
     eq = equation([labels for _, labels in operands], inner)
     shapes = tuple(tuple(a.shape) for a in arrays)
-    expr, new_array, info, opt, expr_source = planned(eq, shapes, optimize)
+    plan = planned(eq, shapes, optimize)
+    expr, new_array, info, opt, expr_source = (
+        plan.run,
+        plan.fresh,
+        plan.info,
+        plan.name,
+        plan.source,
+    )
+    bound = max(abs(scale), 1.0) * terms
     # Intermediates of a path of several steps, for the memory forecast.
     extra = int(info.largest_intermediate) if len(info.contraction_list) > 1 else 0
     if log is not None and len(operands) > 1:
@@ -516,7 +607,16 @@ def contract(
         return text
 
     if scale == 1.0 and view is None and (new_array or not fresh):
-        return apply(expr, *arrays, shape=full, fresh=new_array, extra=extra, code=code)
+        return apply(
+            expr,
+            *arrays,
+            shape=full,
+            fresh=new_array,
+            extra=extra,
+            code=code,
+            numpy=plan.numpy,
+            bound=bound,
+        )
 
     def run(*arrays: np.ndarray) -> np.ndarray:
         if scale != 1.0:
@@ -526,6 +626,9 @@ def contract(
         if not isinstance(result, np.ndarray | np.generic):  # another library: never written
             xp = namespace(result)
             return xp.broadcast_to(xp.reshape(result, view), full) if view else result
+        return finished(result, arrays)
+
+    def finished(result: np.ndarray, arrays) -> np.ndarray:
         if view is not None:
             result = np.broadcast_to(np.reshape(result, view), full)
         if fresh and (
@@ -535,7 +638,32 @@ def contract(
             result = np.array(result)
         return result
 
-    return apply(run, *arrays, shape=full, fresh=fresh, extra=extra, code=code)
+    run_numpy = plan.numpy
+    if scale != 1.0 or view is not None or fresh:
+        count = len(arrays)
+
+        def run_numpy(*arrays: np.ndarray) -> np.ndarray:
+            if scale != 1.0:
+                arrays = list(arrays)
+                arrays[smallest] = np.multiply(arrays[smallest], scale)
+            result = plan.numpy(*arrays)
+            return finished(result, arrays) if view is not None or fresh else result
+
+        if count == 2 and scale != 1.0 and view is None and (new_array or not fresh):
+            numpy_pair = plan.numpy
+            if smallest == 0:
+
+                def run_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+                    return numpy_pair(np.multiply(a, scale), b)
+
+            else:
+
+                def run_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+                    return numpy_pair(a, np.multiply(b, scale))
+
+    return apply(
+        run, *arrays, shape=full, fresh=fresh, extra=extra, code=code, numpy=run_numpy, bound=bound
+    )
 
 
 def _einsum_letters(eq: str) -> str:

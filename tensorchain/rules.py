@@ -256,6 +256,9 @@ def map_rule(node: Map, k: int, values: Values, sizes: dict[str, int]):
         it = iter(given)
         return f.derivative(*(next(it) if read else None for read in reads), p)
 
+    if reads == (False, True):  # the common case (σ', tanh'): no iterator per call
+        derivative = functools.partial(_derivative_at_y, f.derivative, p)
+
     def code(a):
         it = iter(a)
         return f.derivative_source(*(next(it) if read else "" for read in reads), p)
@@ -263,6 +266,10 @@ def map_rule(node: Map, k: int, values: Values, sizes: dict[str, int]):
     tex = f.derivative_tex(tex_of(node.arg), node.param)
     df = Factor(apply(derivative, *args, shape=shape, code=code), node.labels, name, tex=tex)
     return LabeledTensor(indices, sizes, [Term(1.0, (df,), deltas)])
+
+
+def _derivative_at_y(derivative, p: float, y):
+    return derivative(None, y, p)
 
 
 def along_rule(node: Along, k: int, values: Values, sizes: dict[str, int]):

@@ -26,7 +26,10 @@ def test_compiled_equals_uncompiled_and_the_reshape_method(net, seed):
     compiled = network.compile_grad(net.of, wrt=wrt)(vals)
     direct = network.derivatives(net.of, wrt, vals)  # evaluated step by step, no trace
     for w in wrt:
-        np.testing.assert_array_equal(compiled[w], direct.jacobians[w].array)
+        # The same steps, but the direct run copies values the compiled one
+        # passes as views (it knows which arrays are new), and BLAS may sum a
+        # copy and a transposed view in another order: equal to rounding.
+        assert max_relative_error(compiled[w], direct.jacobians[w].array) < 1e-14
         assert max_relative_error(compiled[w], tc.reshape_method(network, net.of, w, vals)) < 1e-12
     np.testing.assert_array_equal(
         network.evaluate(vals)[net.of], network.forward(vals).values[net.of]

@@ -267,3 +267,12 @@ def test_the_refusal_spells_both_meanings_and_both_parse():
     v = net_in.random_values(seed=4)
     np.testing.assert_allclose(net_in.evaluate(v)["z"], v["u"] - v["W"] @ v["x"])
     np.testing.assert_allclose(net_out.evaluate(v)["z"], 2 * v["u"] - v["W"] @ v["x"])
+
+
+def test_a_function_along_a_dim_of_a_scalar_says_what_is_wrong():
+    """Found by the fuzzing test: an IndexError instead of this message."""
+    with pytest.raises(
+        tc.ShapeError,
+        match=r"softmax along 'n', but h has the dims \[\]; give it a tensor with that axis",
+    ):
+        tc.parse("dim n = 2\ninput x\nh = sigmoid(x)\np = softmax(h, n)\n")

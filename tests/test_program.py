@@ -1,0 +1,372 @@
+"""Compiled programs as Python functions (issue 20): the source holds no user
+text, every kind gives what the chain rule gives uncompiled (on numpy and on
+every installed array library), long programs are replayed step by step
+until they are compiled, and the fast call path checks values and results as
+the general path does."""
+
+from __future__ import annotations
+
+import io
+import re
+import tokenize
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tensorchain as tc
+from tensorchain import plan as plan_module
+from tensorchain import program as program_module
+from tensorchain.strategies import jacobian_networks, networks
+from tensorchain.testing import max_relative_error
+from tests.test_backends import LIBRARIES, back, on
+
+# --- the source holds internal names only -----------------------------------
+
+#: Tensor names with every character class the parser accepts (letters of
+#: both cases, digits, underscores), several spelled like the generated
+#: code's own names or like Python that would run if it were pasted in.
+USER_NAMES = {
+    "x": "__import__",
+    "y": "r0",
+    "W": "_f0",
+    "b": "_get",
+    "z": "Wx_9",
+    "a": "_values",
+    "C": "__builtins__",
+    "u": "lambda",
+}
+SPEC = """dim n = 3
+dim m = 2
+input x[n]
+input y[m]
+param W[m, n]
+param b[m]
+z[i] = W[i, j] * x[j] + b[i]
+a = tanh(z)
+u[i] = a[i] * b[i] * y[i]
+C = 0.5 * sum((u - y) ^ 2)
+"""
+
+
+def _renamed(mapping: dict[str, str]) -> str:
+    return re.sub(r"\b([A-Za-z_]\w*)\b", lambda m: mapping.get(m[1], m[1]), SPEC)
+
+
+def _programs(net: tc.Network, names: dict[str, str], sources: list[str]) -> list[str]:
+    """The source of every program of every kind on ``net`` (names: the
+    tensor names in it), and of the contractions they compose (``sources``)."""
+    x, W, b, C, a = (names[k] for k in ("x", "W", "b", "C", "a"))
+    vals = net.random_values(seed=0)
+    out = []
+    for kind, of, wrt in [
+        ("forward", "", ()),
+        ("grad", C, (W, b, x)),
+        ("jacobian", a, (W,)),
+        ("derivative", C, (W, W)),
+        ("derivative", a, (b, W, x)),
+        ("hvp", C, (W,)),
+    ]:
+        out.append(net._compiled(kind, of, wrt, net.sizes(vals), np.dtype(float)).program.python)
+    planned = net.plan(a, W)
+    planned(vals)
+    out.append(planned._program[0].python)
+    return out + sources
+
+
+def test_generated_source_holds_no_user_text(monkeypatch):
+    """The same network with its tensors renamed (to names that look like the
+    generated code's, or like Python) gives the same source, character for
+    character: nothing of the names is in it. And the source is made of
+    internal names, operators and the keywords def, del and return only."""
+    results = []
+    for mapping in ({k: k for k in USER_NAMES}, USER_NAMES):
+        sources: list[str] = []
+        composed = plan_module._composed
+
+        def recording(steps, count, sources=sources, composed=composed):
+            run = composed(steps, count)
+            sources.append(run.python)
+            return run
+
+        monkeypatch.setattr(plan_module, "_composed", recording)
+        plan_module._EXPRESSIONS.clear()  # planned contractions are cached across networks
+        net = tc.parse(_renamed(mapping))
+        results.append(_programs(net, mapping, sources))
+    assert results[0] == results[1]
+    assert any(len(s.splitlines()) > 3 for s in results[0][-1:])  # a composed contraction
+    internal = re.compile(r"^(def|del|return|_run|_values|_get|run|[rast]\d+|_[fc]\d+)$")
+    for source in results[1]:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.NAME:
+                assert internal.match(token.string), (token.string, source)
+            else:
+                assert token.type in (
+                    tokenize.OP,
+                    tokenize.NEWLINE,
+                    tokenize.NL,
+                    tokenize.INDENT,
+                    tokenize.DEDENT,
+                    tokenize.ENDMARKER,
+                ), (token, source)
+                if token.type == tokenize.OP:
+                    assert token.string in "()[],=:", (token.string, source)
+
+
+# --- the same results as the chain rule, uncompiled ---------------------------
+
+
+def _untraced_derivative(net: tc.Network, of: str, wrt: tuple[str, ...], vals: dict):
+    """∂ᵏ of / ∂wrt..., the chain rule run directly on the values (no trace)."""
+    graph, out = net.derivative_graph(of, wrt[:-1])
+    env = dict(net._check_values(vals))
+    forward = graph.run_forward(env, net.sizes(vals))
+    return graph.derivatives(out, [wrt[-1]], forward).jacobians[wrt[-1]].array
+
+
+@given(net=networks(max_layers=3, max_size=3), seed=st.integers(0, 2**16))
+def test_every_kind_equals_the_chain_rule_uncompiled(net, seed):
+    network = tc.parse(net.text)
+    vals = network.random_values(seed=seed)
+    wrt = [*network.params, *network.inputs]
+    direct = network.derivatives(net.of, wrt, vals)
+    for _ in range(2):  # the first call takes the general path, the second the fast one
+        g = network.grad(net.of, wrt, vals)
+        for w in wrt:
+            # equal to rounding (see test_compiled: a copy and a view in BLAS)
+            assert max_relative_error(g[w], direct.jacobians[w].array) < 1e-14
+    w = [*network.params, *network.inputs][0]
+    H = network.hessian(net.of, w, vals).array
+    assert max_relative_error(H, _untraced_derivative(network, net.of, (w, w), vals)) < 1e-12
+    v = np.random.default_rng(seed).standard_normal(vals[w].shape)
+    hv = network.hvp(net.of, w, v, vals)
+    assert max_relative_error(hv, np.tensordot(H, v, v.ndim)) < 1e-10
+    for order in ("optimal", "reverse"):
+        plan = network.plan(net.of, w, order=order, dims=net.dims)
+        for _ in range(2):
+            assert max_relative_error(plan(vals).array, direct.jacobians[w].array) < 1e-12
+
+
+@given(net=jacobian_networks(), seed=st.integers(0, 2**16))
+def test_jacobians_and_derivatives_of_tensors_equal_the_chain_rule_uncompiled(net, seed):
+    network = tc.parse(net.text)
+    vals = network.random_values(seed=seed)
+    direct = network.derivatives("z", ["W1"], vals).jacobians["W1"].array
+    second = _untraced_derivative(network, "z", ("W1", "W2"), vals)
+    for _ in range(2):
+        assert max_relative_error(network.jacobian("z", "W1", vals).array, direct) < 1e-12
+        J = network.compile_jacobian("z", "W1", dims=net.dims)(vals).array
+        assert max_relative_error(J, direct) < 1e-12
+        D = network.derivative("z", ("W1", "W2"), vals).array
+        assert max_relative_error(D, second) < 1e-12
+        forward = network.evaluate(vals)
+        np.testing.assert_array_equal(forward["z"], network.forward(vals).values["z"])
+
+
+PRODUCTS = tc.parse(
+    "dim B = 3\ndim n = 4\ndim k = 2\ninput x[B, n]\ninput y[B, k]\nparam W1[n, n]\n"
+    "param W2[k, n]\nz1[s, i] = W1[i, j] * x[s, j]\nh = tanh(z1)\n"
+    "o[s, i] = W2[i, j] * h[s, j]\nL[s] = 0.5 * sum((o[s, k] - y[s, k]) ^ 2, k)\n"
+    "T = sum(L)\n"
+)
+
+
+def _products(values: dict, vector) -> list:
+    return [
+        PRODUCTS.per_sample_grad_norms("L", ["W1", "W2"], values),
+        PRODUCTS.clipped_grad("L", ["W1", "W2"], values, max_norm=0.5),
+        PRODUCTS.ntk("o", ["W1", "W2"], values),
+        PRODUCTS.gnvp("T", "o", "W1", vector, values),
+    ]
+
+
+def _flat(results: list) -> list[np.ndarray]:
+    out = []
+    for r in results:
+        if isinstance(r, dict):
+            out += [np.asarray(v) for v in r.values()]
+        elif isinstance(r, tc.LabeledTensor):
+            out.append(np.asarray(r.array))
+        else:
+            out.append(np.asarray(r))
+    return out
+
+
+def test_products_through_the_compiled_function_equal_the_step_by_step_replay(monkeypatch):
+    """The products have no uncompiled form (they are built inside a trace):
+    the compiled function against the replay of the same steps with their
+    general (any-library) functions, as programs ran before."""
+    vals = PRODUCTS.random_values(seed=3)
+    vector = np.random.default_rng(4).standard_normal(vals["W1"].shape)
+    compiled = _flat(_products(vals, vector))
+
+    def replay(self, values):
+        space = {f"_f{k}": step.fn for k, step in enumerate(self.steps)}  # the general ones
+        space.update((f"_c{reg}", value) for reg, value in self.constants.items())
+        return self._replay(space, values)
+
+    PRODUCTS._cache.clear()
+    PRODUCTS._hot.clear()
+    monkeypatch.setattr(program_module.Program, "run", replay)
+    replayed = _flat(_products(vals, vector))
+    for a, b in zip(compiled, replayed, strict=True):
+        assert max_relative_error(a, b) < 1e-13
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+@settings(max_examples=max(5, settings.default.max_examples // 5))
+@given(net=networks(max_layers=2, max_size=3), seed=st.integers(0, 2**16))
+def test_every_kind_on_every_installed_library(library, net, seed):
+    """The compiled function on another library's arrays runs its general
+    functions and its constants moved there: the numpy results, as its arrays."""
+    network = tc.parse(net.text)
+    vals = network.random_values(seed=seed)
+    other = on(library, vals)
+    w = [*network.params, *network.inputs][0]
+    v = np.random.default_rng(seed).standard_normal(vals[w].shape)
+    vector = on(library, {"v": v})["v"]
+    pairs = [
+        (network.grad(net.of, [w], vals)[w], network.grad(net.of, [w], other)[w]),
+        (network.hessian(net.of, w, vals).array, network.hessian(net.of, w, other).array),
+        (network.hvp(net.of, w, v, vals), network.hvp(net.of, w, vector, other)),
+        (network.evaluate(vals)[net.of], network.evaluate(other)[net.of]),
+    ]
+    plan = network.plan(net.of, w, dims=net.dims)
+    pairs.append((plan(vals).array, plan(other).array))
+    for mine, theirs in pairs:
+        assert max_relative_error(back(library, theirs), mine) < 1e-10
+
+
+def test_a_long_program_is_replayed_step_by_step_before_it_is_compiled(monkeypatch):
+    monkeypatch.setattr(program_module, "EAGER_STEPS", 0)
+    monkeypatch.setattr(program_module, "CALLS_BEFORE_COMPILING", 2)
+    net = tc.parse(tc.ARTICLE)
+    vals = net.random_values(seed=5)
+    compiled = net.compile_grad("C", dims={"n": 4, "m": 3})
+    reference = net.derivatives("C", ["W", "b"], vals).jacobians
+    for call in range(4):
+        g = compiled(vals)
+        assert (program_module._NUMPY in compiled.program._functions) == (call >= 2)
+        for w in ("W", "b"):
+            np.testing.assert_array_equal(g[w], reference[w].array)
+
+
+# --- the fast call path checks what the general path checks -------------------
+
+ARTICLE = tc.parse(tc.ARTICLE)
+
+
+def _warm(call, vals):
+    """Call once with finite values, so that the next call takes the fast path."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        call(vals)
+
+
+PLAN = ARTICLE.plan("a", "W", n=4, m=3)
+CALLS = {
+    "grad": lambda v, **k: ARTICLE.grad("C", values=v, **k),
+    "compile_grad": lambda v, **k: ARTICLE.compile_grad("C", dims={"n": 4, "m": 3})(v, **k),
+    "jacobian": lambda v, **k: ARTICLE.jacobian("a", "W", v, **k).array,
+    "hessian": lambda v, **k: ARTICLE.hessian("C", "W", v, **k).array,
+    "evaluate": lambda v, **k: ARTICLE.evaluate(v, **k)["C"],
+    "plan": lambda v, **k: PLAN(v, **k).array,
+}
+
+
+@pytest.mark.parametrize("call", CALLS.values(), ids=list(CALLS))
+def test_nan_in_the_values_warns_on_the_fast_path_too(call):
+    vals = ARTICLE.random_values(seed=1, n=4, m=3)
+    _warm(call, vals)
+    vals["x"] = vals["x"].copy()
+    vals["x"][0] = np.nan
+    with (
+        np.errstate(all="ignore"),
+        pytest.warns(tc.NonFiniteWarning, match=r"the value of x has 1 non-finite entry"),
+    ):
+        call(vals)
+    with pytest.raises(tc.ValuesError, match=r"the value of x has 1 non-finite entry"):
+        call(vals, strict=True)  # before any work
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("error", tc.NonFiniteWarning)
+        call(vals, check_finite=False)
+
+
+SQRT = tc.parse("dim n = 3\ninput x[n]\nf = sum(sqrt(x))")
+
+
+def test_a_non_finite_result_of_finite_values_warns_on_the_fast_path_too():
+    _warm(lambda v: SQRT.grad("f", "x", v), {"x": np.array([1.0, 2.0, 4.0])})
+    with (
+        np.errstate(all="ignore"),
+        pytest.warns(
+            tc.NonFiniteWarning,
+            match=r"^the gradient of f by x holds NaN or infinity \(1 of 3 numbers\);"
+            r" every value is finite, but non-finite values first appear in the derivative",
+        ),
+    ):
+        SQRT.grad("f", "x", {"x": np.array([0.0, 1.0, 4.0])})
+
+
+def test_an_infinite_value_with_finite_results_does_not_warn_on_the_fast_path():
+    net = tc.parse("dim n = 4\ninput z[n]\ninput mask[n]\np = softmax(z + mask, n)\nL = sum(p * z)")
+    vals = net.random_values(seed=0)
+    _warm(lambda v: net.grad("L", "z", v), vals)
+    vals["mask"] = np.array([0.0, 0.0, -np.inf, -np.inf])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g = net.grad("L", "z", vals)["z"]
+    assert g[2] == g[3] == 0.0 and np.isfinite(g).all()
+
+
+def test_values_the_fast_path_does_not_take_go_the_general_way():
+    vals = ARTICLE.random_values(seed=2, n=4, m=3)
+    reference = ARTICLE.grad("C", values=vals)  # warms the fast path
+    as_int = {k: np.round(10 * v).astype(int) for k, v in vals.items()}
+    np.testing.assert_array_equal(
+        ARTICLE.grad("C", values=as_int)["W"],
+        ARTICLE.grad("C", values={k: v.astype(float) for k, v in as_int.items()})["W"],
+    )
+    f32 = ARTICLE.grad("C", values={k: v.astype(np.float32) for k, v in vals.items()})
+    assert f32["W"].dtype == np.float32
+    assert max_relative_error(f32["W"], reference["W"]) < 1e-5
+    as_lists = {k: v.tolist() for k, v in vals.items()}
+    np.testing.assert_array_equal(ARTICLE.grad("C", values=as_lists)["W"], reference["W"])
+    larger = ARTICLE.random_values(seed=2, n=5, m=3)
+    assert ARTICLE.grad("C", values=larger)["W"].shape == (5, 3)
+    with pytest.raises(tc.ValuesError, match=r"unknown tensor 'q' in values"):
+        ARTICLE.grad("C", values={**vals, "q": np.ones(2)})
+    with pytest.raises(tc.ValuesError, match=r"values are missing b"):
+        ARTICLE.grad("C", values={k: v for k, v in vals.items() if k != "b"})
+    with pytest.raises(tc.MemoryLimitError, match=r"more than the memory limit of 64 B"):
+        ARTICLE.grad("C", values=vals, memory_limit=64)
+    np.testing.assert_array_equal(ARTICLE.grad("C", values=vals)["W"], reference["W"])
+
+
+CHAIN = tc.parse(
+    "dim w = 40\ndim v = 2\ninput x[w]\nparam W1[v, w]\nparam W2[w, v]\n"
+    "z1[i] = W1[i, j] * x[j]\nz2[i] = W2[i, j] * z1[j]\n"
+)
+
+
+def test_a_large_result_checked_by_a_bound_on_its_factors():
+    """dz2/dx = W2 · W1 (40 × 40) is checked through its two 2 × 40 factors:
+    an overflow of the product is found all the same, and factors large
+    enough to defeat the bound (but not the product) cost no warning."""
+    plan = CHAIN.plan("z2", "x")
+    vals = CHAIN.random_values(seed=0)
+    plan(vals)
+    program = plan._program[0]
+    assert program.checks.bounded and not program.checks.direct
+    big = {**vals, "W1": np.full((2, 40), 1e200), "W2": np.full((40, 2), 1e200)}
+    with (
+        np.errstate(all="ignore"),
+        pytest.warns(tc.NonFiniteWarning, match=r"^dz2/dx holds NaN or infinity \(1,600 of"),
+    ):
+        plan(big)
+    large = {**vals, "W1": np.full((2, 40), 1e150), "W2": np.full((40, 2), 1e-150)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(plan(large).array, np.full((40, 40), 2.0), rtol=1e-12)
