@@ -21,7 +21,7 @@ import numpy as np
 import tensorchain as tc
 from tensorchain.reshape import reshape_cost
 
-from . import chains, gather, higher, linalg, models, products, reshapes, verification
+from . import chains, gather, higher, linalg, models, overhead, products, reshapes, verification
 from .harness import Competitor, Row, measure, peak, table
 
 
@@ -374,47 +374,73 @@ def machine() -> str:
     return f"{model}; {pinning}; BLAS threads: {blas}; float64; " + ", ".join(versions)
 
 
+#: Groups of cases ``--only`` selects: the per-call overhead and first calls
+#: (issue 20), large gradients, second and higher order, linear algebra,
+#: verification, products, gathers, reshapes, models, chain orders.
+GROUPS = (
+    "overhead",
+    "large",
+    "second",
+    "linalg",
+    "verification",
+    "products",
+    "gather",
+    "reshapes",
+    "models",
+    "chains",
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
         "--quick", action="store_true", help="small sizes, few rounds (a smoke run)"
     )
     parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
+    parser.add_argument(
+        "--only",
+        choices=GROUPS,
+        action="append",
+        help="run only this group of cases (repeat for several; default: all)",
+    )
     args = parser.parse_args(argv)
+    quick, only = args.quick, set(args.only or GROUPS)
     rows: list[Row] = []
-    if args.quick:
-        rows += _article(4, True, rounds=3)
-        rows += _mlp(2, 8, 16, rounds=3)
-        rows += _hessians(8, 16, 4, 4, rounds=2)
-        rows += _hvp(2, 8, 16, rounds=2)
-        rows += higher.rows(quick=True)
-        rows += linalg.rows(quick=True)
-        rows += verification.rows(quick=True)
-        rows += products.rows(quick=True)
-        rows += gather.rows(quick=True)
-        rows += reshapes.rows(quick=True)
-        rows += models.rows(quick=True)
-        more, notes = chains.report(quick=True)
-        rows += more
-    else:
-        for n in (4, 64):
-            rows += _article(n, True, rounds=15)
-        rows += _article(512, True, rounds=3)
-        rows += _article_large(4096)
-        for depth in (4, 16):
-            rows += _mlp(depth, 256, 512, rounds=9)
-        rows += _mlp(4, 1, 4, rounds=21)
-        rows += _hessians(2048, 2048, 256, 64, rounds=5)
-        rows += _hvp(4, 256, 512, rounds=5)
-        rows += higher.rows(quick=False)
-        rows += linalg.rows(quick=False)
-        rows += verification.rows(quick=False)
-        rows += products.rows(quick=False)
-        rows += gather.rows(quick=False)
-        rows += reshapes.rows(quick=False)
-        rows += models.rows(quick=False)
-        more, notes = chains.report(quick=False)
-        rows += more
+    notes: list[str] = []
+    if "overhead" in only:
+        more, lines = overhead.rows(quick)
+        rows, notes = rows + more, notes + lines
+    if "large" in only:
+        if quick:
+            rows += _mlp(2, 8, 16, rounds=3)
+        else:
+            rows += _article(512, True, rounds=3)
+            rows += _article_large(4096)
+            for depth in (4, 16):
+                rows += _mlp(depth, 256, 512, rounds=9)
+    if "second" in only:
+        if quick:
+            rows += _hessians(8, 16, 4, 4, rounds=2)
+            rows += _hvp(2, 8, 16, rounds=2)
+        else:
+            rows += _hessians(2048, 2048, 256, 64, rounds=5)
+            rows += _hvp(4, 256, 512, rounds=5)
+        rows += higher.rows(quick=quick)
+    if "linalg" in only:
+        rows += linalg.rows(quick=quick)
+    if "verification" in only:
+        rows += verification.rows(quick=quick)
+    if "products" in only:
+        rows += products.rows(quick=quick)
+    if "gather" in only:
+        rows += gather.rows(quick=quick)
+    if "reshapes" in only:
+        rows += reshapes.rows(quick=quick)
+    if "models" in only:
+        rows += models.rows(quick=quick)
+    if "chains" in only:
+        more, lines = chains.report(quick=quick)
+        rows, notes = rows + more, notes + lines
     text = f"Machine: {machine()}\n\n{table(rows)}\n\n" + "\n".join(notes) + "\n"
     print(text)
     if args.out:

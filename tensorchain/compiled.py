@@ -4,7 +4,7 @@ dtype), cached by the network, replayed on values.
 A call on values that need no conversion (a dict of numpy arrays of the
 program's float dtype and shapes) takes :meth:`Compiled.fast`: the shapes
 compared as one tuple, the program run, and one pass for NaN and infinity
-over the values and the results together (:func:`tensorchain.finite.all_finite`);
+over the values and the results together (:class:`tensorchain.finite.FiniteCheck`);
 only when that pass finds something, or the values need converting, are the
 general checks of :mod:`tensorchain.values` and :mod:`tensorchain.finite` made,
 with their warnings and errors."""
@@ -22,7 +22,7 @@ import numpy as np
 from .backend import astype, numpy_dtype
 from .derivation import placeholders
 from .errors import MemoryLimitError, ShapeError, ValuesError
-from .finite import all_finite, check_results
+from .finite import FiniteCheck, check_results
 from .labeled import LabeledTensor
 from .limits import format_bytes, get_memory_limit
 from .program import Program, tracing
@@ -132,7 +132,9 @@ class Compiled:
         self.finish = finish
         self._leaves = leaf_getter(tuple(shapes))
         self._shape_list = list(shapes.values())
+        self._signature: list | None = None  # (type, dtype, shape) per leaf, for fast()
         self._uncast: bool | None = None  # the outputs are arrays of dtype already (numpy)
+        self._finite: FiniteCheck | None = None
 
     def fast(
         self,
@@ -140,37 +142,53 @@ class Compiled:
         check_finite: bool = True,
         memory_limit: int | None = None,
         stacklevel: int = 5,
+        extra: dict[str, np.ndarray] | None = None,
     ) -> Any:
         """The result on ``values`` when they are a dict of numpy arrays of this
         program's (real) dtype and shapes, checked as the general path checks
-        them (``strict=False``); :data:`MISS` when they need that path."""
+        them (``strict=False``); :data:`MISS` when they need that path.
+        ``extra``: more inputs of the program (a product's vector), numpy
+        arrays of its dtype and shapes (the caller checks); with them, values
+        or results that are not finite return :data:`MISS` too, after the
+        work, for the general path to do it again with its own checks."""
+        signature = self._signature
+        if signature is None:
+            if self.dtype.kind != "f":
+                return MISS
+            signature = self._signature = [(np.ndarray, self.dtype, s) for s in self._shape_list]
         try:
             arrays = self._leaves(values)
-        except (KeyError, TypeError):
-            return MISS
-        dtype = self.dtype
-        if len(values) != len(arrays) or dtype.kind != "f":
-            return MISS
-        for a in arrays:
-            if type(a) is not np.ndarray or a.dtype != dtype:
+            if [(type(a), a.dtype, a.shape) for a in arrays] != signature:
                 return MISS
-        if [a.shape for a in arrays] != self._shape_list:
+        except (KeyError, TypeError, AttributeError):  # missing, unhashable, not arrays
             return MISS
-        limit = memory_limit if memory_limit is not None else self.memory_limit
-        if self.program.peak.bytes > get_memory_limit(limit):
-            return MISS  # the general path says why
+        if len(values) != len(arrays):
+            return MISS
         program = self.program
-        outputs, probes = program.run(values)
+        limit = memory_limit if memory_limit is not None else self.memory_limit
+        if program.peak.bytes > get_memory_limit(limit):
+            return MISS  # the general path says why
+        outputs, probes = program.numpy_function()(values if extra is None else {**values, **extra})
+        dtype = self.dtype
         if self._uncast is None:
             self._uncast = all(type(o) is np.ndarray and o.dtype == dtype for o in outputs)
         if not self._uncast:
             outputs = [astype(o, dtype) for o in outputs]
         result = typed_result(self.finish.uncast(outputs), values, dtype)
-        if check_finite and not all_finite(arrays, outputs, probes, program.checks, dtype):
-            # The general checks, after the work: the values' NaN warns as it
-            # would have before it, then the results are checked.
-            env = self.net._check_values(values)
-            check_results(self.net, env, result, self.what, self.of, stacklevel=stacklevel)
+        if check_finite:
+            checked = arrays if extra is None else (*arrays, *extra.values())
+            check = self._finite
+            if check is None:
+                shapes = [program.shapes[r] for r in program.outputs]
+                values_shapes = [a.shape for a in checked]
+                check = self._finite = FiniteCheck(program.checks, values_shapes, shapes, dtype)
+            if not check(checked, outputs, probes):
+                if extra is not None:
+                    return MISS
+                # The general checks, after the work: the values' NaN warns as it
+                # would have before it, then the results are checked.
+                env = self.net._check_values(values)
+                check_results(self.net, env, result, self.what, self.of, stacklevel=stacklevel)
         return result
 
     def run(

@@ -571,6 +571,11 @@ class Network(Graph):
         of ``Σ g · vector``, where ``g`` is ``of``'s gradient by ``wrt``
         (reverse over reverse: two gradient passes). Compiled once per
         (of, wrt, sizes, dtype)."""
+        key = ("hvp", of, wrt)
+        found = {HVP_VECTOR: (vector, wrt)}
+        result = self._fast_with(key, values, found, strict, check_finite, memory_limit)
+        if result is not MISS:
+            return result
         self._wrt_one(wrt, "hvp")
         self._grad_targets(of, [wrt], "hvp")
         env = self._check_values(values, strict, check_finite)
@@ -583,6 +588,7 @@ class Network(Graph):
         result = compiled.run({**env, HVP_VECTOR: vector}, memory_limit, check_finite=False)
         if check_finite and finite(vector):  # a non-finite vector has been reported
             check_results(self, env, result, compiled.what, of, strict)
+        self._hot.put(key, compiled)
         return result
 
     def verify(
@@ -705,6 +711,11 @@ class Network(Graph):
     ) -> np.ndarray:
         """The Gauss–Newton product Jᵀ H J v, shaped like ``wrt`` (``J = ∂out/∂wrt``,
         ``H = ∂²loss/∂out²``): three contractions, neither J nor H made dense."""
+        key = ("gnvp", (loss, out), (wrt,))
+        found = {VECTOR: (vector, wrt)}
+        result = self._fast_with(key, values, found, strict, check_finite, memory_limit)
+        if result is not MISS:
+            return result
         self._wrt_one(wrt, "gnvp")
         self._grad_targets(loss, [out], "gnvp")
         self.info(wrt)
@@ -719,6 +730,12 @@ class Network(Graph):
         )
 
     def _product(self, kind, of, wrt, values, extra, strict, memory_limit, check_finite) -> Any:
+        key = (kind, of, _given(wrt))
+        if kind != "gnvp":  # gnvp tried the fast path itself, with its vector
+            found = {name: (value, None) for name, value in extra.items()}
+            result = self._fast_with(key, values, found, strict, check_finite, memory_limit)
+            if result is not MISS:
+                return result
         if values is None:
             raise ValuesError(f"{kind} needs values")
         targets = (wrt,) if isinstance(wrt, str) else tuple(wrt or self.params)
@@ -731,7 +748,9 @@ class Network(Graph):
         dtype = dtype_of(env)
         compiled = self._compiled(kind, of, targets, self.sizes(env), dtype)
         env = {**env, **{k: astype(as_value(v, env), dtype) for k, v in extra.items()}}
-        return compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
+        result = compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
+        self._hot.put(key, compiled)
+        return result
 
     def plan(
         self,
@@ -919,6 +938,38 @@ class Network(Graph):
         if compiled is None:
             return MISS
         return compiled.fast(values, check_finite, memory_limit, stacklevel=5)
+
+    def _fast_with(
+        self,
+        key: tuple,
+        values: Any,
+        extra: dict[str, tuple[Any, str | None]],
+        strict: bool,
+        check_finite: bool,
+        memory_limit: int | None,
+    ) -> Any:
+        """:meth:`_fast` for a program with more inputs: ``extra`` maps each
+        to its value and the tensor it is shaped like (a product's vector), or
+        None for a bound (a number, or a 0-d array). :data:`MISS` unless each
+        vector is a numpy array of the program's dtype and shape."""
+        if strict or type(values) is not dict:
+            return MISS
+        try:
+            compiled = self._hot.peek(key)
+        except TypeError:
+            return MISS
+        if compiled is None:
+            return MISS
+        dtype, arrays = compiled.dtype, {}
+        for name, (value, like) in extra.items():
+            if like is None:
+                arrays[name] = np.asarray(value, dtype)  # a bound the caller checked
+                continue
+            shape = tuple(compiled.sizes[d] for d in self.tensors[like].dims)
+            if type(value) is not np.ndarray or value.dtype != dtype or value.shape != shape:
+                return MISS
+            arrays[name] = value
+        return compiled.fast(values, check_finite, memory_limit, extra=arrays)
 
     def _remember(self, key: tuple | None, compiled: Compiled) -> None:
         if key is not None:  # arguments the general path accepted: hashable

@@ -35,7 +35,7 @@ import opt_einsum as oe
 from .compiled import MISS, cast_result, dtype_of, leaf_getter, typed_result
 from .derivation import placeholders
 from .errors import MemoryLimitError, PlanError, ShapeError
-from .finite import all_finite, check_results
+from .finite import FiniteCheck, check_results
 from .labeled import Factor, LabeledTensor, Term
 from .limits import format_bytes, get_memory_limit
 from .plan import contract, equation
@@ -248,16 +248,24 @@ class Plan:
                 return MISS
         if [a.shape for a in arrays] != shape_list:
             return MISS
-        outputs, probes = program.run(values)
+        outputs, probes = program.numpy_function()(values)
         outputs = [
             o if type(o) is np.ndarray and o.dtype == dtype else cast_result(o, dtype) for o in outputs
         ]
         result = typed_result(structure.with_arrays(outputs, owned=program.fresh), values, dtype)
-        if check_finite and not all_finite(arrays, outputs, probes, program.checks, dtype):
+        if check_finite and not self._finite_check(dtype)(arrays, outputs, probes):
             env = self.net._check_values(values)
             what = f"d{self.of}/d{self.wrt}"
             check_results(self.net, env, result, what, self.of, stacklevel=4)
         return result
+
+    def _finite_check(self, dtype: np.dtype) -> FiniteCheck:
+        checks = self.__dict__.setdefault("_finite_checks", {})
+        if dtype not in checks:
+            program, shapes = self._program[0], self._leaves[1]
+            outputs = [program.shapes[r] for r in program.outputs]
+            checks[dtype] = FiniteCheck(program.checks, shapes, outputs, dtype)
+        return checks[dtype]
 
     @functools.cached_property
     def _leaves(self) -> tuple[Any, list[tuple[int, ...]]]:
@@ -317,6 +325,7 @@ class Plan:
         state = dict(self.__dict__)
         state.update(_program=None, _traced=None, _lock=None)
         state.pop("_leaves", None)
+        state.pop("_finite_checks", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

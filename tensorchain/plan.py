@@ -173,6 +173,29 @@ def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any, ops: Ops 
     return _composed(steps, len(shapes)), fresh, source
 
 
+def _scaled(fn: Any, count: int, k: int, scale: float) -> Any:
+    """``fn`` of ``count`` operands with operand ``k`` multiplied by ``scale``
+    first (one closure for the common arities: no list per call)."""
+    mul = np.multiply
+    if count == 2:
+        if k == 0:
+            return lambda a, b: fn(mul(a, scale), b)
+        return lambda a, b: fn(a, mul(b, scale))
+    if count == 3:
+        if k == 0:
+            return lambda a, b, c: fn(mul(a, scale), b, c)
+        if k == 1:
+            return lambda a, b, c: fn(a, mul(b, scale), c)
+        return lambda a, b, c: fn(a, b, mul(c, scale))
+
+    def run(*arrays: np.ndarray) -> np.ndarray:
+        arrays = list(arrays)
+        arrays[k] = mul(arrays[k], scale)
+        return fn(*arrays)
+
+    return run
+
+
 def _composed(steps: Sequence[tuple[tuple[int, ...], Any]], count: int) -> Any:
     """The pairwise steps as one function of ``count`` operands: written as
     Python over internal names (``a`` operands, ``t`` results, ``s`` steps,
@@ -639,27 +662,16 @@ def contract(
         return result
 
     run_numpy = plan.numpy
-    if scale != 1.0 or view is not None or fresh:
-        count = len(arrays)
+    if view is not None or (fresh and not new_array):
 
         def run_numpy(*arrays: np.ndarray) -> np.ndarray:
             if scale != 1.0:
                 arrays = list(arrays)
                 arrays[smallest] = np.multiply(arrays[smallest], scale)
-            result = plan.numpy(*arrays)
-            return finished(result, arrays) if view is not None or fresh else result
+            return finished(plan.numpy(*arrays), arrays)
 
-        if count == 2 and scale != 1.0 and view is None and (new_array or not fresh):
-            numpy_pair = plan.numpy
-            if smallest == 0:
-
-                def run_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-                    return numpy_pair(np.multiply(a, scale), b)
-
-            else:
-
-                def run_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-                    return numpy_pair(a, np.multiply(b, scale))
+    elif scale != 1.0:
+        run_numpy = _scaled(plan.numpy, len(arrays), smallest, scale)
 
     return apply(
         run, *arrays, shape=full, fresh=fresh, extra=extra, code=code, numpy=run_numpy, bound=bound

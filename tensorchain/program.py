@@ -346,6 +346,10 @@ class Program:
         with using(library, device):
             return self._function(library, device)(values)
 
+    def numpy_function(self) -> Callable[[Mapping], tuple[list, list]]:
+        """:meth:`run` for values known to be numpy arrays."""
+        return self._functions.get(_NUMPY) or self._function("numpy", None)
+
     def _function(self, library: str, device: Any) -> Callable[[Mapping], tuple[list, list]]:
         """The program for one library and device: the compiled function, or
         for a long program's first calls the replay loop."""

@@ -256,8 +256,10 @@ def map_rule(node: Map, k: int, values: Values, sizes: dict[str, int]):
         it = iter(given)
         return f.derivative(*(next(it) if read else None for read in reads), p)
 
-    if reads == (False, True):  # the common case (σ', tanh'): no iterator per call
+    if reads == (False, True):  # the common cases (σ', tanh'; 2 x): no iterator per call
         derivative = functools.partial(_derivative_at_y, f.derivative, p)
+    elif reads == (True, False):
+        derivative = functools.partial(_derivative_at_x, f.derivative, p)
 
     def code(a):
         it = iter(a)
@@ -270,6 +272,10 @@ def map_rule(node: Map, k: int, values: Values, sizes: dict[str, int]):
 
 def _derivative_at_y(derivative, p: float, y):
     return derivative(None, y, p)
+
+
+def _derivative_at_x(derivative, p: float, x):
+    return derivative(x, None, p)
 
 
 def along_rule(node: Along, k: int, values: Values, sizes: dict[str, int]):

@@ -273,6 +273,8 @@ CALLS = {
     "hessian": lambda v, **k: ARTICLE.hessian("C", "W", v, **k).array,
     "evaluate": lambda v, **k: ARTICLE.evaluate(v, **k)["C"],
     "plan": lambda v, **k: PLAN(v, **k).array,
+    "hvp": lambda v, **k: ARTICLE.hvp("C", "W", np.ones((4, 3)), v, **k),
+    "ntk": lambda v, **k: ARTICLE.ntk("a", ["W", "b"], v, **k).array,
 }
 
 
@@ -370,3 +372,42 @@ def test_a_large_result_checked_by_a_bound_on_its_factors():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_allclose(plan(large).array, np.full((40, 40), 2.0), rtol=1e-12)
+
+
+def test_products_on_the_fast_path_check_their_vector_and_bound():
+    vals = PRODUCTS.random_values(seed=6)
+    vector = np.random.default_rng(7).standard_normal(vals["W1"].shape)
+    first = _flat(_products(vals, vector))
+    again = _flat(_products(vals, vector))  # the fast path: the same numbers
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    halved = PRODUCTS.clipped_grad("L", ["W1", "W2"], vals, max_norm=0.25)
+    assert not np.array_equal(halved["W1"], PRODUCTS.clipped_grad("L", ["W1", "W2"], vals)["W1"])
+    bad = vector.copy()
+    bad[0, 0] = np.nan
+    with pytest.warns(tc.NonFiniteWarning, match=r"the Gauss–Newton vector has non-finite"):
+        PRODUCTS.gnvp("T", "o", "W1", bad, vals)
+    with pytest.raises(tc.ShapeError, match=r"the vector has shape \(3,\) but W1 has shape"):
+        PRODUCTS.gnvp("T", "o", "W1", np.ones(3), vals)
+
+
+def test_values_summed_array_by_array_warn_on_the_fast_path_too():
+    """Past ONE_PASS_ENTRIES (a 200 × 100 W) the pass sums each array alone."""
+    from tensorchain.finite import ONE_PASS_ENTRIES
+
+    vals = ARTICLE.random_values(seed=8, n=200, m=100)
+    assert sum(v.size for v in vals.values()) > ONE_PASS_ENTRIES
+    _warm(lambda v: ARTICLE.grad("C", values=v), vals)
+    for name, entry in (("W", (7, 9)), ("b", (3,))):
+        bad = {**vals, name: vals[name].copy()}
+        bad[name][entry] = np.nan
+        with (
+            np.errstate(all="ignore"),
+            pytest.warns(tc.NonFiniteWarning, match=rf"the value of {name} has 1 non-finite"),
+        ):
+            ARTICLE.grad("C", values=bad)
+    masked = {**vals, "W": vals["W"].copy()}
+    masked["W"][7, 9] = np.inf  # σ saturates: a finite gradient, and no warning
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("error", tc.NonFiniteWarning)
+        assert np.isfinite(ARTICLE.grad("C", values=masked)["W"]).all()
