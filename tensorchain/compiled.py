@@ -4,7 +4,7 @@ dtype), cached by the network, replayed on values.
 A call on values that need no conversion (a dict of numpy arrays of the
 program's float dtype and shapes) takes :meth:`Compiled.fast`: the shapes
 compared as one tuple, the program run, and one pass for NaN and infinity
-over the values and the results together (:class:`tensorchain.finite.FiniteCheck`);
+over the values and the results together (:mod:`tensorchain.fastcall`);
 only when that pass finds something, or the values need converting, are the
 general checks of :mod:`tensorchain.values` and :mod:`tensorchain.finite` made,
 with their warnings and errors."""
@@ -12,7 +12,6 @@ with their warnings and errors."""
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,8 @@ import numpy as np
 from .backend import astype, numpy_dtype
 from .derivation import placeholders
 from .errors import MemoryLimitError, ShapeError, ValuesError
-from .finite import FiniteCheck, check_results
+from .fastcall import FastCall
+from .finite import check_results
 from .labeled import LabeledTensor
 from .limits import format_bytes, get_memory_limit
 from .program import Program, tracing
@@ -91,16 +91,6 @@ def _cast(finish, dtype: np.dtype):
 MISS = object()
 
 
-def leaf_getter(names: tuple[str, ...]):
-    """A function from values to the tuple of the values of ``names``."""
-    if len(names) == 1:
-        name = names[0]
-        return lambda values: (values[name],)
-    if not names:
-        return lambda values: ()
-    return operator.itemgetter(*names)
-
-
 class Compiled:
     """A forward pass or derivative compiled for fixed sizes; call it on values.
 
@@ -130,11 +120,8 @@ class Compiled:
         self.sizes: dict[str, int] = dict(sizes)
         self.program = program
         self.finish = finish
-        self._leaves = leaf_getter(tuple(shapes))
-        self._shape_list = list(shapes.values())
-        self._signature: list | None = None  # (type, dtype, shape) per leaf, for fast()
+        self._call: Any = None  # fast(): the FastCall's function, False where none
         self._uncast: bool | None = None  # the outputs are arrays of dtype already (numpy)
-        self._finite: FiniteCheck | None = None
 
     def fast(
         self,
@@ -142,54 +129,54 @@ class Compiled:
         check_finite: bool = True,
         memory_limit: int | None = None,
         stacklevel: int = 5,
-        extra: dict[str, np.ndarray] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> Any:
         """The result on ``values`` when they are a dict of numpy arrays of this
         program's (real) dtype and shapes, checked as the general path checks
-        them (``strict=False``); :data:`MISS` when they need that path.
-        ``extra``: more inputs of the program (a product's vector), numpy
-        arrays of its dtype and shapes (the caller checks); with them, values
-        or results that are not finite return :data:`MISS` too, after the
-        work, for the general path to do it again with its own checks."""
-        signature = self._signature
-        if signature is None:
-            if self.dtype.kind != "f":
-                return MISS
-            signature = self._signature = [(np.ndarray, self.dtype, s) for s in self._shape_list]
-        try:
-            arrays = self._leaves(values)
-            if [(type(a), a.dtype, a.shape) for a in arrays] != signature:
-                return MISS
-        except (KeyError, TypeError, AttributeError):  # missing, unhashable, not arrays
-            return MISS
-        if len(values) != len(arrays):
+        them (``strict=False``); :data:`MISS` when they need that path (see
+        :mod:`tensorchain.fastcall`). ``extra``: more inputs of the program
+        (a product's vector), which must fit as the values do; with them,
+        values or results that are not finite return :data:`MISS` too, after
+        the work, for the general path to do it again with its own checks."""
+        call = self._call
+        if call is None:
+            call = self._call = self._fast_call()
+        if not call:
             return MISS
         program = self.program
         limit = memory_limit if memory_limit is not None else self.memory_limit
         if program.peak.bytes > get_memory_limit(limit):
             return MISS  # the general path says why
-        outputs, probes = program.numpy_function()(values if extra is None else {**values, **extra})
-        dtype = self.dtype
-        if self._uncast is None:
-            self._uncast = all(type(o) is np.ndarray and o.dtype == dtype for o in outputs)
+        given = values if extra is None else {**values, **extra}
+        got = call(given, check_finite, program.numpy_function())
+        if got is None:
+            return MISS
+        outputs, _, finite = got
         if not self._uncast:
-            outputs = [astype(o, dtype) for o in outputs]
-        result = typed_result(self.finish.uncast(outputs), values, dtype)
-        if check_finite:
-            checked = arrays if extra is None else (*arrays, *extra.values())
-            check = self._finite
-            if check is None:
-                shapes = [program.shapes[r] for r in program.outputs]
-                values_shapes = [a.shape for a in checked]
-                check = self._finite = FiniteCheck(program.checks, values_shapes, shapes, dtype)
-            if not check(checked, outputs, probes):
-                if extra is not None:
-                    return MISS
-                # The general checks, after the work: the values' NaN warns as it
-                # would have before it, then the results are checked.
-                env = self.net._check_values(values)
-                check_results(self.net, env, result, self.what, self.of, stacklevel=stacklevel)
+            if self._uncast is None:
+                dtype = self.dtype
+                self._uncast = all(type(o) is np.ndarray and o.dtype == dtype for o in outputs)
+            if not self._uncast:
+                outputs = [astype(o, self.dtype) for o in outputs]
+        result = typed_result(self.finish.uncast(outputs), values, self.dtype)
+        if not finite:
+            if extra is not None:
+                return MISS
+            # The general checks, after the work: the values' NaN warns as it
+            # would have before it, then the results are checked.
+            env = self.net._check_values(values)
+            check_results(self.net, env, result, self.what, self.of, stacklevel=stacklevel)
         return result
+
+    def _fast_call(self) -> Any:
+        """The program's :class:`~tensorchain.fastcall.FastCall` for this
+        dtype, or False where there is none (complex values)."""
+        if self.dtype.kind != "f" or self.dtype.itemsize < 4:
+            return False
+        program = self.program
+        names = list(program.inputs)
+        shapes = [program.shapes[program.inputs[n]] for n in names]
+        return FastCall(program, names, shapes, self.dtype).call
 
     def run(
         self,

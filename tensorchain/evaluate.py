@@ -10,7 +10,7 @@ import numpy as np
 
 from .along import ALONG, on_any_library
 from .backend import common, is_numpy, namespace
-from .functions import elementwise
+from .functions import NUMPY_VALUES, elementwise
 from .gather import Selection
 from .labeled import Factor, LabeledTensor, Term
 from .lower import (
@@ -172,12 +172,14 @@ def evaluate_node(
     elif isinstance(node, Map):
         arg = dense(evaluate_node(node.arg, env, sizes, out, context))
         fn = elementwise(node.func)
+        numpy_form = NUMPY_VALUES.get(node.func)
         value = apply(
             functools.partial(fn.value, p=node.param),
             arg,
             shape=shape,
             fresh=True,
             code=lambda a, fn=fn, p=node.param: fn.source(a[0], p),
+            numpy=numpy_form(node.param) if numpy_form is not None else None,
         )
     elif isinstance(node, Along):
         arg = dense(evaluate_node(node.arg, env, sizes, out, context))

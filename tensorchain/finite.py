@@ -5,20 +5,12 @@ Values are checked before any work (:func:`tensorchain.values.check_values`);
 results are checked after it, by one pass over the arrays returned. Only when
 a result is not finite is the network run again, step by step, to find the
 first statement whose value (or local derivative) is not finite.
-
-A compiled call on numpy values checks both at once, after the work
-(:func:`all_finite`): one sum over the values and the results together, and
-for a result much larger than what its last step multiplied (an explicit
-Jacobian made of two thin factors) a bound from those factors instead of a
-pass over it. Only when that finds something are the values and the
-results checked as above, with the same warnings and errors.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,115 +19,10 @@ from .backend import backend_of, to_numpy
 from .errors import NonFiniteWarning, ValuesError
 from .gather import Selection
 from .labeled import LabeledTensor
-from .program import Checks
 from .values import _count, _count_non_finite, _finite
 
 if TYPE_CHECKING:
     from .network import Network
-
-
-#: Totals of at most this many entries are summed as one array (copying them
-#: costs less than a reduction per array); larger ones array by array.
-ONE_PASS_ENTRIES = 16384
-
-
-class FiniteCheck:
-    """The one pass of :func:`all_finite` for a program's calls on numpy
-    values of fixed shapes (``value_shapes``) and ``dtype``, its work planned
-    once: whether the values and the outputs it sums are few enough to sum
-    as one array, and the vectors of ones each sum is a dot product with (a
-    dot product never warns: an overflow or inf - inf just gives a
-    non-finite number; np.sum would need np.errstate around it)."""
-
-    def __init__(
-        self,
-        checks: Checks,
-        value_shapes: Sequence[tuple[int, ...]],
-        output_shapes: Sequence[tuple[int, ...]],
-        dtype: np.dtype,
-    ) -> None:
-        self.checks = checks
-        self.largest = float(np.finfo(dtype).max) * 1e-8  # far above what rounding can add
-        sizes = [math.prod(shape) for shape in value_shapes]
-        sizes += [math.prod(output_shapes[k]) for k in checks.direct]
-        real = np.finfo(dtype).dtype  # float64 for complex128
-        twice = 2 if dtype.kind == "c" else 1  # complex entries viewed as two reals
-        self.joined: np.ndarray | None = None  # ones for the joined values and outputs
-        self.each: list[np.ndarray] | None = None  # ones for each, in order
-        if sum(sizes) <= ONE_PASS_ENTRIES:
-            self.joined = np.ones(twice * sum(sizes), real)
-        elif twice == 1:
-            ones = np.ones(max(sizes), real)
-            self.each = [ones[:n] for n in sizes]
-
-    def __call__(
-        self, values: Sequence[np.ndarray], outputs: Sequence[np.ndarray], probes: Sequence
-    ) -> bool:
-        """Whether the values and the results are all finite (False may also
-        mean that a sum overflowed: the exact checks then decide)."""
-        checks = self.checks
-        if probes and not self._bounded(probes):
-            return False
-        arrays = [*values, *(outputs[k] for k in checks.direct)]
-        if self.joined is not None:
-            joined = np.concatenate(arrays, axis=None)
-            if joined.dtype.kind == "c":
-                joined = joined.view(joined.real.dtype)
-            if joined.shape == self.joined.shape and joined.dtype == self.joined.dtype:
-                return math.isfinite(np.vdot(joined, self.joined))
-        elif self.each is not None and len(arrays) == len(self.each):
-            seen = {id(p) for p in probes}  # a value that is a probe is checked already
-            for a, ones in zip(arrays, self.each, strict=True):
-                if id(a) in seen:
-                    continue
-                if a.dtype == ones.dtype:
-                    if not math.isfinite(np.vdot(a, ones)):
-                        return False
-                elif not _sums_finite([a]):
-                    return False
-            return True
-        return _sums_finite(arrays)
-
-    def _bounded(self, probes: Sequence[np.ndarray]) -> bool:
-        largest, norms = self.largest, []
-        for p in probes:
-            # ‖p‖ bounds max |p| and is finite exactly when p is (or overflows:
-            # then the exact checks decide). A dot product never warns.
-            square = abs(np.vdot(p, p))
-            if not square < largest:  # inf or NaN (NaN compares false)
-                return False
-            norms.append(math.sqrt(square))
-        for bound, positions in self.checks.bounded:
-            total = bound
-            for k in positions:
-                total *= norms[k] if norms[k] > 1.0 else 1.0
-            if not total < largest:
-                return False
-        return True
-
-
-def all_finite(
-    values: Sequence[np.ndarray],
-    outputs: Sequence[np.ndarray],
-    probes: Sequence[np.ndarray],
-    checks: Checks,
-    dtype: np.dtype,
-) -> bool:
-    """Whether the numpy ``values`` and a program's results are all finite:
-    ``checks`` says which outputs to sum and which to bound by their
-    ``probes`` (see :class:`tensorchain.program.Checks`). False may also mean
-    that a sum overflowed; the exact checks then decide."""
-    shapes = [np.shape(o) for o in outputs]
-    return FiniteCheck(checks, [np.shape(v) for v in values], shapes, dtype)(
-        values, outputs, probes
-    )
-
-
-def _sums_finite(arrays: Sequence[np.ndarray]) -> bool:
-    if not arrays:
-        return True
-    with np.errstate(over="ignore", invalid="ignore"):
-        return all(math.isfinite(np.add.reduce(a, axis=None).real) for a in arrays)
 
 
 def result_arrays(result: Any) -> list[Any]:

@@ -32,10 +32,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import opt_einsum as oe
 
-from .compiled import MISS, cast_result, dtype_of, leaf_getter, typed_result
+from .compiled import MISS, cast_result, dtype_of, typed_result
 from .derivation import placeholders
 from .errors import MemoryLimitError, PlanError, ShapeError
-from .finite import FiniteCheck, check_results
+from .fastcall import FastCall
+from .finite import check_results
 from .labeled import Factor, LabeledTensor, Term
 from .limits import format_bytes, get_memory_limit
 from .plan import contract, equation
@@ -232,45 +233,49 @@ class Plan:
         return result
 
     def _fast(self, values: dict, check_finite: bool) -> Any:
+        """:meth:`tensorchain.Compiled.fast` for a plan, which takes values
+        of any float dtype (one :class:`~tensorchain.fastcall.FastCall` per
+        dtype, the last one used tried first)."""
         program, structure, _ = self._program
-        leaves, shape_list = self._leaves
-        try:
-            arrays = leaves(values)
-        except (KeyError, TypeError):
-            return MISS
-        if len(values) != len(arrays) or not arrays:
-            return MISS
-        dtype = arrays[0].dtype if type(arrays[0]) is np.ndarray else None
-        if dtype is None or dtype.kind != "f" or dtype.itemsize < 4:
-            return MISS
-        for a in arrays:
-            if type(a) is not np.ndarray or a.dtype != dtype:
+        run = program.numpy_function()
+        calls = self.__dict__.setdefault("_calls", {})
+        got = calls[None](values, check_finite, run) if None in calls else None
+        if got is None:
+            call = self._fast_call(values)
+            if call is None:
                 return MISS
-        if [a.shape for a in arrays] != shape_list:
-            return MISS
-        outputs, probes = program.numpy_function()(values)
+            got = call(values, check_finite, run)
+            if got is None:
+                return MISS
+            calls[None] = call
+        outputs, _, finite = got
+        dtype = next(iter(values.values())).dtype  # every value's: the call checked
         outputs = [
             o if type(o) is np.ndarray and o.dtype == dtype else cast_result(o, dtype) for o in outputs
         ]
         result = typed_result(structure.with_arrays(outputs, owned=program.fresh), values, dtype)
-        if check_finite and not self._finite_check(dtype)(arrays, outputs, probes):
+        if not finite:
             env = self.net._check_values(values)
             what = f"d{self.of}/d{self.wrt}"
             check_results(self.net, env, result, what, self.of, stacklevel=4)
         return result
 
-    def _finite_check(self, dtype: np.dtype) -> FiniteCheck:
-        checks = self.__dict__.setdefault("_finite_checks", {})
-        if dtype not in checks:
-            program, shapes = self._program[0], self._leaves[1]
-            outputs = [program.shapes[r] for r in program.outputs]
-            checks[dtype] = FiniteCheck(program.checks, shapes, outputs, dtype)
-        return checks[dtype]
-
-    @functools.cached_property
-    def _leaves(self) -> tuple[Any, list[tuple[int, ...]]]:
-        shapes = self._program[2]
-        return leaf_getter(tuple(shapes)), list(shapes.values())
+    def _fast_call(self, values: dict) -> Any:
+        """The call for the dtype of ``values`` (made once per dtype), or
+        None where there is none (not numpy arrays of a real float dtype)."""
+        first = next(iter(values.values()), None)
+        if type(first) is not np.ndarray:
+            return None
+        dtype = first.dtype
+        if dtype.kind != "f" or dtype.itemsize < 4:
+            return None
+        calls = self.__dict__["_calls"]
+        if dtype not in calls:
+            program = self._program[0]
+            names = list(program.inputs)
+            shapes = [program.shapes[program.inputs[n]] for n in names]
+            calls[dtype] = FastCall(program, names, shapes, dtype).call
+        return calls[dtype]
 
     def _compile(self):
         traced, self._traced = self._traced, None
@@ -324,8 +329,7 @@ class Plan:
         # plan derives its chain again on its first call (and checks it).
         state = dict(self.__dict__)
         state.update(_program=None, _traced=None, _lock=None)
-        state.pop("_leaves", None)
-        state.pop("_finite_checks", None)
+        state.pop("_calls", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -169,7 +169,8 @@ def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any, ops: Ops 
         if inds == (0,):
             return fn, fresh, source
         if inds == (1, 0):
-            return (lambda a, b: fn(b, a)), fresh, source
+            swapped = getattr(fn, "swapped", None)  # written taking (b, a)
+            return swapped or (lambda a, b: fn(b, a)), fresh, source
     return _composed(steps, len(shapes)), fresh, source
 
 
@@ -215,6 +216,31 @@ def _composed(steps: Sequence[tuple[tuple[int, ...], Any]], count: int) -> Any:
     python = "\n".join(lines) + "\n"
     exec(compile(python, "<tensorchain contraction>", "exec"), space)
     run = space["run"]
+    run.python = python  # for the test that it holds internal names only
+    return run
+
+
+def _dot_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of ``np.dot`` of operands of these shapes (1-D or 2-D)."""
+    return a[:-1] + b[1:]
+
+
+def _written(expression: str, names: dict[str, Any]) -> Any:
+    """A function ``run(a, b)`` returning ``expression``, written and compiled
+    (its names internal: ``a``, ``b``, and the objects ``names`` passes in);
+    ``run.swapped`` is the same taking ``(b, a)``."""
+    space: dict[str, Any] = {
+        "__builtins__": {},
+        "_dot": np.dot,
+        "_multiply": np.multiply,
+        "_C": "C",
+        **names,
+    }
+    python = f"def run(a, b):\n    return {expression}\n"
+    python += f"def swapped(b, a):\n    return {expression}\n"
+    exec(compile(python, "<tensorchain contraction>", "exec"), space)  # our own source
+    run = space["run"]
+    run.swapped = space["swapped"]
     run.python = python  # for the test that it holds internal names only
     return run
 
@@ -324,30 +350,30 @@ def _matmul(left: str, right: str, out: str, removed, size: dict[str, int], layo
         return fn
 
     def numpy_run(swap: bool, reshape: list[int], perm: list[int] | None):
-        """The product on numpy arrays: one closure, only the reshapes and
-        transposes it needs (a vector stays a vector: matrix-vector BLAS)."""
-        pl = None if keep_l else tuple(perm_l)
-        pr = None if keep_r else tuple(perm_r)
-        sl = ((k,) if m == 1 and n > 1 else (m, k)) if flat_l else None
-        sr = ((k,) if n == 1 and m > 1 else (k, n)) if flat_r else None
-        to = tuple(reshape)
-        po = None if perm is None or list(perm) == sorted(perm) else tuple(perm)
-        dot = np.dot
-
-        def run(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            if pl is not None:
-                a = a.transpose(pl)
-            if sl is not None:
-                a = a.reshape(sl)
-            if pr is not None:
-                b = b.transpose(pr)
-            if sr is not None:
-                b = b.reshape(sr)
-            r = dot(b.T, a.T) if swap else dot(a, b)
-            r = r.reshape(to)
-            return r if po is None else r.transpose(po)
-
-        return with_source(run, swap, reshape, perm)
+        """The product on numpy arrays: a function written with only the
+        reshapes and transposes it needs (a vector stays a vector:
+        matrix-vector BLAS; no reshape where np.dot's result has the shape)."""
+        a_shape, b_shape = (m, k), (k, n)
+        left, right, names = "a", "b", {}
+        if not keep_l:
+            left, names["_pl"] = f"{left}.transpose(_pl)", tuple(perm_l)
+        if flat_l:
+            a_shape = (k,) if m == 1 and n > 1 else (m, k)
+            left, names["_sl"] = f"{left}.reshape(_sl)", a_shape
+        if not keep_r:
+            right, names["_pr"] = f"{right}.transpose(_pr)", tuple(perm_r)
+        if flat_r:
+            b_shape = (k,) if n == 1 and m > 1 else (k, n)
+            right, names["_sr"] = f"{right}.reshape(_sr)", b_shape
+        if swap:
+            text, shape = f"_dot({right}.T, {left}.T)", _dot_shape(b_shape[::-1], a_shape[::-1])
+        else:
+            text, shape = f"_dot({left}, {right})", _dot_shape(a_shape, b_shape)
+        if shape != tuple(reshape):
+            text, names["_to"] = f"{text}.reshape(_to)", tuple(reshape)
+        if perm is not None and list(perm) != sorted(perm):
+            text, names["_po"] = f"{text}.transpose(_po)", tuple(perm)
+        return with_source(_written(text, names), swap, reshape, perm)
 
     if ops.numpy:
         if layout is not None and list(layout) != list(out) and list(layout) in (natural, swapped):
@@ -429,23 +455,21 @@ def _multiply(terms: list[str], out: str, size: dict[str, int], ops=None):
 
     ops = ops or _NUMPY
     if ops.numpy:
-        # Every axis of out is in a or b (a broadcast product), so the product has its shape.
-        pa = None if perm_a is None else tuple(perm_a)
-        pb = None if perm_b is None else tuple(perm_b)
-        va = None if len(terms[0]) == len(out) else tuple(view_a)
-        vb = None if len(terms[1]) == len(out) else tuple(view_b)
-        multiply = np.multiply
-
-        def run(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            if pa is not None:
-                a = a.transpose(pa)
-            if va is not None:
-                a = a.reshape(va)
-            if pb is not None:
-                b = b.transpose(pb)
-            if vb is not None:
-                b = b.reshape(vb)
-            return multiply(a, b, order="C")  # C order, whatever the operands' layout
+        # Every axis of out is in a or b (a broadcast product), so the product
+        # has its shape; C order, whatever the operands' layout.
+        names: dict[str, Any] = {}
+        operands = []
+        for name, perm, view, term in (
+            ("a", perm_a, view_a, terms[0]),
+            ("b", perm_b, view_b, terms[1]),
+        ):
+            text = name
+            if perm is not None:
+                text, names[f"_p{name}"] = f"{text}.transpose(_p{name})", tuple(perm)
+            if len(term) != len(out):
+                text, names[f"_v{name}"] = f"{text}.reshape(_v{name})", tuple(view)
+            operands.append(text)
+        run = _written(f"_multiply({operands[0]}, {operands[1]}, order=_C)", names)
 
     else:
 

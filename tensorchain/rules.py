@@ -26,7 +26,7 @@ from . import along as along_fns
 from . import where
 from .along import ALONG, on_any_library
 from .errors import DerivativeError
-from .functions import ELEMENTWISE, PIECEWISE_CONSTANT, PRINTED, elementwise
+from .functions import ELEMENTWISE, NUMPY_DERIVATIVES, PIECEWISE_CONSTANT, PRINTED, elementwise
 from .gather import Selection
 from .labeled import Factor, LabeledTensor, Term, fresh
 from .lower import (
@@ -266,7 +266,10 @@ def map_rule(node: Map, k: int, values: Values, sizes: dict[str, int]):
         return f.derivative_source(*(next(it) if read else "" for read in reads), p)
 
     tex = f.derivative_tex(tex_of(node.arg), node.param)
-    df = Factor(apply(derivative, *args, shape=shape, code=code), node.labels, name, tex=tex)
+    numpy_form = NUMPY_DERIVATIVES.get(node.func)
+    numpy_form = numpy_form(p) if numpy_form is not None and sum(reads) == 1 else None
+    value = apply(derivative, *args, shape=shape, code=code, numpy=numpy_form)
+    df = Factor(value, node.labels, name, tex=tex)
     return LabeledTensor(indices, sizes, [Term(1.0, (df,), deltas)])
 
 

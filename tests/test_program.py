@@ -15,10 +15,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import tensorchain as tc
+from tensorchain import fastcall as fastcall_module
 from tensorchain import plan as plan_module
 from tensorchain import program as program_module
+from tensorchain.functions import ELEMENTWISE, NOT_HOLOMORPHIC, NUMPY_DERIVATIVES, NUMPY_VALUES
 from tensorchain.strategies import jacobian_networks, networks
 from tensorchain.testing import max_relative_error
 from tests.test_backends import LIBRARIES, back, on
@@ -55,53 +58,80 @@ def _renamed(mapping: dict[str, str]) -> str:
     return re.sub(r"\b([A-Za-z_]\w*)\b", lambda m: mapping.get(m[1], m[1]), SPEC)
 
 
-def _programs(net: tc.Network, names: dict[str, str], sources: list[str]) -> list[str]:
+def _programs(net: tc.Network, names: dict[str, str]) -> list[str]:
     """The source of every program of every kind on ``net`` (names: the
-    tensor names in it), and of the contractions they compose (``sources``)."""
+    tensor names in it), and of the fast calls that run them."""
     x, W, b, C, a = (names[k] for k in ("x", "W", "b", "C", "a"))
     vals = net.random_values(seed=0)
-    out = []
-    for kind, of, wrt in [
-        ("forward", "", ()),
-        ("grad", C, (W, b, x)),
-        ("jacobian", a, (W,)),
-        ("derivative", C, (W, W)),
-        ("derivative", a, (b, W, x)),
-        ("hvp", C, (W,)),
-    ]:
-        out.append(net._compiled(kind, of, wrt, net.sizes(vals), np.dtype(float)).program.python)
+    vector = np.ones(vals[W].shape)
+    calls = [
+        lambda: net.evaluate(vals),
+        lambda: net.grad(C, [W, b, x], vals),
+        lambda: net.jacobian(a, W, vals),
+        lambda: net.derivative(C, (W, W), vals),
+        lambda: net.derivative(a, (b, W, x), vals),
+        lambda: net.hvp(C, W, vector, vals),
+        lambda: net.gnvp(C, a, W, vector, vals),
+        lambda: net.ntk(a, [W, b], vals),
+    ]
+    for call in calls:
+        call()
+        call()  # the fast path
     planned = net.plan(a, W)
     planned(vals)
+    planned(vals)
+    out = [compiled.program.python for compiled in net._cache._data.values()]
     out.append(planned._program[0].python)
-    return out + sources
+    return out
+
+
+#: Every name the generated sources use: Python keywords, attributes of
+#: arrays, and internal names (registers, steps, constants, helpers).
+INTERNAL = re.compile(
+    r"^(def|del|return|try|except|if|not|and|or|None|True"
+    r"|T|transpose|reshape|ravel|dtype|shape|order"
+    r"|run|swapped|a|b|_run|_call|_values|_check|_get|_sig|_s|_type|_len|_errors"
+    r"|_isfinite|_vdot|_cat|_ones|_out|_probes|_each|_bounded|_dot|_multiply|_C|_n"
+    r"|_p[lrab]|_s[lr]|_v[ab]|_to|_po|[rastvo]\d+|_[fc]\d+)$"
+)
 
 
 def test_generated_source_holds_no_user_text(monkeypatch):
     """The same network with its tensors renamed (to names that look like the
-    generated code's, or like Python) gives the same source, character for
-    character: nothing of the names is in it. And the source is made of
-    internal names, operators and the keywords def, del and return only."""
+    generated code's, or like Python that would run if pasted in) gives the
+    same sources, character for character: nothing of the names is in them.
+    And every source is made of internal names, a few keywords and array
+    attributes, and operators: no literal, no string."""
     results = []
     for mapping in ({k: k for k in USER_NAMES}, USER_NAMES):
         sources: list[str] = []
-        composed = plan_module._composed
+        for module, name in ((plan_module, "_composed"), (plan_module, "_written")):
+            original = getattr(module, name)
 
-        def recording(steps, count, sources=sources, composed=composed):
-            run = composed(steps, count)
-            sources.append(run.python)
-            return run
+            def recording(*args, original=original, sources=sources):
+                run = original(*args)
+                sources.append(run.python)
+                return run
 
-        monkeypatch.setattr(plan_module, "_composed", recording)
+            monkeypatch.setattr(module, name, recording)
+        made = fastcall_module.FastCall.__init__
+
+        def init(self, *args, made=made, sources=sources):
+            made(self, *args)
+            sources.append(self.source)
+
+        monkeypatch.setattr(fastcall_module.FastCall, "__init__", init)
         plan_module._EXPRESSIONS.clear()  # planned contractions are cached across networks
         net = tc.parse(_renamed(mapping))
-        results.append(_programs(net, mapping, sources))
+        results.append(_programs(net, mapping) + sources)
     assert results[0] == results[1]
-    assert any(len(s.splitlines()) > 3 for s in results[0][-1:])  # a composed contraction
-    internal = re.compile(r"^(def|del|return|_run|_values|_get|run|[rast]\d+|_[fc]\d+)$")
+    kinds = "\n".join(results[1])
+    for made_by in ("def _run(", "def _call(", "    t1 = s1(", "def swapped("):
+        assert made_by in kinds  # programs, fast calls, composed and written contractions
     for source in results[1]:
         for token in tokenize.generate_tokens(io.StringIO(source).readline):
             if token.type == tokenize.NAME:
-                assert internal.match(token.string), (token.string, source)
+                assert INTERNAL.match(token.string), (token.string, source)
             else:
                 assert token.type in (
                     tokenize.OP,
@@ -112,7 +142,10 @@ def test_generated_source_holds_no_user_text(monkeypatch):
                     tokenize.ENDMARKER,
                 ), (token, source)
                 if token.type == tokenize.OP:
-                    assert token.string in "()[],=:", (token.string, source)
+                    assert token.string in ("(", ")", "[", "]", ",", "=", ":", ".", "!="), (
+                        token.string,
+                        source,
+                    )
 
 
 # --- the same results as the chain rule, uncompiled ---------------------------
@@ -393,7 +426,7 @@ def test_products_on_the_fast_path_check_their_vector_and_bound():
 
 def test_values_summed_array_by_array_warn_on_the_fast_path_too():
     """Past ONE_PASS_ENTRIES (a 200 × 100 W) the pass sums each array alone."""
-    from tensorchain.finite import ONE_PASS_ENTRIES
+    from tensorchain.fastcall import ONE_PASS_ENTRIES
 
     vals = ARTICLE.random_values(seed=8, n=200, m=100)
     assert sum(v.size for v in vals.values()) > ONE_PASS_ENTRIES
@@ -411,3 +444,54 @@ def test_values_summed_array_by_array_warn_on_the_fast_path_too():
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("error", tc.NonFiniteWarning)
         assert np.isfinite(ARTICLE.grad("C", values=masked)["W"]).all()
+
+
+# --- the numpy forms of the steps ----------------------------------------------
+
+FORMS = sorted({(n, 2.0) for n in NUMPY_VALUES} | {(n, 2.0) for n in NUMPY_DERIVATIVES})
+FORMS += [("pow", 3.0), ("pow", 0.5)]
+
+
+@pytest.mark.parametrize(("name", "p"), FORMS)
+@settings(max_examples=max(10, settings.default.max_examples // 4))
+@given(
+    x=hnp.arrays(
+        st.sampled_from([np.float64, np.float32, np.complex128]),
+        hnp.array_shapes(min_dims=0, max_dims=2, max_side=3),
+        elements={"allow_subnormal": False, "min_magnitude": 0.0},
+    ),
+)
+def test_the_numpy_form_of_a_step_is_its_general_form(name, p, x):
+    """The forms a compiled program runs on numpy values give what the general
+    (any-library) forms give, bit for bit and in the same type and dtype, on
+    arrays of every rank (0-d too), float32, complex, inf and NaN."""
+    f = ELEMENTWISE[name]
+    if x.dtype.kind == "c" and name in NOT_HOLOMORPHIC:
+        return
+    with np.errstate(all="ignore"):
+        y = f.value(x, p)
+        pairs = []
+        numpy_value = NUMPY_VALUES.get(name, lambda p: None)(p)
+        if numpy_value is not None:
+            pairs.append((numpy_value(x), y))
+        source = f.derivative_source("\0x", "\0y", p)
+        reads = ("\0x" in source, "\0y" in source)
+        numpy_derivative = NUMPY_DERIVATIVES.get(name, lambda p: None)(p)
+        if numpy_derivative is not None and sum(reads) == 1:
+            pairs.append((numpy_derivative(x if reads[0] else y), f.derivative(x, y, p)))
+    for mine, general in pairs:
+        assert type(mine) is type(general)
+        assert np.asarray(mine).dtype == np.asarray(general).dtype
+        np.testing.assert_array_equal(mine, general)
+
+
+def test_the_numpy_sigmoid_does_not_warn_where_it_saturates():
+    x = np.array([-1000.0, -np.inf, 0.0, np.inf, 1000.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = NUMPY_VALUES["sigmoid"](0.0)(x)
+    np.testing.assert_array_equal(y, [0.0, 0.0, 0.5, 1.0, 1.0])
+    with np.errstate(over="raise"):  # the caller's other settings stay in force
+        with pytest.raises(FloatingPointError):
+            np.exp(np.array([1000.0]))
+        NUMPY_VALUES["sigmoid"](0.0)(x)
