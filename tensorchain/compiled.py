@@ -148,7 +148,7 @@ class Compiled:
         if program.peak.bytes > get_memory_limit(limit):
             return MISS  # the general path says why
         given = values if extra is None else {**values, **extra}
-        got = call(given, check_finite, program.numpy_function())
+        got = call(given, check_finite)
         if got is None:
             return MISS
         outputs, _, finite = got
@@ -173,10 +173,7 @@ class Compiled:
         dtype, or False where there is none (complex values)."""
         if self.dtype.kind != "f" or self.dtype.itemsize < 4:
             return False
-        program = self.program
-        names = list(program.inputs)
-        shapes = [program.shapes[program.inputs[n]] for n in names]
-        return FastCall(program, names, shapes, self.dtype).call
+        return FastCall(self.program, self.dtype).call
 
     def run(
         self,

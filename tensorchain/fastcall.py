@@ -21,11 +21,13 @@ warnings and errors (see :func:`tensorchain.finite.check_results`)."""
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from . import program as program_module
 from .program import Checks, Program
 
 #: Values and results of at most this many entries in all are summed as one
@@ -39,41 +41,47 @@ Result = tuple[list, list, bool]
 
 
 class FastCall:
-    """``call(values, check_finite, run)`` for one program on numpy values of
-    one dtype: ``run`` is the program's function (:meth:`Program.numpy_function`);
-    the result is a :data:`Result`, or None when the values need the general
-    path. ``names``: the program's inputs in order; ``shapes``: theirs."""
+    """``call(values, check_finite)`` for one program on numpy values of
+    ``dtype``: a short program's steps are written into the call itself, a
+    long one's call runs :meth:`Program.numpy_function` (replayed step by
+    step for its first calls). The result is a :data:`Result`, or None when
+    the values need the general path."""
 
-    def __init__(
-        self,
-        program: Program,
-        names: Sequence[str],
-        shapes: Sequence[tuple[int, ...]],
-        dtype: np.dtype,
-    ) -> None:
+    def __init__(self, program: Program, dtype: np.dtype) -> None:
         self.dtype = np.dtype(dtype)
-        outputs = [program.shapes[r] for r in program.outputs]
-        self.source = _source(len(names), list(shapes), program.checks, outputs)
-        space: dict[str, Any] = {
-            "__builtins__": {},
-            "_get": _getter(tuple(names)),
-            "_sig": tuple(x for s in shapes for x in (np.ndarray, self.dtype, tuple(s))),
-            "_n": len(names),
-            "_type": type,
-            "_len": len,
-            "_errors": (KeyError, TypeError, AttributeError),
-            "_isfinite": math.isfinite,
-            "_vdot": np.vdot,
-            "_cat": np.concatenate,
-            "_each": _each_finite,
-            "_bounded": _Bounded(program.checks, self.dtype),
-        }
-        total = sum(math.prod(s) for s in shapes) + sum(
-            math.prod(outputs[k]) for k in program.checks.direct
+        names = list(program.inputs)
+        shapes = [program.shapes[program.inputs[n]] for n in names]
+        inline = len(program.steps) <= program_module.EAGER_STEPS
+        summed = _summed(program)
+        self.source = _source(program, inline)
+        space: dict[str, Any] = program.numpy_namespace() if inline else {}
+        space.update(
+            {
+                "__builtins__": {},
+                "_take": _getter(tuple(names)),
+                "_sig": tuple(x for s in shapes for x in (np.ndarray, self.dtype, s)),
+                "_n": len(names),
+                "_type": type,
+                "_len": len,
+                "_errors": (KeyError, TypeError, AttributeError),
+                "_isfinite": math.isfinite,
+                "_vdot": np.vdot,
+                "_cat": np.concatenate,
+                "_each": _each_finite,
+                "_bounded": _Bounded(program.checks, self.dtype),
+                "_function": program.numpy_function,
+                "_ones": np.ones(summed if summed <= ONE_PASS_ENTRIES else 0, self.dtype),
+            }
         )
-        space["_ones"] = np.ones(total, self.dtype)
         exec(compile(self.source, "<tensorchain call>", "exec"), space)  # our own source
-        self.call: Callable[[Mapping, bool, Callable], Result | None] = space["_call"]
+        self.call: Callable[[Mapping, bool], Result | None] = space["_call"]
+
+
+def _summed(program: Program) -> int:
+    """How many entries the pass sums: the values and the direct outputs."""
+    values = sum(math.prod(program.shapes[r]) for r in program.inputs.values())
+    direct = program.checks.direct
+    return values + sum(math.prod(program.shapes[program.outputs[k]]) for k in direct)
 
 
 def _getter(names: tuple[str, ...]) -> Callable[[Mapping], tuple]:
@@ -82,28 +90,21 @@ def _getter(names: tuple[str, ...]) -> Callable[[Mapping], tuple]:
         return lambda values: (values[name],)
     if not names:
         return lambda values: ()
-    import operator
-
     return operator.itemgetter(*names)
 
 
-def _source(
-    count: int,
-    shapes: list[tuple[int, ...]],
-    checks: Checks,
-    outputs: list[tuple[int, ...]],
-) -> str:
+def _source(program: Program, inline: bool) -> str:
     """The call as Python source (see :class:`FastCall`)."""
-    values = [f"v{k}" for k in range(count)]
-    lines = ["def _call(_values, _check, _run):"]
+    values = [f"r{reg}" for reg in program.inputs.values()]
+    lines = ["def _call(_values, _check):"]
     if values:
+        comma = "," if len(values) == 1 else ""
         lines += [
             "    try:",
-            f"        {', '.join(values)}{',' if count == 1 else ''} = _get(_values)",
+            f"        {', '.join(values)}{comma} = _take(_values)",
             "        _s = ("
             + ", ".join(f"_type({v}), {v}.dtype, {v}.shape" for v in values)
-            + ("," if count == 1 else "")
-            + ")",
+            + f"{comma})",
             "    except _errors:",
             "        return None",
             "    if _s != _sig or _len(_values) != _n:",
@@ -111,23 +112,25 @@ def _source(
         ]
     else:
         lines += ["    if _len(_values) != _n:", "        return None"]
-    lines += [
-        "    _out, _probes = _run(_values)",
-        "    if not _check:",
-        "        return _out, _probes, True",
-    ]
-    tests = []
-    if checks.bounded:
-        tests.append("_bounded(_probes)")
+    if inline:
+        lines += program.body()
+        outputs = [program.ref(r) for r in program.outputs]
+        lines.append(f"    _out = [{', '.join(outputs)}]")
+        lines.append(f"    _probes = [{', '.join(map(program.ref, program.probes))}]")
+    else:
+        lines.append("    _out, _probes = _function()(_values)")
+        outputs = [f"o{k}" for k in range(len(program.outputs))]
+        if program.checks.direct:  # every output named, so that no index is written
+            lines.append(f"    {', '.join(outputs)}{',' if len(outputs) == 1 else ''} = _out")
+    lines += ["    if not _check:", "        return _out, _probes, True"]
+    checks = program.checks
+    tests = ["_bounded(_probes)"] if checks.bounded else []
+    shapes = [program.shapes[program.inputs[n]] for n in program.inputs]
     summed = [(v, len(s)) for v, s in zip(values, shapes, strict=True)]
-    summed += [(f"o{k}", len(outputs[k])) for k in checks.direct]
-    if checks.direct:  # every output named, so that no index is written
-        names = [f"o{k}" for k in range(len(outputs))]
-        lines.append(f"    {', '.join(names)}{',' if len(names) == 1 else ''} = _out")
+    summed += [(outputs[k], len(program.shapes[program.outputs[k]])) for k in checks.direct]
     if summed:
-        size = sum(math.prod(s) for s in shapes) + sum(math.prod(outputs[k]) for k in checks.direct)
-        if size <= ONE_PASS_ENTRIES:
-            # np.concatenate ravels 1-D arrays for free; others as views first
+        if _summed(program) <= ONE_PASS_ENTRIES:
+            # np.concatenate takes 1-D arrays as they are; others as flat views
             parts = [a if ndim == 1 else f"{a}.ravel()" for a, ndim in summed]
             tests.append(f"_isfinite(_vdot(_cat(({', '.join(parts)},)), _ones))")
         else:

@@ -465,7 +465,7 @@ class Network(Graph):
             >>> sorted(g), g["W"].shape
             (['W', 'b'], (4, 3))
         """
-        key = ("grad", of, _given(wrt))
+        key = _key("grad", of, wrt)
         result = self._fast(key, values, strict, check_finite, memory_limit)
         if result is not MISS:
             return result
@@ -505,7 +505,7 @@ class Network(Graph):
 
         Raises :class:`DerivativeError` for an unknown tensor or an empty ``wrt``.
         """
-        key = ("derivative", of, _given(wrt))
+        key = _key("derivative", of, wrt)
         result = self._fast(key, values, strict, check_finite, memory_limit)
         if result is not MISS:
             return result
@@ -572,7 +572,7 @@ class Network(Graph):
         (reverse over reverse: two gradient passes). Compiled once per
         (of, wrt, sizes, dtype)."""
         key = ("hvp", of, wrt)
-        found = {HVP_VECTOR: (vector, wrt)}
+        found = {HVP_VECTOR: (vector, False)}
         result = self._fast_with(key, values, found, strict, check_finite, memory_limit)
         if result is not MISS:
             return result
@@ -712,7 +712,7 @@ class Network(Graph):
         """The Gauss–Newton product Jᵀ H J v, shaped like ``wrt`` (``J = ∂out/∂wrt``,
         ``H = ∂²loss/∂out²``): three contractions, neither J nor H made dense."""
         key = ("gnvp", (loss, out), (wrt,))
-        found = {VECTOR: (vector, wrt)}
+        found = {VECTOR: (vector, False)}
         result = self._fast_with(key, values, found, strict, check_finite, memory_limit)
         if result is not MISS:
             return result
@@ -730,9 +730,9 @@ class Network(Graph):
         )
 
     def _product(self, kind, of, wrt, values, extra, strict, memory_limit, check_finite) -> Any:
-        key = (kind, of, _given(wrt))
+        key = _key(kind, of, wrt)
         if kind != "gnvp":  # gnvp tried the fast path itself, with its vector
-            found = {name: (value, None) for name, value in extra.items()}
+            found = {name: (value, True) for name, value in extra.items()}
             result = self._fast_with(key, values, found, strict, check_finite, memory_limit)
             if result is not MISS:
                 return result
@@ -749,7 +749,7 @@ class Network(Graph):
         compiled = self._compiled(kind, of, targets, self.sizes(env), dtype)
         env = {**env, **{k: astype(as_value(v, env), dtype) for k, v in extra.items()}}
         result = compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
-        self._hot.put(key, compiled)
+        self._remember(key, compiled)
         return result
 
     def plan(
@@ -941,18 +941,18 @@ class Network(Graph):
 
     def _fast_with(
         self,
-        key: tuple,
+        key: tuple | None,
         values: Any,
-        extra: dict[str, tuple[Any, str | None]],
+        extra: dict[str, tuple[Any, bool]],
         strict: bool,
         check_finite: bool,
         memory_limit: int | None,
     ) -> Any:
         """:meth:`_fast` for a program with more inputs: ``extra`` maps each
-        to its value and the tensor it is shaped like (a product's vector), or
-        None for a bound (a number, or a 0-d array). :data:`MISS` unless each
-        vector is a numpy array of the program's dtype and shape."""
-        if strict or type(values) is not dict:
+        to its value and whether it is a number the caller checked (a bound,
+        made a 0-d array of the program's dtype); a product's vector must be
+        a numpy array of the program's dtype and shape, as the values must."""
+        if strict or key is None or type(values) is not dict:
             return MISS
         try:
             compiled = self._hot.peek(key)
@@ -960,16 +960,11 @@ class Network(Graph):
             return MISS
         if compiled is None:
             return MISS
-        dtype, arrays = compiled.dtype, {}
-        for name, (value, like) in extra.items():
-            if like is None:
-                arrays[name] = np.asarray(value, dtype)  # a bound the caller checked
-                continue
-            shape = tuple(compiled.sizes[d] for d in self.tensors[like].dims)
-            if type(value) is not np.ndarray or value.dtype != dtype or value.shape != shape:
-                return MISS
-            arrays[name] = value
-        return compiled.fast(values, check_finite, memory_limit, extra=arrays)
+        given = {
+            name: np.asarray(value, compiled.dtype) if number else value
+            for name, (value, number) in extra.items()
+        }
+        return compiled.fast(values, check_finite, memory_limit, extra=given)
 
     def _remember(self, key: tuple | None, compiled: Compiled) -> None:
         if key is not None:  # arguments the general path accepted: hashable
@@ -988,15 +983,14 @@ class Network(Graph):
         return self._cache.get(key, build)
 
 
-def _given(wrt: Any) -> Any:
-    """``wrt`` as given, hashable for a cache key (a list as a tuple); None
-    where it cannot be."""
+def _key(kind: str, of: Any, wrt: Any) -> tuple | None:
+    """The key of a call's fast path: ``wrt`` as given (a list as a tuple);
+    None where it cannot be one (an iterator: reading it would use it up)."""
     if wrt is None or isinstance(wrt, str):
-        return wrt
-    try:
-        return tuple(wrt)
-    except TypeError:
-        return None
+        return (kind, of, wrt)
+    if type(wrt) in (list, tuple):
+        return (kind, of, tuple(wrt))
+    return None
 
 
 def given_sizes(dims: Mapping[str, int] | None, sizes: Mapping[str, int]) -> dict[str, int]:

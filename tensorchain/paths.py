@@ -237,14 +237,13 @@ class Plan:
         of any float dtype (one :class:`~tensorchain.fastcall.FastCall` per
         dtype, the last one used tried first)."""
         program, structure, _ = self._program
-        run = program.numpy_function()
         calls = self.__dict__.setdefault("_calls", {})
-        got = calls[None](values, check_finite, run) if None in calls else None
+        got = calls[None](values, check_finite) if None in calls else None
         if got is None:
             call = self._fast_call(values)
             if call is None:
                 return MISS
-            got = call(values, check_finite, run)
+            got = call(values, check_finite)
             if got is None:
                 return MISS
             calls[None] = call
@@ -271,10 +270,7 @@ class Plan:
             return None
         calls = self.__dict__["_calls"]
         if dtype not in calls:
-            program = self._program[0]
-            names = list(program.inputs)
-            shapes = [program.shapes[program.inputs[n]] for n in names]
-            calls[dtype] = FastCall(program, names, shapes, dtype).call
+            calls[dtype] = FastCall(self._program[0], dtype).call
         return calls[dtype]
 
     def _compile(self):

@@ -402,18 +402,30 @@ class Program:
             lines.append(f"    r{regs[0]} = _get(_values)")
         elif regs:
             lines.append(f"    {', '.join(f'r{r}' for r in regs)} = _get(_values)")
-
-        def ref(reg: int) -> str:
-            return f"_c{reg}" if reg in self.constants else f"r{reg}"
-
-        for k, step in enumerate(self.steps):
-            lines.append(f"    r{step.out} = _f{k}({', '.join(map(ref, step.args))})")
-            if step.free:
-                lines.append(f"    del {', '.join(f'r{a}' for a in step.free)}")
-        outputs = ", ".join(map(ref, self.outputs))
-        probes = ", ".join(map(ref, self.probes))
+        lines += self.body()
+        outputs = ", ".join(map(self.ref, self.outputs))
+        probes = ", ".join(map(self.ref, self.probes))
         lines.append(f"    return [{outputs}], [{probes}]")
         return "\n".join(lines) + "\n"
+
+    def body(self) -> list[str]:
+        """The steps as lines of a function's body, from the inputs in their
+        registers: one assignment per step, ``r5 = _f3(r2, r4)``, each
+        register freed after its last use."""
+        lines = []
+        for k, step in enumerate(self.steps):
+            lines.append(f"    r{step.out} = _f{k}({', '.join(map(self.ref, step.args))})")
+            if step.free:
+                lines.append(f"    del {', '.join(f'r{a}' for a in step.free)}")
+        return lines
+
+    def ref(self, reg: int) -> str:
+        """A register's name in :attr:`python`: ``_c`` for a constant, else ``r``."""
+        return f"_c{reg}" if reg in self.constants else f"r{reg}"
+
+    def numpy_namespace(self) -> dict[str, Any]:
+        """The objects :meth:`body` names, for numpy values (see :meth:`_namespace`)."""
+        return self._namespace("numpy", None)
 
     def _replay(self, space: dict[str, Any], values: Mapping) -> tuple[list, list]:
         """The same as the compiled function, by a loop over the steps."""

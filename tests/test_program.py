@@ -90,7 +90,7 @@ def _programs(net: tc.Network, names: dict[str, str]) -> list[str]:
 INTERNAL = re.compile(
     r"^(def|del|return|try|except|if|not|and|or|None|True"
     r"|T|transpose|reshape|ravel|dtype|shape|order"
-    r"|run|swapped|a|b|_run|_call|_values|_check|_get|_sig|_s|_type|_len|_errors"
+    r"|run|swapped|a|b|_run|_call|_values|_check|_get|_take|_function|_sig|_s|_type|_len|_errors"
     r"|_isfinite|_vdot|_cat|_ones|_out|_probes|_each|_bounded|_dot|_multiply|_C|_n"
     r"|_p[lrab]|_s[lr]|_v[ab]|_to|_po|[rastvo]\d+|_[fc]\d+)$"
 )
@@ -171,11 +171,16 @@ def test_every_kind_equals_the_chain_rule_uncompiled(net, seed):
             # equal to rounding (see test_compiled: a copy and a view in BLAS)
             assert max_relative_error(g[w], direct.jacobians[w].array) < 1e-14
     w = [*network.params, *network.inputs][0]
-    H = network.hessian(net.of, w, vals).array
-    assert max_relative_error(H, _untraced_derivative(network, net.of, (w, w), vals)) < 1e-12
+    untraced = _untraced_derivative(network, net.of, (w, w), vals)
     v = np.random.default_rng(seed).standard_normal(vals[w].shape)
-    hv = network.hvp(net.of, w, v, vals)
-    assert max_relative_error(hv, np.tensordot(H, v, v.ndim)) < 1e-10
+    compiled = network.compile_grad(net.of, wrt, dims=net.dims)
+    for _ in range(2):
+        assert max_relative_error(network.hessian(net.of, w, vals).array, untraced) < 1e-12
+        hv = network.hvp(net.of, w, v, vals)
+        assert max_relative_error(hv, np.tensordot(untraced, v, v.ndim)) < 1e-10
+        g = compiled(vals)
+        for x in wrt:
+            assert max_relative_error(g[x], direct.jacobians[x].array) < 1e-14
     for order in ("optimal", "reverse"):
         plan = network.plan(net.of, w, order=order, dims=net.dims)
         for _ in range(2):
@@ -495,3 +500,22 @@ def test_the_numpy_sigmoid_does_not_warn_where_it_saturates():
         with pytest.raises(FloatingPointError):
             np.exp(np.array([1000.0]))
         NUMPY_VALUES["sigmoid"](0.0)(x)
+
+
+def test_float32_values_take_the_fast_path_of_their_own_program():
+    """A second dtype gets its own program (and call): float32 results, equal
+    to the general path's, bit for bit."""
+    net = tc.parse(tc.ARTICLE)
+    vals = {k: a.astype(np.float32) for k, a in net.random_values(seed=9).items()}
+    general = net.grad("C", values=vals)  # the general path
+    for _ in range(2):
+        fast = net.grad("C", values=vals)
+        for w in ("W", "b"):
+            assert fast[w].dtype == np.float32
+            np.testing.assert_array_equal(fast[w], general[w])
+    plan = net.plan("a", "W", n=4, m=3)
+    first = plan(vals).array
+    np.testing.assert_array_equal(plan(vals).array, first)
+    assert plan(vals).array.dtype == np.float32
+    wide = {k: a.astype(np.float64) for k, a in vals.items()}
+    assert plan(wide).array.dtype == np.float64  # the plan's call for float64 too
