@@ -91,6 +91,11 @@ def _cast(finish, dtype: np.dtype):
 MISS = object()
 
 
+def _never(values: Any, check_finite: bool) -> None:
+    """The fast call of a program that has none: the values never fit."""
+    return None
+
+
 class Compiled:
     """A forward pass or derivative compiled for fixed sizes; call it on values.
 
@@ -120,7 +125,7 @@ class Compiled:
         self.sizes: dict[str, int] = dict(sizes)
         self.program = program
         self.finish = finish
-        self._call: Any = None  # fast(): the FastCall's function, False where none
+        self._call: Any = None  # fast(): the FastCall's function (made on the first)
         self._uncast: bool | None = None  # the outputs are arrays of dtype already (numpy)
 
     def fast(
@@ -141,14 +146,10 @@ class Compiled:
         call = self._call
         if call is None:
             call = self._call = self._fast_call()
-        if not call:
-            return MISS
-        program = self.program
         limit = memory_limit if memory_limit is not None else self.memory_limit
-        if program.peak.bytes > get_memory_limit(limit):
+        if self.program.peak.bytes > get_memory_limit(limit):
             return MISS  # the general path says why
-        given = values if extra is None else {**values, **extra}
-        got = call(given, check_finite)
+        got = call(values if extra is None else {**values, **extra}, check_finite)
         if got is None:
             return MISS
         outputs, _, finite = got
@@ -158,7 +159,9 @@ class Compiled:
                 self._uncast = all(type(o) is np.ndarray and o.dtype == dtype for o in outputs)
             if not self._uncast:
                 outputs = [astype(o, self.dtype) for o in outputs]
-        result = typed_result(self.finish.uncast(outputs), values, self.dtype)
+        result = self.finish.uncast(outputs)
+        if isinstance(result, LabeledTensor):
+            result = typed_result(result, values, self.dtype)
         if not finite:
             if extra is not None:
                 return MISS
@@ -170,9 +173,9 @@ class Compiled:
 
     def _fast_call(self) -> Any:
         """The program's :class:`~tensorchain.fastcall.FastCall` for this
-        dtype, or False where there is none (complex values)."""
+        dtype; where there is none (complex values), a call that never fits."""
         if self.dtype.kind != "f" or self.dtype.itemsize < 4:
-            return False
+            return _never
         return FastCall(self.program, self.dtype).call
 
     def run(
@@ -343,7 +346,7 @@ def _compile(net, kind, of, wrt, sizes, dtype, shapes) -> Compiled:
             outputs = [result.jacobians[w].array for w in wrt]
 
             def finish(arrays: list[np.ndarray]) -> Any:
-                return dict(zip(wrt, arrays, strict=True))
+                return dict(zip(wrt, arrays, strict=False))  # as many: its outputs
 
         elif kind == "jacobian":
             structure = net.derivatives(of, wrt, forward, structured=True).jacobians[wrt[0]]

@@ -26,7 +26,7 @@ from .batched import batched_matmul
 from .cache import LRUCache
 from .errors import PlanError
 from .gather import contract_select
-from .program import apply, is_fresh
+from .program import Slot, apply, is_fresh
 from .reindex import contract_reindex
 from .shift import contract_shift
 
@@ -169,14 +169,19 @@ def _executor(eq: str, shapes: tuple[tuple[int, ...], ...], info: Any, ops: Ops 
         if inds == (0,):
             return fn, fresh, source
         if inds == (1, 0):
-            swapped = getattr(fn, "swapped", None)  # written taking (b, a)
-            return swapped or (lambda a, b: fn(b, a)), fresh, source
+            swapped = getattr(fn, "swapped", None)  # written again, taking (b, a)
+            return swapped() if swapped else (lambda a, b: fn(b, a)), fresh, source
     return _composed(steps, len(shapes)), fresh, source
 
 
 def _scaled(fn: Any, count: int, k: int, scale: float) -> Any:
     """``fn`` of ``count`` operands with operand ``k`` multiplied by ``scale``
-    first (one closure for the common arities: no list per call)."""
+    first: for a function written here, the same written again with the
+    multiplication in it (made once per operand and scale); else one closure
+    for the common arities (no list per call)."""
+    written = getattr(fn, "scaled", None)
+    if written is not None:
+        return written(k, scale)
     mul = np.multiply
     if count == 2:
         if k == 0:
@@ -197,13 +202,21 @@ def _scaled(fn: Any, count: int, k: int, scale: float) -> Any:
     return run
 
 
-def _composed(steps: Sequence[tuple[tuple[int, ...], Any]], count: int) -> Any:
+def _composed(
+    steps: Sequence[tuple[tuple[int, ...], Any]],
+    count: int,
+    scale: tuple[int, float] | None = None,
+) -> Any:
     """The pairwise steps as one function of ``count`` operands: written as
     Python over internal names (``a`` operands, ``t`` results, ``s`` steps,
-    passed in as objects) and compiled, so a call runs no loop or list."""
+    ``_k`` a scale, passed in as objects) and compiled, so a call runs no
+    loop or list. ``scale``: (operand, factor) to multiply first."""
     names = [f"a{k}" for k in range(count)]
     lines = [f"def run({', '.join(names)}):"]
-    space: dict[str, Any] = {"__builtins__": {}}
+    space: dict[str, Any] = {"__builtins__": {}, "_multiply": np.multiply}
+    if scale is not None:
+        lines.append(f"    a{scale[0]} = _multiply(a{scale[0]}, _k)")
+        space["_k"] = scale[1]
     for j, (inds, fn) in enumerate(steps):
         args = [names.pop(k) for k in inds]
         space[f"s{j}"] = fn
@@ -217,7 +230,22 @@ def _composed(steps: Sequence[tuple[tuple[int, ...], Any]], count: int) -> Any:
     exec(compile(python, "<tensorchain contraction>", "exec"), space)
     run = space["run"]
     run.python = python  # for the test that it holds internal names only
+    if scale is None:
+        run.scaled = _once(lambda k, factor: _composed(steps, count, (k, factor)))
     return run
+
+
+def _once(make: Any) -> Any:
+    """``make(k, scale)``, made once per (k, scale)."""
+    made: dict[tuple[int, float], Any] = {}
+
+    def get(k: int, scale: float) -> Any:
+        key = (k, scale)
+        if key not in made:
+            made[key] = make(k, scale)
+        return made[key]
+
+    return get
 
 
 def _dot_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
@@ -225,10 +253,14 @@ def _dot_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     return a[:-1] + b[1:]
 
 
-def _written(expression: str, names: dict[str, Any]) -> Any:
+_OPERAND = {"a": re.compile(r"\ba\b"), "b": re.compile(r"\bb\b")}
+
+
+def _written(expression: str, names: dict[str, Any], swap: bool = False) -> Any:
     """A function ``run(a, b)`` returning ``expression``, written and compiled
     (its names internal: ``a``, ``b``, and the objects ``names`` passes in);
-    ``run.swapped`` is the same taking ``(b, a)``."""
+    ``run.swapped()`` makes the same taking ``(b, a)``, ``run.scaled(k, c)``
+    the same with operand ``k`` multiplied by ``c`` first."""
     space: dict[str, Any] = {
         "__builtins__": {},
         "_dot": np.dot,
@@ -236,12 +268,20 @@ def _written(expression: str, names: dict[str, Any]) -> Any:
         "_C": "C",
         **names,
     }
-    python = f"def run(a, b):\n    return {expression}\n"
-    python += f"def swapped(b, a):\n    return {expression}\n"
+    params = ("b", "a") if swap else ("a", "b")
+    python = f"def run({', '.join(params)}):\n    return {expression}\n"
     exec(compile(python, "<tensorchain contraction>", "exec"), space)  # our own source
     run = space["run"]
-    run.swapped = space["swapped"]
     run.python = python  # for the test that it holds internal names only
+
+    def scaled(k: int, scale: float) -> Any:
+        x = params[k]
+        text = _OPERAND[x].sub(f"_multiply({x}, _k)", expression, count=1)
+        return _written(text, {**names, "_k": scale}, swap)
+
+    if "_k" not in names:
+        run.scaled = _once(scaled)
+        run.swapped = lambda: _written(expression, names, swap=not swap)
     return run
 
 
@@ -359,12 +399,14 @@ def _matmul(left: str, right: str, out: str, removed, size: dict[str, int], layo
             left, names["_pl"] = f"{left}.transpose(_pl)", tuple(perm_l)
         if flat_l:
             a_shape = (k,) if m == 1 and n > 1 else (m, k)
-            left, names["_sl"] = f"{left}.reshape(_sl)", a_shape
+            if a_shape != tuple(size[s] for s in free_l + summed):
+                left, names["_sl"] = f"{left}.reshape(_sl)", a_shape
         if not keep_r:
             right, names["_pr"] = f"{right}.transpose(_pr)", tuple(perm_r)
         if flat_r:
             b_shape = (k,) if n == 1 and m > 1 else (k, n)
-            right, names["_sr"] = f"{right}.reshape(_sr)", b_shape
+            if b_shape != tuple(size[s] for s in summed + free_r):
+                right, names["_sr"] = f"{right}.reshape(_sr)", b_shape
         if swap:
             text, shape = f"_dot({right}.T, {left}.T)", _dot_shape(b_shape[::-1], a_shape[::-1])
         else:
@@ -466,7 +508,8 @@ def _multiply(terms: list[str], out: str, size: dict[str, int], ops=None):
             text = name
             if perm is not None:
                 text, names[f"_p{name}"] = f"{text}.transpose(_p{name})", tuple(perm)
-            if len(term) != len(out):
+            trailing = perm is None and out.endswith(term)  # broadcast as it is
+            if len(term) != len(out) and not trailing:
                 text, names[f"_v{name}"] = f"{text}.reshape(_v{name})", tuple(view)
             operands.append(text)
         run = _written(f"_multiply({operands[0]}, {operands[1]}, order=_C)", names)
@@ -548,6 +591,8 @@ def contract(
     A shift tensor (:mod:`tensorchain.shift`) is applied as a gather or a
     scatter where it can be, never read as an array; so is a selection
     (:mod:`tensorchain.gather`), always."""
+    if any(isinstance(a, Slot) and a.multiple is not None for a, _ in operands):
+        operands, scale = _unscaled(operands, scale)
     done = contract_select(
         operands,
         output,
@@ -700,6 +745,18 @@ def contract(
     return apply(
         run, *arrays, shape=full, fresh=fresh, extra=extra, code=code, numpy=run_numpy, bound=bound
     )
+
+
+def _unscaled(operands: Sequence[Operand], scale: float) -> tuple[list[Operand], float]:
+    """Traced operands that are multiples ``c * x`` replaced by ``x``, and
+    their factors ``c`` taken into the scale (one step fewer a call)."""
+    out = []
+    for a, labels in operands:
+        while isinstance(a, Slot) and a.multiple is not None:
+            c, a = a.multiple
+            scale *= c
+        out.append((a, labels))
+    return out, scale
 
 
 def _einsum_letters(eq: str) -> str:

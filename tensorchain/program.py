@@ -43,12 +43,15 @@ Code = Callable[[Sequence[str]], str]
 class Slot:
     """A placeholder for a float64 array in a traced program."""
 
-    __slots__ = ("fresh", "reg", "shape")
+    __slots__ = ("fresh", "multiple", "reg", "shape")
 
     def __init__(self, reg: int, shape: tuple[int, ...], fresh: bool = False) -> None:
         self.reg = reg
         self.shape = tuple(int(s) for s in shape)
         self.fresh = fresh  # its step always returns a new array, a view of nothing
+        # (c, slot) when its step computes c * slot: a contraction that reads it
+        # reads slot instead and multiplies its own scale by c (plan.contract)
+        self.multiple: tuple[float, Slot] | None = None
 
     @property
     def ndim(self) -> int:
@@ -127,10 +130,13 @@ class Tape:
         code: Code | None,
         numpy: Callable[..., np.ndarray] | None = None,
         bound: float | None = None,
+        multiple: tuple[float, Any] | None = None,
     ) -> Slot:
         regs = tuple(self.register(a) for a in args)
         out = self._new(tuple(shape))
         out.fresh = fresh
+        if multiple is not None and isinstance(multiple[1], Slot):
+            out.multiple = (float(multiple[0]), multiple[1])
         self.steps.append((fn, regs, out.reg, extra, numpy, bound))
         self.codes.append(code)
         return out
@@ -249,6 +255,7 @@ def apply(
     code: Code | None = None,
     numpy: Callable[..., np.ndarray] | None = None,
     bound: float | None = None,
+    multiple: tuple[float, Any] | None = None,
 ):
     """``fn(*args)`` now, or recorded as a step of the current trace.
 
@@ -261,11 +268,14 @@ def apply(
     promises ``|out| <= bound * prod(max(1, max |arg|))`` for every entry and
     every intermediate (a product of its arguments summed over at most
     ``bound`` terms, times a coefficient at most ``bound``), so the result
-    is finite when the arguments are and that is small."""
+    is finite when the arguments are and that is small; ``multiple=(c, x)``
+    says that the result is ``c * x`` (2 x, the derivative of x²), so that a
+    contraction of it contracts ``x`` and scales by ``c`` instead (the step
+    is then left out of the program unless something else reads it)."""
     tape = _TAPE.get()
     if tape is None:
         return fn(*args)
-    return tape.apply(fn, args, shape, fresh, extra, code, numpy, bound)
+    return tape.apply(fn, args, shape, fresh, extra, code, numpy, bound, multiple)
 
 
 def shared(key: tuple, args: Sequence, make: Callable[[], Any]) -> Any:

@@ -268,7 +268,10 @@ def map_rule(node: Map, k: int, values: Values, sizes: dict[str, int]):
     tex = f.derivative_tex(tex_of(node.arg), node.param)
     numpy_form = NUMPY_DERIVATIVES.get(node.func)
     numpy_form = numpy_form(p) if numpy_form is not None and sum(reads) == 1 else None
-    value = apply(derivative, *args, shape=shape, code=code, numpy=numpy_form)
+    # 2 x: a contraction that reads it reads x, and takes the 2 into its scale
+    twice = node.func == "square" or (node.func == "pow" and p == 2)
+    multiple = (2.0, args[0]) if twice and len(args) == 1 else None
+    value = apply(derivative, *args, shape=shape, code=code, numpy=numpy_form, multiple=multiple)
     df = Factor(value, node.labels, name, tex=tex)
     return LabeledTensor(indices, sizes, [Term(1.0, (df,), deltas)])
 

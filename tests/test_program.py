@@ -90,8 +90,8 @@ def _programs(net: tc.Network, names: dict[str, str]) -> list[str]:
 INTERNAL = re.compile(
     r"^(def|del|return|try|except|if|not|and|or|None|True"
     r"|T|transpose|reshape|ravel|dtype|shape|order"
-    r"|run|swapped|a|b|_run|_call|_values|_check|_get|_take|_function|_sig|_s|_type|_len|_errors"
-    r"|_isfinite|_vdot|_cat|_ones|_out|_probes|_each|_bounded|_dot|_multiply|_C|_n"
+    r"|run|a|b|_run|_call|_values|_check|_get|_take|_function|_sig|_s|_type|_len|_errors"
+    r"|_isfinite|_vdot|_cat|_ones|_out|_probes|_each|_bounded|_dot|_multiply|_C|_n|_k"
     r"|_p[lrab]|_s[lr]|_v[ab]|_to|_po|[rastvo]\d+|_[fc]\d+)$"
 )
 
@@ -108,8 +108,8 @@ def test_generated_source_holds_no_user_text(monkeypatch):
         for module, name in ((plan_module, "_composed"), (plan_module, "_written")):
             original = getattr(module, name)
 
-            def recording(*args, original=original, sources=sources):
-                run = original(*args)
+            def recording(*args, original=original, sources=sources, **kwargs):
+                run = original(*args, **kwargs)
                 sources.append(run.python)
                 return run
 
@@ -126,7 +126,7 @@ def test_generated_source_holds_no_user_text(monkeypatch):
         results.append(_programs(net, mapping) + sources)
     assert results[0] == results[1]
     kinds = "\n".join(results[1])
-    for made_by in ("def _run(", "def _call(", "    t1 = s1(", "def swapped("):
+    for made_by in ("def _run(", "def _call(", "    t1 = s1(", "def run(b, a):", "_k)"):
         assert made_by in kinds  # programs, fast calls, composed and written contractions
     for source in results[1]:
         for token in tokenize.generate_tokens(io.StringIO(source).readline):
