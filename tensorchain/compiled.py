@@ -11,6 +11,7 @@ with their warnings and errors."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import replace
@@ -20,6 +21,7 @@ import numpy as np
 
 from .backend import astype, numpy_dtype
 from .derivation import placeholders
+from .domains import check_domains
 from .errors import MemoryLimitError, ShapeError, ValuesError
 from .fastcall import FastCall
 from .finite import check_results
@@ -89,6 +91,14 @@ def _cast(finish, dtype: np.dtype):
 
 #: What :meth:`Compiled.fast` returns when the values need the general path.
 MISS = object()
+
+
+def domain_check(net: Network) -> Any:
+    """The check of values against the domains of ``net``'s declarations
+    (:func:`tensorchain.domains.check_domains`), or None where none is declared."""
+    if not any(t.domain is not None for t in net.tensors.values()):
+        return None
+    return functools.partial(check_domains, net)
 
 
 def _never(values: Any, check_finite: bool) -> None:
@@ -176,7 +186,7 @@ class Compiled:
         dtype; where there is none (complex values), a call that never fits."""
         if self.dtype.kind != "f" or self.dtype.itemsize < 4:
             return _never
-        return FastCall(self.program, self.dtype).call
+        return FastCall(self.program, self.dtype, domain_check(self.net)).call
 
     def run(
         self,

@@ -45,15 +45,22 @@ class FastCall:
     ``dtype``: a short program's steps are written into the call itself, a
     long one's call runs :meth:`Program.numpy_function` (replayed step by
     step for its first calls). The result is a :data:`Result`, or None when
-    the values need the general path."""
+    the values need the general path. ``before(values)``, when given, runs
+    once the values fit and before any work, unless told not to check (the
+    domains of declarations such as ``param s[n] positive``, which raise)."""
 
-    def __init__(self, program: Program, dtype: np.dtype) -> None:
+    def __init__(
+        self,
+        program: Program,
+        dtype: np.dtype,
+        before: Callable[[Mapping], None] | None = None,
+    ) -> None:
         self.dtype = np.dtype(dtype)
         names = list(program.inputs)
         shapes = [program.shapes[program.inputs[n]] for n in names]
         inline = len(program.steps) <= program_module.EAGER_STEPS
         summed = _summed(program)
-        self.source = _source(program, inline)
+        self.source = _source(program, inline, before is not None)
         space: dict[str, Any] = program.numpy_namespace() if inline else {}
         space.update(
             {
@@ -70,6 +77,7 @@ class FastCall:
                 "_each": _each_finite,
                 "_bounded": _Bounded(program.checks, self.dtype),
                 "_function": program.numpy_function,
+                "_before": before,
                 "_ones": np.ones(summed if summed <= ONE_PASS_ENTRIES else 0, self.dtype),
             }
         )
@@ -93,8 +101,10 @@ def _getter(names: tuple[str, ...]) -> Callable[[Mapping], tuple]:
     return operator.itemgetter(*names)
 
 
-def _source(program: Program, inline: bool) -> str:
-    """The call as Python source (see :class:`FastCall`)."""
+def _source(program: Program, inline: bool, before: bool = False) -> str:
+    """The call as Python source (see :class:`FastCall`; ``before``: the
+    checks of the values' domains, made before any work unless told not to
+    check)."""
     values = [f"r{reg}" for reg in program.inputs.values()]
     lines = ["def _call(_values, _check):"]
     if values:
@@ -112,6 +122,8 @@ def _source(program: Program, inline: bool) -> str:
         ]
     else:
         lines += ["    if _len(_values) != _n:", "        return None"]
+    if before:
+        lines += ["    if _check:", "        _before(_values)"]
     if inline:
         lines += program.body()
         outputs = [program.ref(r) for r in program.outputs]

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import opt_einsum as oe
 
-from .compiled import MISS, cast_result, dtype_of, typed_result
+from .compiled import MISS, cast_result, domain_check, dtype_of, typed_result
 from .derivation import placeholders
 from .errors import MemoryLimitError, PlanError, ShapeError
 from .fastcall import FastCall
@@ -270,7 +270,7 @@ class Plan:
             return None
         calls = self.__dict__["_calls"]
         if dtype not in calls:
-            calls[dtype] = FastCall(self._program[0], dtype).call
+            calls[dtype] = FastCall(self._program[0], dtype, domain_check(self.net)).call
         return calls[dtype]
 
     def _compile(self):

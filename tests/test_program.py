@@ -519,3 +519,19 @@ def test_float32_values_take_the_fast_path_of_their_own_program():
     assert plan(vals).array.dtype == np.float32
     wide = {k: a.astype(np.float64) for k, a in vals.items()}
     assert plan(wide).array.dtype == np.float64  # the plan's call for float64 too
+
+
+def test_values_outside_their_domain_are_refused_on_the_fast_path_before_any_work():
+    """A declared domain (``param s[n] positive``) is checked by the fast call
+    too, before the work: log of a negative value never runs (it would warn)."""
+    net = tc.parse("dim n = 3\nparam s[n] positive\nf = sum(log(s))")
+    vals = net.random_values(seed=1)
+    plan = net.plan("f", "s")
+    for call in (lambda v: net.grad("f", "s", v)["s"], lambda v: plan(v).array):
+        first = call(vals)
+        np.testing.assert_array_equal(call(vals), first)  # the fast path
+        with pytest.raises(tc.ValuesError, match=r"the value of s is outside its domain: s\[1\]"):
+            call({"s": np.array([1.0, -2.0, 3.0])})
+    with np.errstate(invalid="ignore"):  # check_finite=False skips the domains, as in general
+        g = net.grad("f", "s", {"s": np.array([1.0, -2.0, 3.0])}, check_finite=False)
+    np.testing.assert_array_equal(g["s"], 1.0 / np.array([1.0, -2.0, 3.0]))
