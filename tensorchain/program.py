@@ -278,6 +278,11 @@ def apply(
     return tape.apply(fn, args, shape, fresh, extra, code, numpy, bound, multiple)
 
 
+def tracing_now() -> bool:
+    """Whether a trace is recording (a step's numpy form is worth making)."""
+    return _TAPE.get() is not None
+
+
 def shared(key: tuple, args: Sequence, make: Callable[[], Any]) -> Any:
     """``make()``, computed once per trace for the same ``key`` and traced
     arguments ``args`` (an inverse that several local derivatives use is

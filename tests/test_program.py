@@ -6,6 +6,7 @@ the general path does."""
 
 from __future__ import annotations
 
+import collections
 import io
 import re
 import tokenize
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tensorchain as tc
+from tensorchain import evaluate as evaluate_module
 from tensorchain import fastcall as fastcall_module
 from tensorchain import plan as plan_module
 from tensorchain import program as program_module
@@ -40,6 +42,7 @@ USER_NAMES = {
     "a": "_values",
     "C": "__builtins__",
     "u": "lambda",
+    "q": "Q_1x",
 }
 SPEC = """dim n = 3
 dim m = 2
@@ -50,7 +53,8 @@ param b[m]
 z[i] = W[i, j] * x[j] + b[i]
 a = tanh(z)
 u[i] = a[i] * b[i] * y[i]
-C = 0.5 * sum((u - y) ^ 2)
+q[i, k] = z[i] - 2 * b[k] + 1
+C = 0.5 * sum((u - y) ^ 2) + sum(q)
 """
 
 
@@ -92,7 +96,8 @@ INTERNAL = re.compile(
     r"|T|transpose|reshape|ravel|dtype|shape|order"
     r"|run|a|b|_run|_call|_values|_check|_get|_take|_function|_sig|_s|_type|_len|_errors"
     r"|_isfinite|_vdot|_cat|_ones|_out|_probes|_each|_bounded|_dot|_multiply|_C|_n|_k"
-    r"|_p[lrab]|_s[lr]|_v[ab]|_to|_po|[rastvo]\d+|_[fc]\d+)$"
+    r"|_add|_subtract|_array|_broadcast_to|_full|_result_type|_d|is"
+    r"|_p[lrab]|_s[lr]|_v[ab]|_to|_po|[rastvo]\d+|_[fcpvk]\d+)$"
 )
 
 
@@ -105,7 +110,11 @@ def test_generated_source_holds_no_user_text(monkeypatch):
     results = []
     for mapping in ({k: k for k in USER_NAMES}, USER_NAMES):
         sources: list[str] = []
-        for module, name in ((plan_module, "_composed"), (plan_module, "_written")):
+        for module, name in (
+            (plan_module, "_composed"),
+            (plan_module, "_written"),
+            (evaluate_module, "_linear_numpy"),
+        ):
             original = getattr(module, name)
 
             def recording(*args, original=original, sources=sources, **kwargs):
@@ -126,7 +135,15 @@ def test_generated_source_holds_no_user_text(monkeypatch):
         results.append(_programs(net, mapping) + sources)
     assert results[0] == results[1]
     kinds = "\n".join(results[1])
-    for made_by in ("def _run(", "def _call(", "    t1 = s1(", "def run(b, a):", "_k)"):
+    made = (
+        "def _run(",
+        "def _call(",
+        "    t1 = s1(",
+        "def run(b, a):",
+        "_k)",
+        "def run(a0, a1, a2):",
+    )
+    for made_by in made:
         assert made_by in kinds  # programs, fast calls, composed and written contractions
     for source in results[1]:
         for token in tokenize.generate_tokens(io.StringIO(source).readline):
@@ -535,3 +552,35 @@ def test_values_outside_their_domain_are_refused_on_the_fast_path_before_any_wor
     with np.errstate(invalid="ignore"):  # check_finite=False skips the domains, as in general
         g = net.grad("f", "s", {"s": np.array([1.0, -2.0, 3.0])}, check_finite=False)
     np.testing.assert_array_equal(g["s"], 1.0 / np.array([1.0, -2.0, 3.0]))
+
+
+SUMS = [
+    "z[i, j] = x[i] + y[j]",
+    "z[i, j] = 2 * x[i] - A[j, i]",
+    "z[i, j] = A[i, j] - 3 * A[j, i] + x[j]",
+    "z[i] = x[i] + 1",
+    "z[i, j] = A[i, j] + x[j] + 0.5",
+    "z[i, j] = x[j] + 0 * y[i]",
+    "z[i, j] = -0.5 * A[j, i] - x[i]",
+    "z[i, j] = x[i] - y[j] + 2",
+]
+
+
+@pytest.mark.parametrize("statement", SUMS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
+def test_the_numpy_form_of_a_sum_is_its_general_form(statement, dtype):
+    """Sums of terms transposed and broadcast: the expression written for numpy
+    values gives the general form's result, bit for bit, dtype and all, as a
+    new C-ordered array of the sum's shape."""
+    net = tc.parse(f"dim n = 3\ninput x[n]\ninput y[n]\ninput A[n, n]\n{statement}")
+    sizes = collections.defaultdict(lambda: 3)  # every dim and index has size 3
+    rng = np.random.default_rng(0)
+    env = {k: rng.standard_normal(s).astype(dtype) for k, s in (("x", 3), ("y", 3), ("A", (3, 3)))}
+    node = net.statements[-1].root
+    parts = [evaluate_module.evaluate_node(t, env, sizes, {}) for _, t in node.terms]
+    general = evaluate_module._linear(node, sizes)(*parts)
+    mine = evaluate_module._linear_numpy(node, sizes)(*parts)
+    assert type(mine) is np.ndarray and mine.flags.c_contiguous and mine.flags.writeable
+    assert mine.dtype == general.dtype and mine.shape == general.shape
+    np.testing.assert_array_equal(mine, general)
+    assert not any(np.shares_memory(mine, p) for p in parts)
