@@ -6,12 +6,13 @@ of the general checks of :mod:`tensorchain.values` before the work: a
 :class:`FastCall` is a function written for one program and dtype that takes
 the inputs out of the values, compares their types, dtypes and shapes with
 the program's as one tuple, runs the program, and checks the values and the
-results for NaN and infinity in one pass after it (a dot product with ones:
-a sum is finite exactly when every term is, unless it overflows, and a dot
-product never warns). Its source is written here from the program's shapes
-and checks, over internal names only (``v`` values, ``o`` outputs, ``_``
-helpers and constants passed in as objects, no literal); nothing of the
-network's text is in it.
+results for NaN and infinity in one pass after it: small arrays joined and
+summed as one dot product with ones (a sum is finite exactly when every term
+is, unless it overflows, and a dot product never warns), large ones each as
+its sum of squares, read where it is (no copy, no vector of ones). Its
+source is written here from the program's shapes and checks, over internal
+names only (``r`` registers, ``o`` outputs, ``_`` helpers and constants
+passed in as objects, no literal); nothing of the network's text is in it.
 
 When the values do not fit (another dtype, library, shape or name) the call
 returns None and the caller takes the general path; when the pass finds
@@ -30,10 +31,11 @@ import numpy as np
 from . import program as program_module
 from .program import Checks, Program
 
-#: Values and results of at most this many entries in all are summed as one
-#: joined array (copying them costs less than a call per array); larger ones
-#: array by array.
-ONE_PASS_ENTRIES = 16384
+#: Values and results of at most this many entries each are joined and
+#: summed as one array (copying them costs less than a call per array);
+#: larger ones are read where they are, each by its sum of squares (finite
+#: exactly when every entry is, unless it overflows: entries past 1e154).
+JOIN_ENTRIES = 1024
 
 #: What a call returns: the outputs, the probes, and whether the pass found
 #: everything finite (True when not asked to check).
@@ -59,7 +61,7 @@ class FastCall:
         names = list(program.inputs)
         shapes = [program.shapes[program.inputs[n]] for n in names]
         inline = len(program.steps) <= program_module.EAGER_STEPS
-        summed = _summed(program)
+        joined = sum(n for n in _sizes(program) if n <= JOIN_ENTRIES)
         self.source = _source(program, inline, before is not None)
         space: dict[str, Any] = program.numpy_namespace() if inline else {}
         space.update(
@@ -74,22 +76,21 @@ class FastCall:
                 "_isfinite": math.isfinite,
                 "_vdot": np.vdot,
                 "_cat": np.concatenate,
-                "_each": _each_finite,
                 "_bounded": _Bounded(program.checks, self.dtype),
                 "_function": program.numpy_function,
                 "_before": before,
-                "_ones": np.ones(summed if summed <= ONE_PASS_ENTRIES else 0, self.dtype),
+                "_ones": np.ones(joined, self.dtype),
             }
         )
         exec(compile(self.source, "<tensorchain call>", "exec"), space)  # our own source
         self.call: Callable[[Mapping, bool], Result | None] = space["_call"]
 
 
-def _summed(program: Program) -> int:
-    """How many entries the pass sums: the values and the direct outputs."""
-    values = sum(math.prod(program.shapes[r]) for r in program.inputs.values())
+def _sizes(program: Program) -> list[int]:
+    """The entries of each array the pass sums: the values, the direct outputs."""
+    values = [math.prod(program.shapes[r]) for r in program.inputs.values()]
     direct = program.checks.direct
-    return values + sum(math.prod(program.shapes[program.outputs[k]]) for k in direct)
+    return values + [math.prod(program.shapes[program.outputs[k]]) for k in direct]
 
 
 def _getter(names: tuple[str, ...]) -> Callable[[Mapping], tuple]:
@@ -140,21 +141,18 @@ def _source(program: Program, inline: bool, before: bool = False) -> str:
     shapes = [program.shapes[program.inputs[n]] for n in program.inputs]
     summed = [(v, len(s)) for v, s in zip(values, shapes, strict=True)]
     summed += [(outputs[k], len(program.shapes[program.outputs[k]])) for k in checks.direct]
-    if summed:
-        if _summed(program) <= ONE_PASS_ENTRIES:
-            # np.concatenate takes 1-D arrays as they are; others as flat views
-            parts = [a if ndim == 1 else f"{a}.ravel()" for a, ndim in summed]
-            tests.append(f"_isfinite(_vdot(_cat(({', '.join(parts)},)), _ones))")
-        else:
-            tests.append(f"_each(({', '.join(a for a, _ in summed)},))")
+    sizes = _sizes(program)
+    small = [(a, ndim) for (a, ndim), n in zip(summed, sizes, strict=True) if n <= JOIN_ENTRIES]
+    sums = [f"_vdot({a}, {a})" for (a, _), n in zip(summed, sizes, strict=True) if n > JOIN_ENTRIES]
+    if len(small) == 1:
+        sums.insert(0, f"_vdot({small[0][0]}, _ones)")
+    elif small:  # np.concatenate takes 1-D arrays as they are; others as flat views
+        parts = [a if ndim == 1 else f"{a}.ravel()" for a, ndim in small]
+        sums.insert(0, f"_vdot(_cat(({', '.join(parts)},)), _ones)")
+    if sums:
+        tests.append(f"_isfinite({' + '.join(sums)})")
     lines.append(f"    return _out, _probes, {' and '.join(tests) or 'True'}")
     return "\n".join(lines) + "\n"
-
-
-def _each_finite(arrays: Sequence[np.ndarray]) -> bool:
-    """Whether each array's sum is finite (an overflow reads as not finite)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return all(math.isfinite(np.add.reduce(a, axis=None)) for a in arrays)
 
 
 class _Bounded:

@@ -447,11 +447,11 @@ def test_products_on_the_fast_path_check_their_vector_and_bound():
 
 
 def test_values_summed_array_by_array_warn_on_the_fast_path_too():
-    """Past ONE_PASS_ENTRIES (a 200 × 100 W) the pass sums each array alone."""
-    from tensorchain.fastcall import ONE_PASS_ENTRIES
+    """Past JOIN_ENTRIES (a 200 × 100 W) the pass sums an array's squares alone."""
+    from tensorchain.fastcall import JOIN_ENTRIES
 
     vals = ARTICLE.random_values(seed=8, n=200, m=100)
-    assert sum(v.size for v in vals.values()) > ONE_PASS_ENTRIES
+    assert vals["W"].size > JOIN_ENTRIES >= vals["b"].size
     _warm(lambda v: ARTICLE.grad("C", values=v), vals)
     for name, entry in (("W", (7, 9)), ("b", (3,))):
         bad = {**vals, name: vals[name].copy()}
@@ -466,6 +466,20 @@ def test_values_summed_array_by_array_warn_on_the_fast_path_too():
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("error", tc.NonFiniteWarning)
         assert np.isfinite(ARTICLE.grad("C", values=masked)["W"]).all()
+
+
+def test_a_huge_finite_value_is_no_alarm_on_the_fast_path():
+    """A square past the largest float makes the pass doubt a finite array:
+    the general checks then decide, and find nothing to say."""
+    net = tc.parse("dim n = 40\ninput x[n]\nparam W[n, n]\nL = sum(W[i, j] * x[j])")
+    vals = net.random_values(seed=1)
+    _warm(lambda v: net.grad("L", values=v), vals)
+    huge = {**vals, "W": vals["W"].copy()}
+    huge["W"][3, 4] = 1e200  # its square overflows; the gradient (x, broadcast) is finite
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g = net.grad("L", values=huge)["W"]
+    np.testing.assert_array_equal(g, np.broadcast_to(vals["x"], (40, 40)))
 
 
 # --- the numpy forms of the steps ----------------------------------------------
