@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from . import program as program_module
-from .program import Checks, Program
+from .program import Program
 
 #: Values and results of at most this many entries each are joined and
 #: summed as one array (copying them costs less than a call per array);
@@ -62,8 +62,8 @@ class FastCall:
         shapes = [program.shapes[program.inputs[n]] for n in names]
         inline = len(program.steps) <= program_module.EAGER_STEPS
         joined = sum(n for n in _sizes(program) if n <= JOIN_ENTRIES)
-        self.source = _source(program, inline, before is not None)
         space: dict[str, Any] = program.numpy_namespace() if inline else {}
+        self.source = _source(program, inline, before is not None, space)
         space.update(
             {
                 "__builtins__": {},
@@ -76,7 +76,9 @@ class FastCall:
                 "_isfinite": math.isfinite,
                 "_vdot": np.vdot,
                 "_cat": np.concatenate,
-                "_bounded": _Bounded(program.checks, self.dtype),
+                "_sqrt": math.sqrt,
+                "_one": 1.0,
+                "_L": float(np.finfo(self.dtype).max) * 1e-8,  # far above what rounding adds
                 "_function": program.numpy_function,
                 "_before": before,
                 "_ones": np.ones(joined, self.dtype),
@@ -102,10 +104,10 @@ def _getter(names: tuple[str, ...]) -> Callable[[Mapping], tuple]:
     return operator.itemgetter(*names)
 
 
-def _source(program: Program, inline: bool, before: bool = False) -> str:
+def _source(program: Program, inline: bool, before: bool, space: dict[str, Any]) -> str:
     """The call as Python source (see :class:`FastCall`; ``before``: the
     checks of the values' domains, made before any work unless told not to
-    check)."""
+    check); the constants it names are put in ``space``."""
     values = [f"r{reg}" for reg in program.inputs.values()]
     lines = ["def _call(_values, _check):"]
     if values:
@@ -137,7 +139,23 @@ def _source(program: Program, inline: bool, before: bool = False) -> str:
             lines.append(f"    {', '.join(outputs)}{',' if len(outputs) == 1 else ''} = _out")
     lines += ["    if not _check:", "        return _out, _probes, True"]
     checks = program.checks
-    tests = ["_bounded(_probes)"] if checks.bounded else []
+    if checks.bounded:
+        # An output much larger than the factors of its last step (an explicit
+        # Jacobian of thin factors) is finite when they are and bound * Π ‖p‖
+        # (each norm at least 1) stays far below the largest float: the norms
+        # bound max |p|, and their squares are finite exactly when p is.
+        probes = [program.ref(r) for r in program.probes]
+        if not inline:
+            probes = [f"p{k}" for k in range(len(program.probes))]
+            lines.append(f"    {', '.join(probes)}{',' if len(probes) == 1 else ''} = _probes")
+        lines += [f"    _q{k} = _vdot({p}, {p})" for k, p in enumerate(probes)]
+        finite = " and ".join(f"_q{k} < _L" for k in range(len(probes)))
+        lines += [f"    if not ({finite}):", "        return _out, _probes, False"]
+        for j, (bound, positions) in enumerate(checks.bounded):
+            space[f"_B{j}"] = bound
+            norms = " * ".join(f"(_sqrt(_q{k}) if _q{k} > _one else _one)" for k in positions)
+            lines += [f"    if not _B{j} * {norms} < _L:", "        return _out, _probes, False"]
+    tests = []
     shapes = [program.shapes[program.inputs[n]] for n in program.inputs]
     summed = [(v, len(s)) for v, s in zip(values, shapes, strict=True)]
     summed += [(outputs[k], len(program.shapes[program.outputs[k]])) for k in checks.direct]
@@ -153,29 +171,3 @@ def _source(program: Program, inline: bool, before: bool = False) -> str:
         tests.append(f"_isfinite({' + '.join(sums)})")
     lines.append(f"    return _out, _probes, {' and '.join(tests) or 'True'}")
     return "\n".join(lines) + "\n"
-
-
-class _Bounded:
-    """Whether the outputs :attr:`Checks.bounded` covers are finite, from
-    the norms of their probes (see :class:`tensorchain.program.Checks`)."""
-
-    def __init__(self, checks: Checks, dtype: np.dtype) -> None:
-        self.bounded = checks.bounded
-        self.largest = float(np.finfo(dtype).max) * 1e-8  # far above what rounding adds
-
-    def __call__(self, probes: Sequence[np.ndarray]) -> bool:
-        largest, norms = self.largest, []
-        for p in probes:
-            # ‖p‖ bounds max |p| and is finite exactly when p is (or overflows:
-            # then the exact checks decide). A dot product never warns.
-            square = abs(np.vdot(p, p))
-            if not square < largest:  # inf or NaN (NaN compares false)
-                return False
-            norms.append(math.sqrt(square))
-        for bound, positions in self.bounded:
-            total = bound
-            for k in positions:
-                total *= norms[k] if norms[k] > 1.0 else 1.0
-            if not total < largest:
-                return False
-        return True
