@@ -358,6 +358,12 @@ def _compile(net, kind, of, wrt, sizes, dtype, shapes) -> Compiled:
             def finish(arrays: list[np.ndarray]) -> Any:
                 return dict(zip(wrt, arrays, strict=False))  # as many: its outputs
 
+            if len(wrt) == 1:
+                (only,) = wrt
+
+                def finish(arrays: list[np.ndarray]) -> Any:
+                    return {only: arrays[0]}
+
         elif kind == "jacobian":
             structure = net.derivatives(of, wrt, forward, structured=True).jacobians[wrt[0]]
             structure = structure.smallest()

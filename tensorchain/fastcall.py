@@ -6,13 +6,15 @@ of the general checks of :mod:`tensorchain.values` before the work: a
 :class:`FastCall` is a function written for one program and dtype that takes
 the inputs out of the values, compares their types, dtypes and shapes with
 the program's as one tuple, runs the program, and checks the values and the
-results for NaN and infinity in one pass after it: small arrays joined and
-summed as one dot product with ones (a sum is finite exactly when every term
-is, unless it overflows, and a dot product never warns), large ones each as
-its sum of squares, read where it is (no copy, no vector of ones). Its
-source is written here from the program's shapes and checks, over internal
-names only (``r`` registers, ``o`` outputs, ``_`` helpers and constants
-passed in as objects, no literal); nothing of the network's text is in it.
+results for NaN and infinity in one pass after it: one number, the sum of
+the squares of every value and result (a dot product: it never warns; small
+arrays joined first, large ones read where they are), finite exactly when
+they all are unless it overflows, when the exact checks decide. A result much
+larger than the factors of its last step is bounded by their norms instead
+of read (see :class:`tensorchain.program.Checks`). The source is written
+here from the program's shapes and checks, over internal names only (``r``
+registers, ``o`` outputs, ``p`` probes, ``_`` helpers and constants passed
+in as objects, no literal); nothing of the network's text is in it.
 
 When the values do not fit (another dtype, library, shape or name) the call
 returns None and the caller takes the general path; when the pass finds
@@ -31,10 +33,9 @@ import numpy as np
 from . import program as program_module
 from .program import Program
 
-#: Values and results of at most this many entries each are joined and
-#: summed as one array (copying them costs less than a call per array);
-#: larger ones are read where they are, each by its sum of squares (finite
-#: exactly when every entry is, unless it overflows: entries past 1e154).
+#: Values and results of at most this many entries each are joined into
+#: one array for the pass (copying them costs less than a call per array);
+#: larger ones are read where they are.
 JOIN_ENTRIES = 1024
 
 #: What a call returns: the outputs, the probes, and whether the pass found
@@ -61,7 +62,6 @@ class FastCall:
         names = list(program.inputs)
         shapes = [program.shapes[program.inputs[n]] for n in names]
         inline = len(program.steps) <= program_module.EAGER_STEPS
-        joined = sum(n for n in _sizes(program) if n <= JOIN_ENTRIES)
         space: dict[str, Any] = program.numpy_namespace() if inline else {}
         self.source = _source(program, inline, before is not None, space)
         space.update(
@@ -73,7 +73,6 @@ class FastCall:
                 "_type": type,
                 "_len": len,
                 "_errors": (KeyError, TypeError, AttributeError),
-                "_isfinite": math.isfinite,
                 "_vdot": np.vdot,
                 "_cat": np.concatenate,
                 "_sqrt": math.sqrt,
@@ -81,7 +80,6 @@ class FastCall:
                 "_L": float(np.finfo(self.dtype).max) * 1e-8,  # far above what rounding adds
                 "_function": program.numpy_function,
                 "_before": before,
-                "_ones": np.ones(joined, self.dtype),
             }
         )
         exec(compile(self.source, "<tensorchain call>", "exec"), space)  # our own source
@@ -93,6 +91,11 @@ def _sizes(program: Program) -> list[int]:
     values = [math.prod(program.shapes[r]) for r in program.inputs.values()]
     direct = program.checks.direct
     return values + [math.prod(program.shapes[program.outputs[k]]) for k in direct]
+
+
+def shapes_of(program: Program) -> list[tuple[int, ...]]:
+    """The shapes of the program's inputs, in order."""
+    return [program.shapes[r] for r in program.inputs.values()]
 
 
 def _getter(names: tuple[str, ...]) -> Callable[[Mapping], tuple]:
@@ -138,36 +141,44 @@ def _source(program: Program, inline: bool, before: bool, space: dict[str, Any])
         if program.checks.direct:  # every output named, so that no index is written
             lines.append(f"    {', '.join(outputs)}{',' if len(outputs) == 1 else ''} = _out")
     lines += ["    if not _check:", "        return _out, _probes, True"]
+    # One number: the sum of the squares of every value, direct output and
+    # probe (small arrays joined first, large ones read where they are). It is
+    # finite exactly when they all are (or it overflows: entries past about
+    # 1e150, when the exact checks decide), and its root bounds every probe's
+    # norm, so an output much larger than the factors of its last step (an
+    # explicit Jacobian of thin factors) is finite when bound * Π max(1, ‖p‖)
+    # stays far below the largest float: it is never read.
     checks = program.checks
+    arrays = [(v, len(s)) for v, s in zip(values, shapes_of(program), strict=True)]
+    arrays += [(outputs[k], len(program.shapes[program.outputs[k]])) for k in checks.direct]
+    sizes = _sizes(program)
     if checks.bounded:
-        # An output much larger than the factors of its last step (an explicit
-        # Jacobian of thin factors) is finite when they are and bound * Π ‖p‖
-        # (each norm at least 1) stays far below the largest float: the norms
-        # bound max |p|, and their squares are finite exactly when p is.
         probes = [program.ref(r) for r in program.probes]
         if not inline:
             probes = [f"p{k}" for k in range(len(program.probes))]
             lines.append(f"    {', '.join(probes)}{',' if len(probes) == 1 else ''} = _probes")
-        lines += [f"    _q{k} = _vdot({p}, {p})" for k, p in enumerate(probes)]
-        finite = " and ".join(f"_q{k} < _L" for k in range(len(probes)))
-        lines += [f"    if not ({finite}):", "        return _out, _probes, False"]
-        for j, (bound, positions) in enumerate(checks.bounded):
-            space[f"_B{j}"] = bound
-            norms = " * ".join(f"(_sqrt(_q{k}) if _q{k} > _one else _one)" for k in positions)
-            lines += [f"    if not _B{j} * {norms} < _L:", "        return _out, _probes, False"]
-    tests = []
-    shapes = [program.shapes[program.inputs[n]] for n in program.inputs]
-    summed = [(v, len(s)) for v, s in zip(values, shapes, strict=True)]
-    summed += [(outputs[k], len(program.shapes[program.outputs[k]])) for k in checks.direct]
-    sizes = _sizes(program)
-    small = [(a, ndim) for (a, ndim), n in zip(summed, sizes, strict=True) if n <= JOIN_ENTRIES]
-    sums = [f"_vdot({a}, {a})" for (a, _), n in zip(summed, sizes, strict=True) if n > JOIN_ENTRIES]
+        named = {a for a, _ in arrays}  # an input that is a probe is summed once
+        for p, reg in zip(probes, program.probes, strict=True):
+            if p not in named:
+                arrays.append((p, len(program.shapes[reg])))
+                sizes.append(math.prod(program.shapes[reg]))
+    small = [(a, ndim) for (a, ndim), n in zip(arrays, sizes, strict=True) if n <= JOIN_ENTRIES]
+    sums = [f"_vdot({a}, {a})" for (a, _), n in zip(arrays, sizes, strict=True) if n > JOIN_ENTRIES]
     if len(small) == 1:
-        sums.insert(0, f"_vdot({small[0][0]}, _ones)")
+        sums.insert(0, f"_vdot({small[0][0]}, {small[0][0]})")
     elif small:  # np.concatenate takes 1-D arrays as they are; others as flat views
         parts = [a if ndim == 1 else f"{a}.ravel()" for a, ndim in small]
-        sums.insert(0, f"_vdot(_cat(({', '.join(parts)},)), _ones)")
-    if sums:
-        tests.append(f"_isfinite({' + '.join(sums)})")
-    lines.append(f"    return _out, _probes, {' and '.join(tests) or 'True'}")
+        lines.append(f"    _j = _cat(({', '.join(parts)},))")
+        sums.insert(0, "_vdot(_j, _j)")
+    if not sums:
+        lines.append("    return _out, _probes, True")
+        return "\n".join(lines) + "\n"
+    lines.append(f"    _q = {' + '.join(sums)}")
+    tests = ["_q < _L"]  # False for inf and NaN
+    if checks.bounded:
+        lines.append("    _r = _sqrt(_q) if _q > _one else _one")
+        for j, (bound, positions) in enumerate(checks.bounded):
+            space[f"_B{j}"] = bound
+            tests.append(f"_B{j}{' * _r' * len(positions)} < _L")
+    lines.append(f"    return _out, _probes, {' and '.join(tests)}")
     return "\n".join(lines) + "\n"

@@ -97,7 +97,7 @@ INTERNAL = re.compile(
     r"^(def|del|return|try|except|if|not|and|or|None|True"
     r"|T|transpose|reshape|ravel|dtype|shape|order"
     r"|run|a|b|_run|_call|_values|_check|_get|_take|_function|_sig|_s|_type|_len|_errors"
-    r"|_isfinite|_vdot|_cat|_ones|_out|_probes|_each|_bounded|_dot|_multiply|_C|_n|_k"
+    r"|_vdot|_cat|_j|_q|_r|_out|_probes|_dot|_multiply|_C|_n|_k"
     r"|_add|_subtract|_array|_broadcast_to|_full|_result_type|_d|is|else|_sqrt|_one|_L"
     r"|_p[lrab]|_s[lr]|_v[ab]|_to|_po|[rastvop]\d+|_[fcpvkqB]\d+)$"
 )
