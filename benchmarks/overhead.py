@@ -180,7 +180,7 @@ def rows(quick: bool) -> tuple[list[Row], list[str]]:
         out += first_calls(2, 2, 4)
         more, notes = growth((20, 80))
         return out + more, notes
-    out = article(4, rounds=21) + article(64, rounds=15)
+    out = article(4, rounds=21, with_reshape=True) + article(64, rounds=15, with_reshape=True)
     out += _mlp(4, 1, 4, rounds=21)
     out += first_calls(16, 8, 16)
     more, notes = growth((80, 800, 8000))

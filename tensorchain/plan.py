@@ -400,13 +400,19 @@ def _matmul(left: str, right: str, out: str, removed, size: dict[str, int], layo
         a_shape, b_shape = (m, k), (k, n)
         left, right, names = "a", "b", {}
         if not keep_l:
-            left, names["_pl"] = f"{left}.transpose(_pl)", tuple(perm_l)
+            if tuple(perm_l) == (1, 0):  # a matrix's transpose: .T, no tuple read
+                left = f"{left}.T"
+            else:
+                left, names["_pl"] = f"{left}.transpose(_pl)", tuple(perm_l)
         if flat_l:
             a_shape = (k,) if m == 1 and n > 1 else (m, k)
             if a_shape != tuple(size[s] for s in free_l + summed):
                 left, names["_sl"] = f"{left}.reshape(_sl)", a_shape
         if not keep_r:
-            right, names["_pr"] = f"{right}.transpose(_pr)", tuple(perm_r)
+            if tuple(perm_r) == (1, 0):
+                right = f"{right}.T"
+            else:
+                right, names["_pr"] = f"{right}.transpose(_pr)", tuple(perm_r)
         if flat_r:
             b_shape = (k,) if n == 1 and m > 1 else (k, n)
             if b_shape != tuple(size[s] for s in summed + free_r):
