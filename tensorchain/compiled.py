@@ -168,7 +168,7 @@ class Compiled:
                 dtype = self.dtype
                 self._uncast = all(type(o) is np.ndarray and o.dtype == dtype for o in outputs)
             if not self._uncast:
-                outputs = [astype(o, self.dtype) for o in outputs]
+                outputs = [cast_result(o, self.dtype) for o in outputs]
         result = self.finish.uncast(outputs)
         if isinstance(result, LabeledTensor):
             result = typed_result(result, values, self.dtype)
@@ -184,8 +184,8 @@ class Compiled:
     def _fast_call(self) -> Any:
         """The program's :class:`~tensorchain.fastcall.FastCall` for this
         dtype; where there is none (complex values), a call that never fits."""
-        if self.dtype.kind != "f" or self.dtype.itemsize < 4:
-            return _never
+        if self.dtype.kind != "f" or self.dtype.itemsize < 4 or self.net.indexes:
+            return _never  # complex values; integer positions (checked against their dim)
         return FastCall(self.program, self.dtype, domain_check(self.net)).call
 
     def run(

@@ -250,7 +250,8 @@ class Plan:
         outputs, _, finite = got
         dtype = next(iter(values.values())).dtype  # every value's: the call checked
         outputs = [
-            o if type(o) is np.ndarray and o.dtype == dtype else cast_result(o, dtype) for o in outputs
+            o if type(o) is np.ndarray and o.dtype == dtype else cast_result(o, dtype)
+            for o in outputs
         ]
         result = typed_result(structure.with_arrays(outputs, owned=program.fresh), values, dtype)
         if not finite:
@@ -266,8 +267,8 @@ class Plan:
         if type(first) is not np.ndarray:
             return None
         dtype = first.dtype
-        if dtype.kind != "f" or dtype.itemsize < 4:
-            return None
+        if dtype.kind != "f" or dtype.itemsize < 4 or self.net.indexes:
+            return None  # integer positions are checked against their dim: the general path
         calls = self.__dict__["_calls"]
         if dtype not in calls:
             calls[dtype] = FastCall(self._program[0], dtype, domain_check(self.net)).call

@@ -600,3 +600,24 @@ def test_the_numpy_form_of_a_sum_is_its_general_form(statement, dtype):
     assert mine.dtype == general.dtype and mine.shape == general.shape
     np.testing.assert_array_equal(mine, general)
     assert not any(np.shares_memory(mine, p) for p in parts)
+
+
+def test_integer_positions_are_checked_on_every_call():
+    """A network with an index tensor (``input ids[B] index V``) takes the
+    general path every time: positions of float dtype, or out of range, are
+    refused after a call that compiled and ran, as before it."""
+    net = tc.parse(
+        "dim B = 3\ndim V = 4\ninput ids[B] index V\nparam T[V]\ne[s] = T[ids[s]]\nL = sum(e ^ 2)\n"
+    )
+    good = {"ids": np.array([0, 3, 1]), "T": np.arange(4.0)}
+    for _ in range(2):
+        np.testing.assert_array_equal(net.grad("L", "T", good)["T"], [0.0, 2.0, 0.0, 6.0])
+    plan = net.plan("L", "T")
+    plan(good)
+    for bad, message in (
+        (np.array([0.0, 3.0, 1.0]), r"the value of ids has dtype float64"),
+        (np.array([0, 4, 1]), r"ids\[1\] = 4 is not a position along V"),
+    ):
+        for call in (lambda v: net.grad("L", "T", v), plan):
+            with pytest.raises(tc.ValuesError, match=message):
+                call({**good, "ids": bad})
