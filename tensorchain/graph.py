@@ -80,9 +80,11 @@ class Graph:
         return _Axes(self.tensors)
 
     @property
-    def indexes(self) -> dict[str, str]:
-        """Each integer index tensor, and the dim whose positions it holds."""
-        return {name: t.index for name, t in self.tensors.items() if t.index is not None}
+    def indexes(self) -> Mapping[str, str]:
+        """Each integer index tensor, and the dim whose positions it holds: a
+        view, so that asking costs nothing (a dict made per statement made
+        parsing quadratic in the network's length)."""
+        return _Indexes(self.tensors)
 
     def statement(self, target: str) -> Lowered:
         """The statement that defines ``target``."""
@@ -186,6 +188,32 @@ class _Axes(Mapping):
 
     def __len__(self) -> int:
         return len(self._tensors)
+
+
+class _Indexes(Mapping):
+    """Index tensor name -> the dim whose positions it holds, read through to
+    the tensors (a lookup is one dict lookup; its length reads them all)."""
+
+    __slots__ = ("_tensors",)
+
+    def __init__(self, tensors: Mapping[str, TensorInfo]) -> None:
+        self._tensors = tensors
+
+    def __getitem__(self, name: str) -> str:
+        index = self._tensors[name].index
+        if index is None:
+            raise KeyError(name)
+        return index
+
+    def __contains__(self, name: object) -> bool:
+        info = self._tensors.get(name)  # type: ignore[call-overload]
+        return info is not None and info.index is not None
+
+    def __iter__(self):
+        return (name for name, t in self._tensors.items() if t.index is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for t in self._tensors.values() if t.index is not None)
 
 
 def leaf_names(graph: Graph) -> list[str]:

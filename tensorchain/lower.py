@@ -1430,7 +1430,7 @@ def lower(
     """Lower one assignment, given the dims of every tensor defined before it
     (``indexes``: the dim each integer index tensor holds positions of)."""
     text = program.lines[assign.pos.line - 1].strip()
-    lowering = _Lowering(program, assign, axes, indexes or {})
+    lowering = _Lowering(program, assign, axes, {} if indexes is None else indexes)
     if uses_loss(assign.expr):  # print what the shorthand stands for
         left = f"[{', '.join(i.name for i in assign.indices)}]" if assign.indices else ""
         expanded = expand_all(assign.expr, lowering.fail, lowering.known())

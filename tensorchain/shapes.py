@@ -104,7 +104,7 @@ def bind_labels(
     for node in selects:  # an index tensor's axes, then the dim of its positions
         pos = node.pos or stmt.pos
         if isinstance(node.index, str):
-            dims = (*axes[node.index], (indexes or {})[node.index])
+            dims = (*axes[node.index], ({} if indexes is None else indexes)[node.index])
             for k, (label, dim) in enumerate(zip(node.labels, dims, strict=True)):
                 bind(label, dim, node.index, k if k < len(dims) - 1 else -1, pos)
     _bind_deltas(program, stmt, bound)

@@ -106,3 +106,24 @@ def test_parse_and_first_gradient_grow_linearly(spec, wrt):
     small = _seconds(lambda: first_gradient(spec, 101, wrt), 5)
     large = _seconds(lambda: first_gradient(spec, 801, wrt), 2)
     assert large / small < 16, (small, large)
+
+
+def test_parsing_never_lists_the_index_tensors(monkeypatch):
+    """Asking whether a name holds integer positions is one lookup: the
+    lowering of each statement listed every tensor for it (``indexes or {}``),
+    which made parsing 8,000 statements take 2.7 s instead of 0.5 s."""
+    from tensorchain import graph
+
+    listed = []
+    for method in ("__iter__", "__len__"):
+        original = getattr(graph._Indexes, method)
+        monkeypatch.setattr(
+            graph._Indexes,
+            method,
+            lambda self, original=original, method=method: listed.append(method) or original(self),
+        )
+    net = tc.parse(tied_chain(201))
+    assert listed == []
+    gather = tc.parse("dim B = 2\ndim V = 3\ninput ids[B] index V\nparam T[V]\ne[s] = T[ids[s]]")
+    assert "ids" in gather.indexes and "T" not in gather.indexes and "nothing" not in gather.indexes
+    assert dict(gather.indexes) == {"ids": "V"} and len(net.indexes) == 0
