@@ -32,6 +32,7 @@ import numpy as np
 
 from . import program as program_module
 from .program import Program
+from .quiet import loud, quiet
 
 #: Values and results of at most this many entries each are joined into
 #: one array for the pass (copying them costs less than a call per array);
@@ -79,6 +80,8 @@ class FastCall:
                 "_one": 1.0,
                 "_L": float(np.finfo(self.dtype).max) * 1e-8,  # far above what rounding adds
                 "_function": program.numpy_function,
+                "_quiet": quiet,
+                "_loud": loud,
                 "_before": before,
             }
         )
@@ -130,16 +133,19 @@ def _source(program: Program, inline: bool, before: bool, space: dict[str, Any])
         lines += ["    if _len(_values) != _n:", "        return None"]
     if before:
         lines += ["    if _check:", "        _before(_values)"]
+    # The work with numpy's warnings off, as every compiled run (tensorchain.quiet)
+    lines += ["    _t = _quiet()", "    try:"]
     if inline:
-        lines += program.body()
+        lines += ["    " + line for line in program.body()]
         outputs = [program.ref(r) for r in program.outputs]
-        lines.append(f"    _out = [{', '.join(outputs)}]")
-        lines.append(f"    _probes = [{', '.join(map(program.ref, program.probes))}]")
+        lines.append(f"        _out = [{', '.join(outputs)}]")
+        lines.append(f"        _probes = [{', '.join(map(program.ref, program.probes))}]")
     else:
-        lines.append("    _out, _probes = _function()(_values)")
+        lines.append("        _out, _probes = _function()(_values)")
         outputs = [f"o{k}" for k in range(len(program.outputs))]
-        if program.checks.direct:  # every output named, so that no index is written
-            lines.append(f"    {', '.join(outputs)}{',' if len(outputs) == 1 else ''} = _out")
+    lines += ["    finally:", "        _loud(_t)"]
+    if not inline and program.checks.direct:  # every output named: no index written
+        lines.append(f"    {', '.join(outputs)}{',' if len(outputs) == 1 else ''} = _out")
     lines += ["    if not _check:", "        return _out, _probes, True"]
     # One number: the sum of the squares of every value, direct output and
     # probe (small arrays joined first, large ones read where they are). It is

@@ -41,6 +41,7 @@ from .labeled import Factor, LabeledTensor, Term
 from .limits import format_bytes, get_memory_limit
 from .plan import contract, equation
 from .program import Tape, tracing
+from .quiet import loud, quiet
 
 if TYPE_CHECKING:
     from .chain import ChainResult
@@ -226,7 +227,12 @@ class Plan:
             )
         # Constants of the spec are float64: results are cast to the values' dtype.
         dtype = dtype_of(env)
-        arrays = [cast_result(a, dtype) for a in program(env)]
+        token = quiet()  # numpy's warnings off, as in every compiled run (tensorchain.quiet)
+        try:
+            arrays = program(env)
+        finally:
+            loud(token)
+        arrays = [cast_result(a, dtype) for a in arrays]
         result = typed_result(structure.with_arrays(arrays, owned=program.fresh), env, dtype)
         if check_finite:
             check_results(self.net, env, result, f"d{self.of}/d{self.wrt}", self.of, strict)

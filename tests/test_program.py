@@ -94,7 +94,7 @@ def _programs(net: tc.Network, names: dict[str, str]) -> list[str]:
 #: Every name the generated sources use: Python keywords, attributes of
 #: arrays, and internal names (registers, steps, constants, helpers).
 INTERNAL = re.compile(
-    r"^(def|del|return|try|except|if|not|and|or|None|True"
+    r"^(def|del|return|try|except|finally|if|not|and|or|None|True|_quiet|_loud|_t"
     r"|T|transpose|reshape|ravel|dtype|shape|order"
     r"|run|a|b|_run|_call|_values|_check|_get|_take|_function|_sig|_s|_type|_len|_errors"
     r"|_vdot|_cat|_j|_q|_r|_out|_probes|_dot|_multiply|_C|_n|_k"
@@ -523,16 +523,23 @@ def test_the_numpy_form_of_a_step_is_its_general_form(name, p, x):
         np.testing.assert_array_equal(mine, general)
 
 
-def test_the_numpy_sigmoid_does_not_warn_where_it_saturates():
-    x = np.array([-1000.0, -np.inf, 0.0, np.inf, 1000.0])
+def test_compiled_runs_do_not_warn_where_sigmoid_saturates():
+    """σ(-1000) overflows e^1000 on the way to 0: no numpy warning from the
+    general path, the fast path or a plan (compiled runs have numpy's
+    warnings off), and the caller's own settings are back afterwards."""
+    net = tc.parse("dim n = 5\ninput x[n]\nf = sum(sigmoid(x))")
+    x = {"x": np.array([-1000.0, -np.inf, 0.0, np.inf, 1000.0])}
+    plan = net.plan("f", "x")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        y = NUMPY_VALUES["sigmoid"](0.0)(x)
-    np.testing.assert_array_equal(y, [0.0, 0.0, 0.5, 1.0, 1.0])
-    with np.errstate(over="raise"):  # the caller's other settings stay in force
+        for _ in range(2):
+            np.testing.assert_array_equal(net.evaluate(x)["f"], 2.5)
+            np.testing.assert_array_equal(net.grad("f", "x", x)["x"], [0, 0, 0.25, 0, 0])
+            np.testing.assert_array_equal(plan(x).array, [0, 0, 0.25, 0, 0])
+    with np.errstate(over="raise"):
+        net.grad("f", "x", x)  # the fast path
         with pytest.raises(FloatingPointError):
             np.exp(np.array([1000.0]))
-        NUMPY_VALUES["sigmoid"](0.0)(x)
 
 
 def test_float32_values_take_the_fast_path_of_their_own_program():
