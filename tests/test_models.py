@@ -48,6 +48,7 @@ def jax_gradients(loss, values, params, data):
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_transformer_gradient_agrees_with_jax(seed):
+    pytest.importorskip("jax")
     net, v = transformer(seed)
     ours = net.grad("L", values=v)
     assert sorted(ours) == sorted(models.TRANSFORMER_PARAMS)
@@ -100,6 +101,7 @@ def test_transformer_heads_are_a_reshape():
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_cnn_gradient_agrees_with_jax(seed):
+    pytest.importorskip("jax")
     net, v = cnn(seed)
     ours = net.grad("L", values=v)
     assert sorted(ours) == sorted(models.CNN_PARAMS)
@@ -110,6 +112,7 @@ def test_cnn_gradient_agrees_with_jax(seed):
 
 def test_cnn_odd_sizes_agree_with_jax():
     """An odd image size: the last row and column are left out of the pooling."""
+    pytest.importorskip("jax")
     net, v = cnn(3, N=7, B=3)
     assert net.sizes(v)["Q"] == 3
     ours = net.grad("L", values=v)
