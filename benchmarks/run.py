@@ -426,18 +426,9 @@ def main(argv: list[str] | None = None) -> int:
             rows += _hessians(2048, 2048, 256, 64, rounds=5)
             rows += _hvp(4, 256, 512, rounds=5)
         rows += higher.rows(quick=quick)
-    if "linalg" in only:
-        rows += linalg.rows(quick=quick)
-    if "verification" in only:
-        rows += verification.rows(quick=quick)
-    if "products" in only:
-        rows += products.rows(quick=quick)
-    if "gather" in only:
-        rows += gather.rows(quick=quick)
-    if "reshapes" in only:
-        rows += reshapes.rows(quick=quick)
-    if "models" in only:
-        rows += models.rows(quick=quick)
+    for group in (linalg, verification, products, gather, reshapes, models):
+        if group.__name__.rsplit(".", 1)[-1] in only:
+            rows += group.rows(quick=quick)
     if "chains" in only:
         more, lines = chains.report(quick=quick)
         rows, notes = rows + more, notes + lines
