@@ -24,7 +24,7 @@ from .derivation import placeholders
 from .domains import check_domains
 from .errors import MemoryLimitError, ShapeError, ValuesError
 from .fastcall import FastCall
-from .finite import check_results
+from .finite import check_results, dense_may_overflow
 from .labeled import LabeledTensor
 from .limits import format_bytes, get_memory_limit
 from .program import Program, tracing
@@ -143,7 +143,6 @@ class Compiled:
         values: Any,
         check_finite: bool = True,
         memory_limit: int | None = None,
-        stacklevel: int = 5,
         extra: dict[str, Any] | None = None,
     ) -> Any:
         """The result on ``values`` when they are a dict of numpy arrays of this
@@ -172,13 +171,14 @@ class Compiled:
         result = self.finish.uncast(outputs)
         if isinstance(result, LabeledTensor):
             result = typed_result(result, values, self.dtype)
+            finite = finite and not (check_finite and dense_may_overflow(result))
         if not finite:
             if extra is not None:
                 return MISS
             # The general checks, after the work: the values' NaN warns as it
             # would have before it, then the results are checked.
             env = self.net._check_values(values)
-            check_results(self.net, env, result, self.what, self.of, stacklevel=stacklevel)
+            check_results(self.net, env, result, self.what, self.of)
         return result
 
     def _fast_call(self) -> Any:
@@ -207,7 +207,7 @@ class Compiled:
             arrays = self.program(env)
         result = typed_result(self.finish(arrays), env, self.dtype)
         if check_finite:
-            check_results(self.net, env, result, self.what, self.of, strict, stacklevel=4)
+            check_results(self.net, env, result, self.what, self.of, strict)
         return result
 
     def check_memory(self, memory_limit: int | None = None) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 
 def count_axes(n: int) -> str:
     """``1 axis``, ``2 axes``: a count of axes for a message."""
@@ -76,3 +80,19 @@ class MemoryLimitError(PlanError, MemoryError):
 
 class NonFiniteWarning(UserWarning):
     """A value holds NaN or infinity (an error instead with ``strict=True``)."""
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` attributed to the first caller outside tensorchain
+    (its files and the code it compiles), so that a warning names the user's
+    line whichever path (a first call, a cached one, a plan) raised it."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(_PACKAGE)
+        or frame.f_code.co_filename.startswith("<tensorchain")
+    ):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

@@ -5,20 +5,28 @@ Values are checked before any work (:func:`tensorchain.values.check_values`);
 results are checked after it, by one pass over the arrays returned. Only when
 a result is not finite is the network run again, step by step, to find the
 first statement whose value (or local derivative) is not finite.
+
+A structured result (a :class:`LabeledTensor`) can be finite as stored and
+overflow when made dense: its coefficient or the product of its factors
+passes the largest float. Its dense entries are bounded by
+Σ_terms |coeff| · Π max|factor| (deltas, selections and reshape constants are
+0 or 1); only when that bound passes the largest float is the dense form
+computed (within the memory limit), checked and kept for ``.array``.
 """
 
 from __future__ import annotations
 
-import warnings
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .backend import backend_of, to_numpy
-from .errors import NonFiniteWarning, ValuesError
+from .errors import NonFiniteWarning, ValuesError, warn
 from .gather import Selection
 from .labeled import LabeledTensor
+from .limits import get_memory_limit
 from .values import _count, _count_non_finite, _finite
 
 if TYPE_CHECKING:
@@ -39,6 +47,70 @@ def result_arrays(result: Any) -> list[Any]:
     return [result]
 
 
+def labeled_results(result: Any) -> list[LabeledTensor]:
+    """The structured tensors among what a call returned."""
+    if isinstance(result, LabeledTensor):
+        return [result]
+    if isinstance(result, Mapping):
+        result = list(result.values())
+    if isinstance(result, list | tuple):
+        return [t for value in result for t in labeled_results(value)]
+    return []
+
+
+def dense_bound(tensor: LabeledTensor) -> float:
+    """A bound on every entry of ``tensor``'s dense form, ``Σ_terms |coeff| ·
+    Π max|factor|`` (a Python float: inf when it passes float64's range).
+    A reshape's or a shift's constant, a strided view larger than its
+    storage, is bounded by what it stores."""
+    total = 0.0
+    for term in tensor.terms:
+        bound = abs(term.coeff)
+        for f in term.factors:
+            a = f.array
+            if isinstance(a, Selection) or bound == 0.0:
+                continue
+            if isinstance(a, np.ndarray):
+                root = a
+                while isinstance(root.base, np.ndarray):
+                    root = root.base
+                a = root if root.size < a.size else a
+            else:
+                a = to_numpy(a)
+            bound *= float(np.max(np.abs(a))) if np.size(a) else 0.0
+        total += bound
+    return total
+
+
+def dense_may_overflow(tensor: LabeledTensor) -> bool:
+    """Whether ``tensor``'s dense form could pass the largest float of its
+    dtype: False when one term of one factor with ``|coeff| <= 1`` (its dense
+    entries are the factor's), else when :func:`dense_bound` says so."""
+    terms = tensor.terms
+    if len(terms) == 1 and abs(terms[0].coeff) <= 1.0:
+        values = [f for f in terms[0].factors if not isinstance(f.array, Selection)]
+        if len(values) <= 1:
+            return False
+    top = float(np.finfo(tensor.result_dtype).max)
+    return not dense_bound(tensor) < 0.5 * top  # half: room for rounding
+
+
+def _dense_overflow(tensor: LabeledTensor) -> tuple[int, int] | None:
+    """(non-finite entries, entries) of ``tensor``'s dense form when it
+    overflows (the form kept for ``.array``), (-1, entries) when it may and is
+    too large to compute within the memory limit, else None."""
+    if not dense_may_overflow(tensor):
+        return None
+    total = math.prod(tensor.shape)
+    if 8 * total > get_memory_limit():
+        return -1, total
+    with np.errstate(all="ignore"):
+        dense = tensor.dense()
+    tensor.__dict__["array"] = dense  # .array (a cached property): no second computation
+    bad = _count_non_finite(dense)
+    return (bad, total) if bad else None
+
+
 def check_results(
     net: Network,
     env: Mapping[str, Any],
@@ -46,7 +118,6 @@ def check_results(
     what: str,
     of: str | None = None,
     strict: bool = False,
-    stacklevel: int = 3,
 ) -> None:
     """Warn (:class:`NonFiniteWarning`), or raise :class:`ValuesError` with
     ``strict``, if ``result`` holds NaN or infinity, naming the statement where
@@ -55,6 +126,28 @@ def check_results(
     given = {id(v) for v in env.values()}  # evaluate returns the values given too
     arrays = [a for a in result_arrays(result) if backend_of(a) != "dask" and id(a) not in given]
     if all(_finite(a) for a in arrays):
+        lazy = any(backend_of(a) == "dask" for a in result_arrays(result))
+        found = [] if lazy else [_dense_overflow(t) for t in labeled_results(result)]
+        found = [f for f in found if f is not None]
+        if not found:
+            return
+        bad, total = sum(f[0] for f in found), sum(f[1] for f in found)
+        if bad < 0:
+            warn(
+                f"{what} is finite as stored, but its dense form may overflow: the"
+                " coefficients times the largest entries of its factors pass the"
+                " largest float, and it is too large to check within the memory"
+                " limit; read it by blocks (.block, .to_dask) or rescale the values",
+                NonFiniteWarning,
+            )
+            return
+        message = (
+            f"{what} is finite as stored (its factors), but its dense form (.array)"
+            f" overflows ({bad:,} of {total:,} numbers); {first_non_finite(net, env, of)}"
+        )
+        if strict:
+            raise ValuesError(message)
+        warn(message + " (strict=True makes this an error)", NonFiniteWarning)
         return
     if not strict and any(_count(v != v) for v in env.values()):
         return  # NaN in the values: check_values has warned once already
@@ -66,9 +159,7 @@ def check_results(
     )
     if strict:
         raise ValuesError(message)
-    warnings.warn(
-        message + " (strict=True makes this an error)", NonFiniteWarning, stacklevel=stacklevel
-    )
+    warn(message + " (strict=True makes this an error)", NonFiniteWarning)
 
 
 def first_non_finite(net: Network, env: Mapping[str, Any], of: str | None = None) -> str:

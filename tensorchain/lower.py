@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -29,7 +28,7 @@ import numpy as np
 
 from . import limits
 from .along import ALONG, CALLABLE_ALONG, MATRIX_FUNCTIONS
-from .errors import ShapeError, SpecError, count_axes
+from .errors import ShapeError, SpecError, count_axes, warn
 from .functions import CALLABLE, PRINTED, REDUCTIONS, REGISTERED, elementwise
 from .losses import (
     LABELLED,
@@ -1234,13 +1233,12 @@ class _Lowering:
         hit = [lab for lab in summed if lab in inside]
         if hit:
             pos = self.assign.pos
-            warnings.warn(
+            warn(
                 f"{self.program.where(pos)}: in {show(ast)} the index {hit[0]!r} is not on the left"
                 f" side, so f(...) is computed for each {hit[0]!r} and then summed;"
                 " for a layer write two statements, e.g. h[i] = W[i, j] * x[j]"
                 " then a = sigmoid(h)",
                 SpecWarning,
-                stacklevel=5,
             )
 
 

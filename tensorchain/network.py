@@ -39,6 +39,7 @@ from .graph import Forward, Graph, TensorInfo
 from .labeled import LabeledTensor
 from .lower import DELTA, lower
 from .products import MAX_NORM, VECTOR
+from .quiet import loud, quiet
 from .reindex import Derived, derived_sizes, product_dim, sum_dim
 from .shapes import Binding, bind_labels, check_given_dims, value_sizes
 from .shift import shift_sizes
@@ -747,7 +748,8 @@ class Network(Graph):
         env = self._check_values(values, strict, check_finite)
         dtype = dtype_of(env)
         compiled = self._compiled(kind, of, targets, self.sizes(env), dtype)
-        env = {**env, **{k: astype(as_value(v, env), dtype) for k, v in extra.items()}}
+        with np.errstate(over="ignore"):  # a bound past float32's range is inf: no bound
+            env = {**env, **{k: astype(as_value(v, env), dtype) for k, v in extra.items()}}
         result = compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
         self._remember(key, compiled)
         return result
@@ -937,7 +939,7 @@ class Network(Graph):
             return MISS
         if compiled is None:
             return MISS
-        return compiled.fast(values, check_finite, memory_limit, stacklevel=5)
+        return compiled.fast(values, check_finite, memory_limit)
 
     def _fast_with(
         self,
@@ -960,10 +962,14 @@ class Network(Graph):
             return MISS
         if compiled is None:
             return MISS
-        given = {
-            name: np.asarray(value, compiled.dtype) if number else value
-            for name, (value, number) in extra.items()
-        }
+        token = quiet()  # a bound past float32's range is inf: no bound
+        try:
+            given = {
+                name: np.asarray(value, compiled.dtype) if number else value
+                for name, (value, number) in extra.items()
+            }
+        finally:
+            loud(token)
         return compiled.fast(values, check_finite, memory_limit, extra=given)
 
     def _remember(self, key: tuple | None, compiled: Compiled) -> None:

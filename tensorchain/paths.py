@@ -36,7 +36,7 @@ from .compiled import MISS, cast_result, domain_check, dtype_of, typed_result
 from .derivation import placeholders
 from .errors import MemoryLimitError, PlanError, ShapeError
 from .fastcall import FastCall
-from .finite import check_results
+from .finite import check_results, dense_may_overflow
 from .labeled import Factor, LabeledTensor, Term
 from .limits import format_bytes, get_memory_limit
 from .plan import contract, equation
@@ -260,10 +260,10 @@ class Plan:
             for o in outputs
         ]
         result = typed_result(structure.with_arrays(outputs, owned=program.fresh), values, dtype)
-        if not finite:
+        if not finite or (check_finite and dense_may_overflow(result)):
             env = self.net._check_values(values)
             what = f"d{self.of}/d{self.wrt}"
-            check_results(self.net, env, result, what, self.of, stacklevel=4)
+            check_results(self.net, env, result, what, self.of)
         return result
 
     def _fast_call(self, values: dict) -> Any:

@@ -4,7 +4,6 @@ checks made before any work."""
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +11,7 @@ import numpy as np
 
 from .backend import as_value, astype, backend_of_values, namespace, numpy_dtype
 from .domains import check_domains, drawn_note
-from .errors import MemoryLimitError, NonFiniteWarning, ShapeError, ValuesError
+from .errors import MemoryLimitError, NonFiniteWarning, ShapeError, ValuesError, warn
 from .functions import NOT_HOLOMORPHIC
 from .gather import check_dtype, check_positions
 from .limits import format_bytes, get_memory_limit
@@ -121,9 +120,7 @@ def check_values(
             # softmax make 0): the results are checked instead (finite.py),
             # except dask's, which are lazy.
             if nan or backend == "dask":
-                warnings.warn(
-                    message + " (strict=True makes this an error)", NonFiniteWarning, stacklevel=3
-                )
+                warn(message + " (strict=True makes this an error)", NonFiniteWarning)
         out[name] = array
     if check_finite and backend == "numpy":
         check_domains(net, out)
@@ -168,9 +165,7 @@ def check_vector(
         message = f"the {what} vector has non-finite entries (NaN or infinity)"
         if strict:
             raise ValuesError(message)
-        warnings.warn(
-            message + " (strict=True makes this an error)", NonFiniteWarning, stacklevel=3
-        )
+        warn(message + " (strict=True makes this an error)", NonFiniteWarning)
     return astype(vector, values_dtype)
 
 
