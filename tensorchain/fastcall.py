@@ -175,7 +175,7 @@ def _source(program: Program, inline: bool, before: bool, space: dict[str, Any])
     elif small:  # np.concatenate takes 1-D arrays as they are; others as flat views
         parts = [a if ndim == 1 else f"{a}.ravel()" for a, ndim in small]
         lines.append(f"    _j = _cat(({', '.join(parts)},))")
-        sums.insert(0, "_j.dot(_j)")  # 1-D and real: a plain dot, cheaper than vdot
+        sums.insert(0, "_vdot(_j, _j)")
     if not sums:
         lines.append("    return _out, _probes, True")
         return "\n".join(lines) + "\n"

@@ -95,7 +95,7 @@ def _programs(net: tc.Network, names: dict[str, str]) -> list[str]:
 #: arrays, and internal names (registers, steps, constants, helpers).
 INTERNAL = re.compile(
     r"^(def|del|return|try|except|finally|if|not|and|or|None|True|_quiet|_loud|_t"
-    r"|T|transpose|reshape|ravel|dot|dtype|shape|order"
+    r"|T|transpose|reshape|ravel|dtype|shape|order"
     r"|run|a|b|_run|_call|_values|_check|_get|_take|_function|_sig|_s|_type|_len|_errors"
     r"|_vdot|_cat|_j|_q|_r|_out|_probes|_dot|_multiply|_C|_n|_k"
     r"|_add|_subtract|_array|_broadcast_to|_full|_result_type|_d|is|else|_sqrt|_one|_L"
