@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 
 CACHE_SIZE = 64
+#: Programs one call site tries on the fast path, the last used first (a loop
+#: over a few batch sizes or dtypes finds its program there).
+HOT_PROGRAMS = 4
 GRAPH_CACHE_SIZE = 32  # derivatives' graphs kept per network (they do not depend on sizes)
 
 
@@ -227,13 +230,19 @@ class Compiled:
             )
 
     def __call__(
-        self, values: Mapping[str, Any], *, strict: bool = False, check_finite: bool = True
+        self,
+        values: Mapping[str, Any],
+        *,
+        strict: bool = False,
+        check_finite: bool = True,
+        memory_limit: int | None = None,
     ) -> Any:
         """The program on ``values`` (``strict``: NaN or infinity is an error
         rather than a warning; ``check_finite=False``: no such check, a pass
-        over the values saved)."""
+        over the values saved; ``memory_limit``: bytes, for this call, else the
+        one it was compiled with, else the limit in force)."""
         if not strict and type(values) is dict:
-            result = self.fast(values, check_finite)
+            result = self.fast(values, check_finite, memory_limit)
             if result is not MISS:
                 return result
         env = self.net._check_values(values, strict, check_finite)
@@ -254,7 +263,7 @@ class Compiled:
                     f" {shape} ({sizes}); compile again for the new sizes, or call"
                     " net.grad / net.jacobian, which keep one compiled plan per size"
                 )
-        return self.run(env, strict=strict, check_finite=check_finite)
+        return self.run(env, memory_limit, strict=strict, check_finite=check_finite)
 
     def limited(self, memory_limit: int | None) -> Compiled:
         """This program with its own memory limit (checked on every call)."""

@@ -17,6 +17,7 @@ from .chain import ChainResult
 from .compiled import (
     CACHE_SIZE,
     GRAPH_CACHE_SIZE,
+    HOT_PROGRAMS,
     MISS,
     Compiled,
     compile_program,
@@ -90,7 +91,7 @@ class Network(Graph):
         # (kind, of, wrt as given) -> the compiled program the last such call
         # used: the next call tries it first (Compiled.fast), with no sizes
         # inferred and no cache key built from them.
-        self._hot = LRUCache(CACHE_SIZE)
+        self._hot = LRUCache(CACHE_SIZE)  # per call's key: the last programs it used
         dim_pos: dict[str, Pos] = {}
         for st in program.statements:
             if isinstance(st, DimDecl):
@@ -354,7 +355,7 @@ class Network(Graph):
         env = self._check_values(values, strict, check_finite)
         compiled = self._compiled("forward", "", (), self.sizes(env), dtype_of(env))
         result = compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
-        self._hot.put(key, compiled)
+        self._remember(key, compiled)
         return result
 
     # --- derivatives ---
@@ -443,7 +444,7 @@ class Network(Graph):
             out[w] = compiled.run(env, memory_limit, strict=strict, check_finite=check_finite)
         if key is None:
             return out
-        self._hot.put(key, compiled)
+        self._remember(key, compiled)
         return out[wrt]
 
     def grad(
@@ -589,7 +590,7 @@ class Network(Graph):
         result = compiled.run({**env, HVP_VECTOR: vector}, memory_limit, check_finite=False)
         if check_finite and finite(vector):  # a non-finite vector has been reported
             check_results(self, env, result, compiled.what, of, strict)
-        self._hot.put(key, compiled)
+        self._remember(key, compiled)
         return result
 
     def verify(
@@ -928,18 +929,20 @@ class Network(Graph):
         check_finite: bool,
         memory_limit: int | None,
     ) -> Any:
-        """The result of a call through the program the last call with ``key``
-        used (see :meth:`Compiled.fast`), or :data:`MISS`: the values need the
+        """The result of a call through one of the programs the last calls with
+        ``key`` used (see :meth:`Compiled.fast`), or :data:`MISS`: the values need the
         general checks (or ``strict`` asks for them before any work)."""
         if strict or key is None or type(values) is not dict:
             return MISS
         try:
-            compiled = self._hot.peek(key)
+            recent = self._hot.peek(key)
         except TypeError:  # an unhashable argument: the general path says what is wrong
             return MISS
-        if compiled is None:
-            return MISS
-        return compiled.fast(values, check_finite, memory_limit)
+        for compiled in recent or ():
+            result = compiled.fast(values, check_finite, memory_limit)
+            if result is not MISS:
+                return result
+        return MISS
 
     def _fast_with(
         self,
@@ -957,24 +960,31 @@ class Network(Graph):
         if strict or key is None or type(values) is not dict:
             return MISS
         try:
-            compiled = self._hot.peek(key)
+            recent = self._hot.peek(key)
         except TypeError:
             return MISS
-        if compiled is None:
-            return MISS
-        token = quiet()  # a bound past float32's range is inf: no bound
-        try:
-            given = {
-                name: np.asarray(value, compiled.dtype) if number else value
-                for name, (value, number) in extra.items()
-            }
-        finally:
-            loud(token)
-        return compiled.fast(values, check_finite, memory_limit, extra=given)
+        for compiled in recent or ():
+            token = quiet()  # a bound past float32's range is inf: no bound
+            try:
+                given = {
+                    name: np.asarray(value, compiled.dtype) if number else value
+                    for name, (value, number) in extra.items()
+                }
+            finally:
+                loud(token)
+            result = compiled.fast(values, check_finite, memory_limit, extra=given)
+            if result is not MISS:
+                return result
+        return MISS
 
     def _remember(self, key: tuple | None, compiled: Compiled) -> None:
+        """Keep ``compiled`` first among the programs calls with ``key`` try
+        (the last :data:`HOT_PROGRAMS` used: a loop over a few batch sizes or
+        dtypes finds its program without the general path)."""
         if key is not None:  # arguments the general path accepted: hashable
-            self._hot.put(key, compiled)
+            recent = self._hot.peek(key) or ()
+            kept = (compiled, *(c for c in recent if c is not compiled))
+            self._hot.put(key, kept[:HOT_PROGRAMS])
 
     def _compiled(
         self, kind: str, of: Any, wrt: tuple[str, ...], sizes: dict[str, int], dtype: np.dtype
