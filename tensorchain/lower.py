@@ -50,6 +50,7 @@ from .spec import (
     Index,
     Neg,
     Num,
+    Offset,
     Pick,
     Pos,
     Program,
@@ -201,12 +202,16 @@ class Reindex:
       merge ``y[s, (h w)] = x[s, h, w]`` and of a split ``x[s, h, w] = y[s, (h w)]``;
     * ``kind="offset"``, labels ``(k, i)``: 1 where ``k = i + offset``, the
       offset being the sizes of the labels of ``parts`` before ``i``: one part
-      of a concatenation along ``k`` whose parts' axes are ``parts``."""
+      of a concatenation along ``k`` whose parts' axes are ``parts``;
+    * ``kind="range"``, labels ``(k, j)``: 1 where ``k = j + start``, the
+      factor of an offset index ``x[s, j + start]`` (a range of positions of
+      ``x``'s axis ``k``; ``j`` has a dim of its own)."""
 
     kind: str
     labels: tuple[str, ...]
     parts: tuple[str, ...] = ()
     pos: Pos | None = None
+    start: int = 0  # kind "range": the offset written
 
 
 @dataclass(frozen=True, eq=False)
@@ -289,7 +294,7 @@ def relabel(node: Node, mapping: dict[str, str]) -> Node:
     if isinstance(node, Select):
         return Select(node.index, r(node.labels), node.pos, node.onehot)
     if isinstance(node, Reindex):
-        return Reindex(node.kind, r(node.labels), r(node.parts), node.pos)
+        return replace(node, labels=r(node.labels), parts=r(node.parts))
     if isinstance(node, Solve):
         matrix, rhs = relabel(node.matrix, mapping), relabel(node.rhs, mapping)
         row, col = mapping.get(node.row, node.row), mapping.get(node.col, node.col)
@@ -538,11 +543,11 @@ class _Lowering:
                     " must not be the name of an index tensor",
                     i.pos,
                 )
-        picks = any(isinstance(i, Pick) for i in e.indices)
+        picks = any(isinstance(i, Pick | Offset) for i in e.indices)
         if picks and any(isinstance(i, Group) for i in e.indices):
             raise self.fail(
-                f"{show(e)} both picks positions and groups axes; write the pick and"
-                " the reshape as two statements",
+                f"{show(e)} both picks positions and groups axes; write the pick (or the"
+                " range) and the reshape as two statements",
                 e.pos,
             )
         if picks:
@@ -556,9 +561,10 @@ class _Lowering:
         return leaf
 
     def picked(self, e: Ref, axes: tuple[str, ...]) -> Node:
-        """``T[ids[s], d]`` or ``x[s, 0, k]``: the picked axes get labels of
-        their own, each joined to a :class:`Select` and summed inside the
-        factor, so that ``tanh(T[ids[s], d])`` is the tanh of the entries picked."""
+        """``T[ids[s], d]``, ``x[s, 0, k]`` or ``x[s, j + 1, k]``: the picked
+        axes get labels of their own, each joined to a :class:`Select` (or, for
+        an offset index, a :class:`Reindex` of kind ``range``) and summed inside
+        the factor, so that ``tanh(T[ids[s], d])`` is the tanh of the entries picked."""
         labels, selects, kept = [], [], []
         for k, (idx, dim) in enumerate(zip(e.indices, axes, strict=True)):
             if isinstance(idx, Index):
@@ -567,6 +573,17 @@ class _Lowering:
                 continue
             self.scopes += 1
             label = f"{dim}@{self.scopes}"
+            if isinstance(idx, Offset):
+                if idx.index.name in self.indexes:
+                    raise self.fail(
+                        f"{idx.index.name} is an index tensor; an offset index is an index"
+                        f" name plus a whole number, as in {e.name}[..., j + {idx.offset}, ...]",
+                        idx.pos,
+                    )
+                labels.append(label)
+                selects.append(Reindex("range", (label, idx.index.name), (), idx.pos, idx.offset))
+                kept.append(idx.index.name)
+                continue
             select = self.select(idx, label, f"axis {k} of {e.name}", dim)
             labels.append(label)
             selects.append(select)
@@ -1337,7 +1354,8 @@ def _mentions(e: Expr, index: str) -> bool:
         return any(
             i.name == index
             if isinstance(i, Index)
-            else isinstance(i, Pick) and isinstance(i.by, Ref) and _mentions(i.by, index)
+            else (isinstance(i, Offset) and i.index.name == index)
+            or (isinstance(i, Pick) and isinstance(i.by, Ref) and _mentions(i.by, index))
             for i in _expanded(e.indices or ())
         )
     if isinstance(e, Call):
@@ -1496,6 +1514,8 @@ def show_lowered(
             outer, *inner = map(name, node.labels)
             if node.kind == "group":
                 return f"δ[{outer}, ({' '.join(inner)})]"
+            if node.kind == "range":
+                return f"δ[{outer}, {inner[0]} + {node.start}]"
             before = node.parts[: node.parts.index(node.labels[1])]
             offset = "".join(f" + {(dims or {}).get(b, f'size({name(b)})')}" for b in before)
             return f"δ[{outer}, {inner[0]}{offset}]"
