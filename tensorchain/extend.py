@@ -46,7 +46,7 @@ from .backend import namespace
 from .errors import DerivativeError, SpecError, TensorchainError, ValuesError
 from .functions import CALLABLE, ELEMENTWISE, HELPERS, REDUCTIONS, REGISTERED, Elementwise
 from .losses import LOSSES
-from .lower import CONCAT, DELTA, Map, walk
+from .lower import CONCAT, DELTA, SIZE, Map, walk
 from .spec import KEYWORDS, Assign, BinOp, Call, DimDecl, Group, Index, Neg, Offset, Pick, Pos, Ref
 from .spec import Program as SpecProgram
 from .user_checks import checked, probe, raised
@@ -265,7 +265,7 @@ def _builtin(name: str) -> bool:
         or name in LOSSES
         or name in REDUCTIONS
         or name in SELECTIONS
-        or name == CONCAT
+        or name in (CONCAT, SIZE)
     )
 
 

@@ -52,6 +52,7 @@ from .lower import (
     Product,
     Reindex,
     Select,
+    Size,
     Solve,
     Sum,
     Where,
@@ -372,6 +373,8 @@ def _node(node: Node, tensors: dict[str, Jet], sizes: dict[str, int], jets: _Jet
         return tensors[node.name]
     if isinstance(node, Const):
         return {frozenset(): np.asarray(node.value)}
+    if isinstance(node, Size):
+        return {frozenset(): np.asarray(float(sizes[node.key]))}
     if isinstance(node, Delta):
         return {frozenset(): np.eye(sizes[node.labels[0]])}
     if isinstance(node, Select):  # the one-hot, written out: 1 where the position is v

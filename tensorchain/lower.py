@@ -22,7 +22,7 @@ from __future__ import annotations
 import difflib
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -64,6 +64,9 @@ DELTA = "delta"
 #: Concatenation along a named index: ``c[s, k] = concat(a[s, k], b[s, k], k)``.
 CONCAT = "concat"
 
+#: The size of a dim as a number: ``size(K)`` (a reserved function name).
+SIZE = "size"
+
 
 class SpecWarning(UserWarning):
     """A statement is valid but probably not what was meant."""
@@ -80,6 +83,20 @@ class Leaf:
 class Const:
     value: float
     labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Size:
+    """``size(K)``: the size of dim ``K``, a number known once sizes are (a
+    scalar constant, derivative zero). ``key`` is a label the statement binds
+    to ``K`` (:meth:`Graph.add_statement`), so that its label sizes hold it."""
+
+    dim: str
+    labels: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"size({self.dim})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,7 +248,7 @@ class Where:
     half: bool = False
 
 
-Node = Leaf | Const | Product | Sum | Map | Along | Delta | Solve | Select | Reindex | Where
+Node = Leaf | Const | Size | Product | Sum | Map | Along | Delta | Solve | Select | Reindex | Where
 
 
 def children(node: Node) -> tuple[Node, ...]:
@@ -341,7 +358,9 @@ class _Lowering:
         assign: Assign,
         ranks: dict[str, tuple[str, ...]],
         indexes: Mapping[str, str],
+        dims: Collection[str] = (),
     ):
+        self.dims = dims  # the declared dims, which size(K) names
         self.program = program
         self.assign = assign
         self.axes = ranks  # tensor name -> its dims, one per axis
@@ -731,6 +750,8 @@ class _Lowering:
 
         if e.func == CONCAT:
             return self.concat(e)
+        if e.func == SIZE:
+            return self.size(e)
         if e.func in LOSSES:
             if e.func == "cross_entropy" and e.args and not _has_tensor(e.args[0]):
                 raise self.fail(
@@ -755,6 +776,7 @@ class _Lowering:
             *MATRIX_FUNCTIONS,
             *LOSSES,
             CONCAT,
+            SIZE,
             *SELECTIONS,
         )
         if e.func not in known:
@@ -808,6 +830,25 @@ class _Lowering:
         arg = self.local(arg, axes)
         bound = tuple(f"{base_label(lab)}@{self.scopes}" for lab in axes)
         return self.renumber(Along(e.func, arg, bound, kept, names))
+
+    def size(self, e: Call) -> Size:
+        """``size(K)``: the size of the declared dim ``K``, as a number."""
+        arg = e.args[0] if len(e.args) == 1 else None
+        name = arg.name if isinstance(arg, Ref) and arg.indices is None else None
+        if name is None or name not in self.dims:
+            dims = ", ".join(self.dims) or "none"
+            if name is not None and name in self.axes:
+                what = f"{name!r} is a tensor (axes [{', '.join(self.axes[name])}]), not a dim"
+            elif name is not None:
+                what = f"{name!r} is not a declared dim"
+            else:
+                what = f"{show(e)} does not name one dim"
+            raise self.fail(
+                f"size(K) is the size of a declared dim K as a number, e.g. x / sqrt(size(K));"
+                f" {what} (declared dims: {dims})",
+                e.pos,
+            )
+        return Size(name)
 
     def check_targets(self, e: Call) -> None:
         """Targets of ``cross_entropy`` or ``nll`` that do not run along the
@@ -1444,11 +1485,13 @@ def lower(
     assign: Assign,
     axes: dict[str, tuple[str, ...]],
     indexes: Mapping[str, str] | None = None,
+    dims: Collection[str] = (),
 ) -> Lowered:
     """Lower one assignment, given the dims of every tensor defined before it
-    (``indexes``: the dim each integer index tensor holds positions of)."""
+    (``indexes``: the dim each integer index tensor holds positions of;
+    ``dims``: the declared dims, which ``size(K)`` names)."""
     text = program.lines[assign.pos.line - 1].strip()
-    lowering = _Lowering(program, assign, axes, {} if indexes is None else indexes)
+    lowering = _Lowering(program, assign, axes, {} if indexes is None else indexes, dims)
     if uses_loss(assign.expr):  # print what the shorthand stands for
         left = f"[{', '.join(i.name for i in assign.indices)}]" if assign.indices else ""
         expanded = expand_all(assign.expr, lowering.fail, lowering.known())
@@ -1504,6 +1547,8 @@ def show_lowered(
             return ref(node.name, node.labels)
         if isinstance(node, Const):
             return f"{node.value:g}"
+        if isinstance(node, Size):
+            return node.key
         if isinstance(node, Delta):
             return ref("δ", node.labels)
         if isinstance(node, Select):
