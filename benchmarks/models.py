@@ -11,6 +11,7 @@ reference (``tests/test_models.py``)."""
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,12 @@ import tensorchain as tc
 from .harness import Competitor, Row, measure
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-#: The transformer's attention scale, written in its spec as a number: 1/√32.
-SCALE = 0.17677669529663687
+
+
+#: The transformer's attention scale, 1/√K for heads of width K (the spec
+#: writes it 1 / sqrt(size(K))).
+def scale(width: int) -> float:
+    return 1.0 / math.sqrt(width)
 
 
 def load(name: str, **sizes: int) -> tc.Network:
@@ -77,7 +82,7 @@ def jax_transformer(heads: int):
         B, T, _ = x.shape
         h = layer_norm(x, p["g1"], p["n1"])
         q, k, v = ((h @ p[w]).reshape(B, T, heads, -1) for w in ("Wq", "Wk", "Wv"))
-        a = jax.nn.softmax(SCALE * jnp.einsum("bthk,buhk->bhtu", q, k), axis=-1)
+        a = jax.nn.softmax(scale(q.shape[-1]) * jnp.einsum("bthk,buhk->bhtu", q, k), axis=-1)
         o = jnp.einsum("bhtu,buhk->bthk", a, v).reshape(B, T, -1)
         y = x + o @ p["Wo"]
         h2 = layer_norm(y, p["g2"], p["n2"])
@@ -118,6 +123,7 @@ def numpy_transformer(v: dict, heads: int):
         x = (v["E"][ids] + v["P"]).reshape(N, D)
         h, xhat1, r1 = layer_norm(x, v["g1"], v["n1"])
         q, k, vv = (split(h @ v[w]) for w in ("Wq", "Wk", "Wv"))
+        SCALE = scale(q.shape[-1])
         s = SCALE * (q @ k.transpose(0, 1, 3, 2))
         a = np.exp(s - s.max(axis=-1, keepdims=True))
         a /= a.sum(axis=-1, keepdims=True)

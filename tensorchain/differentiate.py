@@ -48,6 +48,7 @@ from .lower import (
     Product,
     Reindex,
     Select,
+    Size,
     Solve,
     Sum,
     Where,
@@ -86,7 +87,7 @@ def _post_order(root: Node) -> list[Node]:
     stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
         node, done = stack.pop()
-        if isinstance(node, Leaf | Const | Delta | Select | Reindex) or id(node) in seen:
+        if isinstance(node, Leaf | Const | Size | Delta | Select | Reindex) or id(node) in seen:
             continue
         if done:
             seen.add(id(node))
@@ -131,7 +132,8 @@ def split(graph: Graph) -> Graph:
         named: dict[int, str] = {}
         ops = _post_order(stmt.root)
         if not ops or all(
-            isinstance(c, Leaf | Const | Delta | Select | Reindex) for c in children(stmt.root)
+            isinstance(c, Leaf | Const | Size | Delta | Select | Reindex)
+            for c in children(stmt.root)
         ):
             out.add_statement(stmt, dims)  # one operation already, a copy or a constant
             continue
@@ -148,7 +150,7 @@ def split(graph: Graph) -> Graph:
             named[id(node)] = name
             kids = [
                 c
-                if isinstance(c, Leaf | Const | Delta | Select | Reindex)
+                if isinstance(c, Leaf | Const | Size | Delta | Select | Reindex)
                 else Leaf(named[id(c)], c.labels, stmt.pos)
                 for c in children(node)
             ]

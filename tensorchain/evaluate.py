@@ -25,10 +25,12 @@ from .lower import (
     Product,
     Reindex,
     Select,
+    Size,
     Solve,
     Sum,
     Where,
     children,
+    walk,
 )
 from .matrix import solve_any
 from .matrix_rules import checked_matrix
@@ -214,6 +216,45 @@ def _linear_code(node: Sum, sizes: dict[str, int]):
     return code
 
 
+def _sized(node: Node, sizes: Mapping[str, int]) -> np.ndarray | None:
+    """The value of a scalar made of numbers and dim sizes only (``size(K)``,
+    ``1 / sqrt(size(K))``), computed here, once sizes are known, so that a
+    compiled program holds it as a constant; None for anything else."""
+    if node.labels:
+        return None
+    if isinstance(node, Size):
+        return np.asarray(float(sizes[node.key]))
+    if isinstance(node, Const):
+        return np.asarray(node.value, dtype=float)
+    if isinstance(node, Map):
+        arg = (
+            _sized(node.arg, sizes)
+            if isinstance(node.arg, Size | Const | Map | Product | Sum)
+            else None
+        )
+        if arg is None:
+            return None
+        with np.errstate(all="ignore"):
+            return np.asarray(elementwise(node.func).value(arg, node.param), dtype=float)
+    if isinstance(node, Product) and not node.mean_over:
+        parts = [
+            _sized(f, sizes) if isinstance(f, Size | Const | Map | Product | Sum) else None
+            for f in node.factors
+        ]
+        if not parts or any(p is None for p in parts):
+            return None
+        return np.asarray(node.coeff * math.prod(float(p) for p in parts))
+    if isinstance(node, Sum):
+        parts = [
+            _sized(t, sizes) if isinstance(t, Size | Const | Map | Product | Sum) else None
+            for _, t in node.terms
+        ]
+        if any(p is None for p in parts):
+            return None
+        return np.asarray(sum(c * float(p) for (c, _), p in zip(node.terms, parts, strict=True)))
+    return None
+
+
 def evaluate_node(
     node: Node,
     env: Mapping[str, np.ndarray],
@@ -225,7 +266,12 @@ def evaluate_node(
     is also stored in ``out`` under ``id(node)`` for the derivative rules.
     Array work goes through ``program.apply``, so it can be traced."""
     shape = [sizes[lab] for lab in node.labels]
-    if isinstance(node, Leaf):
+    folded = _sized(node, sizes) if isinstance(node, Size | Map | Product | Sum) else None
+    if folded is not None:  # a number of sizes (1/sqrt(size(K))): folded, never a step
+        value = folded
+        for child in walk(node)[1:]:  # for the rules and the references
+            out[id(child)] = _sized(child, sizes)
+    elif isinstance(node, Leaf):
         value = env[node.name]
     elif isinstance(node, Const):
         value = np.asarray(node.value, dtype=float)

@@ -46,8 +46,8 @@ from .backend import namespace
 from .errors import DerivativeError, SpecError, TensorchainError, ValuesError
 from .functions import CALLABLE, ELEMENTWISE, HELPERS, REDUCTIONS, REGISTERED, Elementwise
 from .losses import LOSSES
-from .lower import CONCAT, DELTA, Map, walk
-from .spec import KEYWORDS, Assign, BinOp, Call, DimDecl, Group, Index, Neg, Pick, Pos, Ref
+from .lower import CONCAT, DELTA, SIZE, Map, walk
+from .spec import KEYWORDS, Assign, BinOp, Call, DimDecl, Group, Index, Neg, Offset, Pick, Pos, Ref
 from .spec import Program as SpecProgram
 from .user_checks import checked, probe, raised
 from .where import SELECTIONS
@@ -265,7 +265,7 @@ def _builtin(name: str) -> bool:
         or name in LOSSES
         or name in REDUCTIONS
         or name in SELECTIONS
-        or name == CONCAT
+        or name in (CONCAT, SIZE)
     )
 
 
@@ -477,6 +477,8 @@ def _indices(items) -> Iterator[Index]:
             yield item
         elif isinstance(item, Group):
             yield from item.members
+        elif isinstance(item, Offset):
+            yield item.index
         elif isinstance(item, Pick) and isinstance(item.by, Ref):
             yield from _indices(item.by.indices or ())
 

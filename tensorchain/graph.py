@@ -91,9 +91,12 @@ class Graph:
         return self._by_target[target]
 
     def add_statement(self, stmt: Lowered, dims: dict[str, str]) -> None:
+        from .lower import Size, walk
+
         self.statements.append(stmt)
         self._by_target[stmt.target] = stmt
-        self.label_dims[stmt.target] = dims
+        sized = {n.key: n.dim for n in walk(stmt.root) if isinstance(n, Size)}
+        self.label_dims[stmt.target] = {**dims, **sized} if sized else dims
 
     def label_sizes(self, target: str, sizes: Mapping[str, int]) -> dict[str, int]:
         """The size of every index label in ``target``'s statement, given dim sizes."""

@@ -52,6 +52,7 @@ from .lower import (
     Product,
     Reindex,
     Select,
+    Size,
     Solve,
     Sum,
     Where,
@@ -80,6 +81,11 @@ def reindex_values(node: Reindex, sizes: Mapping[str, int]) -> np.ndarray:
         G = sizes[node.labels[0]]
         return np.eye(G).reshape(G, *(sizes[m] for m in node.labels[1:]))
     k, i = node.labels
+    if node.kind == "range":  # columns start … start + J − 1 of the identity on k
+        E = np.eye(sizes[k])[:, node.start : node.start + sizes[i]]
+        if E.shape[1] != sizes[i]:
+            raise DerivativeError(f"the reference's range runs past an axis of size {sizes[k]}")
+        return E
     blocks = [np.eye(sizes[p]) if p == i else np.zeros((sizes[p], sizes[i])) for p in node.parts]
     E = np.concatenate(blocks, axis=0)
     if E.shape[0] != sizes[k]:
@@ -97,7 +103,7 @@ def _reindex_sizes(net: Graph, sizes: dict[str, int]) -> None:
     for stmt in net.statements:
         dims = net.label_dims[stmt.target]
         for node in walk(stmt.root):
-            if isinstance(node, Reindex):
+            if isinstance(node, Reindex) and node.kind != "range":
                 inner = node.labels[1:] if node.kind == "group" else node.parts
                 found.append((node.kind, dims[node.labels[0]], [dims[lab] for lab in inner]))
     changed = True
@@ -367,6 +373,8 @@ def _node(node: Node, tensors: dict[str, Jet], sizes: dict[str, int], jets: _Jet
         return tensors[node.name]
     if isinstance(node, Const):
         return {frozenset(): np.asarray(node.value)}
+    if isinstance(node, Size):
+        return {frozenset(): np.asarray(float(sizes[node.key]))}
     if isinstance(node, Delta):
         return {frozenset(): np.eye(sizes[node.labels[0]])}
     if isinstance(node, Select):  # the one-hot, written out: 1 where the position is v

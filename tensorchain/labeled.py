@@ -41,7 +41,7 @@ from .gather import stored_entries as entries
 from .limits import format_bytes, get_memory_limit
 from .plan import Contraction, contract, equation
 from .program import apply, linear_source
-from .reindex import stored_size
+from .reindex import is_reindex, stored_size
 
 _fresh = itertools.count()
 
@@ -485,8 +485,11 @@ class LabeledTensor:
             reps = [i for i in self.indices if i not in {b for _, b in t.deltas}]
             present = {lab for f in t.factors for lab in f.labels}
             labels = tuple(r for r in reps if r in present)
-            if len(t.factors) == 1 and t.factors[0].labels == labels:
-                factor = t.factors[0]
+            only = t.factors[0] if len(t.factors) == 1 else None
+            if only is not None and only.labels == labels:
+                factor = only
+            elif only is not None and sorted(only.labels) == sorted(labels) and is_reindex(only):
+                factor, labels = only, only.labels  # a transpose would make it dense
             else:
                 data = contract(
                     [(f.array, f.labels) for f in t.factors],

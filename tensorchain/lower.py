@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -49,6 +49,7 @@ from .spec import (
     Index,
     Neg,
     Num,
+    Offset,
     Pick,
     Pos,
     Program,
@@ -61,6 +62,9 @@ DELTA = "delta"
 
 #: Concatenation along a named index: ``c[s, k] = concat(a[s, k], b[s, k], k)``.
 CONCAT = "concat"
+
+#: The size of a dim as a number: ``size(K)`` (a reserved function name).
+SIZE = "size"
 
 
 class SpecWarning(UserWarning):
@@ -78,6 +82,20 @@ class Leaf:
 class Const:
     value: float
     labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Size:
+    """``size(K)``: the size of dim ``K``, a number known once sizes are (a
+    scalar constant, derivative zero). ``key`` is a label the statement binds
+    to ``K`` (:meth:`Graph.add_statement`), so that its label sizes hold it."""
+
+    dim: str
+    labels: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"size({self.dim})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,12 +218,16 @@ class Reindex:
       merge ``y[s, (h w)] = x[s, h, w]`` and of a split ``x[s, h, w] = y[s, (h w)]``;
     * ``kind="offset"``, labels ``(k, i)``: 1 where ``k = i + offset``, the
       offset being the sizes of the labels of ``parts`` before ``i``: one part
-      of a concatenation along ``k`` whose parts' axes are ``parts``."""
+      of a concatenation along ``k`` whose parts' axes are ``parts``;
+    * ``kind="range"``, labels ``(k, j)``: 1 where ``k = j + start``, the
+      factor of an offset index ``x[s, j + start]`` (a range of positions of
+      ``x``'s axis ``k``; ``j`` has a dim of its own)."""
 
     kind: str
     labels: tuple[str, ...]
     parts: tuple[str, ...] = ()
     pos: Pos | None = None
+    start: int = 0  # kind "range": the offset written
 
 
 @dataclass(frozen=True, eq=False)
@@ -225,7 +247,7 @@ class Where:
     half: bool = False
 
 
-Node = Leaf | Const | Product | Sum | Map | Along | Delta | Solve | Select | Reindex | Where
+Node = Leaf | Const | Size | Product | Sum | Map | Along | Delta | Solve | Select | Reindex | Where
 
 
 def children(node: Node) -> tuple[Node, ...]:
@@ -288,7 +310,7 @@ def relabel(node: Node, mapping: dict[str, str]) -> Node:
     if isinstance(node, Select):
         return Select(node.index, r(node.labels), node.pos, node.onehot)
     if isinstance(node, Reindex):
-        return Reindex(node.kind, r(node.labels), r(node.parts), node.pos)
+        return replace(node, labels=r(node.labels), parts=r(node.parts))
     if isinstance(node, Solve):
         matrix, rhs = relabel(node.matrix, mapping), relabel(node.rhs, mapping)
         row, col = mapping.get(node.row, node.row), mapping.get(node.col, node.col)
@@ -335,7 +357,9 @@ class _Lowering:
         assign: Assign,
         ranks: dict[str, tuple[str, ...]],
         indexes: Mapping[str, str],
+        dims: Collection[str] = (),
     ):
+        self.dims = dims  # the declared dims, which size(K) names
         self.program = program
         self.assign = assign
         self.axes = ranks  # tensor name -> its dims, one per axis
@@ -537,11 +561,11 @@ class _Lowering:
                     " must not be the name of an index tensor",
                     i.pos,
                 )
-        picks = any(isinstance(i, Pick) for i in e.indices)
+        picks = any(isinstance(i, Pick | Offset) for i in e.indices)
         if picks and any(isinstance(i, Group) for i in e.indices):
             raise self.fail(
-                f"{show(e)} both picks positions and groups axes; write the pick and"
-                " the reshape as two statements",
+                f"{show(e)} both picks positions and groups axes; write the pick (or the"
+                " range) and the reshape as two statements",
                 e.pos,
             )
         if picks:
@@ -555,9 +579,10 @@ class _Lowering:
         return leaf
 
     def picked(self, e: Ref, axes: tuple[str, ...]) -> Node:
-        """``T[ids[s], d]`` or ``x[s, 0, k]``: the picked axes get labels of
-        their own, each joined to a :class:`Select` and summed inside the
-        factor, so that ``tanh(T[ids[s], d])`` is the tanh of the entries picked."""
+        """``T[ids[s], d]``, ``x[s, 0, k]`` or ``x[s, j + 1, k]``: the picked
+        axes get labels of their own, each joined to a :class:`Select` (or, for
+        an offset index, a :class:`Reindex` of kind ``range``) and summed inside
+        the factor, so that ``tanh(T[ids[s], d])`` is the tanh of the entries picked."""
         labels, selects, kept = [], [], []
         for k, (idx, dim) in enumerate(zip(e.indices, axes, strict=True)):
             if isinstance(idx, Index):
@@ -566,6 +591,17 @@ class _Lowering:
                 continue
             self.scopes += 1
             label = f"{dim}@{self.scopes}"
+            if isinstance(idx, Offset):
+                if idx.index.name in self.indexes:
+                    raise self.fail(
+                        f"{idx.index.name} is an index tensor; an offset index is an index"
+                        f" name plus a whole number, as in {e.name}[..., j + {idx.offset}, ...]",
+                        idx.pos,
+                    )
+                labels.append(label)
+                selects.append(Reindex("range", (label, idx.index.name), (), idx.pos, idx.offset))
+                kept.append(idx.index.name)
+                continue
             select = self.select(idx, label, f"axis {k} of {e.name}", dim)
             labels.append(label)
             selects.append(select)
@@ -713,6 +749,8 @@ class _Lowering:
 
         if e.func == CONCAT:
             return self.concat(e)
+        if e.func == SIZE:
+            return self.size(e)
         if e.func in LOSSES:
             if e.func == "cross_entropy" and e.args and not _has_tensor(e.args[0]):
                 raise self.fail(
@@ -737,6 +775,7 @@ class _Lowering:
             *MATRIX_FUNCTIONS,
             *LOSSES,
             CONCAT,
+            SIZE,
             *SELECTIONS,
         )
         if e.func not in known:
@@ -790,6 +829,25 @@ class _Lowering:
         arg = self.local(arg, axes)
         bound = tuple(f"{base_label(lab)}@{self.scopes}" for lab in axes)
         return self.renumber(Along(e.func, arg, bound, kept, names))
+
+    def size(self, e: Call) -> Size:
+        """``size(K)``: the size of the declared dim ``K``, as a number."""
+        arg = e.args[0] if len(e.args) == 1 else None
+        name = arg.name if isinstance(arg, Ref) and arg.indices is None else None
+        if name is None or name not in self.dims:
+            dims = ", ".join(self.dims) or "none"
+            if name is not None and name in self.axes:
+                what = f"{name!r} is a tensor (axes [{', '.join(self.axes[name])}]), not a dim"
+            elif name is not None:
+                what = f"{name!r} is not a declared dim"
+            else:
+                what = f"{show(e)} does not name one dim"
+            raise self.fail(
+                f"size(K) is the size of a declared dim K as a number, e.g. x / sqrt(size(K));"
+                f" {what} (declared dims: {dims})",
+                e.pos,
+            )
+        return Size(name)
 
     def check_targets(self, e: Call) -> None:
         """Targets of ``cross_entropy`` or ``nll`` that do not run along the
@@ -1335,7 +1393,8 @@ def _mentions(e: Expr, index: str) -> bool:
         return any(
             i.name == index
             if isinstance(i, Index)
-            else isinstance(i, Pick) and isinstance(i.by, Ref) and _mentions(i.by, index)
+            else (isinstance(i, Offset) and i.index.name == index)
+            or (isinstance(i, Pick) and isinstance(i.by, Ref) and _mentions(i.by, index))
             for i in _expanded(e.indices or ())
         )
     if isinstance(e, Call):
@@ -1424,11 +1483,13 @@ def lower(
     assign: Assign,
     axes: dict[str, tuple[str, ...]],
     indexes: Mapping[str, str] | None = None,
+    dims: Collection[str] = (),
 ) -> Lowered:
     """Lower one assignment, given the dims of every tensor defined before it
-    (``indexes``: the dim each integer index tensor holds positions of)."""
+    (``indexes``: the dim each integer index tensor holds positions of;
+    ``dims``: the declared dims, which ``size(K)`` names)."""
     text = program.lines[assign.pos.line - 1].strip()
-    lowering = _Lowering(program, assign, axes, {} if indexes is None else indexes)
+    lowering = _Lowering(program, assign, axes, {} if indexes is None else indexes, dims)
     if uses_loss(assign.expr):  # print what the shorthand stands for
         left = f"[{', '.join(i.name for i in assign.indices)}]" if assign.indices else ""
         expanded = expand_all(assign.expr, lowering.fail, lowering.known())
@@ -1484,6 +1545,8 @@ def show_lowered(
             return ref(node.name, node.labels)
         if isinstance(node, Const):
             return f"{node.value:g}"
+        if isinstance(node, Size):
+            return node.key
         if isinstance(node, Delta):
             return ref("δ", node.labels)
         if isinstance(node, Select):
@@ -1494,6 +1557,8 @@ def show_lowered(
             outer, *inner = map(name, node.labels)
             if node.kind == "group":
                 return f"δ[{outer}, ({' '.join(inner)})]"
+            if node.kind == "range":
+                return f"δ[{outer}, {inner[0]} + {node.start}]"
             before = node.parts[: node.parts.index(node.labels[1])]
             offset = "".join(f" + {(dims or {}).get(b, f'size({name(b)})')}" for b in before)
             return f"δ[{outer}, {inner[0]}{offset}]"

@@ -160,7 +160,7 @@ class Network(Graph):
 
     def _define(self, st: Assign) -> None:
         self._check_new(st.target, st.pos)
-        stmt = lower(self.program, st, self.axes, self.indexes)
+        stmt = lower(self.program, st, self.axes, self.indexes, self.dims)
         self._check_axes(st.target, len(stmt.labels), st.pos)
         defaults = {d: s for d, s in self.dims.items() if s is not None}
         bound = bind_labels(

@@ -200,15 +200,26 @@ def reindex_constant(kind: str, shape: Sequence[int], offset: int = 0) -> np.nda
 
 
 def node_constant(node: Any, sizes: Mapping[str, int]) -> np.ndarray:
-    """The constant of a :class:`~tensorchain.lower.Reindex` node, given label sizes."""
-    return reindex_constant(node.kind, [sizes[lab] for lab in node.labels], offset_of(node, sizes))
+    """The constant of a :class:`~tensorchain.lower.Reindex` node, given label sizes
+    (a range's is a concatenation's: ``E[k, j]`` = 1 where ``k = j + start``)."""
+    kind = "offset" if node.kind == "range" else node.kind
+    return reindex_constant(kind, [sizes[lab] for lab in node.labels], offset_of(node, sizes))
 
 
 def offset_of(node: Any, sizes: Mapping[str, int]) -> int:
-    """Where a part of a concatenation starts: the sizes of the parts before it."""
+    """Where a part of a concatenation starts (the sizes of the parts before
+    it), or a range of positions (its offset)."""
+    if node.kind == "range":
+        return node.start
     if node.kind != "offset":
         return 0
     return sum(sizes[p] for p in node.parts[: node.parts.index(node.labels[1])])
+
+
+def is_reindex(factor: Any) -> bool:
+    """Whether a factor's array is a registered reshape or concatenation constant."""
+    found = _REINDEX.get(id(factor.array))
+    return found is not None and found[0]() is factor.array
 
 
 def stored_size(array: Any) -> int:

@@ -38,6 +38,7 @@ from .lower import (
     Product,
     Reindex,
     Select,
+    Size,
     Solve,
     Sum,
     Where,
@@ -233,7 +234,7 @@ def statement_matrices(net: Network, target: str, forward: Forward) -> dict[str,
             out[node.name] = out.get(node.name, 0) + matrix
             continue
         for k, child in enumerate(children(node)):
-            if isinstance(child, Const | Delta | Select | Reindex):
+            if isinstance(child, Const | Size | Delta | Select | Reindex):
                 continue
             if adjoint is None and _is_identity(node, k):
                 stack.append((child, None))

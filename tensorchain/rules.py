@@ -39,6 +39,7 @@ from .lower import (
     Product,
     Reindex,
     Select,
+    Size,
     Solve,
     Sum,
     Where,
@@ -60,6 +61,8 @@ def name_of(node: Node) -> str:
         return node.name
     if isinstance(node, Const):
         return f"{node.value:g}"
+    if isinstance(node, Size):
+        return node.key
     if isinstance(node, Delta | Reindex):  # Reindex: δ[g, h, w], g = (h w); δ[k, i + offset]
         return "δ"
     if isinstance(node, Select):
@@ -129,6 +132,8 @@ def tex_of(node: Node) -> str:
         return tex_name(node.name)
     if isinstance(node, Const):
         return f"{node.value:g}"
+    if isinstance(node, Size):
+        return tex_name(node.dim)
     if isinstance(node, Delta | Reindex):
         return r"\delta"
     if isinstance(node, Select):

@@ -166,6 +166,14 @@ def _bind_reindex(
     while todo:
         left, before = [], len(bound)
         for node in todo:
+            if node.kind == "range":  # j of x[s, j + 1]: another tensor's dim, or its own
+                j = node.labels[1]
+                if j not in bound and base_label(j) in dims:
+                    axis = stmt.labels.index(j) if j in stmt.labels else 0
+                    bound[j] = Binding(base_label(j), stmt.target, axis, node.pos or stmt.pos)
+                if j not in bound:
+                    left.append(node)
+                continue
             outer, inner = (
                 node.labels[0],
                 (node.parts if node.kind == "offset" else node.labels[1:]),
@@ -215,6 +223,17 @@ def _unsized(
     derived: Mapping[str, Derived],
 ):
     pos = node.pos or stmt.pos
+    if node.kind == "range":
+        j, outer = base_label(node.labels[1]), bound.get(node.labels[0])
+        axis = f" along {_axis(outer.axis, outer.tensor)} (dim {outer.dim})" if outer else ""
+        return program.error(
+            f"the offset index {j} + {node.start} reads a range of positions{axis}, but {j!r}"
+            f" has no size: {j} runs over a dim of its own; declare it (dim {j} = 2 reads"
+            f" positions {node.start} and {node.start + 1}), or use {j} on another tensor of"
+            " the statement",
+            pos,
+            ShapeError,
+        )
     if node.kind == "offset":
         return program.error(
             f"concat along {base_label(node.labels[0])!r}: a part's index has no size; index"
@@ -262,6 +281,9 @@ def _check_reindex(
     """The size of a grouped axis is the product of its indices' sizes, that of
     a concatenated axis the sum of its parts'."""
     outer = bound[node.labels[0]]
+    if node.kind == "range":
+        _check_range(program, stmt, node, outer, bound[node.labels[1]], sizes)
+        return
     inner = node.labels[1:] if node.kind == "group" else node.parts
     dims = [bound[lab].dim for lab in inner]
     if outer.dim not in sizes or any(d not in sizes for d in dims):
@@ -284,6 +306,36 @@ def _check_reindex(
             f" {terms} = {total}; the parts' sizes add up to the size of the axis"
         )
     raise program.error(message, node.pos or stmt.pos, ShapeError)
+
+
+def _check_range(
+    program: Program,
+    stmt: Lowered,
+    node: Reindex,
+    outer: Binding,
+    inner: Binding,
+    sizes: Mapping[str, int],
+) -> None:
+    """An offset index ``x[s, j + start]`` stays inside its axis: ``J + start ≤ size``."""
+    if outer.dim not in sizes or inner.dim not in sizes:
+        return
+    size, n, start = sizes[outer.dim], sizes[inner.dim], node.start
+    if n + start <= size:
+        return
+    j = base_label(node.labels[1])
+    if start >= size:
+        fits = f"an offset below {size}"
+    else:
+        fits = f"{j} of at most {size - start} positions ({inner.dim} ≤ {size - start})"
+        fits += f", or an offset of at most {size - n}" if n <= size else ""
+    raise program.error(
+        f"the offset index {j} + {start} reads positions {start} to {start + n - 1}"
+        f" ({inner.dim}={n} values of {j}) of {_axis(outer.axis, outer.tensor)}, which has"
+        f" {outer.dim}={size} positions (0 to {size - 1}): {inner.dim} + {start} ="
+        f" {n + start} is more than {outer.dim} = {size}; use {fits}",
+        node.pos or stmt.pos,
+        ShapeError,
+    )
 
 
 def _bind_deltas(program: Program, stmt: Lowered, bound: dict[str, Binding]) -> None:

@@ -32,7 +32,7 @@ _TOKEN = re.compile(
   | (?P<newline>\n)
   | (?P<number>(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<op>\*\*|>=|<=|==|!=|[-+*/^()\[\],=<>])
+  | (?P<op>\*\*|>=|<=|==|!=|[-+*/^()\[\],=<>:])
     """,
     re.VERBOSE,
 )
@@ -79,6 +79,21 @@ class Pick:
 
 
 @dataclass(frozen=True)
+class Offset:
+    """``j + 1`` in an index list on the right side: the positions ``j + offset``
+    of the tensor's axis, ``j`` running over its own dim (a range of positions,
+    ``x[s, 1:3]`` in numpy being ``x[s, j + 1]`` with ``j`` of size 2)."""
+
+    index: Index
+    offset: int
+    pos: Pos
+
+    @property
+    def name(self) -> str:
+        return f"{self.index.name} + {self.offset}"
+
+
+@dataclass(frozen=True)
 class Group:
     """``(h w)`` in an index list: the indices ``h`` and ``w`` as one axis, row-major
     (``w`` fastest, as numpy's reshape and einops). In a declaration its members
@@ -99,7 +114,7 @@ class Ref:
     a position may be a :class:`Pick`)."""
 
     name: str
-    indices: tuple[Index | Pick | Group, ...] | None
+    indices: tuple[Index | Pick | Group | Offset, ...] | None
     pos: Pos
 
 
@@ -281,6 +296,7 @@ class _Parser:
         self.at = 0
         self.nesting = 0  # recursion depth of the parser, bounded by MAX_DEPTH
         self.depth: dict[int, int] = {}  # id(node) -> height of its tree
+        self.tensor = "x"  # the tensor whose index list is being read
 
     def enter(self, token: Token) -> None:
         self.nesting += 1
@@ -495,10 +511,14 @@ class _Parser:
         self.expect("]", "to close the index list", opener)
         return tuple(out)
 
-    def _index(self, what: str, picks: bool = False, groups: bool = True) -> Index | Pick | Group:
+    def _index(
+        self, what: str, picks: bool = False, groups: bool = True
+    ) -> Index | Pick | Group | Offset:
         tok = self.tok
         if groups and tok.kind == "op" and tok.text == "(":
             return self._group()
+        if picks and tok.kind == "op" and tok.text == ":":
+            self._slice(None, tok)
         if tok.kind == "number":
             if not picks:
                 raise self.fail(f"expected {what}, found the number {tok.text}")
@@ -508,7 +528,16 @@ class _Parser:
                 )
             if len(tok.text) > 15 or int(tok.text) >= limits.MAX_DIM:
                 raise self.fail(f"the position {tok.text[:20]} is beyond any dim's size")
-            return Pick(int(self.next().text), tok.pos)
+            self.next()
+            if self.tok.text == ":":
+                self._slice(int(tok.text), tok)
+            if self.tok.kind == "op" and self.tok.text in "+-":
+                raise self.fail(
+                    f"write the index first and the offset after it, j + {tok.text}"
+                    f" (positions {tok.text}, {int(tok.text) + 1}, … of the axis)",
+                    tok,
+                )
+            return Pick(int(tok.text), tok.pos)
         if picks and tok.kind == "op" and tok.text in "+-":
             raise self.fail(
                 f"expected {what}, found {tok.text!r}: negative positions (counted from"
@@ -518,7 +547,77 @@ class _Parser:
         if picks and self.tok.text == "[":
             inner = self.index_list("an index name (the indices of an index tensor are names)")
             return Pick(Ref(tok.text, inner, tok.pos), tok.pos)
-        return Index(tok.text, tok.pos)
+        index = Index(tok.text, tok.pos)
+        if self.tok.kind == "op" and self.tok.text in "+-":
+            if not picks:
+                where = (
+                    "a declaration names one dim per axis"
+                    if what.startswith("a dim")
+                    else "the left side names each axis with an index, and an offset is"
+                    " read on the right side only, as in y[s, j] = x[s, j + 1]"
+                )
+                raise self.fail(f"expected {what}, found {self.tok.text!r}: {where}")
+            return self._offset(index)
+        return index
+
+    def _offset(self, index: Index) -> Offset:
+        """``j + 1``: the positions ``j + 1`` of the axis (a range of positions)."""
+        op = self.next()
+        tok = self.tok
+        if tok.kind == "name":
+            raise self.fail(
+                f"{index.name} {op.text} {tok.text} adds two indices, a sliding window: write"
+                f" it with a shift tensor, shift S[I, J, T] (S[i, j, t] = 1 where t = i + j),"
+                f" then S[{index.name}, {tok.text}, t] * x[..., t, ...] (see 'Convolution:"
+                " shift tensors' in docs/language.md)",
+                tok,
+            )
+        if tok.kind != "number" or not tok.text.isdigit():
+            raise self.fail(
+                f"an offset is a whole number: {index.name} + 1 reads positions 1, 2, … of"
+                f" the axis; found {_describe(tok)}",
+                tok,
+            )
+        if len(tok.text) > 15 or int(tok.text) >= limits.MAX_DIM:
+            raise self.fail(f"the offset {tok.text[:20]} is beyond any dim's size", tok)
+        value = int(self.next().text)
+        if op.text == "-" and value != 0:
+            raise self.fail(
+                f"{index.name} - {value} would read positions before the start of the axis"
+                f" (negative for {index.name} < {value}); an offset adds a whole number:"
+                f" read y[..., {index.name}] = x[..., {index.name} + {value}] the other way"
+                f" round, or start the range at {index.name} + 0",
+                op,
+            )
+        if self.tok.kind == "op" and self.tok.text in "+-*/^":
+            raise self.fail(
+                f"an offset index is an index plus one whole number, as in {index.name} +"
+                f" {value}; found {_describe(self.tok)} after it"
+            )
+        return Offset(index, value, index.pos)
+
+    def _slice(self, start: int | None, at: Token) -> None:
+        """Refuse ``x[s, 1:3]``: a range of positions is an offset index, ``x[s, j + 1]``
+        with ``j`` of a dim of 2 positions."""
+        self.accept(":")
+        stop = None
+        if self.tok.kind == "number" and self.tok.text.isdigit():
+            stop = int(self.next().text)
+        first = start or 0
+        if stop is not None and stop <= first:
+            size = f"{first}:{stop} holds no positions"
+        elif stop is not None:
+            size = f"dim j = {stop - first}"
+        else:
+            size = f"dim j = the size of that axis{f' - {first}' if first else ''}"
+        raise self.fail(
+            f"a range of positions ({'' if start is None else start}:"
+            f"{'' if stop is None else stop}) is written with an index and an offset:"
+            f" {self.tensor}[..., j + {first}, ...] reads positions {first}, {first + 1}, …"
+            f" of the axis, j running over its own dim ({size}; or j on another tensor of the"
+            " statement)",
+            at,
+        )
 
     def _group(self) -> Group:
         """``(h w)``: two or more names separated by spaces (einops' notation)."""
@@ -668,6 +767,7 @@ class _Parser:
                 self.not_indexed(call, "the result of a call")
                 return self.made(call, tok, *args)
             if self.tok.text == "[":
+                self.tensor = tok.text  # for messages about its positions
                 positions = self.index_list(_POSITION, picks=True)
                 return Ref(tok.text, positions, tok.pos)
             return Ref(tok.text, None, tok.pos)
@@ -689,7 +789,9 @@ class _Parser:
         )
 
 
-_POSITION = "an index name, an index tensor's entries (ids[s]) or a position (0)"
+_POSITION = (
+    "an index name, an index tensor's entries (ids[s]), a position (0) or an offset index (j + 1)"
+)
 
 
 def parse_program(text: str, path: str | None = None) -> Program:
@@ -722,8 +824,9 @@ def show(expr: Expr, parent: int = 0) -> str:
     return f"({text})" if prec < parent or expr.paren else text
 
 
-def show_index(index: Index | Pick | Group) -> str:
-    """One position of an index list as spec text: ``i``, ``(h w)``, ``ids[s]`` or ``0``."""
-    if isinstance(index, Index | Group):
+def show_index(index: Index | Pick | Group | Offset) -> str:
+    """One position of an index list as spec text: ``i``, ``(h w)``, ``ids[s]``, ``0``
+    or ``j + 1``."""
+    if isinstance(index, Index | Group | Offset):
         return index.name
     return str(index.by) if isinstance(index.by, int) else show(index.by)
