@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .backend import backend_of, to_numpy
+from .backend import backend_of, namespace, to_numpy
 from .errors import NonFiniteWarning, ValuesError, warn
 from .gather import Selection
 from .labeled import LabeledTensor
@@ -75,9 +75,10 @@ def dense_bound(tensor: LabeledTensor) -> float:
                 while isinstance(root.base, np.ndarray):
                     root = root.base
                 a = root if root.size < a.size else a
-            else:
-                a = to_numpy(a)
-            bound *= float(np.max(np.abs(a))) if np.size(a) else 0.0
+                bound *= float(np.max(np.abs(a))) if a.size else 0.0
+            else:  # another library's, on its own device
+                xp = namespace(a)
+                bound *= float(xp.max(xp.abs(a))) if math.prod(a.shape) else 0.0
         total += bound
     return total
 
@@ -92,7 +93,10 @@ def dense_may_overflow(tensor: LabeledTensor) -> bool:
         if len(values) <= 1:
             return False
     top = float(np.finfo(tensor.result_dtype).max)
-    return not dense_bound(tensor) < 0.5 * top  # half: room for rounding
+    try:
+        return not dense_bound(tensor) < 0.5 * top  # half: room for rounding
+    except TypeError:  # a traced value (inside jax.jit): no number to check yet
+        return False
 
 
 def _dense_overflow(tensor: LabeledTensor) -> tuple[int, int] | None:
