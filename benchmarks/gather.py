@@ -72,7 +72,7 @@ def embedding(batch: int, length: int, vocab: int, width: int, classes: int, rou
 
     compiled = net.compile_grad("C", ["E", "W"])
     generated: dict = {}
-    from tensorchain.derivation import module_source
+    from tensorchain.presentation.derivation import module_source
 
     derivations = [net.derive("C", w) for w in ("E", "W")]
     exec(module_source(derivations, names=["gradient"], joint=True), generated)

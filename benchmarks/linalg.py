@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 import tensorchain as tc
-from tensorchain import matrix
+from tensorchain.functions import matrix
 
 from .harness import Competitor, Row, measure
 
@@ -112,7 +112,8 @@ def logdet_hessian(n: int, rounds: int) -> list[Row]:
 
 def singular_checks(shapes: list[tuple[int, ...]], rounds: int) -> list[Row]:
     """numpy's ``inv`` and ``solve`` (one right side) against tensorchain's
-    (:func:`tensorchain.matrix.inv_along`, :func:`~tensorchain.matrix.solve_labeled`),
+    (:func:`tensorchain.functions.matrix.inv_along`,
+    :func:`~tensorchain.functions.matrix.solve_labeled`),
     which also refuse a matrix singular to working precision: the price of the check."""
     rng = np.random.default_rng(2)
     out: list[Row] = []

@@ -97,7 +97,7 @@ def numpy_transformer(v: dict, heads: int):
     """The transformer block's gradient by backprop written by hand in numpy
     (each matrix product once, Φ of the GELU computed once and kept):
     a function of no arguments returning a dict of gradients."""
-    from tensorchain.special import normal_cdf
+    from tensorchain.functions.special import normal_cdf
 
     ids, labels = v["ids"], v["labels"]
     B, T = ids.shape
@@ -213,7 +213,7 @@ def _flat(params: tuple[str, ...]):
 def _generated(net: tc.Network, params: tuple[str, ...]):
     """The numpy module tensorchain writes for every gradient at once
     (``tensorchain derive --emit python``), as a function of the values."""
-    from tensorchain.derivation import module_source
+    from tensorchain.presentation.derivation import module_source
 
     source = module_source([net.derive("L", w) for w in params], names=["grads"], joint=True)
     namespace: dict = {}
@@ -284,7 +284,7 @@ def parts(rows_: int, inner: int, width: int, rounds: int) -> list[Row]:
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((rows_, inner)), rng.standard_normal((inner, width))
     z = rng.standard_normal((rows_, width))
-    from tensorchain.special import gelu_cdf, normal_cdf
+    from tensorchain.functions.special import gelu_cdf, normal_cdf
 
     def gelu_numpy():
         y = z * normal_cdf(z)  # the forward value, then its derivative from it

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 import tensorchain as tc
-from tensorchain.derivation import module_source
+from tensorchain.presentation.derivation import module_source
 
 from .harness import Competitor, Row, measure
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import tensorchain as tc
-from tensorchain.reshape import reshape_cost
+from tensorchain.reference.reshape import reshape_cost
 
 from . import chains, gather, higher, linalg, models, overhead, products, reshapes, verification
 from .harness import Competitor, Row, measure, peak, table
@@ -159,7 +159,7 @@ def _mlp(depth: int, batch: int, width: int, rounds: int) -> list[Row]:
 def _generated(net: tc.Network, depth: int):
     """The numpy function tensorchain writes for every param's gradient at once
     (``tensorchain derive --emit python``)."""
-    from tensorchain.derivation import module_source
+    from tensorchain.presentation.derivation import module_source
 
     params = [f"{p}{k}" for k in range(depth) for p in ("W", "b")]
     source = module_source([net.derive("L", p) for p in params], names=["grads"], joint=True)

@@ -1,9 +1,7 @@
 """tensorchain: the chain rule of tensor networks, planned by opt_einsum."""
 
-__version__ = "0.1.0"  # first, so that modules can import it
-
-from .contraction import contract
-from .derivation import Derivation
+from .arrays.limits import get_memory_limit, set_memory_limit
+from .calculus.labeled import LabeledTensor
 from .errors import (
     DerivativeError,
     MemoryLimitError,
@@ -14,17 +12,18 @@ from .errors import (
     TensorchainError,
     ValuesError,
 )
-from .explore import Exploration
-from .extend import register_function, unregister_function
-from .jets import reference_derivative
-from .labeled import LabeledTensor
-from .limits import get_memory_limit, set_memory_limit
-from .lower import SpecWarning
+from .language.lower import SpecWarning
+from .language.user_functions import register_function, unregister_function
 from .network import Network, load, parse
 from .networks import builtin
-from .paths import Plan
-from .reshape import reshape_hessian, reshape_method
-from .usercheck import check_gradient
+from .planning.chain_orders import Plan
+from .planning.contract import contract
+from .planning.explore import Exploration
+from .presentation.derivation import Derivation
+from .reference.jets import reference_derivative
+from .reference.reshape import reshape_hessian, reshape_method
+from .verification.check_gradient import check_gradient
+from .version import __version__
 
 ARTICLE: str = builtin("article")
 """The spec text of the article's one-layer network."""

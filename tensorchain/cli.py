@@ -12,9 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .derivation import module_source
-from .domains import drawn_note
 from .errors import (
     DerivativeError,
     MemoryLimitError,
@@ -24,12 +21,15 @@ from .errors import (
     TensorchainError,
     ValuesError,
 )
-from .finite import first_non_finite, upstream
+from .language.domains import drawn_note
 from .network import Network, free_name, load, parse
 from .networks import builtin
-from .report import RULE, derivation, derivative_report, hessian_report
-from .usercode import UsageError, import_user_module, user_function
-from .values import values_from_file
+from .presentation.derivation import module_source
+from .presentation.report import RULE, derivation, derivative_report, hessian_report
+from .presentation.usercode import UsageError, import_user_module, user_function
+from .runtime.finite import first_non_finite, upstream
+from .runtime.values import values_from_file
+from .version import __version__
 
 TOLERANCE = 1e-9
 
@@ -311,7 +311,7 @@ def _verdict(net, of: str, diffs: list[tuple[str, float]], values, args) -> int:
 
 
 def paths_command(args: argparse.Namespace) -> int:
-    from .explore import crossover, explore, sweep
+    from .planning.explore import crossover, explore, sweep
 
     out = sys.stdout
     net, title = _load(args)
@@ -423,7 +423,7 @@ def _domain_hint(net: Network, of: str, args: argparse.Namespace) -> str:
 
 
 def verify_command(args: argparse.Namespace) -> int:
-    from .usercheck import check_gradient
+    from .verification.check_gradient import check_gradient
 
     # imported first: a module that registers functions does it before the spec is read
     fn = user_function(args.against) if args.against else None

@@ -9,12 +9,39 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import limits
-from .backend import as_value, astype, zeros_like_values
-from .building import paused_gc
-from .cache import LRUCache
-from .chain import ChainResult
-from .compiled import (
+from .arrays import limits
+from .arrays.backend import as_value, astype, zeros_like_values
+from .arrays.building import paused_gc
+from .arrays.cache import LRUCache
+from .arrays.quiet import loud, quiet
+from .calculus.chain import ChainResult
+from .calculus.differentiate import VECTOR as HVP_VECTOR
+from .calculus.differentiate import derivative_graph, hvp_graph
+from .calculus.graph import Forward, Graph, TensorInfo
+from .calculus.labeled import LabeledTensor
+from .calculus.products import MAX_NORM, VECTOR
+from .errors import (
+    DerivativeError,
+    ShapeError,
+    SpecError,
+    ValuesError,
+)
+from .language.domains import bind_domain, draw
+from .language.gather import (
+    as_positions,
+    check_positions,
+    declared_index,
+    draw_positions,
+    refuse_positions,
+)
+from .language.lower import DELTA, lower
+from .language.reindex import Derived, derived_sizes, product_dim, sum_dim
+from .language.shapes import Binding, bind_labels, check_given_dims, value_sizes
+from .language.shift import shift_sizes
+from .language.syntax import Assign, DimDecl, Group, Pos, ShiftDecl, TensorDecl, parse_program
+from .language.syntax import Program as SpecProgram
+from .language.user_functions import check_calls
+from .runtime.compiled import (
     CACHE_SIZE,
     GRAPH_CACHE_SIZE,
     HOT_PROGRAMS,
@@ -24,36 +51,15 @@ from .compiled import (
     compiled_dtype,
     dtype_of,
 )
-from .differentiate import VECTOR as HVP_VECTOR
-from .differentiate import derivative_graph, hvp_graph
-from .domains import bind_domain, draw
-from .errors import (
-    DerivativeError,
-    ShapeError,
-    SpecError,
-    ValuesError,
-)
-from .extend import check_calls
-from .finite import check_results
-from .gather import as_positions, check_positions, declared_index, draw_positions, refuse_positions
-from .graph import Forward, Graph, TensorInfo
-from .labeled import LabeledTensor
-from .lower import DELTA, lower
-from .products import MAX_NORM, VECTOR
-from .quiet import loud, quiet
-from .reindex import Derived, derived_sizes, product_dim, sum_dim
-from .shapes import Binding, bind_labels, check_given_dims, value_sizes
-from .shift import shift_sizes
-from .spec import Assign, DimDecl, Group, Pos, ShiftDecl, TensorDecl, parse_program
-from .spec import Program as SpecProgram
-from .values import _finite as finite
-from .values import check_values, check_vector, forecast_values
+from .runtime.finite import check_results
+from .runtime.values import _finite as finite
+from .runtime.values import check_values, check_vector, forecast_values
 
 if TYPE_CHECKING:
-    from .derivation import Derivation
-    from .explore import Exploration
-    from .paths import Plan
-    from .verify import VerifyReport
+    from .planning.chain_orders import Plan
+    from .planning.explore import Exploration
+    from .presentation.derivation import Derivation
+    from .verification.verify import VerifyReport
 
 
 #: What a call computes, in words, for messages (``per-sample gradient norms by ids ...``).
@@ -369,7 +375,7 @@ class Network(Graph):
         mode: str = "reverse",
     ) -> ChainResult:
         """The chain rule for ``d of / d w`` for each ``w``, with everything it did
-        (``structured``: see :func:`tensorchain.chain.network_jacobians`;
+        (``structured``: see :func:`tensorchain.calculus.chain.network_jacobians`;
         ``mode="forward"``: accumulated from one ``w`` towards ``of``)."""
         self.info(of)
         for w in wrt:
@@ -402,7 +408,7 @@ class Network(Graph):
             >>> print(tc.parse(tc.ARTICLE).derive("C", "b"))
             ∂C/∂b[i] = 0.5 · 2 (a - y)[i] · σ'(z)[i]
         """
-        from .derivation import derive
+        from .presentation.derivation import derive
 
         dims = given_sizes(dims, sizes)
         if isinstance(wrt, str):
@@ -495,7 +501,7 @@ class Network(Graph):
         any ``of`` (scalar or tensor); Kronecker deltas stay symbolic at every order.
 
         The first k − 1 derivatives are graphs built from the network
-        (:mod:`tensorchain.differentiate`), the last a Jacobian of the chain rule;
+        (:mod:`tensorchain.calculus.differentiate`), the last a Jacobian of the chain rule;
         compiled once per (of, wrt, sizes, dtype) and reused. To contract the
         result with vectors without forming it (D³f[v, v, ·]), pass it to
         :func:`tensorchain.contract`. Example:
@@ -537,7 +543,7 @@ class Network(Graph):
         be a scalar or a tensor): :meth:`derivative` with ``(wrt, wrt2)``.
 
         It is the Jacobian by ``wrt2`` of ``of``'s derivative graph
-        (:mod:`tensorchain.differentiate`), so deltas stay symbolic: the
+        (:mod:`tensorchain.calculus.differentiate`), so deltas stay symbolic: the
         Hessian of the article by ``W`` is δ(n, n') times an n×m×m block. Example:
             >>> import tensorchain as tc
             >>> net = tc.parse(tc.ARTICLE)
@@ -616,14 +622,14 @@ class Network(Graph):
         (at ``order``), a tuple (one derivative, ``("W", "W")`` the Hessian), a
         list of either, or None (every param ``of`` depends on). Values are
         drawn (seed ``seed``, sizes ``dims``/``**sizes``) when not given.
-        Returns a :class:`~tensorchain.verify.VerifyReport`: ``print`` it,
+        Returns a :class:`~tensorchain.verification.verify.VerifyReport`: ``print`` it,
         ``.ok``, ``.rows``. See docs/verify.md. Example:
             >>> import tensorchain as tc
             >>> net = tc.parse(tc.ARTICLE)
             >>> net.verify("C", "W", references=["reference", "differences"]).ok
             True
         """
-        from .verify import verify
+        from .verification.verify import verify
 
         return verify(
             self,
@@ -766,7 +772,7 @@ class Network(Graph):
         **sizes: int,
     ) -> Plan:
         """``d of / d wrt`` with a chosen contraction order (see
-        :mod:`tensorchain.paths`): ``"reverse"``, ``"forward"``, ``"optimal"``
+        :mod:`tensorchain.planning.chain_orders`): ``"reverse"``, ``"forward"``, ``"optimal"``
         (the cheapest bracketing of the chain, by dynamic programming), an
         opt_einsum strategy or PathOptimizer. Call the plan on values. Example:
             >>> import tensorchain as tc
@@ -777,7 +783,7 @@ class Network(Graph):
             >>> plan(net.random_values(n=4, m=3)).array.shape
             (4, 3)
         """
-        from .paths import make_plan
+        from .planning.chain_orders import make_plan
 
         self._wrt_one(wrt, "plan")
         self.info(of)
@@ -789,8 +795,8 @@ class Network(Graph):
         self, of: str, wrt: str, *, dims: Mapping[str, int] | None = None, **sizes: int
     ) -> Exploration:
         """Every order and strategy for ``d of / d wrt``, costed: see
-        :class:`tensorchain.explore.Exploration`."""
-        from .explore import explore
+        :class:`tensorchain.planning.explore.Exploration`."""
+        from .planning.explore import explore
 
         self._wrt_one(wrt, "explore")
         return explore(self, of, wrt, dims=given_sizes(dims, sizes))
@@ -798,7 +804,7 @@ class Network(Graph):
     def derivative_graph(self, of: str, wrt: Sequence[str]) -> tuple[Graph, str | None]:
         """The graph that computes ``∂ᵏ of / ∂wrt[0] … ∂wrt[k-1]`` and the name of
         that tensor in it (``None`` where it is zero); cached, for any sizes.
-        See :mod:`tensorchain.differentiate`."""
+        See :mod:`tensorchain.calculus.differentiate`."""
         if isinstance(wrt, str):
             wrt = (wrt,)
         self.info(of)

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .domains import room
 from .errors import ValuesError
-from .gather import cast_values, refuse_positions
+from .language.domains import room
+from .language.gather import cast_values, refuse_positions
 from .network import Network
 
 
@@ -95,7 +95,7 @@ def assert_gradient_close(
         >>> assert_gradient_close(lambda v: {"w": 2 * np.sum(v["w"] * v["x"]) * v["x"]}, net, "f")
     """
     __tracebackhide__ = True  # pytest shows the caller's line
-    from .usercheck import check_gradient
+    from .verification.check_gradient import check_gradient
 
     if callable(actual):
         fn = actual

@@ -247,7 +247,7 @@ def test_functions_along_an_index_follow_their_limits_at_infinity(
 
 
 def test_generated_code_follows_the_same_limits():
-    from tensorchain.derivation import module_source
+    from tensorchain.presentation.derivation import module_source
 
     net = tc.parse("dim n = 2\ninput z[n]\nl = logsumexp(z[i], i) + sum(sigmoid(z[j]))")
     namespace: dict = {}

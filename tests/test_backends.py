@@ -189,7 +189,7 @@ def _block_shapes(array):
 def test_a_missing_array_api_compat_names_the_extra_and_jax_needs_none(monkeypatch):
     import sys
 
-    from tensorchain import backend
+    from tensorchain.arrays import backend
 
     for name in [m for m in sys.modules if m.startswith("array_api_compat")]:
         monkeypatch.delitem(sys.modules, name)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from test_labeled import terms  # the tests folder is on sys.path
 
 import tensorchain as tc
-from tensorchain.labeled import LabeledTensor
+from tensorchain.calculus.labeled import LabeledTensor
 
 
 @given(terms(), terms(), st.data())

@@ -322,8 +322,8 @@ def test_differences_next_to_zero_are_right_or_flagged():
     """The differences themselves: accurate away from 0 (closed form 1/x),
     and at 1e-12 either right or carrying an error estimate that covers
     their error (the one-sided value there claimed 1e-6 and was off by 1e12)."""
-    from tensorchain.differences import central_differences
-    from tensorchain.domains import room
+    from tensorchain.language.domains import room
+    from tensorchain.reference.differences import central_differences
 
     net = tc.parse("dim n = 3\nparam r[n] nonnegative\nL = sum(log(r))\n")
     x = np.array([1e-12, 0.5, 2.0])

@@ -4,7 +4,7 @@ import pickle
 
 import pytest
 
-from tensorchain.cache import LRUCache
+from tensorchain.arrays.cache import LRUCache
 
 
 def test_the_least_recently_used_entry_goes_first():

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 import tensorchain as tc
 from benchmarks.run import mlp_spec
-from tensorchain.cache import LRUCache
+from tensorchain.arrays.cache import LRUCache
+from tensorchain.contraction import einsum
+from tensorchain.language import shift
 from tensorchain.strategies import networks
 from tensorchain.testing import max_relative_error
 
@@ -214,5 +216,5 @@ def test_a_loop_over_sizes_keeps_every_cache_and_the_memory_bounded(monkeypatch)
     assert grown < 64 * 1024, f"{grown:,} bytes more after 48 more calls"
     for net in (mlp, conv):
         assert len(net._cache) <= 4 and len(net._checked) <= 4
-    assert len(tc.plan._EXPRESSIONS) <= 32
-    assert len(tc.shift._SHIFTS) <= 8 + 4  # those the cache keeps, and the programs'
+    assert len(einsum._EXPRESSIONS) <= 32
+    assert len(shift._SHIFTS) <= 8 + 4  # those the cache keeps, and the programs'

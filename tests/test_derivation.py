@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tensorchain as tc
-from tensorchain.derivation import module_source
+from tensorchain.presentation.derivation import module_source
 from tensorchain.strategies import networks
 from tensorchain.testing import max_relative_error
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tensorchain as tc
-from tensorchain.functions import CALLABLE, ELEMENTWISE
+from tensorchain.functions.registry import CALLABLE, ELEMENTWISE
 from tensorchain.strategies import networks
 from tensorchain.testing import finite_differences, max_relative_error
 

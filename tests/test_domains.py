@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 import tensorchain as tc
 from tensorchain.cli import main
-from tensorchain.differences import central_differences
-from tensorchain.domains import KINDS, room
+from tensorchain.language.domains import KINDS, room
+from tensorchain.reference.differences import central_differences
 from tensorchain.strategies import networks
 from tensorchain.testing import finite_differences, max_relative_error
 
@@ -35,7 +35,7 @@ def spec(declaration: str, body: str = "f = sum(t)") -> str:
 
 
 def inside(kind: str, t: np.ndarray) -> bool:
-    """numpy's own test of each domain, written apart from tensorchain.domains."""
+    """numpy's own test of each domain, written apart from tensorchain.language.domains."""
     if kind == "positive":
         return bool(np.all(t > 0))
     if kind == "nonnegative":

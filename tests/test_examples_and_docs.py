@@ -61,9 +61,9 @@ def test_builtin_article_is_the_example():
 
 
 MODULES = [
-    importlib.import_module(f"tensorchain.{m.name}")
-    for m in pkgutil.iter_modules(tc.__path__)
-    if m.name != "strategies"
+    importlib.import_module(m.name)
+    for m in pkgutil.walk_packages(tc.__path__, "tensorchain.")
+    if m.name != "tensorchain.strategies"
 ]
 
 

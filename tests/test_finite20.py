@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tensorchain as tc
-from tensorchain.finite import dense_bound
+from tensorchain.runtime.finite import dense_bound
 
 HESSIAN = """
 dim n = 3

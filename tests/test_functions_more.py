@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tensorchain as tc
-from tensorchain.special import erf, erfc, normal_cdf
+from tensorchain.functions.special import erf, erfc, normal_cdf
 from tensorchain.testing import max_relative_error
 
 HAS_JAX = importlib.util.find_spec("jax") is not None

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tensorchain as tc
-from tensorchain.gather import Selection
+from tensorchain.language.gather import Selection
 from tensorchain.testing import finite_differences, max_relative_error
 
 TIGHT = 1e-10

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tensorchain as tc
-from tensorchain import limits
-from tensorchain.functions import NOT_HOLOMORPHIC
-from tensorchain.report import derivation
+from tensorchain.arrays import limits
+from tensorchain.functions.registry import NOT_HOLOMORPHIC
+from tensorchain.presentation.report import derivation
 from tensorchain.strategies import networks
 from tensorchain.testing import max_relative_error
 

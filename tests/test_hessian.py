@@ -1,6 +1,6 @@
 """Second order: Hessians (of scalars and of tensors), mixed blocks and
 Hessian-vector products against the independent reference (dense jets,
-:mod:`tensorchain.jets`), central differences of the gradient or Jacobian,
+:mod:`tensorchain.reference.jets`), central differences of the gradient or Jacobian,
 JAX when installed, and closed forms; one regression test per reported fault."""
 
 import importlib.util

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tensorchain as tc
-from tensorchain.labeled import Factor, LabeledTensor, Term
+from tensorchain.calculus.labeled import Factor, LabeledTensor, Term
 
 
 def dense(term: Term, indices, sizes):
@@ -133,8 +133,8 @@ def test_array_is_the_only_place_a_delta_becomes_dense():
 
 
 def test_a_missing_rule_names_the_operation(monkeypatch):
-    from tensorchain import rules
-    from tensorchain.lower import Map
+    from tensorchain.calculus import rules
+    from tensorchain.language.lower import Map
 
     monkeypatch.delitem(rules.RULES, Map)
     net = tc.parse(tc.ARTICLE)

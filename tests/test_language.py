@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tensorchain as tc
-from tensorchain.spec import parse_program, show
+from tensorchain.language.syntax import parse_program, show
 
 HEADER = """
 dim n = 3

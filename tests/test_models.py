@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 import tensorchain as tc
 from benchmarks import models
-from tensorchain.batched import batched_matmul
-from tensorchain.special import gelu_cdf, normal_cdf
+from tensorchain.contraction.batched import batched_matmul
+from tensorchain.functions.special import gelu_cdf, normal_cdf
 from tensorchain.testing import max_relative_error
 
 SMALL_TRANSFORMER = {"B": 2, "T": 5, "D": 8, "H": 2, "K": 4, "F": 16, "V": 11, "c": 3}
@@ -196,7 +196,7 @@ def test_attention_gradient_makes_no_array_larger_than_its_scores():
 
 
 def _sum_of_terms(indices, sizes, terms):
-    from tensorchain.labeled import Factor, LabeledTensor, Term
+    from tensorchain.calculus.labeled import Factor, LabeledTensor, Term
 
     return LabeledTensor(
         indices,
@@ -248,7 +248,7 @@ def test_convolution_input_gradient_never_reads_the_shift_tensor():
     below, used to contract the shift tensors as dense P×K×T matrices (the mask
     also carries the input's position, so the scatter-add did not apply); the
     mask now multiplies the scatter-add's result."""
-    from tensorchain.shift import _SHIFTS
+    from tensorchain.language.shift import _SHIFTS
 
     net, _ = cnn()
     program = net.compile_grad("L").program
@@ -262,7 +262,7 @@ def test_convolution_input_gradient_never_reads_the_shift_tensor():
 def test_input_gradient_through_a_function_below_a_convolution(stride, padding):
     """The scatter-add with a factor on the input's positions (tanh' here):
     the reshape method agrees, and no program step reads the shift tensor."""
-    from tensorchain.shift import _SHIFTS
+    from tensorchain.language.shift import _SHIFTS
 
     net = tc.parse(
         f"""
@@ -396,7 +396,7 @@ def reductions(draw):
 def test_reductions_over_a_few_entries_are_numpys(case):
     """max, min and the tie count along short axes (a pooling window) as
     slices combined pairwise: the same values as numpy's reductions."""
-    from tensorchain.along import along_few, extreme_share, max_along, min_along
+    from tensorchain.functions.along import along_few, extreme_share, max_along, min_along
 
     x, axes = case
     np.testing.assert_array_equal(max_along(x, axes), np.max(x, axis=axes))

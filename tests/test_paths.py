@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import tensorchain as tc
 from benchmarks.chains import tanh_chain_spec
 from tensorchain.cli import main
-from tensorchain.paths import chain_dp, smallest_peak
+from tensorchain.planning.chain_orders import chain_dp, smallest_peak
 from tensorchain.strategies import jacobian_networks, networks
 from tensorchain.testing import max_relative_error
 
@@ -201,7 +201,7 @@ def test_sizes_past_2_to_the_63_are_python_integers():
     """numpy's int64 product wraps past 2**63: the reshape method's largest
     matrix printed 0 (or a negative number), and a mean over two dims of 2**32
     divided by zero."""
-    from tensorchain.reshape import reshape_cost
+    from tensorchain.reference.reshape import reshape_cost
 
     net = tc.parse(tc.ARTICLE)
     n = m = 2**32

@@ -19,11 +19,16 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tensorchain as tc
-from tensorchain import evaluate as evaluate_module
-from tensorchain import fastcall as fastcall_module
-from tensorchain import plan as plan_module
-from tensorchain import program as program_module
-from tensorchain.functions import ELEMENTWISE, NOT_HOLOMORPHIC, NUMPY_DERIVATIVES, NUMPY_VALUES
+from tensorchain.arrays import trace as program_module
+from tensorchain.contraction import einsum as plan_module
+from tensorchain.functions.registry import (
+    ELEMENTWISE,
+    NOT_HOLOMORPHIC,
+    NUMPY_DERIVATIVES,
+    NUMPY_VALUES,
+)
+from tensorchain.runtime import fastcall as fastcall_module
+from tensorchain.runtime import forward as evaluate_module
 from tensorchain.strategies import jacobian_networks, networks
 from tensorchain.testing import max_relative_error
 from tests.test_backends import LIBRARIES, back, on
@@ -450,7 +455,7 @@ def test_products_on_the_fast_path_check_their_vector_and_bound():
 
 def test_values_summed_array_by_array_warn_on_the_fast_path_too():
     """Past JOIN_ENTRIES (a 200 × 100 W) the pass sums an array's squares alone."""
-    from tensorchain.fastcall import JOIN_ENTRIES
+    from tensorchain.runtime.fastcall import JOIN_ENTRIES
 
     vals = ARTICLE.random_values(seed=8, n=200, m=100)
     assert vals["W"].size > JOIN_ENTRIES >= vals["b"].size

@@ -73,7 +73,7 @@ def test_the_jacobian_of_a_range_stores_the_offset_constant_only():
 
 
 def test_compiled_plans_and_every_order_agree():
-    from tensorchain.reindex import _REINDEX
+    from tensorchain.language.reindex import _REINDEX
 
     net = tc.parse(RANGE)
     v = net.random_values(seed=2)
@@ -97,7 +97,7 @@ def test_derive_prints_the_offset_and_generates_numpy_code():
     exec(compile(d.to_python("g"), "<generated>", "exec"), namespace)  # our own code
     got = namespace["g"](x=v["x"], W=v["W"])
     assert max_relative_error(got, tc.reshape_method(net, "L", "x", v)) < 1e-12
-    from tensorchain.lower import show_lowered
+    from tensorchain.language.lower import show_lowered
 
     stmt = net.statement("y")
     assert (

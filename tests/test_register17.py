@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tensorchain as tc
-from tensorchain.extend import USER_FUNCTIONS
+from tensorchain.language.user_functions import USER_FUNCTIONS
 from tensorchain.testing import max_relative_error
 
 # Versions of one function, written with operators (so JAX can trace them),

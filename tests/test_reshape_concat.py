@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tensorchain as tc
-from tensorchain.reindex import _REINDEX, group_tensor, offset_tensor
+from tensorchain.language.reindex import _REINDEX, group_tensor, offset_tensor
 from tensorchain.testing import finite_differences, max_relative_error
 
 HAS_JAX = importlib.util.find_spec("jax") is not None
@@ -321,7 +321,7 @@ def test_derive_prints_the_factors_and_generates_numpy_code():
 
 
 def test_the_lowered_statement_shows_the_groups_and_offsets():
-    from tensorchain.lower import show_lowered
+    from tensorchain.language.lower import show_lowered
 
     net = tc.parse(CONCAT)
     stmt = net.statement("cat")

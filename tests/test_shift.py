@@ -8,7 +8,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import tensorchain as tc
-from tensorchain.shift import _SHIFTS, shift_tensor
+from tensorchain.language.shift import _SHIFTS, shift_tensor
 from tensorchain.testing import finite_differences, max_relative_error
 
 

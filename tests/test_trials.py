@@ -11,7 +11,7 @@ import pytest
 
 import tensorchain as tc
 from tensorchain.cli import main
-from tensorchain.derivation import module_source
+from tensorchain.presentation.derivation import module_source
 
 ARTICLE = tc.parse(tc.ARTICLE)
 

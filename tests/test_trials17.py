@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import tensorchain as tc
 from tensorchain.cli import main
+from tensorchain.functions import registry
 
 #: A product dim (h w) and a sum dim (h + w) in declarations, as language.md recommends.
 GROUPED = """
@@ -294,7 +295,7 @@ def test_the_command_line_imports_a_module_that_registers_functions(tmp_path, ca
         assert main(["derive", str(spec), "--import", "no_such_module17"]) == 2
         assert "no module named 'no_such_module17'" in capsys.readouterr().err
     finally:
-        if "myexp17" in tc.functions.CALLABLE:
+        if "myexp17" in registry.CALLABLE:
             tc.unregister_function("myexp17")
 
 
@@ -358,7 +359,7 @@ def test_generated_index_names_never_look_like_the_users():
 
 
 def test_gelu_derivatives_print_phi_alike():
-    from tensorchain.report import hessian_report
+    from tensorchain.presentation.report import hessian_report
 
     net = tc.parse("dim n = 3\nparam x[n]\nparam W[n, n]\nh[i] = W[i, j] * x[j]\nL = sum(gelu(h))")
     vals = net.random_values(seed=1)
@@ -472,7 +473,7 @@ def test_out_of_range_positions_under_jit_are_what_the_docs_say():
     vals["ids"] = np.array([0, 7, 1])  # V = 5
     with pytest.raises(tc.ValuesError, match=r"ids\[1\] = 7 is not a position along V"):
         net.evaluate(vals)
-    from tensorchain.verify import x64
+    from tensorchain.verification.verify import x64
 
     with x64(jax):
         traced = {k: jax.numpy.asarray(a) for k, a in vals.items()}

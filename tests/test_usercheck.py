@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tensorchain as tc
-from tensorchain import usercheck
 from tensorchain.testing import assert_gradient_close
+from tensorchain.verification import check_gradient as usercheck
 
 MLP = """\
 dim B

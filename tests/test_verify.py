@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tensorchain as tc
-from tensorchain import verify as verify_module
 from tensorchain.cli import main
-from tensorchain.differences import central_differences
+from tensorchain.reference.differences import central_differences
 from tensorchain.strategies import jacobian_networks, networks
+from tensorchain.verification import verify as verify_module
 
 HAVE = {lib: importlib.util.find_spec(lib) is not None for lib in ("jax", "torch")}
 EVERY = ["reference", "differences", *(lib for lib, ok in HAVE.items() if ok)]
