@@ -111,7 +111,7 @@ def test_the_range_dim_comes_from_another_tensor_or_the_values():
     assert np.array_equal(net.evaluate(v)["y"], np.array([2.0, 6.0]))
     g = net.grad("L", "x", v)["x"]
     assert np.array_equal(g, np.array([0.0, 2.0, 3.0, 0.0, 0.0]))
-    with pytest.raises(tc.ShapeError, match=r"n \+ 1 = 3 is more than T = 2"):
+    with pytest.raises(tc.ShapeError, match=r"position 2 is past its end"):
         net.evaluate({"x": np.arange(2.0), "w": np.ones(2)})
 
 
@@ -133,8 +133,9 @@ ERRORS = [
         "y[s, j, k] = x[s, j + 3, k]",
         tc.ShapeError,
         19,
-        r"positions 3 to 5 \(j=3 values of j\) of axis 1 of x, which has T=5 positions.*"
-        r"j \+ 3 = 6 is more than T = 5; use j of at most 2 positions.*offset of at most 2",
+        r"positions 3 to 5 \(j runs over dim j = 3\) of axis 1 of x, which has T = 5"
+        r" positions.*position 5 is past its end; use a dim of at most 2 for j"
+        r".*offset of at most 2",
     ),
     ("y[s, i, j, k] = x[s, i + j, k]", tc.SpecError, 26, r"adds two indices.*shift tensor"),
     ("y[s, j, k] = x[s, j - 1, k]", tc.SpecError, 21, r"before the start of the axis"),
@@ -332,3 +333,33 @@ def test_dask_values():
     got = net.grad("L", ["x", "W"], other)
     for w in ("x", "W"):
         assert max_relative_error(np.asarray(got[w]), net.grad("L", w, v)[w]) < 1e-12
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        ("L = sum(x ^ 2) / size((H W))", r"size takes one declared dim.*size\(H\) \* size\(W\)"),
+        ("L = sum(x ^ 2) / size(H W)", r"found a second name 'W'.*size\(H\) \* size\(W\)"),
+        ("y[b, (h w)] = x[b, h + 0, w]", r"group \(h w\) has no size.*offset index.*dim h = 2"),
+    ],
+)
+def test_trial_messages_for_size_and_group_offsets(statement, message):
+    """The messages a trial of offsets and size() found confusing (issue 17)."""
+    decl = "param x[B, (H W)]" if "size" in statement else "param x[B, H, W]"
+    spec = f"dim B = 2\ndim H = 2\ndim W = 3\n{decl}\n{statement}\n"
+    with pytest.raises(tc.SpecError, match=message) as caught:
+        tc.parse(spec)
+    assert caught.value.line == 5
+
+
+def test_an_offset_inside_an_index_tensor_says_what_to_write_instead():
+    spec = "dim V = 7\ndim B = 3\ndim j = 2\nparam E[V]\ninput ids[B] index V\n"
+    with pytest.raises(tc.SpecError, match=r"read whole; gather by all of them") as caught:
+        tc.parse(spec + "z[j] = E[ids[j + 1]]\n")
+    assert "left side" not in str(caught.value)
+    net = tc.parse(spec + "g[s] = E[ids[s]]\nz[j] = g[j + 1]\nL = sum(z ^ 2)\n")  # what it says
+    values = {"E": np.arange(7.0), "ids": np.array([1, 4, 6])}
+    assert np.array_equal(net.evaluate(values)["z"], [4.0, 6.0])
+    expected = np.zeros(7)
+    expected[[4, 6]] = 2 * np.array([4.0, 6.0])
+    assert np.array_equal(net.grad("L", "E", values)["E"], expected)

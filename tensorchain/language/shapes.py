@@ -228,8 +228,9 @@ def _unsized(
         axis = f" along {_axis(outer.axis, outer.tensor)} (dim {outer.dim})" if outer else ""
         return program.error(
             f"the offset index {j} + {node.start} reads a range of positions{axis}, but {j!r}"
-            f" has no size: {j} runs over a dim of its own; declare it (dim {j} = 2 reads"
-            f" positions {node.start} and {node.start + 1}), or use {j} on another tensor of"
+            f" has no size: {j} runs over a dim of its own; declare it before this statement"
+            f" (dim {j} = 2 reads positions {node.start} and {node.start + 1}), or use {j} on"
+            " another tensor of"
             " the statement",
             pos,
             ShapeError,
@@ -266,7 +267,8 @@ def _unsized(
         )
     return program.error(
         f"the index {missing!r} of the group {group} has no size: use it on a tensor of"
-        " the right side",
+        " the right side (as a plain index: an offset index such as"
+        f" {missing} + 1 runs over a dim of its own, so declare it, dim {missing} = 2)",
         pos,
     )
 
@@ -326,13 +328,14 @@ def _check_range(
     if start >= size:
         fits = f"an offset below {size}"
     else:
-        fits = f"{j} of at most {size - start} positions ({inner.dim} ≤ {size - start})"
+        most = size - start
+        fits = f"a dim of at most {most} for {j} ({inner.dim} ≤ {most})"
         fits += f", or an offset of at most {size - n}" if n <= size else ""
     raise program.error(
         f"the offset index {j} + {start} reads positions {start} to {start + n - 1}"
-        f" ({inner.dim}={n} values of {j}) of {_axis(outer.axis, outer.tensor)}, which has"
-        f" {outer.dim}={size} positions (0 to {size - 1}): {inner.dim} + {start} ="
-        f" {n + start} is more than {outer.dim} = {size}; use {fits}",
+        f" ({j} runs over dim {inner.dim} = {n}) of {_axis(outer.axis, outer.tensor)},"
+        f" which has {outer.dim} = {size} positions (0 to {size - 1}): position"
+        f" {start + n - 1} is past its end; use {fits}",
         node.pos or stmt.pos,
         ShapeError,
     )

@@ -550,12 +550,19 @@ class _Parser:
         index = Index(tok.text, tok.pos)
         if self.tok.kind == "op" and self.tok.text in "+-":
             if not picks:
-                where = (
-                    "a declaration names one dim per axis"
-                    if what.startswith("a dim")
-                    else "the left side names each axis with an index, and an offset is"
-                    " read on the right side only, as in y[s, j] = x[s, j + 1]"
-                )
+                if what.startswith("a dim"):
+                    where = "a declaration names one dim per axis"
+                elif "index tensor" in what:
+                    where = (
+                        "an index tensor's positions are read whole; gather by all of"
+                        " them, then read the range of the result (g[s] = E[ids[s]], then"
+                        " z[j] = g[j + 1])"
+                    )
+                else:
+                    where = (
+                        "the left side names each axis with an index, and an offset is"
+                        " read on the right side only, as in y[s, j] = x[s, j + 1]"
+                    )
                 raise self.fail(f"expected {what}, found {self.tok.text!r}: {where}")
             return self._offset(index)
         return index
@@ -758,7 +765,18 @@ class _Parser:
             opener = self.accept("(")
             if opener is not None:
                 self.enter(opener)
+                if tok.text == "size" and self.tok.text == "(":
+                    raise self.fail(
+                        "size takes one declared dim; for a product dim write the product"
+                        " of its members' sizes, size(H) * size(W) for (H W)"
+                    )
                 args = [self.argument()]
+                if tok.text == "size" and self.tok.kind == "name":
+                    raise self.fail(
+                        f"size takes one declared dim, found a second name {self.tok.text!r};"
+                        " for a product dim write the product of its members' sizes,"
+                        f" size(H) * size({self.tok.text})"
+                    )
                 while self.accept(","):
                     args.append(self.argument())
                 self.expect(")", f"to close the call of {tok.text!r}", opener)
