@@ -190,9 +190,9 @@ L = sum(tanh(h) ^ 2)
 
 def test_a_loop_over_sizes_keeps_every_cache_and_the_memory_bounded(monkeypatch):
     monkeypatch.setattr(tc.network, "CACHE_SIZE", 4)
-    monkeypatch.setattr(tc.plan, "_EXPRESSIONS", LRUCache(32), raising=False)
-    monkeypatch.setattr(tc.shift, "_CONSTANTS", LRUCache(8), raising=False)
-    monkeypatch.setattr(tc.shift, "_SHIFTS", {})  # none from earlier tests' shift tensors
+    monkeypatch.setattr(einsum, "_EXPRESSIONS", LRUCache(32), raising=False)
+    monkeypatch.setattr(shift, "_CONSTANTS", LRUCache(8), raising=False)
+    monkeypatch.setattr(shift, "_SHIFTS", {})  # none from earlier tests' shift tensors
     mlp, conv = tc.parse(BATCHED), tc.parse(CONV)
 
     def step(k: int) -> None:  # a new batch size each time, 12 signal lengths in turn

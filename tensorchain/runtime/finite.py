@@ -25,7 +25,7 @@ import numpy as np
 from ..arrays.backend import backend_of, namespace, to_numpy
 from ..arrays.limits import get_memory_limit
 from ..calculus.labeled import LabeledTensor
-from ..errors import NonFiniteWarning, ValuesError, warn
+from ..errors import MemoryLimitError, NonFiniteWarning, ValuesError, warn
 from ..language.gather import Selection
 from .values import _count, _count_non_finite, _finite
 
@@ -108,8 +108,11 @@ def _dense_overflow(tensor: LabeledTensor) -> tuple[int, int] | None:
     total = math.prod(tensor.shape)
     if 8 * total > get_memory_limit():
         return -1, total
-    with np.errstate(all="ignore"):
-        dense = tensor.dense()
+    try:
+        with np.errstate(all="ignore"):
+            dense = tensor.dense()
+    except MemoryLimitError:  # its terms' data too: the check cannot be made
+        return -1, total
     tensor.__dict__["array"] = dense  # .array (a cached property): no second computation
     bad = _count_non_finite(dense)
     return (bad, total) if bad else None
