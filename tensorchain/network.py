@@ -34,7 +34,8 @@ from .language.gather import (
     draw_positions,
     refuse_positions,
 )
-from .language.lower import DELTA, lower
+from .language.lower import lower
+from .language.operations import DELTA
 from .language.reindex import Derived, derived_sizes, product_dim, sum_dim
 from .language.shapes import Binding, bind_labels, check_given_dims, value_sizes
 from .language.shift import shift_sizes

@@ -134,7 +134,7 @@ def test_array_is_the_only_place_a_delta_becomes_dense():
 
 def test_a_missing_rule_names_the_operation(monkeypatch):
     from tensorchain.calculus import rules
-    from tensorchain.language.lower import Map
+    from tensorchain.language.operations import Map
 
     monkeypatch.delitem(rules.RULES, Map)
     net = tc.parse(tc.ARTICLE)

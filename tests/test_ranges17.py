@@ -97,7 +97,7 @@ def test_derive_prints_the_offset_and_generates_numpy_code():
     exec(compile(d.to_python("g"), "<generated>", "exec"), namespace)  # our own code
     got = namespace["g"](x=v["x"], W=v["W"])
     assert max_relative_error(got, tc.reshape_method(net, "L", "x", v)) < 1e-12
-    from tensorchain.language.lower import show_lowered
+    from tensorchain.language.show_lowered import show_lowered
 
     stmt = net.statement("y")
     assert (

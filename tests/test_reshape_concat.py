@@ -321,7 +321,7 @@ def test_derive_prints_the_factors_and_generates_numpy_code():
 
 
 def test_the_lowered_statement_shows_the_groups_and_offsets():
-    from tensorchain.language.lower import show_lowered
+    from tensorchain.language.show_lowered import show_lowered
 
     net = tc.parse(CONCAT)
     stmt = net.statement("cat")

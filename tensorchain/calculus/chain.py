@@ -23,7 +23,7 @@ import numpy as np
 
 from ..contraction.einsum import Contraction
 from ..language.gather import stored_entries as entries
-from ..language.lower import Const, Leaf, Lowered, Node, children
+from ..language.operations import Const, Leaf, Lowered, Node, children
 from .labeled import LabeledTensor, changed, fresh
 from .rules import STATEMENT, local_rule
 

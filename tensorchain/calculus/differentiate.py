@@ -17,7 +17,7 @@ inputs and params. It holds
    written from ``f``'s input and output (``σ' = σ (1 − σ)``); for a function
    along indices, its VJP (``softmax``: ``y (g − Σ g y)``); a repeated index
    (the diagonal ``A[i, i]``) puts the cotangent on the diagonal with a
-   :class:`~tensorchain.language.lower.Delta`.
+   :class:`~tensorchain.language.operations.Delta`.
 
 Nothing is printed and parsed again, and the operations are closed under this
 transformation, so its result can be differentiated again: the k-th derivative
@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from ..functions.along import ALONG
-from ..language.lower import (
+from ..language.operations import (
     Along,
     Const,
     Delta,
@@ -54,10 +54,10 @@ from ..language.lower import (
     children,
     leaves,
     relabel,
-    show_lowered,
     walk,
 )
 from ..language.selections import select
+from ..language.show_lowered import show_lowered
 from .graph import Graph, TensorInfo
 
 SEP = "."  # a split operation is named after its statement: h.1, h.2

@@ -1,7 +1,7 @@
 """Graph: tensors and lowered statements, what evaluation and the chain rule need.
 
 A :class:`Graph` is the network after lowering: each tensor's dims, the
-statements in order (:class:`~tensorchain.language.lower.Lowered`), and the dim of
+statements in order (:class:`~tensorchain.language.operations.Lowered`), and the dim of
 every label of every statement. :class:`~tensorchain.network.Network` is a
 graph parsed from spec text; :mod:`tensorchain.calculus.differentiate` builds graphs
 directly (a network's derivative is again a graph), so that evaluation and
@@ -16,7 +16,7 @@ from typing import Any
 
 from ..arrays.backend import is_numpy
 from ..language.domains import Domain
-from ..language.lower import Lowered
+from ..language.operations import Lowered
 from ..language.shift import shift_constant
 from ..language.syntax import Pos
 from ..runtime.forward import evaluate_statement
@@ -91,7 +91,7 @@ class Graph:
         return self._by_target[target]
 
     def add_statement(self, stmt: Lowered, dims: dict[str, str]) -> None:
-        from ..language.lower import Size, walk
+        from ..language.operations import Size, walk
 
         self.statements.append(stmt)
         self._by_target[stmt.target] = stmt

@@ -31,7 +31,7 @@ from ..contraction.einsum import contract
 from ..errors import ValuesError
 from ..functions.along import on_any_library
 from ..functions.matrix import GUARD, adjugate_along, inv_along
-from ..language.lower import Along, Node, Origin, Solve, base_label, children
+from ..language.operations import Along, Node, Origin, Solve, base_label, children
 from .labeled import Factor, LabeledTensor, Term, fresh
 from .rules import STATEMENT, _axes, dense, name_of, tex_of
 

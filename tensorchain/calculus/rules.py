@@ -35,7 +35,7 @@ from ..functions.registry import (
 )
 from ..language import selections as where
 from ..language.gather import Selection
-from ..language.lower import (
+from ..language.operations import (
     Along,
     Const,
     Delta,

@@ -2,7 +2,9 @@
 
 ``syntax`` tokenizes and parses a spec into a syntax tree (every error points
 at a token), ``lower`` gives each assignment its meaning as labeled
-operations, ``shapes`` binds indices to dims and checks sizes, ``losses``
+operations (``operations``; its parts ``lower_arithmetic``,
+``lower_references``, ``lower_calls``, ``lower_matrix``; printed back by
+``show_lowered``), ``shapes`` binds indices to dims and checks sizes, ``losses``
 expands the loss shorthands; declarations with value domains (``domains``),
 shift tensors (``shift``), integer index tensors (``gather``), reshapes and
 concatenation (``reindex``), selections (``selections``), the Kronecker

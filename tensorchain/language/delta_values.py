@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from ..functions.registry import elementwise
-from .lower import (
+from .operations import (
     Along,
     Const,
     Delta,

@@ -2,7 +2,7 @@
 
 An input declared ``input ids[B] index V`` holds integer positions along dim
 ``V``. ``T[ids[s], d]`` is ``Σ_v S[s, v] T[v, d]`` with the selection
-``S[s, v] = 1 where ids[s] = v, else 0`` (a :class:`~tensorchain.language.lower.Select`
+``S[s, v] = 1 where ids[s] = v, else 0`` (a :class:`~tensorchain.language.operations.Select`
 node); a constant position ``x[s, 0, k]`` is the same with ``ids`` a number.
 Like a Kronecker delta, ``S`` is never stored: its value is a
 :class:`Selection`, which holds the integers only, and every contraction with

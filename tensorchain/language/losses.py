@@ -99,7 +99,7 @@ def _one_hot(e: Call, known: Tensors, fail: Callable[..., SpecError]) -> tuple[E
     one-hot of ``y`` along ``k``, and ``z`` indexed by the dims' names in
     whole-tensor form (the expansion printed in index form; ``None`` where it
     cannot be: a whole-tensor expression for ``z``, which the lowering
-    handles, see ``lower._Lowering.labelled_loss``)."""
+    handles, see ``lower_calls.LowerCalls.labelled_loss``)."""
     z, y, k = e.args
     p = e.pos
     if not isinstance(k, Ref) or k.indices is not None:

@@ -169,7 +169,7 @@ def offset_tensor(K: int, n: int, offset: int) -> np.ndarray:
 
 
 def reindex_constant(kind: str, shape: Sequence[int], offset: int = 0) -> np.ndarray:
-    """The constant of a :class:`~tensorchain.language.lower.Reindex` node, registered so
+    """The constant of a :class:`~tensorchain.language.operations.Reindex` node, registered so
     that :func:`contract_reindex` recognises it."""
     shape = tuple(int(n) for n in shape)
     numbers = 2 * shape[0] - 1 if kind == "group" else sum(shape) - 1
@@ -200,7 +200,7 @@ def reindex_constant(kind: str, shape: Sequence[int], offset: int = 0) -> np.nda
 
 
 def node_constant(node: Any, sizes: Mapping[str, int]) -> np.ndarray:
-    """The constant of a :class:`~tensorchain.language.lower.Reindex` node, given label sizes
+    """The constant of a :class:`~tensorchain.language.operations.Reindex` node, given label sizes
     (a range's is a concatenation's: ``E[k, j]`` = 1 where ``k = j + start``)."""
     kind = "offset" if node.kind == "range" else node.kind
     return reindex_constant(kind, [sizes[lab] for lab in node.labels], offset_of(node, sizes))

@@ -1,6 +1,6 @@
 """Selections: ``where``, ``maximum``, ``minimum``, ``clip``, and ``max(0, z)``.
 
-All are one operation, :class:`~tensorchain.language.lower.Where`: ``a`` where
+All are one operation, :class:`~tensorchain.language.operations.Where`: ``a`` where
 ``left test right`` holds, else ``b``, elementwise, with every operand
 broadcast to the union of their indices.
 
@@ -27,16 +27,28 @@ dropped, not computed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from ..arrays.backend import common, is_numpy, namespace
-from .lower import Const, Leaf, Node, Where
-from .syntax import COMPARISONS, BinOp, Call, Expr, Neg, Num, show
+from ..errors import SpecError
+from .operations import Const, Leaf, Node, Where
+from .syntax import COMPARISONS, BinOp, Call, Expr, Neg, Num, Pos, show
 
-if TYPE_CHECKING:
-    from .lower import _Lowering
+
+class Lowering(Protocol):
+    """What a selection needs of the lowering of its statement
+    (:mod:`tensorchain.language.lower`)."""
+
+    comparing: int  # inside a comparison of where: index tensors may be compared
+
+    def fail(self, message: str, pos: Pos, cls: type[SpecError] = SpecError) -> SpecError: ...
+
+    def lower(self, e: Expr) -> Node: ...
+
+    def _check_whole(self, a: Node, b: Node, op: str, pos: Pos, ea: Expr, eb: Expr) -> None: ...
+
 
 #: Names a spec may call for a selection.
 SELECTIONS = ("maximum", "minimum", "clip", "where")
@@ -66,7 +78,7 @@ def numbers_first(e: Call) -> bool:
     return e.func in ("max", "min") and len(e.args) == 2 and any(map(_constant, e.args))
 
 
-def lower_selection(low: _Lowering, e: Call) -> Node:
+def lower_selection(low: Lowering, e: Call) -> Node:
     """The :class:`Where` of a call of ``where``, ``maximum``, ``minimum``,
     ``clip``, or of ``max``/``min`` with a number."""
     func = {"max": "maximum", "min": "minimum"}.get(e.func, e.func)
@@ -113,7 +125,7 @@ def lower_selection(low: _Lowering, e: Call) -> Node:
 
 
 def _same_shapes(
-    low: _Lowering, func: str, nodes: list[Node], exprs: Sequence[Expr], e: Call
+    low: Lowering, func: str, nodes: list[Node], exprs: Sequence[Expr], e: Call
 ) -> None:
     """In whole-tensor form, every operand that is no scalar has one shape."""
     shaped = [(n, x) for n, x in zip(nodes, exprs, strict=True) if n.labels]

@@ -20,7 +20,7 @@ import numpy as np
 from ..arrays import limits
 from ..errors import ShapeError, count_axes
 from ..functions.along import ALONG
-from .lower import Along, Delta, Lowered, Reindex, Select, Solve, base_label, leaves, walk
+from .operations import Along, Delta, Lowered, Reindex, Select, Solve, base_label, leaves, walk
 from .reindex import Derived, product_dim, sum_dim
 from .syntax import Pos, Program
 

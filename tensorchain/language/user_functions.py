@@ -46,7 +46,7 @@ from ..functions.along import ALONG, MATRIX_FUNCTIONS
 from ..functions.along import HELPERS as ALONG_HELPERS
 from ..functions.registry import CALLABLE, ELEMENTWISE, HELPERS, REDUCTIONS, REGISTERED, Elementwise
 from .losses import LOSSES
-from .lower import CONCAT, DELTA, SIZE, Map, walk
+from .operations import CONCAT, DELTA, SIZE, Map, walk
 from .selections import SELECTIONS
 from .syntax import (
     KEYWORDS,

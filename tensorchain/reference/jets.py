@@ -42,7 +42,7 @@ from ..arrays.backend import to_numpy
 from ..arrays.limits import format_bytes, get_memory_limit
 from ..calculus.graph import Graph
 from ..errors import DerivativeError, MemoryLimitError, PlanError, ValuesError
-from ..language.lower import (
+from ..language.operations import (
     Along,
     Const,
     Delta,

@@ -31,7 +31,7 @@ import itertools
 import numpy as np
 
 from ..errors import ValuesError
-from ..language.lower import Along, Origin, Solve, base_label
+from ..language.operations import Along, Origin, Solve, base_label
 
 Jet = dict  # frozenset -> array (see tensorchain.reference.jets)
 

@@ -25,7 +25,7 @@ from ..arrays.backend import to_numpy
 from ..arrays.limits import format_bytes, get_memory_limit
 from ..errors import DerivativeError, MemoryLimitError, PlanError
 from ..language.gather import refuse_positions
-from ..language.lower import (
+from ..language.operations import (
     Along,
     Const,
     Delta,

@@ -19,7 +19,7 @@ from ..functions.along import ALONG, on_any_library
 from ..functions.matrix import solve_any
 from ..functions.registry import NUMPY_VALUES, elementwise
 from ..language.gather import Selection
-from ..language.lower import (
+from ..language.operations import (
     Along,
     Const,
     Delta,

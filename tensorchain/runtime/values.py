@@ -15,7 +15,7 @@ from ..errors import MemoryLimitError, NonFiniteWarning, ShapeError, ValuesError
 from ..functions.registry import NOT_HOLOMORPHIC
 from ..language.domains import check_domains, drawn_note
 from ..language.gather import check_dtype, check_positions
-from ..language.lower import Along, Map, Where, walk
+from ..language.operations import Along, Map, Where, walk
 
 if TYPE_CHECKING:
     from ..network import Network

@@ -38,7 +38,7 @@ from ..errors import ShapeError, ValuesError
 from ..functions.along import ALONG
 from ..language.domains import drawn_note, shifted
 from ..language.gather import Selection, cast_values
-from ..language.lower import Along, Solve, walk
+from ..language.operations import Along, Solve, walk
 from ..language.shapes import check_given_dims
 from ..runtime.compiled import dtype_of
 from .suspects import LOCAL_LIMIT

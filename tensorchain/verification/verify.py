@@ -33,7 +33,7 @@ from ..arrays.limits import format_bytes, get_memory_limit
 from ..errors import DerivativeError, MemoryLimitError, NonFiniteWarning, TensorchainError
 from ..language.domains import KINDS, check_domains, drawn_note, room, shifted
 from ..language.gather import cast_values
-from ..language.lower import Map, walk
+from ..language.operations import Map, walk
 from ..reference.differences import central_differences
 from ..runtime.compiled import dtype_of
 from ..runtime.finite import upstream
