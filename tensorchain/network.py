@@ -36,10 +36,11 @@ from .language.gather import (
 )
 from .language.lower import lower
 from .language.operations import DELTA
+from .language.parser import parse_program
 from .language.reindex import Derived, derived_sizes, product_dim, sum_dim
 from .language.shapes import Binding, bind_labels, check_given_dims, value_sizes
 from .language.shift import shift_sizes
-from .language.syntax import Assign, DimDecl, Group, Pos, ShiftDecl, TensorDecl, parse_program
+from .language.syntax import Assign, DimDecl, Group, Pos, ShiftDecl, TensorDecl
 from .language.syntax import Program as SpecProgram
 from .language.user_functions import check_calls
 from .runtime.compiled import (

@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tensorchain as tc
-from tensorchain.language.syntax import parse_program, show
+from tensorchain.language.parser import parse_program
+from tensorchain.language.syntax import show
 
 HEADER = """
 dim n = 3
@@ -276,3 +277,20 @@ def test_a_function_along_a_dim_of_a_scalar_says_what_is_wrong():
         match=r"softmax along 'n', but h has the dims \[\]; give it a tensor with that axis",
     ):
         tc.parse("dim n = 2\ninput x\nh = sigmoid(x)\np = softmax(h, n)\n")
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("param W[B + 1]", "a declaration names one dim per axis"),
+        ("y[s + 1] = x[s]", "the left side names each axis with an index"),
+        ("z[s] = x[ids[s + 1]]", "an index tensor's positions are read whole"),
+    ],
+)
+def test_an_offset_where_none_can_be_says_why_there(line, reason):
+    """An offset index in a declaration, on the left side and inside an index
+    tensor's pick: each refusal gives the reason of its own place."""
+    spec = f"dim B = 3\ndim V = 4\ninput x[V]\ninput ids[B] index V\n{line}\n"
+    with pytest.raises(tc.SpecError, match=re.escape(reason)) as caught:
+        tc.parse(spec)
+    assert caught.value.line == 5

@@ -1,15 +1,16 @@
 """The language: text to syntax tree to lowered labeled operations.
 
-``syntax`` tokenizes and parses a spec into a syntax tree (every error points
-at a token), ``lower`` gives each assignment its meaning as labeled
-operations (``operations``; its parts ``lower_arithmetic``,
+``tokens`` and ``parser`` (its parts ``parse_expressions``,
+``parse_indices``) read a spec into the syntax tree of ``syntax`` (every
+error points at a token), ``lower`` gives each assignment its meaning as
+labeled operations (``operations``; its parts ``lower_arithmetic``,
 ``lower_references``, ``lower_calls``, ``lower_matrix``; printed back by
-``show_lowered``), ``shapes`` binds indices to dims and checks sizes, ``losses``
-expands the loss shorthands; declarations with value domains (``domains``),
-shift tensors (``shift``), integer index tensors (``gather``), reshapes and
-concatenation (``reindex``), selections (``selections``), the Kronecker
-delta as a value (``delta_values``) and user-registered functions
-(``user_functions``, ``user_function_checks``).
+``show_lowered``), ``shapes`` binds indices to dims and checks sizes,
+``losses`` expands the loss shorthands; declarations with value domains
+(``domains``), shift tensors (``shift``), integer index tensors
+(``gather``), reshapes and concatenation (``reindex``), selections
+(``selections``), the Kronecker delta as a value (``delta_values``) and
+user-registered functions (``user_functions``, ``user_function_checks``).
 
 May import: ``functions``, ``arrays``, ``errors``.
 """

@@ -49,7 +49,6 @@ from .losses import LOSSES
 from .operations import CONCAT, DELTA, SIZE, Map, walk
 from .selections import SELECTIONS
 from .syntax import (
-    KEYWORDS,
     Assign,
     BinOp,
     Call,
@@ -63,6 +62,7 @@ from .syntax import (
     Ref,
 )
 from .syntax import Program as SpecProgram
+from .tokens import KEYWORDS
 from .user_function_checks import checked, probe, raised
 
 Function = Callable[[np.ndarray], np.ndarray]
