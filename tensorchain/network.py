@@ -42,7 +42,7 @@ from .language.shapes import Binding, bind_labels, check_given_dims, value_sizes
 from .language.shift import shift_sizes
 from .language.syntax import Assign, DimDecl, Group, Pos, ShiftDecl, TensorDecl
 from .language.syntax import Program as SpecProgram
-from .language.user_functions import check_calls
+from .language.user_function_calls import check_calls
 from .runtime.compiled import (
     CACHE_SIZE,
     GRAPH_CACHE_SIZE,

@@ -10,7 +10,8 @@ labeled operations (``operations``; its parts ``lower_arithmetic``,
 (``domains``), shift tensors (``shift``), integer index tensors
 (``gather``), reshapes and concatenation (``reindex``), selections
 (``selections``), the Kronecker delta as a value (``delta_values``) and
-user-registered functions (``user_functions``, ``user_function_checks``).
+user-registered functions (``user_functions``, ``user_function_checks``,
+``user_function_calls``, ``user_function_source``).
 
 May import: ``functions``, ``arrays``, ``errors``.
 """

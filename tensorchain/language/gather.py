@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import opt_einsum as oe
@@ -45,8 +45,24 @@ from ..arrays.trace import apply
 from ..errors import DerivativeError, SpecError, ValuesError
 
 if TYPE_CHECKING:
-    from ..calculus.graph import Graph
     from .syntax import Program, TensorDecl
+
+
+class _Tensor(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def index(self) -> str | None: ...  # the dim whose positions it holds, or None
+
+
+class Declared(Protocol):
+    """What the checks of positions read of a network or a derivative's graph:
+    its tensors by name, each with the dim whose positions it holds
+    (``index``; ``None`` for a tensor of numbers)."""
+
+    @property
+    def tensors(self) -> Mapping[str, _Tensor]: ...
 
 
 class Selection:
@@ -389,7 +405,7 @@ def declared_index(program: Program, st: TensorDecl, dims: Mapping[str, Any]) ->
     return st.index.name
 
 
-def positions_of(graph: Graph) -> dict[str, str]:
+def positions_of(graph: Declared) -> dict[str, str]:
     """Each integer index tensor of ``graph`` and the dim whose positions it holds."""
     return {t.name: t.index for t in graph.tensors.values() if t.index is not None}
 
@@ -449,7 +465,7 @@ def as_positions(array: Any) -> Any:
     return array if array.dtype == target else xp.astype(array, target)
 
 
-def cast_values(graph: Graph, values: Mapping[str, Any], dtype: Any) -> dict[str, Any]:
+def cast_values(graph: Declared, values: Mapping[str, Any], dtype: Any) -> dict[str, Any]:
     """``values`` as numpy arrays in ``dtype``, the integer positions of index
     tensors as they are (a reference computes wide; positions stay positions)."""
     indexes = positions_of(graph)
@@ -459,7 +475,7 @@ def cast_values(graph: Graph, values: Mapping[str, Any], dtype: Any) -> dict[str
     }
 
 
-def refuse_positions(graph: Graph, names: Sequence[str], call: str = "a derivative") -> None:
+def refuse_positions(graph: Declared, names: Sequence[str], call: str = "a derivative") -> None:
     """A DerivativeError if one of ``names`` is an integer index tensor."""
     indexes = positions_of(graph)
     for name in names:

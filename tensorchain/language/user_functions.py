@@ -19,22 +19,18 @@ arguments) and names the function when one is wrong. Generated code
 (``Derivation.to_python``) calls ``f``, ``d_f`` and ``d2_f`` and copies their
 source: a ``def`` or a ``lambda`` written in a file, or a numpy ufunc. Like
 autograd's ``defvjp`` (``autograd/extend.py``), this is the one public hook
-for adding an operation.
+for adding an operation. Where a spec calls registered functions:
+:mod:`~tensorchain.language.user_function_calls`; their source for
+generated code: :mod:`~tensorchain.language.user_function_source`.
 """
 
 from __future__ import annotations
 
-import ast
 import builtins
-import dis
-import inspect
 import keyword
-import linecache
 import pickle
 import re
-import textwrap
-import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,24 +42,11 @@ from ..functions.along import ALONG, MATRIX_FUNCTIONS
 from ..functions.along import HELPERS as ALONG_HELPERS
 from ..functions.registry import CALLABLE, ELEMENTWISE, HELPERS, REDUCTIONS, REGISTERED, Elementwise
 from .losses import LOSSES
-from .operations import CONCAT, DELTA, SIZE, Map, walk
+from .operations import CONCAT, DELTA, SIZE, Map
 from .selections import SELECTIONS
-from .syntax import (
-    Assign,
-    BinOp,
-    Call,
-    DimDecl,
-    Group,
-    Index,
-    Neg,
-    Offset,
-    Pick,
-    Pos,
-    Ref,
-)
-from .syntax import Program as SpecProgram
 from .tokens import KEYWORDS
 from .user_function_checks import checked, probe, raised
+from .user_function_source import numpy_name
 
 Function = Callable[[np.ndarray], np.ndarray]
 
@@ -422,223 +405,12 @@ def unregister_function(name: str) -> None:
     CALLABLE.remove(name)
 
 
-def check_calls(program: SpecProgram) -> None:
-    """Raise :class:`SpecError` where ``program`` calls a registered function
-    and also gives its name to a dim, a tensor or an index, or names a tensor
-    like generated code names the function's derivatives (``d_f``, ``d2_f``)."""
-    names: dict[str, tuple[str, Pos]] = {}  # name -> what it is, and where
-    calls: dict[str, Pos] = {}
-    for st in program.statements:
-        if isinstance(st, DimDecl):
-            names.setdefault(st.name, ("a dim", st.pos))
-        elif isinstance(st, Assign):
-            names.setdefault(st.target, ("a tensor", st.pos))
-            for index in _indices(st.indices or ()):
-                names.setdefault(index.name, ("an index", index.pos))
-            for e in _walk(st.expr):
-                if isinstance(e, Call) and e.func in USER_FUNCTIONS:
-                    calls.setdefault(e.func, e.pos)
-                elif isinstance(e, Ref):
-                    names.setdefault(e.name, ("an index", e.pos))
-                    for index in _indices(e.indices or ()):
-                        names.setdefault(index.name, ("an index", index.pos))
-        else:
-            names.setdefault(st.name, ("a tensor", st.pos))
-    for func, pos in calls.items():
-        if func in names:
-            what, where = names[func]
-            what = "a tensor" if what == "an index" and func in _tensors(program) else what
-            raise program.error(
-                f"{func!r} is both a registered function this spec calls and {what} of it"
-                f" (line {where.line}); give them different names",
-                pos,
-            )
-        for code in USER_FUNCTIONS[func].codes[1:]:
-            if code in _tensors(program):
-                raise program.error(
-                    f"the tensor {code!r} has the name generated code gives a derivative of"
-                    f" the registered function {func}, which this spec calls (line"
-                    f" {pos.line}); rename the tensor",
-                    names[code][1],
-                )
-
-
-def calls_of(graph: Any) -> dict[str, UserFunction]:
-    """The registered functions a network (or a derivative's graph) calls, by
-    name, each the registration its spec was parsed with."""
-    found: dict[str, UserFunction] = {}
-    for stmt in graph.statements:
-        for node in walk(stmt.root):
-            if isinstance(node, Map) and isinstance(node.func, FunctionName):
-                found[node.func.user.name] = node.func.user
-    return found
-
-
-def _tensors(program: SpecProgram) -> set[str]:
-    """The names of the tensors ``program`` declares or defines."""
-    return {
-        st.target if isinstance(st, Assign) else st.name
-        for st in program.statements
-        if not isinstance(st, DimDecl)
-    }
-
-
-def _indices(items) -> Iterator[Index]:
-    """The indices of an index list: named ones, members of groups, those of picks."""
-    for item in items:
-        if isinstance(item, Index):
-            yield item
-        elif isinstance(item, Group):
-            yield from item.members
-        elif isinstance(item, Offset):
-            yield item.index
-        elif isinstance(item, Pick) and isinstance(item.by, Ref):
-            yield from _indices(item.by.indices or ())
-
-
-def _walk(e) -> Iterator:
-    """Every expression inside ``e`` (``e`` too), picks' references included."""
-    stack = [e]
-    while stack:
-        e = stack.pop()
-        yield e
-        if isinstance(e, Call):
-            stack.extend(e.args)
-        elif isinstance(e, Neg):
-            stack.append(e.operand)
-        elif isinstance(e, BinOp):
-            stack.extend((e.left, e.right))
-        elif isinstance(e, Ref):
-            stack.extend(p.by for p in e.indices or () if isinstance(p, Pick))
-
-
-def helper_source(name: str, fn: Callable) -> str:
-    """Python source defining ``name`` as ``fn`` for generated code: the
-    function's own source (renamed), or ``name = np.f`` for numpy's own. Raises
-    :class:`DerivativeError` where the source cannot be found."""
-    own = getattr(fn, "__name__", None)
-    if isinstance(fn, np.ufunc) or (own and getattr(np, own, None) is fn):
-        return f"{name} = np.{own}"  # a numpy function: np.sin, np.ones_like
-    try:
-        if own == "<lambda>":
-            body = _lambda_source(fn)
-            if body is None:
-                raise OSError
-            return f"{name} = {body}"
-        if own is None:
-            raise TypeError
-        text = textwrap.dedent(inspect.getsource(fn))
-    except (OSError, TypeError, SyntaxError):
-        raise DerivativeError(
-            f"generated code copies the source of {name}, but Python has none for"
-            f" {own or type(fn).__name__!r} (typed at a prompt, or not a Python"
-            " function); define it with def or lambda in a file, or as a numpy ufunc"
-        ) from None
-    if own == name:
-        return text
-    return re.sub(rf"^def\s+{re.escape(own)}\s*\(", f"def {name}(", text, count=1, flags=re.M)
-
-
-def helper_sources(
-    name: str, fn: Callable, taken: Mapping[str, object] | None = None
-) -> dict[str, str]:
-    """The source defining ``name`` as ``fn`` (:func:`helper_source`) and,
-    before it, what a user's function needs at module level: the helper
-    functions it calls (their source, recursively), the modules it uses
-    (``import math``) and the numbers it reads (``SCALE = 0.5``), by name.
-    ``taken``: the names generated code defines itself, with their objects
-    (a global that is one of them, the same object, needs nothing).
-
-    A :class:`DerivativeError` says what cannot be carried (a closure's
-    variables, a global that is no function, module or number, a global
-    named like one of generated code's own names) and how to make the
-    function self-contained."""
-    out: dict[str, str] = {}
-    _collect(name, fn, name, dict(taken or {}), out)
-    return out
-
-
-def _collect(
-    name: str, fn: Callable, user: str, taken: Mapping[str, object], out: dict[str, str]
-) -> None:
-    if name in out:
-        return
-    code = getattr(fn, "__code__", None)
-    if _numpy_name(fn) is not None or code is None:
-        out[name] = helper_source(name, fn)
-        return
-    own = getattr(fn, "__name__", name)
-    advice = (
-        f"generated code copies the source of {own} (for {user}), so it must be"
-        " self-contained: define what it uses inside it, or use np.* only"
-    )
-    if fn.__closure__:
-        raise DerivativeError(
-            f"{own} uses {', '.join(code.co_freevars)} from the function around it, which"
-            f" copied source cannot carry; {advice}"
-        )
-    out[name] = ""  # placed before its needs are found (a helper may call itself)
-    scope = getattr(fn, "__globals__", {})
-    for global_name in _global_names(code):
-        if global_name not in scope or global_name in out:
-            continue  # a builtin (or a name Python itself cannot find)
-        value = scope[global_name]
-        if global_name == "np" and value is np:
-            continue
-        if global_name in taken and taken[global_name] is value:
-            continue  # generated code defines it already (another registered function)
-        if global_name in taken:
-            raise DerivativeError(
-                f"{own} uses the global {global_name}, a name generated code gives one of its"
-                f" own functions; rename it in your code, or {advice[0].lower()}{advice[1:]}"
-            )
-        if isinstance(value, types.ModuleType):
-            module = value.__name__
-            text = (
-                f"import {module}" if module == global_name else f"import {module} as {global_name}"
-            )
-            out[global_name] = text
-        elif isinstance(value, bool | int | float | complex | np.number):
-            out[global_name] = (
-                f"{global_name} = {value.item() if isinstance(value, np.number) else value!r}"
-            )
-        elif isinstance(value, types.FunctionType | np.ufunc) or _numpy_name(value) is not None:
-            _collect(global_name, value, user, taken, out)
-        else:
-            raise DerivativeError(
-                f"{own} uses the global {global_name} ({type(value).__name__}), which generated"
-                f" code cannot carry (it carries functions, modules and numbers); {advice}"
-            )
-    out[name] = helper_source(name, fn)
-    out[name] = out.pop(name)  # after its needs
-
-
-def _global_names(code: types.CodeType) -> list[str]:
-    """The global names ``code`` reads (nested functions and comprehensions too)."""
-    names: list[str] = []
-    for instruction in dis.get_instructions(code):
-        if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
-            names.append(instruction.argval)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names.extend(_global_names(const))
-    return list(dict.fromkeys(names))
-
-
-def _numpy_name(fn: Callable) -> str | None:
-    """The name of ``fn`` in numpy when it is numpy's own (``np.exp``), else None."""
-    own = getattr(fn, "__name__", None)
-    if isinstance(fn, np.ufunc) or (own and getattr(np, own, None) is fn):
-        return own
-    return None
-
-
 def _portable(fn: Function) -> Function:
     """``fn``, or for a numpy function (``np.exp``) the function of the same
     name in the library of the array it is given (``jax.numpy.exp`` for JAX
     arrays, ``torch.exp`` for torch tensors), so a ufunc registered as it is
     takes every library's values. Functions written by the user run as they are."""
-    own = _numpy_name(fn)
+    own = numpy_name(fn)
     if own is None:
         return fn
 
@@ -648,24 +420,3 @@ def _portable(fn: Function) -> Function:
         return getattr(namespace(x), own, fn)(x)
 
     return run
-
-
-def _lambda_source(fn: Callable) -> str | None:
-    """The text of a lambda, found in its file by the position of its body."""
-    code = fn.__code__
-    lines = linecache.getlines(code.co_filename)
-    if not lines:
-        return None
-    tree = ast.parse("".join(lines))
-    positions = [p for p in code.co_positions() if p[0] is not None and p[2] != p[3]]
-    if not positions:
-        return None
-    line, _, column, _ = positions[0]
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(node, ast.Lambda) and isinstance(body, ast.expr):
-            start = (body.lineno, body.col_offset)
-            end = (body.end_lineno, body.end_col_offset)
-            if start <= (line, column) < end:
-                return ast.get_source_segment("".join(lines), node)
-    return None

@@ -25,7 +25,8 @@ from ..functions.along import HELPERS
 from ..functions.registry import HELPERS as FUNCTION_HELPERS
 from ..language.gather import Selection, gather, onehot, scatter
 from ..language.shift import unwindows, windows
-from ..language.user_functions import calls_of, helper_source, helper_sources
+from ..language.user_function_calls import calls_of
+from ..language.user_function_source import helper_source, helper_sources
 from ..version import __version__
 from .notation import (
     format_sum,
