@@ -180,5 +180,5 @@ class ParseIndices:
                 f" group merges two or more into one axis, as in (h w){hint}",
                 opener,
             )
-        self.next()  # an index repeated is refused where indices are read (lower.py)
+        self.next()  # an index repeated is refused where indices are read (lower*.py)
         return Group(tuple(members), opener.pos, added)
