@@ -33,10 +33,7 @@ KNOWN_UPWARD = {
     "planning.explore -> network",
     "presentation.derivation -> network",
     "presentation.report -> network",
-    "reference.jets -> calculus.graph",
-    "reference.matrix_jets -> calculus.matrix_rules",
     "reference.reshape -> network",
-    "reference.reshape -> runtime.compiled",
     "runtime.compiled -> network",
     "runtime.compiled -> presentation.derivation",
     "runtime.finite -> network",
@@ -58,7 +55,6 @@ KNOWN_LONG = {
     "language.user_functions",
     "network",
     "planning.chain_orders",
-    "reference.jets",
     "verification.check_gradient",
     "verification.verify",
 }
@@ -79,7 +75,6 @@ KNOWN_CYCLES = [
     ["language.delta_values", "language.lower", "language.selections"],
     ["language.domains", "language.syntax"],
     ["planning.chain_orders", "planning.explore"],
-    ["reference.jets", "reference.matrix_jets"],
     ["verification.check_gradient", "verification.suspects"],
 ]
 

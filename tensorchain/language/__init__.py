@@ -6,8 +6,9 @@ operations, ``shapes`` binds indices to dims and checks sizes, ``losses``
 expands the loss shorthands; declarations with value domains (``domains``),
 shift tensors (``shift``), integer index tensors (``gather``), reshapes and
 concatenation (``reindex``), selections (``selections``), the Kronecker
-delta as a value (``delta_values``) and user-registered functions
-(``user_functions``, ``user_function_checks``).
+delta as a value (``delta_values``), user-registered functions
+(``user_functions``, ``user_function_checks``) and the message for a
+singular matrix, shared by the rules and the reference (``matrix_failures``).
 
 May import: ``functions``, ``arrays``, ``errors``.
 """
