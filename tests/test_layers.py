@@ -49,7 +49,6 @@ KNOWN_LONG = {
     "calculus.labeled",
     "cli",
     "contraction.einsum",
-    "functions.registry",
     "language.lower",
     "language.syntax",
     "language.user_functions",
