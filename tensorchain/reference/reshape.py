@@ -47,6 +47,7 @@ from .constants import reindex_values
 from .functions import derivative as nth_derivative
 from .functions import selection_weight
 from .jet_algebra import Jets
+from .jets import reference_derivative
 
 if TYPE_CHECKING:
     from ..network import Forward, Network
@@ -321,8 +322,6 @@ def reshape_hessian(
     second derivatives are materialised and combined by the second-order chain
     rule (``J₁ᵀ f'' J₂ + f' · H``), see :mod:`tensorchain.reference.jets`; nothing of the
     chain rule or of the derivative graphs it checks is used."""
-    from .jets import reference_derivative
-
     for w in (wrt, wrt2):
         if w is not None and not isinstance(w, str):
             raise DerivativeError(f"reshape_hessian takes tensor names, got {w!r}")
