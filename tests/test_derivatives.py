@@ -1,12 +1,19 @@
 """Jacobians and gradients against the reshape method and finite differences."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import tensorchain as tc
-from tensorchain.functions.registry import CALLABLE, ELEMENTWISE
+from tensorchain.functions.registry import (
+    CALLABLE,
+    ELEMENTWISE,
+    NUMPY_DERIVATIVES,
+    PIECEWISE_CONSTANT,
+)
 from tensorchain.strategies import networks
 from tensorchain.testing import finite_differences, max_relative_error
 
@@ -263,3 +270,35 @@ def test_every_call_that_takes_wrt_takes_a_name_or_a_list_where_it_makes_sense()
         ARTICLE.derive("C", [])
     with pytest.raises(tc.DerivativeError, match=r"^unknown tensor 'Q'"):
         ARTICLE.jacobian("C", ["W", "Q"], vals)
+
+
+#: Functions whose registry derivative a numpy program calls (no numpy-only
+#: form of it takes its place) and is not zero almost everywhere.
+_PATCHABLE = [
+    name
+    for name in CALLABLE
+    if name in ELEMENTWISE and name not in NUMPY_DERIVATIVES and name not in PIECEWISE_CONSTANT
+]
+
+
+@pytest.mark.parametrize("name", _PATCHABLE)
+def test_a_wrong_rule_in_the_registry_is_caught_by_the_reference(name, monkeypatch):
+    """The references keep their own derivatives (tensorchain.reference.functions):
+    with the registry's f' doubled, the chain rule's gradient doubles and the
+    references' do not, so the comparison of the two fails."""
+    text = f"dim n = 3\ninput x_wrong[n]\nf_wrong = sum({name}(x_wrong))"
+    values = {"x_wrong": np.array([0.3, 0.7, 1.2])}
+    right = tc.parse(text).grad("f_wrong", "x_wrong", values)["x_wrong"]
+    entry = ELEMENTWISE[name]
+    doubled = dataclasses.replace(entry, derivative=lambda x, y, p: 2.0 * entry.derivative(x, y, p))
+    monkeypatch.setitem(ELEMENTWISE, name, doubled)
+    net = tc.parse(text)
+    wrong = net.grad("f_wrong", "x_wrong", values)["x_wrong"]
+    assert max_relative_error(wrong, 2.0 * right) < EXACT  # the registry's rule is used
+    for reference in (
+        tc.reshape_method(net, "f_wrong", "x_wrong", values),
+        tc.reference_derivative(net, "f_wrong", ("x_wrong",), values),
+    ):
+        assert max_relative_error(reference, right) < EXACT
+        assert max_relative_error(wrong, reference) > 0.4
+    assert not net.verify("f_wrong", "x_wrong", values, references=["reference"]).ok

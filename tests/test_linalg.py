@@ -410,3 +410,32 @@ def test_complex_values():
         bad = tc.parse(f"dim n = 2\nparam X[n, n]\n{spec}\n")
         with pytest.raises(tc.ValuesError, match=r"complex values: .* has no complex derivative"):
             bad.grad("l", "X", {"X": np.eye(2) + 0.1j})
+
+
+def test_a_wrong_matrix_rule_is_caught_by_the_reference(monkeypatch):
+    """The reference's matrix functions come from their defining identities
+    (tensorchain.reference.matrix_jets), not from the rules: with the rules'
+    inverse transposed (logdet's gradient X⁻¹ for X⁻ᵀ), the chain rule's
+    gradient is wrong and the references' are not."""
+    from tensorchain.calculus import matrix_rules
+    from tensorchain.functions.matrix import inv_along
+
+    text = "dim n = 3\ninput X_wrong[n, n]\nf_wrong = logdet(X_wrong)"
+    x = well_conditioned(N, np.random.default_rng(3))
+    vals = {"X_wrong": x}
+    right = inv(x).T  # the Matrix Cookbook, eq. 57
+
+    def transposed(a, axes):
+        return np.swapaxes(inv_along(a, axes), *axes)
+
+    transposed.__name__ = "inv_along"  # its twin for other libraries is found by name
+    monkeypatch.setattr(matrix_rules, "inv_along", transposed)
+    net = tc.parse(text)
+    wrong = net.grad("f_wrong", "X_wrong", vals)["X_wrong"]
+    assert max_relative_error(wrong, right.T) < 1e-12  # the wrong rule is used
+    for reference in (
+        tc.reshape_method(net, "f_wrong", "X_wrong", vals),
+        tc.reference_derivative(net, "f_wrong", ("X_wrong",), vals),
+    ):
+        assert max_relative_error(reference, right) < 1e-12
+        assert max_relative_error(wrong, reference) > 0.01

@@ -25,12 +25,12 @@ import functools
 
 import numpy as np
 
-from ..arrays.backend import to_numpy
 from ..arrays.trace import apply, shared
 from ..contraction.einsum import contract
 from ..errors import ValuesError
 from ..functions.along import on_any_library
 from ..functions.matrix import GUARD, adjugate_along, inv_along
+from ..language.matrix_failures import matrix_message
 from ..language.operations import Along, Node, Origin, Solve, base_label, children
 from .labeled import Factor, LabeledTensor, Term, fresh
 from .rules import STATEMENT, _axes, dense, name_of, tex_of
@@ -88,70 +88,6 @@ def checked_matrix(
             GUARD.reset(token)
 
     return checked
-
-
-def _failing(matrices: np.ndarray, cholesky: bool) -> tuple[tuple[int, ...], str] | None:
-    """The first batch entry that is singular (or not positive definite), and how."""
-    for index in np.ndindex(*matrices.shape[:-2]):
-        m = matrices[index]
-        try:
-            if cholesky:
-                np.linalg.cholesky(0.5 * (m + m.T))
-                continue
-            y = np.linalg.inv(m)
-        except np.linalg.LinAlgError:
-            return index, "not positive definite" if cholesky else "singular"
-        eps = np.finfo(y.dtype).eps  # the working precision: float32's for float32 values
-        with np.errstate(all="ignore"):
-            kappa = np.abs(m).sum(axis=0).max() * np.abs(y).sum(axis=0).max()
-        if kappa * eps > 1.0:
-            return index, (
-                f"singular to working precision (its condition number {kappa:.2g} is beyond"
-                f" 1/eps = {1 / eps:.2g})"
-            )
-    return None
-
-
-def matrix_message(
-    func: str, origin: Origin, axes: tuple[int, ...], array, start: tuple[int, ...] = ()
-) -> str:
-    """Why ``func`` failed on ``array`` (the matrices at ``axes``; ``start``: the
-    first index of a dask block along every axis), in the user's words."""
-    matrices = np.moveaxis(np.asarray(to_numpy(array)), axes, (-2, -1))
-    found = _failing(matrices, func == "cholesky")
-    index, problem = found or ((), "singular to working precision")
-    entry = ""
-    if index:
-        offset = [lo for k, lo in enumerate(start) if k not in axes] or [0] * len(index)
-        index = tuple(int(i) + int(lo) for i, lo in zip(index, offset, strict=True))
-        names = origin.batch
-        if len(names) != len(index):
-            names = tuple(f"batch axis {k}" for k in range(len(index)))
-        entry = " at " + ", ".join(f"{b}={i}" for b, i in zip(names, index, strict=True))
-    where = f" ({origin.where})" if origin.where else ""
-    return f"{origin.func} of {origin.arg}{where}: the matrix{entry} is {problem}; {_fix(origin)}"
-
-
-def _fix(origin: Origin) -> str:
-    """What to do instead, for the user's function."""
-    delta = "delta[{}, {}]".format(*origin.axes) if len(origin.axes) == 2 else "delta[i, j]"
-    regularise = f"check the values, or regularise it (e.g. + 1e-6 * {delta})"
-    if origin.func == "cholesky":
-        return (
-            "cholesky needs a symmetric positive definite matrix; add a multiple of the"
-            f" identity (e.g. + 1e-6 * {delta}) or check the values"
-        )
-    if origin.func == "logdet":
-        return (
-            "log |det| is -inf there and its derivative, the inverse transposed, is"
-            f" undefined; {regularise}"
-        )
-    if origin.func == "det":
-        return (
-            "the gradient of det there is the adjugate, but its second and higher"
-            f" derivatives are computed only at invertible matrices; {regularise}"
-        )
-    return f"{origin.func} needs an invertible matrix; {regularise}"
 
 
 def _mask(n: int) -> np.ndarray:

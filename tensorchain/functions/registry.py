@@ -1,11 +1,11 @@
 """Elementwise functions of the language: value, derivative and how to print them.
 
-Adding a function means adding one entry to :data:`ELEMENTWISE` (users add
-theirs with :func:`tensorchain.register_function`, whose entries each network
-holds itself: :func:`elementwise` finds them). Kinks use the subgradient 0
-(``relu`` and ``abs`` at 0), as numpy-based frameworks do. ``erf`` and the
-normal distribution function Φ (of ``gelu``) come from
-:mod:`tensorchain.functions.special` (W. J. Cody's rational approximations).
+Adding a function means adding one entry to :data:`ELEMENTWISE` (its array
+code in :mod:`tensorchain.functions.kernels`; users add theirs with
+:func:`tensorchain.register_function`, whose entries each network holds
+itself: :func:`elementwise` finds them), and the tables the language, the
+runtime and the calculus read (names a spec may call, numpy-only forms,
+functions with no complex derivative, helpers of generated code).
 """
 
 from __future__ import annotations
@@ -16,8 +16,42 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..arrays.backend import namespace
-from ..arrays.quiet import loud, quiet
+from .kernels import (
+    ONE_OVER_SQRT_2PI,
+    TWO_OVER_SQRT_PI,
+    abs_value,
+    cos_value,
+    erf_value,
+    exp_value,
+    expm1_value,
+    gaussian,
+    gelu_derivative,
+    gelu_value,
+    indicator,
+    log1p_value,
+    log_value,
+    logsigmoid_value,
+    normal_cdf_value,
+    pow_derivative,
+    pow_value,
+    relu_numpy,
+    relu_value,
+    sigmoid,
+    sigmoid_derivative,
+    sigmoid_derivative_numpy,
+    sigmoid_numpy,
+    sigmoid_value,
+    sign_value,
+    silu_derivative,
+    silu_value,
+    sin_value,
+    softplus_value,
+    sqrt_value,
+    tanh_derivative,
+    tanh_derivative_numpy,
+    tanh_value,
+    zeros,
+)
 from .special import cody_erf, erf, gelu_cdf, normal_cdf
 
 Array = np.ndarray
@@ -76,186 +110,6 @@ class Elementwise:
         return self.latex.replace("{f}", arg)
 
 
-def _exp_in_place(t: np.ndarray) -> None:
-    """``t = e^t`` in place, an overflow to inf not warned (σ is 0 there to
-    within 2.3e-308), through :func:`tensorchain.arrays.quiet.quiet`: a fraction of
-    what entering ``np.errstate`` costs."""
-    token = quiet()
-    try:
-        np.exp(t, out=t)
-    finally:
-        loud(token)
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + e^-x), exact at ±inf (0 and 1): e^-x may overflow to inf,
-    where σ is 0 to within 2.3e-308, so the overflow is not a warning."""
-    with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-x))
-
-
-def _sigmoid(x: Array, p: float = 0.0) -> Array:
-    # 1/(1 + e^-x) in place: the fastest form measured here. No clipping:
-    # σ(-inf) = 1/(1 + inf) = 0 and σ(inf) = 1, the limits.
-    if not isinstance(x, np.ndarray | np.generic | float | int | complex):
-        xp = namespace(x)
-        return 1.0 / (1.0 + xp.exp(-x))
-    if not isinstance(x, np.ndarray) or x.ndim == 0 or x.dtype.kind == "c":
-        return sigmoid(x)
-    t = np.negative(x)
-    _exp_in_place(t)
-    t += 1.0
-    return np.reciprocal(t, out=t)
-
-
-def _sigmoid_numpy(x: Array) -> Array:
-    """:func:`_sigmoid` on numpy values (no check for another library), for
-    compiled programs, which run with numpy's overflow warnings off
-    (:mod:`tensorchain.arrays.quiet`)."""
-    if type(x) is not np.ndarray or x.ndim == 0 or x.dtype.kind == "c":
-        return sigmoid(x)
-    t = np.negative(x)
-    np.exp(t, out=t)
-    t += 1.0
-    return np.reciprocal(t, out=t)
-
-
-def _dsigmoid(x: Array, y: Array, p: float) -> Array:
-    if not isinstance(y, np.ndarray):
-        return (1.0 - y) * y
-    d = np.subtract(1.0, y)
-    d *= y
-    return d
-
-
-def _dsigmoid_numpy(y: Array) -> Array:
-    d = np.subtract(1.0, y)
-    d *= y  # a new number where y is one
-    return d
-
-
-def _dtanh_numpy(y: Array) -> Array:
-    d = np.multiply(y, y)
-    if type(d) is not np.ndarray:
-        return 1.0 - d
-    return np.subtract(1.0, d, out=d)
-
-
-def _dtanh(x: Array, y: Array, p: float) -> Array:
-    if not isinstance(y, np.ndarray):
-        return 1.0 - y * y
-    d = np.multiply(y, y)
-    return np.subtract(1.0, d, out=d)
-
-
-def _pow(x: Array, p: float) -> Array:
-    return x * x if p == 2 else x**p
-
-
-def _dpow(x: Array, y: Array, p: float) -> Array:
-    return 2.0 * x if p == 2 else p * x ** (p - 1)
-
-
-def _ufunc(name: str) -> Callable[[Array, float], Array]:
-    """``name(x)`` in ``x``'s library (numpy's ufunc for numpy arrays and numbers)."""
-    numpy_fn = getattr(np, name)
-
-    def value(x: Array, p: float = 0.0) -> Array:
-        if isinstance(x, np.ndarray | np.generic | float | int | complex):
-            return numpy_fn(x)
-        return getattr(namespace(x), name)(x)
-
-    value.__name__ = name
-    return value
-
-
-def _relu(x: Array, p: float) -> Array:
-    if isinstance(x, np.ndarray | np.generic | float | int):
-        return np.maximum(x, 0.0)
-    xp = namespace(x)
-    return xp.where(x > 0, x, xp.zeros_like(x))
-
-
-def _indicator(x: Array, p: float = 0.0) -> Array:
-    """[x > 0] in ``x``'s dtype."""
-    if isinstance(x, np.ndarray | np.generic):  # a 0-d value stays a numpy value
-        return (x > 0).astype(x.dtype)
-    if isinstance(x, float | int):
-        return np.float64(x > 0)
-    return namespace(x).astype(x > 0, x.dtype)
-
-
-def _softplus(x: Array, p: float) -> Array:
-    if isinstance(x, np.ndarray | np.generic | float | int):
-        return np.logaddexp(0.0, x)
-    xp = namespace(x)
-    return xp.logaddexp(xp.zeros_like(x), x)
-
-
-def _zeros(x: Array, y: Array, p: float) -> Array:
-    if isinstance(x, np.ndarray | np.generic | float | int | complex):
-        return np.zeros_like(x)
-    return namespace(x).zeros_like(x)
-
-
-_tanh, _exp, _log, _sin, _cos, _sqrt, _abs, _sign, _log1p, _expm1 = map(
-    _ufunc, ("tanh", "exp", "log", "sin", "cos", "sqrt", "abs", "sign", "log1p", "expm1")
-)
-
-_NUMPY = np.ndarray | np.generic | float | int
-
-
-def _special(fn: Callable[..., Array]) -> Callable[[Array, float], Array]:
-    """``fn(x)`` of :mod:`tensorchain.functions.special`, in ``x``'s library."""
-
-    def value(x: Array, p: float = 0.0) -> Array:
-        return fn(x) if isinstance(x, _NUMPY) else fn(x, namespace(x))
-
-    value.__name__ = fn.__name__
-    return value
-
-
-_erf, _normal_cdf = _special(erf), _special(normal_cdf)
-_SQRT_2_OVER_PI = 0.7978845608028654  # √(2/π)
-_TWO_OVER_SQRT_PI = 1.1283791670955126  # 2/√π
-_ONE_OVER_SQRT_2PI = 0.3989422804014327  # 1/√(2π)
-
-
-def _gaussian(x: Array, scale: float, width: float) -> Array:
-    """``scale · exp(−width · x²)`` in ``x``'s library."""
-    return scale * _exp(-width * (x * x))
-
-
-def _gelu(x: Array, p: float = 0.0) -> Array:
-    return x * _normal_cdf(x)
-
-
-def _dgelu(x: Array, y: Array, p: float) -> Array:  # Φ(x) + x φ(x)
-    return _cdf_of_gelu(x, y) + x * _gaussian(x, _ONE_OVER_SQRT_2PI, 0.5)
-
-
-def _cdf_of_gelu(x: Array, y: Array) -> Array:
-    """Φ(x) from gelu's value ``y = x Φ(x)`` (:func:`~tensorchain.functions.special.gelu_cdf`)
-    for numpy arrays; other libraries evaluate Φ."""
-    if isinstance(x, np.ndarray) and isinstance(y, np.ndarray):
-        return gelu_cdf(x, y)
-    return _normal_cdf(x)
-
-
-def _logsigmoid(x: Array, p: float = 0.0) -> Array:  # −softplus(−x), stable
-    return -_softplus(-x, p)
-
-
-def _silu(x: Array, p: float = 0.0) -> Array:
-    return x * _sigmoid(x)
-
-
-def _dsilu(x: Array, y: Array, p: float) -> Array:
-    # σ + x σ (1 − σ) = σ(x) (1 + x σ(−x)): with 1 − σ(x) written σ(−x), nothing
-    # cancels (σ (1 − y) + y is 1 − x + x = 0 at x ≥ 1e16, in float32 at 1e8).
-    return _sigmoid(x) * (1.0 + x * _sigmoid(-x))
-
-
 def _f(name, value, derivative, text, value_code, derivative_code, latex, dlatex):
     return Elementwise(name, value, derivative, text, value_code, derivative_code, latex, dlatex)
 
@@ -265,8 +119,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
     for f in (
         _f(
             "sigmoid",
-            _sigmoid,
-            _dsigmoid,
+            sigmoid_value,
+            sigmoid_derivative,
             "σ'({f})",
             "sigmoid({x})",
             "{y} * (1.0 - {y})",
@@ -275,8 +129,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "tanh",
-            _tanh,
-            _dtanh,
+            tanh_value,
+            tanh_derivative,
             "tanh'({f})",
             "np.tanh({x})",
             "1.0 - {y} * {y}",
@@ -285,8 +139,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "relu",
-            _relu,
-            lambda x, y, p: _indicator(x),
+            relu_value,
+            lambda x, y, p: indicator(x),
             "[{f} > 0]",
             "np.maximum({x}, 0.0)",
             "({x} > 0).astype({x}.dtype)",
@@ -295,7 +149,7 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "exp",
-            _exp,
+            exp_value,
             lambda x, y, p: y,
             "exp({f})",
             "np.exp({x})",
@@ -305,7 +159,7 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "log",
-            _log,
+            log_value,
             lambda x, y, p: 1.0 / x,
             "1/{f}",
             "np.log({x})",
@@ -315,8 +169,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "softplus",
-            _softplus,
-            lambda x, y, p: _sigmoid(x),
+            softplus_value,
+            lambda x, y, p: sigmoid_value(x),
             "σ({f})",
             "np.logaddexp(0.0, {x})",
             "sigmoid({x})",
@@ -325,8 +179,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "sin",
-            _sin,
-            lambda x, y, p: _cos(x),
+            sin_value,
+            lambda x, y, p: cos_value(x),
             "cos({f})",
             "np.sin({x})",
             "np.cos({x})",
@@ -335,8 +189,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "cos",
-            _cos,
-            lambda x, y, p: -_sin(x),
+            cos_value,
+            lambda x, y, p: -sin_value(x),
             "-sin({f})",
             "np.cos({x})",
             "-np.sin({x})",
@@ -345,7 +199,7 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "sqrt",
-            _sqrt,
+            sqrt_value,
             lambda x, y, p: 0.5 / y,
             "1/(2√{f})",
             "np.sqrt({x})",
@@ -365,8 +219,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "abs",
-            _abs,
-            lambda x, y, p: _sign(x),
+            abs_value,
+            lambda x, y, p: sign_value(x),
             "sign({f})",
             "np.abs({x})",
             "np.sign({x})",
@@ -375,8 +229,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "erf",
-            _erf,
-            lambda x, y, p: _gaussian(x, _TWO_OVER_SQRT_PI, 1.0),
+            erf_value,
+            lambda x, y, p: gaussian(x, TWO_OVER_SQRT_PI, 1.0),
             "2/√π exp(-{f}²)",
             "erf({x})",
             "1.1283791670955126 * np.exp(-({x} * {x}))",
@@ -385,8 +239,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "gelu",
-            _gelu,
-            _dgelu,
+            gelu_value,
+            gelu_derivative,
             "(Φ({f}) + {f} φ({f}))",
             "{x} * normal_cdf({x})",
             "gelu_cdf({x}, {y}) + {x} * (0.3989422804014327 * np.exp(-0.5 * ({x} * {x})))",
@@ -395,7 +249,7 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "log1p",
-            _log1p,
+            log1p_value,
             lambda x, y, p: 1.0 / (1.0 + x),
             "1/(1 + {f})",
             "np.log1p({x})",
@@ -405,8 +259,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "expm1",
-            _expm1,
-            lambda x, y, p: _exp(x),
+            expm1_value,
+            lambda x, y, p: exp_value(x),
             "exp({f})",
             "np.expm1({x})",
             "np.exp({x})",
@@ -415,8 +269,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "logsigmoid",
-            _logsigmoid,
-            lambda x, y, p: _sigmoid(-x),
+            logsigmoid_value,
+            lambda x, y, p: sigmoid_value(-x),
             "σ(-{f})",
             "-np.logaddexp(0.0, -{x})",
             "sigmoid(-({x}))",
@@ -425,8 +279,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "silu",
-            _silu,
-            _dsilu,
+            silu_value,
+            silu_derivative,
             "(σ({f}) (1 + {f} σ(-{f})))",
             "{x} * sigmoid({x})",
             "sigmoid({x}) * (1.0 + {x} * sigmoid(-({x})))",
@@ -436,8 +290,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         # Derivatives of relu and abs (their own derivative is 0 almost everywhere).
         _f(
             "step",
-            _indicator,
-            _zeros,
+            indicator,
+            zeros,
             "0",
             "({x} > 0).astype(float)",
             "np.zeros_like({x})",
@@ -446,8 +300,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "sign",
-            _sign,
-            _zeros,
+            sign_value,
+            zeros,
             "0",
             "np.sign({x})",
             "np.zeros_like({x})",
@@ -457,8 +311,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         # Internal: Φ, in the derivative of gelu; not callable by name.
         _f(
             "normal_cdf",
-            _normal_cdf,
-            lambda x, y, p: _gaussian(x, _ONE_OVER_SQRT_2PI, 0.5),
+            normal_cdf_value,
+            lambda x, y, p: gaussian(x, ONE_OVER_SQRT_2PI, 0.5),
             "φ({f})",
             "normal_cdf({x})",
             "0.3989422804014327 * np.exp(-0.5 * ({x} * {x}))",
@@ -468,7 +322,7 @@ ELEMENTWISE: dict[str, Elementwise] = {
         # Internal: φ, in the derivatives of Φ and gelu; not callable by name.
         _f(
             "normal_pdf",
-            lambda x, p=0.0: _gaussian(x, _ONE_OVER_SQRT_2PI, 0.5),
+            lambda x, p=0.0: gaussian(x, ONE_OVER_SQRT_2PI, 0.5),
             lambda x, y, p: -(x * y),
             "(-{f} φ({f}))",
             "0.3989422804014327 * np.exp(-0.5 * ({x} * {x}))",
@@ -489,8 +343,8 @@ ELEMENTWISE: dict[str, Elementwise] = {
         ),
         _f(
             "pow",
-            _pow,
-            _dpow,
+            pow_value,
+            pow_derivative,
             "",
             "np.power({x}, {p!r})",
             "{p!r} * np.power({x}, {p!r} - 1.0)",
@@ -505,16 +359,12 @@ def _constant(value: Callable, p: float) -> Callable:
     return value
 
 
-def _relu_numpy(x: Array) -> Array:
-    return np.maximum(x, 0.0)
-
-
 #: The value of each function on numpy values only, without the check for
 #: another library: ``NUMPY_VALUES[name](p)`` is a function of ``x``, or None
 #: (the general form is used).
 NUMPY_VALUES: dict[str, Callable[[float], Callable[[Array], Array] | None]] = {
-    "sigmoid": lambda p: _sigmoid_numpy,
-    "relu": lambda p: _relu_numpy,
+    "sigmoid": lambda p: sigmoid_numpy,
+    "relu": lambda p: relu_numpy,
     "square": lambda p: np.square,
     "softplus": lambda p: functools.partial(np.logaddexp, 0.0),
     "pow": lambda p: np.square if p == 2 else None,
@@ -528,11 +378,11 @@ NUMPY_VALUES: dict[str, Callable[[float], Callable[[Array], Array] | None]] = {
 #: (see :func:`tensorchain.calculus.rules.map_rule`: ``y`` for σ' and tanh', ``x``
 #: for 2 x), or None.
 NUMPY_DERIVATIVES: dict[str, Callable[[float], Callable[..., Array] | None]] = {
-    "sigmoid": lambda p: _dsigmoid_numpy,
-    "tanh": lambda p: _dtanh_numpy,
+    "sigmoid": lambda p: sigmoid_derivative_numpy,
+    "tanh": lambda p: tanh_derivative_numpy,
     "square": lambda p: functools.partial(np.multiply, 2.0),
     "pow": lambda p: functools.partial(np.multiply, 2.0) if p == 2 else None,
-    "softplus": lambda p: _sigmoid_numpy,
+    "softplus": lambda p: sigmoid_numpy,
     "sin": lambda p: np.cos,
 }
 

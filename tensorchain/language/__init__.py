@@ -11,7 +11,8 @@ labeled operations (``operations``; its parts ``lower_arithmetic``,
 (``gather``), reshapes and concatenation (``reindex``), selections
 (``selections``), the Kronecker delta as a value (``delta_values``) and
 user-registered functions (``user_functions``, ``user_function_checks``,
-``user_function_calls``, ``user_function_source``).
+``user_function_calls``, ``user_function_source``) and the message for a
+singular matrix, shared by the rules and the reference (``matrix_failures``).
 
 May import: ``functions``, ``arrays``, ``errors``.
 """

@@ -25,23 +25,23 @@ It shares no code with the chain rule, the derivative rules, the function
 registry or :mod:`tensorchain.calculus.differentiate`, so that it can catch their
 faults (a function a user registered has only the user's own derivatives);
 it reads only the lowered statements. It is meant for small sizes:
-``∂_S`` of every operation is held dense.
+``∂_S`` of every operation is held dense. The rules are in
+:mod:`tensorchain.reference.jet_algebra`, the matrix functions' jets in
+:mod:`tensorchain.reference.matrix_jets`; this module reads the network and
+takes each operation to its rule.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import string
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..arrays.backend import to_numpy
 from ..arrays.limits import format_bytes, get_memory_limit
-from ..calculus.graph import Graph
-from ..errors import DerivativeError, MemoryLimitError, PlanError, ValuesError
+from ..errors import DerivativeError, MemoryLimitError, ValuesError
 from ..language.operations import (
     Along,
     Const,
@@ -58,46 +58,23 @@ from ..language.operations import (
     Where,
     walk,
 )
-from .functions import derivative, selection_weight, value
-
-Jet = dict[frozenset[int], np.ndarray]
-
-#: Functions along two indices, the rows and columns of a matrix
-#: (tensorchain.reference.matrix_jets).
-MATRIX = (
-    "inv",
-    "det",
-    "logdet",
-    "cholesky",
-    "tril_half",
-)  # subset S -> ∂_S, axes: labels, then w_i for i in S
+from . import matrix_jets
+from .constants import reindex_values, shift_values
+from .jet_algebra import Jet, Jets, compose, product, select, sum_jets
 
 
-def reindex_values(node: Reindex, sizes: Mapping[str, int]) -> np.ndarray:
-    """A reshape's or concatenation's constant, dense, from numpy's own reshape
-    and concatenation: ``R[g, m…]`` is the identity on the ``G`` entries with
-    its columns reshaped to the members' shape (row-major), and ``E[k, i]`` the
-    identity on the part stacked between the zero rows of the other parts."""
-    if node.kind == "group":
-        G = sizes[node.labels[0]]
-        return np.eye(G).reshape(G, *(sizes[m] for m in node.labels[1:]))
-    k, i = node.labels
-    if node.kind == "range":  # columns start … start + J − 1 of the identity on k
-        E = np.eye(sizes[k])[:, node.start : node.start + sizes[i]]
-        if E.shape[1] != sizes[i]:
-            raise DerivativeError(f"the reference's range runs past an axis of size {sizes[k]}")
-        return E
-    blocks = [np.eye(sizes[p]) if p == i else np.zeros((sizes[p], sizes[i])) for p in node.parts]
-    E = np.concatenate(blocks, axis=0)
-    if E.shape[0] != sizes[k]:
-        raise DerivativeError(
-            f"the reference's concatenation has {E.shape[0]} entries along an axis of size"
-            f" {sizes[k]}"
-        )
-    return E
+class LoweredNetwork(Protocol):
+    """What the reference reads of a network: its tensors (``name``, ``kind``,
+    ``dims``, ``shift``, ``index``), the lowered statements in order, and the
+    dim of every label of every statement (a :class:`tensorchain.Network`, or
+    a derivative's graph)."""
+
+    tensors: Mapping[str, Any]
+    statements: Sequence[Any]
+    label_dims: Mapping[str, Mapping[str, str]]
 
 
-def _reindex_sizes(net: Graph, sizes: dict[str, int]) -> None:
+def _reindex_sizes(net: LoweredNetwork, sizes: dict[str, int]) -> None:
     """The sizes of merged and concatenated axes (the product or sum of their
     parts' sizes), and of a part only they determine."""
     found = []
@@ -121,92 +98,8 @@ def _reindex_sizes(net: Graph, sizes: dict[str, int]) -> None:
                 changed = True
 
 
-def shift_values(P: int, K: int, T: int, stride: int, padding: int) -> np.ndarray:
-    """The shift tensor, written from its definition: 1 where t = s·p + k − q."""
-    S = np.zeros((P, K, T))
-    for p in range(P):
-        for k in range(K):
-            t = stride * p + k - padding
-            if 0 <= t < T:
-                S[p, k, t] = 1.0
-    return S
-
-
-def _partitions(items: list[int]) -> Iterator[list[list[int]]]:
-    """Every set partition of ``items``."""
-    if not items:
-        yield []
-        return
-    first, rest = items[0], items[1:]
-    for part in _partitions(rest):
-        for j in range(len(part)):
-            yield [*part[:j], [first, *part[j]], *part[j + 1 :]]
-        yield [[first], *part]
-
-
-class _Jets:
-    def __init__(self, wrt: Sequence[str], shapes: Mapping[str, tuple[int, ...]]) -> None:
-        self.wrt = list(wrt)
-        self.k = len(wrt)
-        self.shapes = shapes  # of each w_i
-        self.subsets = [
-            frozenset(c)
-            for r in range(self.k + 1)
-            for c in itertools.combinations(range(self.k), r)
-        ]
-
-    def d_labels(self, subset: frozenset[int]) -> tuple[str, ...]:
-        return tuple(f"∂{i}" for i in sorted(subset))
-
-    def d_shape(self, subset: frozenset[int]) -> tuple[int, ...]:
-        return tuple(s for i in sorted(subset) for s in self.shapes[self.wrt[i]])
-
-    def einsum(self, operands: list[tuple[np.ndarray, tuple[str, ...]]], out: tuple[str, ...]):
-        """``np.einsum`` over labels; a derivative label ``∂i`` stands for all of
-        ``w_i``'s axes (flattened here, unflattened in the result)."""
-        letters: dict[str, str] = {}
-        arrays = []
-        for a, labels in operands:
-            arrays.append(self._flat(a, labels))
-        for _, labels in (*operands, (None, out)):
-            for lab in labels:
-                if lab not in letters:
-                    if len(letters) == len(string.ascii_letters):
-                        raise PlanError(
-                            "the reference writes each operation as one np.einsum with at most"
-                            " 52 distinct indices; this network needs more"
-                        )
-                    letters[lab] = string.ascii_letters[len(letters)]
-        lhs = ",".join("".join(letters[lab] for lab in labels) for _, labels in operands)
-        rhs = "".join(letters[lab] for lab in out)
-        result = np.einsum(f"{lhs}->{rhs}", *arrays, optimize=True)
-        return self._unflat(result, out)
-
-    def _flat(self, a: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
-        shape = []
-        at = 0
-        for lab in labels:
-            if lab.startswith("∂"):
-                n = len(self.shapes[self.wrt[int(lab[1:])]])
-                shape.append(math.prod(a.shape[at : at + n]))
-                at += n
-            else:
-                shape.append(a.shape[at])
-                at += 1
-        return a.reshape(shape)
-
-    def _unflat(self, a: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
-        shape: list[int] = []
-        for lab, n in zip(labels, a.shape, strict=True):
-            if lab.startswith("∂"):
-                shape.extend(self.shapes[self.wrt[int(lab[1:])]])
-            else:
-                shape.append(n)
-        return a.reshape(shape)
-
-
 def reference_derivative(
-    net: Graph,
+    net: LoweredNetwork,
     of: str,
     wrt: str | Sequence[str],
     values: Mapping[str, Any],
@@ -281,7 +174,7 @@ def reference_derivative(
             4 * largest,
             limit,
         )
-    jets = _Jets(wrts, shapes)
+    jets = Jets(wrts, shapes)
 
     def variable(name: str, jet: Jet) -> Jet:
         """A tensor differentiated by is a variable of its own: ∂ by it is the
@@ -314,7 +207,7 @@ def reference_derivative(
     return np.asarray(out, dtype=given)
 
 
-def _holomorphic(net: Graph) -> None:
+def _holomorphic(net: LoweredNetwork) -> None:
     """Complex values only through functions with a complex derivative."""
     refused = ("relu", "abs", "softplus", "step", "sign", "max", "min", "logdet", "cholesky")
     refused += ("erf", "gelu", "normal_cdf", "logsigmoid")
@@ -341,7 +234,7 @@ def _holomorphic(net: Graph) -> None:
                 stack.extend((node.left, node.right, node.a, node.b))
 
 
-def _checked(net: Graph, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
+def _checked(net: LoweredNetwork, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The values of every input and param, as numpy arrays of numbers."""
     if not isinstance(values, Mapping):
         raise ValuesError(
@@ -368,7 +261,7 @@ def _checked(net: Graph, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
-def _node(node: Node, tensors: dict[str, Jet], sizes: dict[str, int], jets: _Jets) -> Jet:
+def _node(node: Node, tensors: dict[str, Jet], sizes: dict[str, int], jets: Jets) -> Jet:
     """The jet of ``node``, axes ``node.labels`` then the derivative axes."""
     if isinstance(node, Leaf):  # a repeated label (a diagonal) is a product's factor
         return tensors[node.name]
@@ -390,127 +283,24 @@ def _node(node: Node, tensors: dict[str, Jet], sizes: dict[str, int], jets: _Jet
     if isinstance(node, Reindex):
         return {frozenset(): reindex_values(node, sizes)}
     if isinstance(node, Product):
-        return _product(node, tensors, sizes, jets)
+        return product(node, [_node(f, tensors, sizes, jets) for f in node.factors], sizes, jets)
     if isinstance(node, Sum):
-        return _sum(node, [_node(t, tensors, sizes, jets) for _, t in node.terms], sizes, jets)
+        return sum_jets(node, [_node(t, tensors, sizes, jets) for _, t in node.terms], sizes, jets)
     if isinstance(node, Map):
-        return _compose(node.func, _node(node.arg, tensors, sizes, jets), node.param, jets)
+        return compose(node.func, _node(node.arg, tensors, sizes, jets), node.param, jets)
     if isinstance(node, Where):
         kids = (node.left, node.right, node.a, node.b)
-        return _select(node, [_node(k, tensors, sizes, jets) for k in kids], sizes, jets)
-    from . import matrix_jets
-
+        return select(node, [_node(k, tensors, sizes, jets) for k in kids], sizes, jets)
     if isinstance(node, Solve):
         a, b = (_node(c, tensors, sizes, jets) for c in (node.matrix, node.rhs))
         return matrix_jets.solve(node, a, b, jets)
     assert isinstance(node, Along)
-    if node.func in MATRIX:
+    if node.func in matrix_jets.MATRIX:
         return matrix_jets.matrix(node, _node(node.arg, tensors, sizes, jets), jets)
     return _along(node, _node(node.arg, tensors, sizes, jets), sizes, jets)
 
 
-def _product(node: Product, tensors, sizes, jets: _Jets) -> Jet:
-    factors = [_node(f, tensors, sizes, jets) for f in node.factors]
-    scale = node.coeff / math.prod(sizes[m] for m in node.mean_over)
-    present = {lab for f in node.factors for lab in f.labels}
-    inner = tuple(lab for lab in node.labels if lab in present)
-    if not factors:  # a constant, broadcast
-        empty = frozenset()
-        return {empty: _broadcast(np.asarray(scale), (), node.labels, empty, sizes, jets)}
-    out: Jet = {}
-    for subset in jets.subsets:
-        total = None
-        members = sorted(subset)
-        # Leibniz: each element of the subset goes to one factor.
-        for owners in itertools.product(range(len(factors)), repeat=len(members)):
-            parts = [
-                frozenset(i for i, o in zip(members, owners, strict=True) if o == j)
-                for j in range(len(factors))
-            ]
-            if any(p not in jet for p, jet in zip(parts, factors, strict=True)):
-                continue
-            operands = [
-                (jet[p], (*f.labels, *jets.d_labels(p)))
-                for jet, p, f in zip(factors, parts, node.factors, strict=True)
-            ]
-            term = jets.einsum(operands, (*inner, *jets.d_labels(subset)))
-            total = term if total is None else total + term
-        if total is not None:
-            out[subset] = _broadcast(scale * total, inner, node.labels, subset, sizes, jets)
-    return out
-
-
-def _select(node: Where, kids: list[Jet], sizes, jets: _Jets) -> Jet:
-    """A selection is ``w a + (1 − w) b`` with the weight ``w`` held constant
-    (its value computed with ``where``, so that a NaN or infinity not chosen
-    stays out of it)."""
-    empty = frozenset()
-    left, right, a, b = (
-        (_broadcast(jet[s], k.labels, node.labels, s, sizes, jets) if s in jet else None)
-        for jet, k, s in zip(
-            kids, (node.left, node.right, node.a, node.b), [empty] * 4, strict=True
-        )
-    )
-    w = selection_weight(node.test, node.half, left, right)
-    out: Jet = {empty: np.where(w == 1.0, a, np.where(w == 0.0, b, 0.5 * (a + b)))}
-    for subset in jets.subsets[1:]:
-        total = None
-        for jet, kid, weight in ((kids[2], node.a, w), (kids[3], node.b, 1.0 - w)):
-            if subset in jet:
-                d = _broadcast(jet[subset], kid.labels, node.labels, subset, sizes, jets)
-                term = np.reshape(weight, weight.shape + (1,) * (d.ndim - weight.ndim)) * d
-                total = term if total is None else total + term
-        if total is not None:
-            out[subset] = total
-    return out
-
-
-def _broadcast(a, labels, out_labels, subset, sizes, jets: _Jets) -> np.ndarray:
-    """``a`` (axes ``labels`` then ``subset``'s) transposed and broadcast to ``out_labels``."""
-    d = jets.d_shape(subset)
-    order = [labels.index(lab) for lab in out_labels if lab in labels]
-    a = np.transpose(a, [*order, *range(len(labels), a.ndim)])
-    view = [sizes[lab] if lab in labels else 1 for lab in out_labels]
-    full = (*(sizes[lab] for lab in out_labels), *d)
-    return np.broadcast_to(np.reshape(a, (*view, *d)), full)
-
-
-def _sum(node: Sum, terms: list[Jet], sizes, jets: _Jets) -> Jet:
-    out: Jet = {}
-    for (c, t), jet in zip(node.terms, terms, strict=True):
-        for subset, a in jet.items():
-            b = c * _broadcast(a, t.labels, node.labels, subset, sizes, jets)
-            out[subset] = out[subset] + b if subset in out else b
-    return out
-
-
-def _compose(func: str, g: Jet, p: float, jets: _Jets) -> Jet:
-    """Faà di Bruno: ∂_S f(g) = Σ over partitions π of S of f^(|π|)(g) Π_B ∂_B g."""
-    x = g[frozenset()]
-    rank = x.ndim
-    out: Jet = {frozenset(): value(func, x, p)}
-    orders: dict[int, np.ndarray | None] = {}
-    for subset in jets.subsets[1:]:
-        total = None
-        for part in _partitions(sorted(subset)):
-            blocks = [frozenset(b) for b in part]
-            if any(b not in g for b in blocks):
-                continue
-            r = len(blocks)
-            if r not in orders:
-                orders[r] = derivative(func, r, x, p)
-            if orders[r] is None:
-                continue
-            axes = tuple(f"x{j}" for j in range(rank))
-            operands = [(orders[r], axes)] + [(g[b], (*axes, *jets.d_labels(b))) for b in blocks]
-            term = jets.einsum(operands, (*axes, *jets.d_labels(subset)))
-            total = term if total is None else total + term
-        if total is not None:
-            out[subset] = total
-    return out
-
-
-def _along(node: Along, x: Jet, sizes, jets: _Jets) -> Jet:
+def _along(node: Along, x: Jet, sizes, jets: Jets) -> Jet:
     labels = node.arg.labels
     rest = tuple(lab for lab in labels if lab not in node.axes)
     value = x[frozenset()]
@@ -532,21 +322,21 @@ def _along(node: Along, x: Jet, sizes, jets: _Jets) -> Jet:
     m = value.max(axis=axes, keepdims=True)
     shifted = dict(x)
     shifted[frozenset()] = value - m
-    e = _compose("exp", shifted, 0.0, jets)
+    e = compose("exp", shifted, 0.0, jets)
     s = {
         subset: jets.einsum(
             [(a, (*labels, *jets.d_labels(subset)))], (*rest, *jets.d_labels(subset))
         )
         for subset, a in e.items()
     }
-    lse = _compose("log", s, 0.0, jets)
+    lse = compose("log", s, 0.0, jets)
     lse[frozenset()] = lse[frozenset()] + np.squeeze(m, axis=axes)
     if node.func == "logsumexp":
         return lse
     # log_softmax = x − lse (broadcast), softmax = exp of it.
     minus = {subset: -a for subset, a in lse.items()}
     fake = Sum(((1.0, node.arg), (1.0, Leaf("lse", rest, None))), labels)  # for shapes only
-    log_softmax = _sum(fake, [x, minus], sizes, jets)
+    log_softmax = sum_jets(fake, [x, minus], sizes, jets)
     if node.func == "log_softmax":
         return log_softmax
-    return _compose("exp", log_softmax, 0.0, jets)
+    return compose("exp", log_softmax, 0.0, jets)

@@ -31,9 +31,18 @@ import itertools
 import numpy as np
 
 from ..errors import ValuesError
+from ..language.matrix_failures import matrix_message
 from ..language.operations import Along, Origin, Solve, base_label
+from .jet_algebra import Jet, compose
 
-Jet = dict  # frozenset -> array (see tensorchain.reference.jets)
+#: Functions along two indices, the rows and columns of a matrix.
+MATRIX = (
+    "inv",
+    "det",
+    "logdet",
+    "cholesky",
+    "tril_half",
+)
 
 
 def _renamed(labels: tuple[str, ...], mapping: dict[str, str]) -> tuple[str, ...]:
@@ -180,8 +189,6 @@ def _singular(m: np.ndarray, cholesky: bool = False) -> bool:
 
 def _refuse(node: Along | Solve, func: str, matrix, labels, row: str, col: str) -> None:
     """The reference's :class:`ValuesError` for a singular matrix."""
-    from ..calculus.matrix_rules import matrix_message  # the message only; no derivative is shared
-
     origin = node.origin
     if origin is None:
         batch = tuple(base_label(lab) for lab in labels if lab not in (row, col))
@@ -244,12 +251,10 @@ def matrix(node: Along, x: Jet, jets) -> Jet:
     logs = logdet(x, labels, row, col, jets)
     if node.func == "logdet":
         return logs
-    from .jets import _compose
-
     sign = np.linalg.slogdet(_moved(x[frozenset()], labels, row, col))[0]  # over the batch
     return {
         s: np.reshape(sign, np.shape(sign) + (1,) * (np.ndim(v) - np.ndim(sign))) * v
-        for s, v in _compose("exp", logs, 0.0, jets).items()
+        for s, v in compose("exp", logs, 0.0, jets).items()
     }
 
 

@@ -6,9 +6,10 @@ over paths, reshaped at the end to ``of.shape + wrt.shape``. Within a
 statement the matrices come from first principles: a product and a sum are
 linear in each operand, so the derivative is the same einsum with a dense
 identity in the operand's place; an elementwise function gives ``diag(f')``,
-with ``f'`` from the reference's own table (:mod:`tensorchain.reference.jets`), not
-the function registry it checks. It is deliberately simple and slow; it
-shares no code with the chain rule.
+with ``f'`` from the reference's own table
+(:mod:`tensorchain.reference.functions`), not the function registry it
+checks. It is deliberately simple and slow; it shares no code with the chain
+rule.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..arrays.backend import to_numpy
+from ..arrays.backend import numpy_dtype, to_numpy
 from ..arrays.limits import format_bytes, get_memory_limit
 from ..errors import DerivativeError, MemoryLimitError, PlanError
 from ..language.gather import refuse_positions
@@ -41,11 +42,12 @@ from ..language.operations import (
     Where,
     children,
 )
-from ..runtime.compiled import dtype_of
 from . import matrix_jets
+from .constants import reindex_values
 from .functions import derivative as nth_derivative
 from .functions import selection_weight
-from .jets import MATRIX, _Jets, reindex_values
+from .jet_algebra import Jets
+from .jets import reference_derivative
 
 if TYPE_CHECKING:
     from ..network import Forward, Network
@@ -75,7 +77,7 @@ def _local_matrix(node: Node, k: int, values: dict[int, np.ndarray], sizes: dict
     if isinstance(node, Map):  # f' from the reference's own table, not the registry's
         df = nth_derivative(node.func, 1, child_value, node.param)
         return np.diag(np.zeros(child_value.size) if df is None else np.ravel(df))
-    if isinstance(node, Solve) or (isinstance(node, Along) and node.func in MATRIX):
+    if isinstance(node, Solve) or (isinstance(node, Along) and node.func in matrix_jets.MATRIX):
         return _matrix_function(node, k, values)
     if isinstance(node, Along):
         return _along_matrix(node, child_value, values[id(node)])
@@ -123,8 +125,8 @@ def _constant(f: Node, values: dict[int, Any], sizes: dict[str, int]) -> np.ndar
 def _select_matrix(node: Where, k: int, values: dict[int, np.ndarray], sizes: dict[str, int]):
     """d select / d operand: zero for the condition's sides, ``diag(w)`` for
     ``a`` and ``diag(1 − w)`` for ``b`` (the weight from the reference's own
-    definition in :mod:`tensorchain.reference.jets`), broadcast where the operand lacks
-    an axis."""
+    definition in :mod:`tensorchain.reference.functions`), broadcast where the
+    operand lacks an axis."""
     child = children(node)[k]
     n_node = math.prod(sizes[lab] for lab in node.labels)
     n_child = math.prod(sizes[lab] for lab in child.labels)
@@ -151,7 +153,7 @@ def _matrix_function(node: Along | Solve, k: int, values: dict[int, np.ndarray])
     jets of its defining identity (:mod:`tensorchain.reference.matrix_jets`)."""
     kids = children(node)
     shapes = {"·": np.shape(values[id(kids[k])])}
-    jets = _Jets(["·"], shapes)
+    jets = Jets(["·"], shapes)
     seeded = []
     for j, kid in enumerate(kids):
         value = np.asarray(values[id(kid)], dtype=np.result_type(values[id(kid)], float))
@@ -244,6 +246,16 @@ def statement_matrices(net: Network, target: str, forward: Forward) -> dict[str,
     return out
 
 
+def _dtype_of(env: Mapping[str, Any]) -> np.dtype:
+    """The values' dtype: the first float or complex one (the integer
+    positions of index tensors aside), float64 when there is none."""
+    for value in env.values():
+        dtype = numpy_dtype(value)
+        if dtype.kind in "fc":
+            return dtype
+    return np.dtype(np.float64)
+
+
 def _downstream(net: Network, wrt: str) -> set[str]:
     down = {wrt}
     for stmt in net.statements:
@@ -275,7 +287,7 @@ def reshape_method(
     net.info(of), net.info(wrt)
     refuse_positions(net, [wrt], "the reshape method's derivative")
     env = net._check_values({name: to_numpy(v) for name, v in values.items()})
-    dtype = dtype_of(env)
+    dtype = _dtype_of(env)
     wide = np.promote_types(dtype, np.float64)
     check_reshape_memory(net, of, wrt, net.sizes(env), wide.itemsize, memory_limit)
     indexes = net.indexes  # integer positions stay integers
@@ -310,8 +322,6 @@ def reshape_hessian(
     second derivatives are materialised and combined by the second-order chain
     rule (``J₁ᵀ f'' J₂ + f' · H``), see :mod:`tensorchain.reference.jets`; nothing of the
     chain rule or of the derivative graphs it checks is used."""
-    from .jets import reference_derivative
-
     for w in (wrt, wrt2):
         if w is not None and not isinstance(w, str):
             raise DerivativeError(f"reshape_hessian takes tensor names, got {w!r}")
