@@ -20,7 +20,9 @@ from hypothesis.extra import numpy as hnp
 
 import tensorchain as tc
 from tensorchain.arrays import trace as program_module
-from tensorchain.contraction import einsum as plan_module
+from tensorchain.contraction import pairwise as pairwise_module
+from tensorchain.contraction import paths as paths_module
+from tensorchain.contraction import steps as steps_module
 from tensorchain.functions.registry import (
     ELEMENTWISE,
     NOT_HOLOMORPHIC,
@@ -118,8 +120,8 @@ def test_generated_source_holds_no_user_text(monkeypatch):
     for mapping in ({k: k for k in USER_NAMES}, USER_NAMES):
         sources: list[str] = []
         for module, name in (
-            (plan_module, "_composed"),
-            (plan_module, "_written"),
+            (steps_module, "_composed"),
+            (pairwise_module, "_written"),
             (evaluate_module, "_linear_numpy"),
         ):
             original = getattr(module, name)
@@ -137,7 +139,7 @@ def test_generated_source_holds_no_user_text(monkeypatch):
             sources.append(self.source)
 
         monkeypatch.setattr(fastcall_module.FastCall, "__init__", init)
-        plan_module._EXPRESSIONS.clear()  # planned contractions are cached across networks
+        paths_module._EXPRESSIONS.clear()  # planned contractions are cached across networks
         net = tc.parse(_renamed(mapping))
         results.append(_programs(net, mapping) + sources)
     assert results[0] == results[1]
