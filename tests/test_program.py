@@ -20,6 +20,7 @@ from hypothesis.extra import numpy as hnp
 
 import tensorchain as tc
 from tensorchain.arrays import trace as program_module
+from tensorchain.calculus import forward as evaluate_module
 from tensorchain.contraction import pairwise as pairwise_module
 from tensorchain.contraction import paths as paths_module
 from tensorchain.contraction import steps as steps_module
@@ -30,7 +31,6 @@ from tensorchain.functions.registry import (
     NUMPY_VALUES,
 )
 from tensorchain.runtime import fastcall as fastcall_module
-from tensorchain.runtime import forward as evaluate_module
 from tensorchain.strategies import jacobian_networks, networks
 from tensorchain.testing import max_relative_error
 from tests.test_backends import LIBRARIES, back, on
