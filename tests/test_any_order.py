@@ -230,7 +230,8 @@ def test_every_statement_of_a_derivative_graph_evaluates_as_the_reference_does(n
 
 
 def test_sizes_are_said_honestly():
-    from tensorchain.calculus.labeled import Factor, LabeledTensor, Term
+    from tensorchain.calculus.labeled import LabeledTensor
+    from tensorchain.calculus.terms import Factor, Term
     from tensorchain.presentation.report import sizes_text
 
     sizes = {"i": 4, "j": 4}
