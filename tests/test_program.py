@@ -178,8 +178,13 @@ def test_generated_source_holds_no_user_text(monkeypatch):
 
 
 def _untraced_derivative(net: tc.Network, of: str, wrt: tuple[str, ...], vals: dict):
-    """∂ᵏ of / ∂wrt..., the chain rule run directly on the values (no trace)."""
+    """∂ᵏ of / ∂wrt..., the chain rule run directly on the values (no trace);
+    zero where ``of`` does not depend on ``wrt`` (a drawn network may hold a
+    tensor that nothing uses)."""
     graph, out = net.derivative_graph(of, wrt[:-1])
+    if out is None:
+        shape = np.shape(net.forward(vals).values[of])
+        return np.zeros((*shape, *(d for w in wrt for d in np.shape(vals[w]))))
     env = dict(net._check_values(vals))
     forward = graph.run_forward(env, net.sizes(vals))
     return graph.derivatives(out, [wrt[-1]], forward).jacobians[wrt[-1]].array
