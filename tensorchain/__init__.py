@@ -1,6 +1,7 @@
 """tensorchain: the chain rule of tensor networks, planned by opt_einsum."""
 
 from .arrays.limits import get_memory_limit, set_memory_limit
+from .calculus.contract import contract
 from .calculus.labeled import LabeledTensor
 from .errors import (
     DerivativeError,
@@ -17,7 +18,6 @@ from .language.user_functions import register_function, unregister_function
 from .network import Network, load, parse
 from .networks import builtin
 from .planning.chain_orders import Plan
-from .planning.contract import contract
 from .planning.explore import Exploration
 from .presentation.derivation import Derivation
 from .reference.jets import reference_derivative

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import tensorchain as tc
 from benchmarks.run import mlp_spec
 from tensorchain.arrays.cache import LRUCache
-from tensorchain.contraction import einsum
+from tensorchain.contraction import paths
 from tensorchain.language import shift
 from tensorchain.strategies import networks
 from tensorchain.testing import max_relative_error
@@ -190,7 +190,7 @@ L = sum(tanh(h) ^ 2)
 
 def test_a_loop_over_sizes_keeps_every_cache_and_the_memory_bounded(monkeypatch):
     monkeypatch.setattr(tc.network, "CACHE_SIZE", 4)
-    monkeypatch.setattr(einsum, "_EXPRESSIONS", LRUCache(32), raising=False)
+    monkeypatch.setattr(paths, "_EXPRESSIONS", LRUCache(32), raising=False)
     monkeypatch.setattr(shift, "_CONSTANTS", LRUCache(8), raising=False)
     monkeypatch.setattr(shift, "_SHIFTS", {})  # none from earlier tests' shift tensors
     mlp, conv = tc.parse(BATCHED), tc.parse(CONV)
@@ -216,5 +216,5 @@ def test_a_loop_over_sizes_keeps_every_cache_and_the_memory_bounded(monkeypatch)
     assert grown < 64 * 1024, f"{grown:,} bytes more after 48 more calls"
     for net in (mlp, conv):
         assert len(net._cache) <= 4 and len(net._checked) <= 4
-    assert len(einsum._EXPRESSIONS) <= 32
+    assert len(paths._EXPRESSIONS) <= 32
     assert len(shift._SHIFTS) <= 8 + 4  # those the cache keeps, and the programs'

@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tensorchain as tc
-from tensorchain.calculus.labeled import Factor, LabeledTensor, Term
+from tensorchain.calculus.labeled import LabeledTensor
+from tensorchain.calculus.terms import Factor, Term
 
 
 def dense(term: Term, indices, sizes):

@@ -196,7 +196,8 @@ def test_attention_gradient_makes_no_array_larger_than_its_scores():
 
 
 def _sum_of_terms(indices, sizes, terms):
-    from tensorchain.calculus.labeled import Factor, LabeledTensor, Term
+    from tensorchain.calculus.labeled import LabeledTensor
+    from tensorchain.calculus.terms import Factor, Term
 
     return LabeledTensor(
         indices,

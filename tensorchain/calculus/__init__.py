@@ -1,9 +1,14 @@
-"""The calculus: labeled tensors and the chain rule.
+"""The calculus: labeled tensors, forward evaluation and the chain rule.
 
-``labeled`` holds a derivative as a sum of terms, each a coefficient times
-factors times symbolic Kronecker deltas; ``rules`` and ``matrix_rules`` give
-the local derivative of each operation; ``chain`` runs the chain rule over a
-network; ``graph`` and ``differentiate`` build derivatives of any order as a
+``labeled`` holds a derivative as a sum of terms (``terms``: each a
+coefficient times factors times symbolic Kronecker deltas) with its algebra;
+``compact`` contracts its factors, ``dense`` and ``blocks`` make it dense
+(whole, or block by block), ``printing`` writes it in index notation;
+``contract`` is the public ``tc.contract`` on labeled tensors. ``forward``
+evaluates lowered statements; ``rules`` and ``matrix_rules`` give the local
+derivative of each operation, built from ``factors`` and named by
+``node_names``; ``chain`` runs the chain rule over a network; ``graph``,
+``differentiate`` and ``vjp`` build derivatives of any order as a
 transformation of the lowered network; ``products`` plans products of
 derivatives (per-sample norms, clipped sums, the NTK).
 

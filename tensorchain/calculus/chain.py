@@ -24,8 +24,10 @@ import numpy as np
 from ..contraction.einsum import Contraction
 from ..language.gather import stored_entries as entries
 from ..language.operations import Const, Leaf, Lowered, Node, children
-from .labeled import LabeledTensor, changed, fresh
-from .rules import STATEMENT, local_rule
+from .factors import STATEMENT
+from .labeled import LabeledTensor
+from .rules import local_rule
+from .terms import changed, fresh
 
 
 def axis_names(*groups: Sequence[str]) -> list[tuple[str, ...]]:

@@ -19,7 +19,6 @@ from ..language.domains import Domain
 from ..language.operations import Lowered
 from ..language.shift import shift_constant
 from ..language.syntax import Pos
-from ..runtime.forward import evaluate_statement
 from .chain import (
     ChainResult,
     axis_names,
@@ -27,6 +26,7 @@ from .chain import (
     network_jacobians,
     statement_jacobians,
 )
+from .forward import evaluate_statement
 from .labeled import LabeledTensor
 
 

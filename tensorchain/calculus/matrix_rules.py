@@ -32,8 +32,10 @@ from ..functions.along import on_any_library
 from ..functions.matrix import GUARD, adjugate_along, inv_along
 from ..language.matrix_failures import matrix_message
 from ..language.operations import Along, Node, Origin, Solve, base_label, children
-from .labeled import Factor, LabeledTensor, Term, fresh
-from .rules import STATEMENT, _axes, dense, name_of, tex_of
+from .factors import STATEMENT, dense, operand_axes
+from .labeled import LabeledTensor
+from .node_names import name_of, tex_of
+from .terms import Factor, Term, fresh
 
 
 def _inverse(array, arg, row: str, col: str, sizes: dict[str, int], func: str, origin=None):
@@ -99,7 +101,7 @@ def matrix_rule(node: Along, k: int, values, sizes: dict[str, int]) -> LabeledTe
     arg = node.arg
     labels = arg.labels
     row, col = node.axes
-    indices, sizes, deltas = _axes(node, arg, sizes)
+    indices, sizes, deltas = operand_axes(node, arg, sizes)
     new = dict(deltas)  # arg label -> the operand's axis
     batch = tuple(d for d in deltas if d[0] not in (row, col))  # δ(B, B')
     x, y = dense(values[id(arg)]), dense(values[id(node)])
@@ -156,7 +158,7 @@ def _inv_tex(node) -> str:
 def solve_rule(node: Solve, k: int, values, sizes: dict[str, int]) -> LabeledTensor:
     matrix, row, col = node.matrix, node.row, node.col
     operand = children(node)[k]
-    indices, sizes, deltas = _axes(node, operand, sizes)
+    indices, sizes, deltas = operand_axes(node, operand, sizes)
     new = dict(deltas)
     a = dense(values[id(matrix)])
     inverse = _inverse(a, matrix, row, col, sizes, "solve", node.origin)

@@ -22,12 +22,12 @@ import numpy as np
 from ..arrays.backend import common, is_numpy, namespace
 from ..arrays.trace import apply
 from ..errors import DerivativeError
-from ..planning.contract import contract
+from .contract import contract
 
 if TYPE_CHECKING:
     from ..arrays.trace import Tape
     from ..network import Network
-    from ..runtime.forward import Forward
+    from .graph import Forward
     from .labeled import LabeledTensor
 
 #: ``(outputs, finish)``: the traced arrays and how to assemble the result.

@@ -13,14 +13,9 @@ with axes ``node.labels + operand-axes`` (the operand's axes get fresh labels).
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import replace
-from typing import Any
-
-import numpy as np
 
 from ..arrays.trace import apply
 from ..errors import DerivativeError
@@ -30,208 +25,31 @@ from ..functions.registry import (
     ELEMENTWISE,
     NUMPY_DERIVATIVES,
     PIECEWISE_CONSTANT,
-    PRINTED,
     elementwise,
 )
 from ..language import selections as where
-from ..language.gather import Selection
 from ..language.operations import (
     Along,
-    Const,
-    Delta,
-    Leaf,
     Map,
     Node,
     Product,
-    Reindex,
-    Select,
-    Size,
     Solve,
     Sum,
     Where,
     children,
 )
-from ..language.reindex import offset_of
-from .labeled import Factor, LabeledTensor, Term, fresh
+from .factors import Values, dense, factor_terms, multiply, operand_axes
+from .labeled import LabeledTensor
+from .matrix_rules import matrix_rule, solve_rule
+from .node_names import name_of, tex_of
+from .terms import Factor, Term
 
-Values = dict[int, np.ndarray]  # id(node) -> value
-
-#: The statement whose local derivatives are being made (for messages).
-STATEMENT: ContextVar[str] = ContextVar("tensorchain_statement", default="")
 Rule = Callable[[Node, int, Values, dict[str, int]], LabeledTensor]
-
-
-def name_of(node: Node) -> str:
-    """A short printable name for a node's value (``z``, ``σ'(z)``, ``W·x``)."""
-    if isinstance(node, Leaf):
-        return node.name
-    if isinstance(node, Const):
-        return f"{node.value:g}"
-    if isinstance(node, Size):
-        return node.key
-    if isinstance(node, Delta | Reindex):  # Reindex: δ[g, h, w], g = (h w); δ[k, i + offset]
-        return "δ"
-    if isinstance(node, Select):
-        return f"onehot({node.index})"
-    if isinstance(node, Map):
-        if node.func == "pow":
-            return f"{name_of(node.arg)}^{node.param:g}"
-        if node.func == "reciprocal":
-            return f"1/{name_of(node.arg)}"
-        return f"{PRINTED.get(node.func, node.func)}({name_of(node.arg)})"
-    if isinstance(node, Along):
-        axes = "".join(f", {n}" for n in node.names)
-        return f"{node.func}({name_of(node.arg)}{axes})"
-    if isinstance(node, Solve):
-        return f"solve({name_of(node.matrix)}, {name_of(node.rhs)})"
-    if isinstance(node, Where):
-        return where.select_text(node, name_of)
-    if isinstance(node, Product) and _picked(node):
-        return _picked(node)
-    if isinstance(node, Product):
-        factors = [name_of(f) for f in node.factors]
-        if node.coeff != 1.0 or not factors:
-            factors.insert(0, f"{node.coeff:g}")
-        text = "·".join(factors)
-        if node.mean_over and set(node.mean_over) <= set(node.summed):
-            return f"mean({text})"
-        return f"Σ({text})" if node.summed else text
-    text = ""
-    for c, t in node.terms:
-        sign = "-" if c < 0 else "+"
-        mag = "" if abs(c) == 1.0 else f"{abs(c):g}·"
-        text += f" {sign} {mag}{name_of(t)}" if text else f"{'-' if c < 0 else ''}{mag}{name_of(t)}"
-    return f"({text})"
-
-
-def _picked(node: Product) -> str:
-    """``T[ids[:], :]`` or ``x[:, 0, :]`` for a tensor's entries picked by
-    selections (a product of selections and one tensor), else ""; printed
-    with its indices in place of the colons (``T[ids[p], j]``)."""
-    leaves = [f for f in node.factors if isinstance(f, Leaf)]
-    selects = {f.labels[-1]: f for f in node.factors if isinstance(f, Select)}
-    if len(leaves) != 1 or len(leaves) + len(selects) != len(node.factors) or not selects:
-        return ""
-    parts = []
-    for lab in leaves[0].labels:
-        select = selects.get(lab)
-        if select is None:
-            parts.append(":")
-        elif isinstance(select.index, int):
-            parts.append(str(select.index))
-        else:
-            parts.append(f"{select.index}[{', '.join(':' for _ in select.labels[:-1])}]")
-    return f"{leaves[0].name}[{', '.join(parts)}]"
-
-
-def tex_name(name: str) -> str:
-    """A tensor name in LaTeX: ``W1`` → ``W_{1}``, ``y_hat`` → ``\\mathrm{y\\_hat}``."""
-    head = name.rstrip("0123456789")
-    if len(head) == 1 and head != name:
-        return f"{head}_{{{name[1:]}}}"
-    return name if len(name) == 1 else r"\mathrm{" + name.replace("_", r"\_") + "}"
-
-
-def tex_of(node: Node) -> str:
-    """The LaTeX form of :func:`name_of`."""
-    if isinstance(node, Leaf):
-        return tex_name(node.name)
-    if isinstance(node, Const):
-        return f"{node.value:g}"
-    if isinstance(node, Size):
-        return tex_name(node.dim)
-    if isinstance(node, Delta | Reindex):
-        return r"\delta"
-    if isinstance(node, Select):
-        return rf"\mathrm{{onehot}}({tex_name(str(node.index))})"
-    if isinstance(node, Map):
-        arg = tex_of(node.arg)
-        if node.func == "reciprocal":
-            return rf"\frac{{1}}{{{arg}}}"
-        return elementwise(node.func).tex(arg, node.param)
-    if isinstance(node, Along):
-        below = ",".join(tex_name(n) for n in node.names)
-        head = rf"{ALONG[node.func].tex}_{{{below}}}" if below else ALONG[node.func].tex
-        return rf"{head}\left({tex_of(node.arg)}\right)"
-    if isinstance(node, Solve):
-        return rf"\left({tex_of(node.matrix)}\right)^{{-1}} {tex_of(node.rhs)}"
-    if isinstance(node, Where):
-        return where.select_tex(node, tex_of)
-    if isinstance(node, Product) and _picked(node):
-        return ""  # written from its name with its indices (derivation._term_tex)
-    if isinstance(node, Product):
-        factors = [tex_of(f) for f in node.factors]
-        if node.coeff != 1.0 or not factors:
-            factors.insert(0, f"{node.coeff:g}")
-        return r" \, ".join(factors)
-    text = ""
-    for c, t in node.terms:
-        mag = "" if abs(c) == 1.0 else f"{abs(c):g} "
-        sign = "-" if c < 0 else "+"
-        text += f" {sign} {mag}{tex_of(t)}" if text else f"{'-' if c < 0 else ''}{mag}{tex_of(t)}"
-    return rf"\left({text}\right)"
-
-
-def dense(value: Any) -> Any:
-    """An array: a structured value (a :class:`LabeledTensor`, or a selection
-    used other than as a factor of a product: ``exp(delta[k, labels[s]])``)
-    made dense."""
-    if isinstance(value, Selection):
-        return value.dense()
-    return value._dense() if isinstance(value, LabeledTensor) else value
-
-
-def _axes(node: Node, operand: Node, sizes: dict[str, int]):
-    new = tuple(fresh(lab) for lab in operand.labels)
-    sizes = {
-        **sizes,
-        **{n: sizes[lab] for n, lab in zip(new, operand.labels, strict=True)},
-    }
-    deltas = tuple(zip(operand.labels, new, strict=True))
-    return (*node.labels, *new), sizes, deltas
-
-
-def factor_terms(node: Node, value: Any, sizes: dict[str, int]) -> list[Term]:
-    """A factor of a product as terms over its labels: one factor for an array,
-    a δ for a :class:`Delta`, and the terms of a structured value (a
-    :class:`LabeledTensor`, whose deltas stay symbolic)."""
-    if isinstance(node, Delta):
-        return [Term(1.0, (), (node.labels,))]
-    if isinstance(node, Reindex):  # a constant factor, contracted as a reshape or slice
-        offset = offset_of(node, sizes)
-        name, tex = (f"δ+{offset}", rf"\delta^{{+{offset}}}") if offset else ("δ", r"\delta")
-        return [Term(1.0, (Factor(value, node.labels, name, tex=tex),))]
-    if isinstance(value, LabeledTensor):
-        return value.terms_on(node.labels, sizes)
-    return [Term(1.0, (Factor(value, node.labels, name_of(node), tex=tex_of(node)),))]
-
-
-def multiply(
-    coeff: float,
-    choices: list[list[Term]],
-    deltas=(),
-    summed: set[str] | frozenset[str] = frozenset(),
-    sizes: dict[str, int] | None = None,
-) -> list[Term]:
-    """The terms of ``coeff`` times the product of sums of terms (one sum per
-    factor). A label in ``summed`` that a term does not carry (an axis along
-    which a structured factor's term is constant) sums ones: its size."""
-    out = []
-    for combo in itertools.product(*choices):
-        c = coeff * math.prod(t.coeff for t in combo)
-        factors = tuple(f for t in combo for f in t.factors)
-        term = Term(c, factors, (*deltas, *(d for t in combo for d in t.deltas)))
-        missing = [lab for lab in summed if lab not in term.labels()]
-        if missing:
-            assert sizes is not None
-            term = replace(term, coeff=c * math.prod(sizes[lab] for lab in missing))
-        out.append(term)
-    return out
 
 
 def product_rule(node: Product, k: int, values: Values, sizes: dict[str, int]):
     operand = node.factors[k]
-    indices, sizes, deltas = _axes(node, operand, sizes)
+    indices, sizes, deltas = operand_axes(node, operand, sizes)
     coeff = node.coeff / float(math.prod(sizes[m] for m in node.mean_over))
     choices = [
         factor_terms(f, values.get(id(f)), sizes) for j, f in enumerate(node.factors) if j != k
@@ -242,7 +60,7 @@ def product_rule(node: Product, k: int, values: Values, sizes: dict[str, int]):
 
 def sum_rule(node: Sum, k: int, values: Values, sizes: dict[str, int]):
     coeff, operand = node.terms[k]
-    indices, sizes, deltas = _axes(node, operand, sizes)
+    indices, sizes, deltas = operand_axes(node, operand, sizes)
     return LabeledTensor(indices, sizes, [Term(coeff, (), deltas)])
 
 
@@ -250,7 +68,7 @@ def map_rule(node: Map, k: int, values: Values, sizes: dict[str, int]):
     f = elementwise(node.func)
     if f.derivative is None:  # a registered function without its next derivative
         raise DerivativeError(f.missing or f"no derivative for {node.func}")
-    indices, sizes, deltas = _axes(node, node.arg, sizes)
+    indices, sizes, deltas = operand_axes(node, node.arg, sizes)
     if node.func in PIECEWISE_CONSTANT or (node.func == "pow" and node.param == 0.0):
         return LabeledTensor(indices, sizes, [])  # zero: dropped, never multiplied by a value
     arg = name_of(node.arg)
@@ -300,7 +118,7 @@ def along_rule(node: Along, k: int, values: Values, sizes: dict[str, int]):
     if ALONG[node.func].matrix:
         return matrix_rule(node, k, values, sizes)
     arg = node.arg
-    indices, sizes, deltas = _axes(node, arg, sizes)
+    indices, sizes, deltas = operand_axes(node, arg, sizes)
     if node.func in ("max_share", "min_share"):  # piecewise constant: zero
         return LabeledTensor(indices, sizes, [])
     new = dict(deltas)  # arg label -> the operand's axis
@@ -347,7 +165,7 @@ def along_rule(node: Along, k: int, values: Values, sizes: dict[str, int]):
 def select_rule(node: Where, k: int, values: Values, sizes: dict[str, int]):
     """``where`` and its kin (:mod:`tensorchain.language.selections`): the mask of the
     operand chosen, times δ; zero for the two sides of the condition."""
-    indices, sizes, deltas = _axes(node, children(node)[k], sizes)
+    indices, sizes, deltas = operand_axes(node, children(node)[k], sizes)
     if k < 2:  # the condition is not differentiated
         return LabeledTensor(indices, sizes, [])
     test, complement = where.mask_test(node, k == 3)
@@ -365,9 +183,6 @@ def select_rule(node: Where, k: int, values: Values, sizes: dict[str, int]):
     factor = Factor(mask, labels, name, tex=where.mask_tex(node, tex_of, k == 3))
     return LabeledTensor(indices, sizes, [Term(1.0, (factor,), deltas)])
 
-
-# The matrix functions' rules use this module's helpers (hence imported last).
-from .matrix_rules import matrix_rule, solve_rule  # noqa: E402
 
 RULES: dict[type, Rule] = {
     Product: product_rule,

@@ -93,7 +93,7 @@ class FunctionName(str):
         return self.user.entries[self.order]
 
     def operations(self, x, y, p, labels):
-        """The derivative as operations (:data:`tensorchain.calculus.differentiate.DERIVATIVES`):
+        """The derivative as operations (:data:`tensorchain.calculus.vjp.DERIVATIVES`):
         the next order, or a :class:`DerivativeError` where it was not registered."""
         following = self.order + 1
         if following > 2 or self.user.functions[following] is None:

@@ -19,8 +19,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..arrays.trace import Slot, Tape, tracing
-from ..calculus.labeled import LabeledTensor, Term, place
-from ..calculus.rules import tex_name
+from ..calculus.dense import place
+from ..calculus.labeled import LabeledTensor, Term
+from ..calculus.node_names import tex_name
+from ..calculus.printing import (
+    format_sum,
+    indexed,
+    letters,
+    named_in,
+    picked_name,
+    signed_sum,
+)
 from ..functions.along import HELPERS
 from ..functions.registry import HELPERS as FUNCTION_HELPERS
 from ..language.gather import Selection, gather, onehot, scatter
@@ -28,15 +37,7 @@ from ..language.shift import unwindows, windows
 from ..language.user_function_calls import calls_of
 from ..language.user_function_source import helper_source, helper_sources
 from ..version import __version__
-from .notation import (
-    format_sum,
-    indexed,
-    letters,
-    named_in,
-    picked_name,
-    signed_sum,
-    text_tex,
-)
+from .notation import text_tex
 
 if TYPE_CHECKING:
     from ..calculus.chain import ChainResult

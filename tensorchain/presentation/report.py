@@ -11,13 +11,14 @@ import numpy as np
 
 from ..arrays.trace import tracing
 from ..calculus.labeled import LabeledTensor
+from ..calculus.printing import format_terms
 from ..contraction.einsum import Contraction
 from ..errors import MemoryLimitError
 from ..network import Network
 from ..reference.reshape import check_reshape_memory, reshape_cost, reshape_method
 from ..runtime.compiled import dtype_of
 from .derivation import Derivation, placeholders
-from .notation import format_array, format_terms, local_shape
+from .notation import format_array, local_shape
 
 RULE = "─" * 78
 LIMIT_PATHS = 1000  # paths counted for the report (the chain rule never enumerates them)

@@ -1,10 +1,11 @@
 """The runtime: values in, arrays out.
 
-``forward`` evaluates lowered statements; ``compiled`` traces a derivative
-once per sizes and dtype into a program and replays it; ``fastcall`` writes
-the cheap call of a program on numpy values; ``values`` checks the values
-of a call; ``finite`` checks results for NaN and infinity and names where
-they first appear; ``blocks`` computes dense results block by block (dask).
+``compiled`` traces a derivative once per sizes and dtype into a program
+and replays it; ``fastcall`` writes the cheap call of a program on numpy
+values; ``values`` checks the values of a call; ``finite`` checks results
+for NaN and infinity and names where they first appear. (Evaluating lowered
+statements, and dense results block by block, are the calculus's:
+``calculus.forward``, ``calculus.blocks``.)
 
 May import: every layer below (``calculus`` and down).
 """

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..calculus.chain import network_jacobians
+from ..calculus.factors import dense
 from ..calculus.labeled import LabeledTensor
-from ..calculus.rules import dense
 from ..errors import ShapeError, ValuesError
 from ..functions.along import ALONG
 from ..language.domains import drawn_note, shifted

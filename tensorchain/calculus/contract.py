@@ -19,8 +19,9 @@ import numpy as np
 
 from ..arrays.backend import backend_of
 from ..arrays.trace import Slot
-from ..calculus.labeled import Factor, LabeledTensor, Term
 from ..errors import ShapeError, SpecError, count_axes
+from .labeled import LabeledTensor
+from .terms import Factor, Term
 
 
 def _names(text: str, what: str) -> list[str]:

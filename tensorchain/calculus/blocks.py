@@ -1,11 +1,11 @@
 """The dense form of a labeled tensor, block by block: for results larger than
 memory (a Hessian of a big weight, a batch of per-sample Jacobians).
 
-``block(t, ranges)`` computes one rectangular block of ``t.array`` from the
+``t.block(ranges)`` computes one rectangular block of ``t.array`` from the
 structured form: each factor sliced to the block's ranges of its axes, each
 surviving delta a 0/1 matrix for the block (``δ(i, j)`` is 1 where
 ``i0 + a = j0 + b``), contracted by opt_einsum. Its memory is the block's, not
-the whole array's. ``to_dask(t, chunks)`` builds a dask array of such blocks
+the whole array's. ``t.to_dask(chunks)`` builds a dask array of such blocks
 (needs the ``dask`` extra), to be reduced, sliced, written to Zarr or computed
 on any dask scheduler, a ``dask.distributed`` cluster included.
 """
@@ -13,21 +13,55 @@ on any dask scheduler, a ``dask.distributed`` cluster included.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import opt_einsum as oe
 
 from ..arrays.backend import backend_of, device_of, to_backend, to_numpy
 from ..errors import ShapeError, TensorchainError
-
-if TYPE_CHECKING:
-    from ..calculus.labeled import LabeledTensor
+from .terms import Term
 
 Ranges = Sequence[tuple[int, int]]  # (start, stop) per axis of the tensor
 
 
-def block(t: LabeledTensor, ranges: Ranges) -> Any:
+class BlockForm:
+    """The dense array of a labeled tensor block by block (a base of
+    :class:`~tensorchain.calculus.labeled.LabeledTensor`, whose axes,
+    ``terms``, ``dtype``, ``result_dtype``, ``stored_arrays`` and
+    ``with_arrays`` it reads)."""
+
+    indices: tuple[str, ...]
+    shape: tuple[int, ...]
+    ndim: int
+    sizes: dict[str, int]
+    terms: tuple[Term, ...]
+    dtype: np.dtype | None
+    like: Any
+    result_dtype: np.dtype
+
+    def block(self, ranges: Sequence[tuple[int, int]]) -> np.ndarray:
+        """One block of the dense array, ``(start, stop)`` per axis, computed from
+        the structured form with the block's memory only (see
+        :mod:`tensorchain.calculus.blocks`)."""
+        return dense_block(self, ranges)
+
+    def to_dask(self, chunks: Any = "auto") -> Any:
+        """The dense array as a chunked dask array, each chunk computed from the
+        structured form when needed: for results larger than memory (reduce
+        them, slice them, write them to Zarr). Needs ``pip install 'tensorchain[dask]'``.
+
+        Example:
+            >>> import tensorchain as tc
+            >>> net = tc.parse(tc.ARTICLE)
+            >>> H = net.hessian("C", "W", net.random_values(n=4, m=3))
+            >>> H.to_dask(chunks=2).chunks[0]  # doctest: +SKIP
+            (2, 2)
+        """
+        return dask_array(self, chunks)
+
+
+def dense_block(t: BlockForm, ranges: Ranges) -> Any:
     """``t.array[start:stop, ...]`` for the given ranges, without forming
     ``t.array``; an array of the factors' library (torch, JAX, CuPy) when
     they are not numpy or dask. Each range is ``(start, stop)`` with
@@ -51,8 +85,8 @@ def block(t: LabeledTensor, ranges: Ranges) -> Any:
     return out
 
 
-def numpy_block(t: LabeledTensor, ranges: Ranges) -> np.ndarray:
-    """:func:`block` as a numpy array, whatever the factors' library."""
+def numpy_block(t: BlockForm, ranges: Ranges) -> np.ndarray:
+    """:func:`dense_block` as a numpy array, whatever the factors' library."""
     where = dict(zip(t.indices, ranges, strict=True))
     shape = tuple(stop - start for start, stop in ranges)
     dtype = t.result_dtype
@@ -86,8 +120,8 @@ def numpy_block(t: LabeledTensor, ranges: Ranges) -> np.ndarray:
     return out
 
 
-def to_dask(t: LabeledTensor, chunks: Any = "auto") -> Any:
-    """A dask array equal to ``t.array``, each chunk computed by :func:`block`
+def dask_array(t: BlockForm, chunks: Any = "auto") -> Any:
+    """A dask array equal to ``t.array``, each chunk computed by :func:`dense_block`
     when (and only when) it is needed; ``chunks`` as dask takes them."""
     try:
         import dask
@@ -112,8 +146,8 @@ def to_dask(t: LabeledTensor, chunks: Any = "auto") -> Any:
     return da.map_blocks(compute, template, structured, dtype=dtype)
 
 
-def block_chunks(t: LabeledTensor, nbytes: int) -> Any:
-    """Chunks for :func:`to_dask` of at most ``nbytes`` each (dask's "auto"
+def block_chunks(t: BlockForm, nbytes: int) -> Any:
+    """Chunks for :func:`dask_array` of at most ``nbytes`` each (dask's "auto"
     shapes with that limit)."""
     from dask.array.core import normalize_chunks
 
@@ -121,6 +155,6 @@ def block_chunks(t: LabeledTensor, nbytes: int) -> Any:
     return normalize_chunks("auto", t.shape, limit=max(int(nbytes), dtype.itemsize), dtype=dtype)
 
 
-def _with_numpy(t: LabeledTensor, *arrays: Any) -> LabeledTensor:
+def _with_numpy(t: BlockForm, *arrays: Any) -> BlockForm:
     """``t`` with its factors' computed arrays (numpy) in place of dask's."""
     return t.with_arrays([to_numpy(a) for a in arrays], t.dtype)

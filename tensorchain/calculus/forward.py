@@ -11,9 +11,6 @@ import numpy as np
 
 from ..arrays.backend import common, is_numpy, namespace
 from ..arrays.trace import apply, is_fresh, tracing_now
-from ..calculus.labeled import Factor, LabeledTensor, Term
-from ..calculus.matrix_rules import checked_matrix
-from ..calculus.rules import dense, factor_terms, multiply, name_of
 from ..contraction.einsum import contract
 from ..functions.along import ALONG, on_any_library
 from ..functions.matrix import solve_any
@@ -39,6 +36,11 @@ from ..language.operations import (
 )
 from ..language.reindex import node_constant
 from ..language.selections import aligned, plain, select_source, select_value
+from .factors import dense, factor_terms, multiply
+from .labeled import LabeledTensor
+from .matrix_rules import checked_matrix
+from .node_names import name_of
+from .terms import Factor, Term
 
 
 def _owned(a: np.ndarray) -> np.ndarray:
