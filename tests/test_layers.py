@@ -28,9 +28,9 @@ KNOWN_UPWARD = {
     "language.domains -> network",
     "language.gather -> calculus.graph",
     "language.shift -> network",
-    "planning.chain_orders -> network",
-    "planning.chain_orders -> presentation.derivation",
     "planning.explore -> network",
+    "planning.plan -> network",
+    "planning.plan -> presentation.derivation",
     "presentation.derivation -> network",
     "presentation.report -> network",
     "reference.jets -> calculus.graph",
@@ -41,7 +41,9 @@ KNOWN_UPWARD = {
     "runtime.compiled -> presentation.derivation",
     "runtime.finite -> network",
     "runtime.values -> network",
+    "verification.autodiff -> network",
     "verification.check_gradient -> network",
+    "verification.search -> network",
     "verification.suspects -> network",
     "verification.verify -> network",
 }
@@ -50,17 +52,13 @@ KNOWN_UPWARD = {
 KNOWN_LONG = {
     "calculus.differentiate",
     "calculus.labeled",
-    "cli",
     "contraction.einsum",
     "functions.registry",
     "language.lower",
     "language.syntax",
     "language.user_functions",
     "network",
-    "planning.chain_orders",
     "reference.jets",
-    "verification.check_gradient",
-    "verification.verify",
 }
 
 
@@ -78,9 +76,7 @@ KNOWN_CYCLES = [
     ["calculus.matrix_rules", "calculus.rules"],
     ["language.delta_values", "language.lower", "language.selections"],
     ["language.domains", "language.syntax"],
-    ["planning.chain_orders", "planning.explore"],
     ["reference.jets", "reference.matrix_jets"],
-    ["verification.check_gradient", "verification.suspects"],
 ]
 
 
