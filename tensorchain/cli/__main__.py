@@ -4,4 +4,5 @@ import sys
 
 from . import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when imported (every module is, by the docstring tests)
+    sys.exit(main())
