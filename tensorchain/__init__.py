@@ -17,8 +17,8 @@ from .language.lower import SpecWarning
 from .language.user_functions import register_function, unregister_function
 from .network import Network, load, parse
 from .networks import builtin
-from .planning.chain_orders import Plan
 from .planning.explore import Exploration
+from .planning.plan import Plan
 from .presentation.derivation import Derivation
 from .reference.jets import reference_derivative
 from .reference.reshape import reshape_hessian, reshape_method

@@ -58,10 +58,10 @@ from .runtime.values import _finite as finite
 from .runtime.values import check_values, check_vector, forecast_values
 
 if TYPE_CHECKING:
-    from .planning.chain_orders import Plan
     from .planning.explore import Exploration
+    from .planning.plan import Plan
     from .presentation.derivation import Derivation
-    from .verification.verify import VerifyReport
+    from .verification.verify_report import VerifyReport
 
 
 #: What a call computes, in words, for messages (``per-sample gradient norms by ids ...``).
@@ -624,7 +624,7 @@ class Network(Graph):
         (at ``order``), a tuple (one derivative, ``("W", "W")`` the Hessian), a
         list of either, or None (every param ``of`` depends on). Values are
         drawn (seed ``seed``, sizes ``dims``/``**sizes``) when not given.
-        Returns a :class:`~tensorchain.verification.verify.VerifyReport`: ``print`` it,
+        Returns a :class:`~tensorchain.verification.verify_report.VerifyReport`: ``print`` it,
         ``.ok``, ``.rows``. See docs/verify.md. Example:
             >>> import tensorchain as tc
             >>> net = tc.parse(tc.ARTICLE)
@@ -785,7 +785,7 @@ class Network(Graph):
             >>> plan(net.random_values(n=4, m=3)).array.shape
             (4, 3)
         """
-        from .planning.chain_orders import make_plan
+        from .planning.plan import make_plan
 
         self._wrt_one(wrt, "plan")
         self.info(of)

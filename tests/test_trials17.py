@@ -473,7 +473,7 @@ def test_out_of_range_positions_under_jit_are_what_the_docs_say():
     vals["ids"] = np.array([0, 7, 1])  # V = 5
     with pytest.raises(tc.ValuesError, match=r"ids\[1\] = 7 is not a position along V"):
         net.evaluate(vals)
-    from tensorchain.verification.verify import x64
+    from tensorchain.verification.autodiff import x64
 
     with x64(jax):
         traced = {k: jax.numpy.asarray(a) for k, a in vals.items()}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import tensorchain as tc
-from tensorchain.verification.verify import tensor_entry
+from tensorchain.verification.entries import tensor_entry
 
 
 def run(*args, cwd=None):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import tensorchain as tc
 from tensorchain.testing import assert_gradient_close
-from tensorchain.verification import check_gradient as usercheck
+from tensorchain.verification import search as example_search
 
 MLP = """\
 dim B
@@ -136,7 +136,7 @@ def test_the_failure_is_shrunk_to_the_smallest_sizes(monkeypatch):
     example has w = 2 and every other size 1, with and without hypothesis."""
     found = tc.check_gradient(lambda v: mlp_backward(v, "transpose"), MLP_NET, "L")
     assert found.sizes == {"B": 1, "w": 2, "m": 1}
-    monkeypatch.setattr(usercheck, "_use_hypothesis", lambda: False)
+    monkeypatch.setattr(example_search, "_use_hypothesis", lambda: False)
     plain = tc.check_gradient(lambda v: mlp_backward(v, "transpose"), MLP_NET, "L", seed=3)
     assert plain.sizes == {"B": 1, "w": 2, "m": 1}
     assert "∂z2/∂a1 with its factor W2 transposed" in str(plain)

@@ -1,11 +1,13 @@
 """Planning: the order in which a derivative's chain is multiplied.
 
-``chain_orders`` costs and picks chain orders (``net.plan``, the ``Plan``
+``chain_orders`` costs and picks the order of each term of a chain,
+``plan`` makes a derivative's plan from them (``net.plan``, the ``Plan``
 object), ``explore`` compares every order of one derivative (``tensorchain
-paths``); the public ``tc.contract`` on labeled tensors is ``calculus.contract``.
+paths``), ``pictures`` loads matplotlib for their pictures; the public
+``tc.contract`` on labeled tensors is ``calculus.contract``.
 
-How to add a chain order: a function in ``chain_orders`` that returns a path
-for the delta-reduced factors, and its name in ``ORDERS``.
+How to add a chain order: its path for the delta-reduced factors in
+``chain_orders.plan_term``, and its name in ``ORDERS``.
 
 May import: ``runtime`` and every layer below.
 """

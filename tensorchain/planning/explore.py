@@ -9,8 +9,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import PlanError, TensorchainError
-from .chain_orders import ORDERS, STRATEGIES, Plan
+from ..errors import PlanError
+from .chain_orders import ORDERS, STRATEGIES
+from .pictures import pyplot
+from .plan import Plan
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -71,7 +73,7 @@ class Exploration:
     def plot(self, path: str) -> None:
         """A PNG of FLOPs against the largest intermediate, the Pareto front
         joined (needs matplotlib: ``pip install 'tensorchain[viz]'``)."""
-        plt = _pyplot()
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(6, 4))
         for p in self.plans:
             ax.scatter(p.largest, p.flops, color="tab:blue")
@@ -86,17 +88,6 @@ class Exploration:
         fig.tight_layout()
         fig.savefig(path)
         plt.close(fig)
-
-
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise TensorchainError("pictures need matplotlib: pip install 'tensorchain[viz]'") from None
-    return plt
 
 
 def explore(

@@ -37,7 +37,7 @@ from ..runtime.finite import upstream
 
 if TYPE_CHECKING:
     from ..network import Network
-    from .check_gradient import Outcome
+    from .gradient_report import Outcome
 
 LOCAL_LIMIT = 20_000  # gradient entries up to which local suspects are tried
 SHOWN = 6

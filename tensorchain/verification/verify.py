@@ -12,31 +12,32 @@ the worst entry by named index, and pass or fail at a stated tolerance; NaN
 or infinity in either result is a disagreement. Finite differences judge
 only the entries where they are reliable: a kink within the step (``relu``
 at 0) is reported as such, never as a failure of tensorchain.
+
+The rows and the table are in :mod:`~tensorchain.verification.verify_report`,
+the libraries' autodiff in :mod:`~tensorchain.verification.autodiff`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import html
-import importlib.util
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..arrays.backend import to_numpy
 from ..arrays.limits import format_bytes, get_memory_limit
-from ..errors import DerivativeError, MemoryLimitError, NonFiniteWarning, TensorchainError
+from ..errors import DerivativeError, MemoryLimitError, NonFiniteWarning
 from ..language.domains import KINDS, check_domains, drawn_note, room, shifted
 from ..language.gather import cast_values
-from ..language.operations import Map, walk
 from ..reference.differences import central_differences
 from ..runtime.compiled import dtype_of
 from ..runtime.finite import upstream
+from .autodiff import installed, jax_derivative, library_failed, torch_derivative
+from .entries import derivative_title, sci, superscript, tensor_entry
+from .verify_report import Row, VerifyReport, compare
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -55,34 +56,6 @@ def default_tolerance(dtype: Any) -> float:
     return max(1e-9, 1e3 * eps)
 
 
-# --- names of derivatives and entries ---
-
-
-def _power(k: int) -> str:
-    return "" if k == 1 else str(k).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
-
-
-def derivative_title(of: str, wrts: Sequence[str]) -> str:
-    """``∂C/∂W``, ``∂²C/∂W²``, ``∂²C/∂W∂b``."""
-    k = len(wrts)
-    if k > 1 and len(set(wrts)) == 1:
-        return f"∂{_power(k)}{of}/∂{wrts[0]}{_power(k)}"
-    return f"∂{_power(k)}{of}/" + "".join(f"∂{w}" for w in wrts)
-
-
-def tensor_entry(name: str, dims: Sequence[str], index: Sequence[int]) -> str:
-    """``W[n=2, m=0]``; a scalar is its name; a dim repeated is primed, as
-    in ``S[n=1, n'=0]``."""
-    if not dims:
-        return name
-    seen: dict[str, int] = {}
-    parts = []
-    for d, i in zip(dims, index, strict=True):
-        parts.append(f"{d}{chr(39) * seen.get(d, 0)}={i}")
-        seen[d] = seen.get(d, 0) + 1
-    return f"{name}[{', '.join(parts)}]"
-
-
 def derivative_entry(net: Network, of: str, wrts: Sequence[str], index: Sequence[int]) -> str:
     """An entry of ``∂ᵏ of / ∂wrt…`` by named index: ``∂a[n=1]/∂W[n=1, m=2]``."""
     index = list(index)
@@ -91,235 +64,7 @@ def derivative_entry(net: Network, of: str, wrts: Sequence[str], index: Sequence
         dims = net.tensors[name].dims
         parts.append(tensor_entry(name, dims, index[: len(dims)]))
         index = index[len(dims) :]
-    return f"∂{_power(len(wrts))}{parts[0]}/" + "".join(f"∂{p}" for p in parts[1:])
-
-
-# --- the report ---
-
-
-@dataclass
-class Row:
-    """One comparison: tensorchain's ``derivative`` against ``reference``.
-
-    ``status`` is ``"pass"``, ``"fail"``, ``"kink"`` (finite differences agree
-    wherever they are reliable and found a kink elsewhere: not a failure) or
-    ``"not run"`` (``note`` says why). ``max_rel`` is ``max_abs`` over the
-    reference's largest magnitude."""
-
-    derivative: str
-    reference: str
-    status: str
-    max_abs: float | None = None
-    max_rel: float | None = None
-    worst: str = ""
-    tolerance: str = ""
-    note: str = ""
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.status != "fail"
-
-
-def sci(x: float) -> str:
-    """``1e-9`` rather than ``1e-09``."""
-    return f"{x:.0e}".replace("e-0", "e-").replace("e+0", "e")
-
-
-def _num(x: float | None) -> str:
-    if x is None:
-        return "—"
-    if x == 0:
-        return "0"
-    return f"{x:.1e}" if math.isfinite(x) else ("NaN" if x != x else "inf")
-
-
-@dataclass
-class VerifyReport:
-    """What :meth:`Network.verify` found: ``rows`` (one per derivative and
-    reference), ``ok`` (no reference disagrees and at least one agrees),
-    ``print(report)`` for a table, and an HTML table in notebooks."""
-
-    of: str
-    derivatives: list[tuple[str, ...]]
-    rows: list[Row]
-    sizes: dict[str, int]
-    dtype: np.dtype
-    values_note: str
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        ran = [r for r in self.rows if r.status != "not run"]
-        return bool(ran) and all(r.ok for r in self.rows)
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    def _header(self) -> str:
-        sizes = ", ".join(f"{d}={s}" for d, s in self.sizes.items())
-        return f"sizes {sizes}; {self.dtype}; values: {self.values_note}"
-
-    def _cells(self, row: Row, tolerance: bool = True) -> list[str]:
-        cells = [row.derivative, row.reference, _num(row.max_abs), _num(row.max_rel)]
-        cells.append(row.worst or "—")
-        return [*cells, *([row.tolerance or "—"] if tolerance else []), row.status]
-
-    HEAD = ("derivative", "reference", "max abs", "max rel", "worst entry", "tolerance", "result")
-
-    def __str__(self) -> str:
-        head = [h for h in self.HEAD if h != "tolerance"]
-        table = [head, *(self._cells(r, tolerance=False) for r in self.rows)]
-        widths = [max(len(line[k]) for line in table) for k in range(len(head))]
-        lines = [f"tensorchain verify: {self._header()}"]
-        lines += [
-            "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-            for line in table
-        ]
-        by_tolerance: dict[str, list[str]] = {}
-        for r in self.rows:
-            if r.tolerance and r.reference not in by_tolerance.setdefault(r.tolerance, []):
-                by_tolerance[r.tolerance].append(r.reference)
-        lines += [
-            f"  passes when max abs ≤ {t}: {', '.join(refs)}" for t, refs in by_tolerance.items()
-        ]
-        notes = [f"{r.reference} ({r.derivative}): {r.note}" for r in self.rows if r.note]
-        lines += [f"  {n}" for n in [*notes, *self.notes]]
-        verdict = "every reference agrees" if self.ok else self._failure()
-        return "\n".join([*lines, verdict])
-
-    def _failure(self) -> str:
-        failed = [f"{r.reference} ({r.derivative})" for r in self.rows if r.status == "fail"]
-        if failed:
-            return "DISAGREES with " + ", ".join(failed)
-        return "nothing was verified: no reference could run"
-
-    def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.HEAD)
-        body = []
-        for r in self.rows:
-            colour = {"fail": "#c00", "pass": "#070"}.get(r.status, "#960")
-            cells = self._cells(r)
-            cells[-1] = f'<span style="color:{colour}">{html.escape(cells[-1])}</span>'
-            body.append(
-                "<tr>"
-                + "".join(
-                    f"<td>{c if k == len(cells) - 1 else html.escape(c)}</td>"
-                    for k, c in enumerate(cells)
-                )
-                + "</tr>"
-            )
-        notes = [f"{r.reference} ({r.derivative}): {r.note}" for r in self.rows if r.note]
-        notes += self.notes
-        foot = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-        verdict = "every reference agrees" if self.ok else self._failure()
-        return (
-            f"<p>tensorchain verify: {html.escape(self._header())}</p>"
-            f"<table><tr>{head}</tr>{''.join(body)}</table>"
-            + (f"<ul>{foot}</ul>" if foot else "")
-            + f"<p><b>{html.escape(verdict)}</b></p>"
-        )
-
-
-# --- comparisons ---
-
-
-def compare(
-    result: np.ndarray,
-    reference: np.ndarray,
-    tolerance: float,
-    name: Callable[[tuple[int, ...]], str],
-    mask: np.ndarray | None = None,
-) -> tuple[str, float, float, str]:
-    """Status, max abs, max rel and the worst entry's name of ``result``
-    against ``reference`` over ``mask`` (default: every entry), passing when
-    ``max |result − reference| ≤ tolerance · max(1, max |reference|)``. NaN or
-    infinity in either is a disagreement, the worst."""
-    result = np.asarray(result)
-    reference = np.asarray(reference)
-    if result.shape != reference.shape:
-        raise AssertionError(f"shapes differ: {result.shape} and {reference.shape}")
-    mask = np.ones(result.shape, dtype=bool) if mask is None else mask
-    if not mask.any():
-        return "pass", 0.0, 0.0, ""
-    with np.errstate(invalid="ignore", over="ignore"):
-        diff = np.abs(result.astype(np.float64) - reference.astype(np.float64))
-    broken = mask & ~(np.isfinite(result) & np.isfinite(reference))
-    ref_size = float(np.max(np.abs(np.where(np.isfinite(reference) & mask, reference, 0))))
-    scale = max(1.0, ref_size)
-    if broken.any():
-        worst = tuple(int(i) for i in np.argwhere(broken)[0])
-        return "fail", math.inf, math.inf, f"{name(worst)} (NaN or infinity)"
-    diff = np.where(mask & np.isfinite(diff), diff, 0.0)
-    flat = int(np.argmax(diff))
-    worst = tuple(int(i) for i in np.unravel_index(flat, diff.shape)) if diff.ndim else ()
-    max_abs = float(diff.reshape(-1)[flat]) if diff.size else 0.0
-    max_rel = max_abs / ref_size if ref_size > 0 else max_abs
-    status = "pass" if max_abs <= tolerance * scale else "fail"
-    return status, max_abs, max_rel, name(worst) if max_abs > 0 else ""
-
-
-# --- the references ---
-
-
-@contextlib.contextmanager
-def x64(jax: Any) -> Iterator[None]:
-    """JAX with 64-bit floats for the duration, the user's setting restored."""
-    if hasattr(jax, "enable_x64"):
-        with jax.enable_x64(True):
-            yield
-        return
-    from jax.experimental import enable_x64  # jax < 0.6
-
-    with enable_x64():
-        yield
-
-
-def _jax_derivative(net: Network, of: str, wrts: Sequence[str], values: dict) -> np.ndarray:
-    import jax
-
-    with x64(jax):
-        jnp = jax.numpy
-        env = {k: jnp.asarray(v) for k, v in values.items()}
-        names = list(dict.fromkeys(wrts))
-
-        def f(*args: Any) -> Any:
-            return net.evaluate({**env, **dict(zip(names, args, strict=True))}, check_finite=False)[
-                of
-            ]
-
-        g = jax.jacrev(f, argnums=names.index(wrts[0]))
-        for w in wrts[1:]:
-            g = jax.jacfwd(g, argnums=names.index(w))
-        # jit: one XLA compilation, ten times faster here than compiling each
-        # operation for its shapes as eager JAX does
-        return np.asarray(jax.jit(g)(*(env[n] for n in names)), dtype=np.float64)
-
-
-def _torch_derivative(net: Network, of: str, wrts: Sequence[str], values: dict) -> np.ndarray:
-    import torch
-    from torch.autograd.functional import jacobian
-
-    env = {
-        k: torch.tensor(v) if k in net.indexes else torch.tensor(v, dtype=torch.float64)
-        for k, v in values.items()
-    }
-    k = len(wrts)
-
-    def level(i: int) -> Callable[[dict], Any]:
-        """The derivative by wrts[:i] as a function of the values."""
-        if i == 0:
-            return lambda e: net.evaluate(e, check_finite=False)[of]
-        inner, w = level(i - 1), wrts[i - 1]
-        return lambda e: jacobian(
-            lambda t: inner({**e, w: t}), e[w], create_graph=i < k, vectorize=False
-        )
-
-    return level(k)(env).detach().numpy()
-
-
-def _installed(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
+    return f"∂{superscript(len(wrts))}{parts[0]}/" + "".join(f"∂{p}" for p in parts[1:])
 
 
 # --- verify ---
@@ -508,15 +253,15 @@ def _rows(
                 )
             )
     library_rows = [
-        ("jax", "jax (jacrev, jacfwd)", _jax_derivative),
-        ("torch", "torch (autograd)", _torch_derivative),
+        ("jax", "jax (jacrev, jacfwd)", jax_derivative),
+        ("torch", "torch (autograd)", torch_derivative),
     ]
     if "differences" in references:
         rows.append(differences)
     for key, label, run in library_rows:
         if key not in references:
             continue
-        if not _installed(key):
+        if not installed(key):
             rows.append(Row(title, label, "not run", note=f"{key} is not installed"))
         elif computed:
             rows.append(
@@ -538,35 +283,8 @@ def _rows(
             try:
                 rows.append(exact(label, lambda run=run: run(net, of, wrts, wide)))
             except Exception as err:  # the library's own error: reported, never raised
-                rows.append(Row(title, label, "not run", note=_library_failed(net, key, err)))
+                rows.append(Row(title, label, "not run", note=library_failed(net, key, err)))
     return rows
-
-
-def _library_failed(net: Network, library: str, err: Exception) -> str:
-    """Why ``library`` could not differentiate ``net``: its error, first line,
-    and the registered functions it most likely comes from."""
-    from ..language.user_functions import USER_FUNCTIONS
-
-    first = (str(err).strip().splitlines() or [""])[0]
-    if isinstance(err, TensorchainError):
-        return f"with {library}'s arrays: {first}"
-    said = f"{library} raised {type(err).__name__}" + (f": {first}" if first else "")
-    used = sorted(
-        {
-            node.func.rstrip("'")
-            for stmt in net.statements
-            for node in walk(stmt.root)
-            if isinstance(node, Map) and node.func.rstrip("'") in USER_FUNCTIONS
-        }
-    )
-    if not used:
-        return f"{said} (a fault of tensorchain's: please report it)"
-    return (
-        f"{said}; most likely {', '.join(used)} (registered with tc.register_function)"
-        f" computes with numpy, which {library}'s traced arrays do not enter: write f, df"
-        f" and d2f with operators, or with numpy functions registered as they are"
-        f" (np.tanh, not a def calling np.tanh), to check against {library}"
-    )
 
 
 def _differences_row(
