@@ -27,6 +27,14 @@ def agreements(stdout):
     return [float(v) for v in re.findall(r"max \|tensorchain − reshape method\| = (\S+)", stdout)]
 
 
+def test_python_dash_m_tensorchain_is_the_command_line():
+    out = subprocess.run(
+        [sys.executable, "-m", "tensorchain", "--version"], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith(tc.__version__)
+
+
 def test_derive_on_the_builtin_article_network():
     result = run("derive")
     assert result.returncode == 0, result.stderr
