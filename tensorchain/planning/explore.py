@@ -13,7 +13,7 @@ from ..errors import PlanError, TensorchainError
 from .chain_orders import ORDERS, STRATEGIES, Plan
 
 if TYPE_CHECKING:
-    from ..network import Network
+    from ..language.network_like import Computing
 
 
 @dataclass
@@ -100,7 +100,7 @@ def _pyplot():
 
 
 def explore(
-    net: Network,
+    net: Computing,
     of: str,
     wrt: str,
     orders: Sequence[str] | None = None,
@@ -125,7 +125,7 @@ def explore(
 
 
 def sweep(
-    net: Network,
+    net: Computing,
     of: str,
     wrt: str,
     dim: str,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..arrays.trace import Slot, Tape, tracing
+from ..arrays.trace import Slot, tracing
 from ..calculus.labeled import LabeledTensor, Term, place
 from ..calculus.rules import tex_name
 from ..functions.along import HELPERS
@@ -26,6 +26,8 @@ from ..functions.registry import HELPERS as FUNCTION_HELPERS
 from ..language.gather import Selection, gather, onehot, scatter
 from ..language.shift import unwindows, windows
 from ..language.user_functions import calls_of, helper_source, helper_sources
+from ..runtime.arguments import wrt_list
+from ..runtime.leaves import placeholders
 from ..version import __version__
 from .notation import (
     format_sum,
@@ -39,7 +41,7 @@ from .notation import (
 
 if TYPE_CHECKING:
     from ..calculus.chain import ChainResult
-    from ..network import Network
+    from ..language.network_like import Differentiable
 
 OUTPUT_LETTERS = "ijklmnoabcdefgh"
 SUMMED_LETTERS = "pqrstuvwxyz"
@@ -60,7 +62,7 @@ class Derivation:
     """
 
     def __init__(
-        self, net: Network, of: str, wrt: str, result: ChainResult, sizes: dict[str, int]
+        self, net: Differentiable, of: str, wrt: str, result: ChainResult, sizes: dict[str, int]
     ) -> None:
         self.net = net
         self.of = of
@@ -261,8 +263,21 @@ class Derivation:
         return module_source([self], names=[name] if name else None)
 
 
+def derivations(
+    net: Differentiable,
+    of: str,
+    wrt: str | Sequence[str],
+    values: Mapping[str, Any] | None,
+    dims: Mapping[str, int],
+) -> Derivation | dict[str, Derivation]:
+    """``net.derive``: one derivation for a name, a dict of them for a list."""
+    if isinstance(wrt, str):
+        return derive(net, of, wrt, values, dims)
+    return {w: derive(net, of, w, values, dims) for w in wrt_list(net, wrt)}
+
+
 def derive(
-    net: Network,
+    net: Differentiable,
     of: str,
     wrt: str,
     values: Mapping[str, Any] | None = None,
@@ -284,15 +299,6 @@ def derive(
         forward = net.run_forward(placeholders(net, tape, sizes), sizes)
         result = net.derivatives(of, [wrt], forward)
     return Derivation(net, of, wrt, result, sizes)
-
-
-def placeholders(net: Network, tape: Tape, sizes: Mapping[str, int]) -> dict[str, Slot]:
-    """A placeholder for every input and param of ``net`` on ``tape``."""
-    return {
-        t.name: tape.input(t.name, tuple(sizes[d] for d in t.dims))
-        for t in net.tensors.values()
-        if t.kind in ("input", "param")
-    }
 
 
 def _reps(term: Term, indices: Sequence[str]) -> list[str]:

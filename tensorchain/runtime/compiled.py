@@ -20,17 +20,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..arrays.backend import astype, numpy_dtype
+from ..arrays.building import paused_gc
 from ..arrays.limits import format_bytes, get_memory_limit
 from ..arrays.trace import Program, tracing
 from ..calculus.labeled import LabeledTensor
 from ..errors import MemoryLimitError, ShapeError, ValuesError
 from ..language.domains import check_domains
-from ..presentation.derivation import placeholders
 from .fastcall import FastCall
 from .finite import check_results, dense_may_overflow
+from .graphs import hvp_graph
+from .leaves import leaf_shapes, placeholders
 
 if TYPE_CHECKING:
-    from ..network import Network
+    from ..language.network_like import Differentiable
 
 
 CACHE_SIZE = 64
@@ -96,7 +98,7 @@ def _cast(finish, dtype: np.dtype):
 MISS = object()
 
 
-def domain_check(net: Network) -> Any:
+def domain_check(net: Differentiable) -> Any:
     """The check of values against the domains of ``net``'s declarations
     (:func:`tensorchain.language.domains.check_domains`), or None where none is declared."""
     if not any(t.domain is not None for t in net.tensors.values()):
@@ -117,7 +119,7 @@ class Compiled:
 
     def __init__(
         self,
-        net: Network,
+        net: Differentiable,
         shapes,
         sizes,
         program: Program,
@@ -297,7 +299,7 @@ class Compiled:
 
 
 def compile_program(
-    net: Network,
+    net: Differentiable,
     kind: str,
     of: Any,
     wrt: tuple[str, ...],
@@ -309,8 +311,7 @@ def compile_program(
     :meth:`LabeledTensor.compacted`), "derivative" (of order ``len(wrt)``, the
     Jacobian of a derivative's graph), "hvp", or a product of
     :mod:`tensorchain.calculus.products` ("norms", "clipped", "ntk", "gnvp")."""
-    leaves = [t for t in net.tensors.values() if t.kind in ("input", "param")]
-    shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
+    shapes = leaf_shapes(net, sizes)
     if kind == "derivative":
         return _compile_derivative(net, of, wrt, sizes, dtype, shapes)
     try:
@@ -339,7 +340,7 @@ def _compile(net, kind, of, wrt, sizes, dtype, shapes) -> Compiled:
         if kind in ("derivative", "hvp"):
             graph, out = net.derivative_graph(of, wrt[:-1])
             if kind == "hvp":
-                graph, out = net.hvp_graph(of, wrt[0])
+                graph, out = hvp_graph(net, of, wrt[0])
                 shape = tuple(sizes[d] for d in net.tensors[wrt[0]].dims)
                 env[VECTOR] = tape.input(VECTOR, shape)
         else:
@@ -390,10 +391,24 @@ def _compile(net, kind, of, wrt, sizes, dtype, shapes) -> Compiled:
     return Compiled(net, shapes, sizes, program, _cast(finish, dtype), what, dtype, (kind, of, wrt))
 
 
-def _recompile(net: Network, recipe, sizes, dtype: str, memory_limit: int | None) -> Compiled:
-    """A pickled :class:`Compiled`, compiled again."""
+def cached_program(
+    net: Differentiable, kind: str, of: Any, wrt: tuple[str, ...], sizes: dict, dtype: np.dtype
+) -> Compiled:
+    """``net``'s compiled program for (kind, of, wrt, sizes, dtype), from its
+    cache (``net._cache``), compiled on a miss."""
+    key = (kind, of, wrt, tuple(sorted(sizes.items())), dtype.str)
+
+    def build() -> Compiled:
+        with paused_gc():
+            return compile_program(net, kind, of, wrt, sizes, dtype)
+
+    return net._cache.get(key, build)
+
+
+def _recompile(net: Differentiable, recipe, sizes, dtype: str, memory_limit: int | None):
+    """A pickled :class:`Compiled`, compiled again (through the network's cache)."""
     kind, of, wrt = recipe
-    return net._compiled(kind, of, wrt, dict(sizes), np.dtype(dtype)).limited(memory_limit)
+    return cached_program(net, kind, of, wrt, dict(sizes), np.dtype(dtype)).limited(memory_limit)
 
 
 def _compile_derivative(net, of, wrt, sizes, dtype, shapes) -> Compiled:

@@ -40,13 +40,14 @@ from ..language.domains import drawn_note, shifted
 from ..language.gather import Selection, cast_values
 from ..language.lower import Along, Solve, walk
 from ..language.shapes import check_given_dims
+from ..runtime.arguments import grad_targets
 from ..runtime.compiled import dtype_of
 from .suspects import LOCAL_LIMIT
 from .suspects import diagnose as find_suspects
 from .verify import sci, tensor_entry, x64
 
 if TYPE_CHECKING:
-    from ..network import Network
+    from ..language.network_like import Computing
 
 EPS32 = float(np.finfo(np.float32).eps)
 SHOWN = 5  # differing entries listed per tensor
@@ -230,7 +231,7 @@ def _gradients_numpy(result: Any) -> Any:
     return _to_numpy(result)
 
 
-def _gradients(result: Any, wrts: Sequence[str], net: Network) -> dict[str, np.ndarray]:
+def _gradients(result: Any, wrts: Sequence[str], net: Computing) -> dict[str, np.ndarray]:
     """The user's gradients by name: a dict, one array (one wrt), or a sequence in wrt order."""
     if isinstance(result, Mapping):
         unknown = [k for k in result if k not in net.tensors]
@@ -280,7 +281,7 @@ class _Checker:
     def __init__(
         self,
         fn: Callable[[dict[str, Any]], Any],
-        net: Network,
+        net: Computing,
         of: str,
         wrts: tuple[str, ...],
         dtype: np.dtype,
@@ -392,7 +393,7 @@ class _Checker:
         return Outcome(sizes, drawn, values, yours, exact, tolerance, failed)
 
 
-def _condition(net: Network, forward: Any) -> float:
+def _condition(net: Computing, forward: Any) -> float:
     """The largest 2-norm condition number of the matrices of ``inv``, ``det``,
     ``logdet``, ``cholesky`` and ``solve`` in one evaluation (1 when none)."""
     worst = 1.0
@@ -432,7 +433,7 @@ def _positive(jac: LabeledTensor) -> LabeledTensor:
 
 
 def _mismatch(
-    net: Network, w: str, yours: np.ndarray, exact: np.ndarray, tol: Tolerance
+    net: Computing, w: str, yours: np.ndarray, exact: np.ndarray, tol: Tolerance
 ) -> Mismatch:
     dims = net.tensors[w].dims
     m = Mismatch(w, dims, exact.shape, yours.shape)
@@ -459,7 +460,7 @@ def _mismatch(
 # --- drawing and shrinking ---
 
 
-def _free_dims(net: Network, fixed: Mapping[str, int]) -> list[str]:
+def _free_dims(net: Computing, fixed: Mapping[str, int]) -> list[str]:
     """The dims drawn: used by an input or param, not given, not computed by
     a shift, and not a member of a derived dim given (those take the spec's
     sizes or follow from the derived one)."""
@@ -470,7 +471,7 @@ def _free_dims(net: Network, fixed: Mapping[str, int]) -> list[str]:
 
 
 def _draw(
-    net: Network, of: str, sizes: dict[str, int], seed: int, dtype: np.dtype
+    net: Computing, of: str, sizes: dict[str, int], seed: int, dtype: np.dtype
 ) -> tuple[dict, str] | None:
     """Values as ``random_values`` draws them, standard normal or in each
     declared domain (``|v| + 0.5`` for those without a domain where the draw
@@ -595,7 +596,7 @@ def _plain_search(fails, free, fixed, max_size, examples, seed, shrink, first):
 
 def check_gradient(
     fn: Callable[[dict[str, Any]], Any],
-    net: Network,
+    net: Computing,
     of: str,
     wrt: str | Sequence[str] | None = None,
     *,
@@ -643,7 +644,7 @@ def check_gradient(
             f"check_gradient takes your gradient function first, got {type(fn).__name__};"
             " to compare arrays you have, use tensorchain.testing.assert_gradient_close"
         )
-    wrts = net._grad_targets(of, wrt, "check_gradient")
+    wrts = grad_targets(net, of, wrt, "check_gradient")
     if library not in LIBRARIES:
         raise ValuesError(f"library is one of {', '.join(LIBRARIES)}, got {library!r}")
     _require(library)

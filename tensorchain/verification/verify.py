@@ -35,11 +35,12 @@ from ..language.domains import KINDS, check_domains, drawn_note, room, shifted
 from ..language.gather import cast_values
 from ..language.lower import Map, walk
 from ..reference.differences import central_differences
+from ..runtime.arguments import wrt_tuple
 from ..runtime.compiled import dtype_of
 from ..runtime.finite import upstream
 
 if TYPE_CHECKING:
-    from ..network import Network
+    from ..language.network_like import Computing
 
 REFERENCES = ("reference", "differences", "jax", "torch")
 FD_TOLERANCE = 1e-6
@@ -83,7 +84,7 @@ def tensor_entry(name: str, dims: Sequence[str], index: Sequence[int]) -> str:
     return f"{name}[{', '.join(parts)}]"
 
 
-def derivative_entry(net: Network, of: str, wrts: Sequence[str], index: Sequence[int]) -> str:
+def derivative_entry(net: Computing, of: str, wrts: Sequence[str], index: Sequence[int]) -> str:
     """An entry of ``∂ᵏ of / ∂wrt…`` by named index: ``∂a[n=1]/∂W[n=1, m=2]``."""
     index = list(index)
     parts = []
@@ -275,7 +276,7 @@ def x64(jax: Any) -> Iterator[None]:
         yield
 
 
-def _jax_derivative(net: Network, of: str, wrts: Sequence[str], values: dict) -> np.ndarray:
+def _jax_derivative(net: Computing, of: str, wrts: Sequence[str], values: dict) -> np.ndarray:
     import jax
 
     with x64(jax):
@@ -296,7 +297,7 @@ def _jax_derivative(net: Network, of: str, wrts: Sequence[str], values: dict) ->
         return np.asarray(jax.jit(g)(*(env[n] for n in names)), dtype=np.float64)
 
 
-def _torch_derivative(net: Network, of: str, wrts: Sequence[str], values: dict) -> np.ndarray:
+def _torch_derivative(net: Computing, of: str, wrts: Sequence[str], values: dict) -> np.ndarray:
     import torch
     from torch.autograd.functional import jacobian
 
@@ -325,7 +326,7 @@ def _installed(name: str) -> bool:
 # --- verify ---
 
 
-def _derivatives(net: Network, of: str, wrt: Any, order: int) -> list[tuple[str, ...]]:
+def _derivatives(net: Computing, of: str, wrt: Any, order: int) -> list[tuple[str, ...]]:
     if not isinstance(order, int) or isinstance(order, bool) or order < 1:
         raise DerivativeError(f"order is a whole number of at least 1, got {order!r}")
     if wrt is None:
@@ -342,7 +343,7 @@ def _derivatives(net: Network, of: str, wrt: Any, order: int) -> list[tuple[str,
                 f"wrt={wrt!r} is one derivative of order {len(wrt)} already; leave out"
                 f" order={order}, or give wrt as one tensor name"
             )
-        return [net._wrt_tuple(wrt)]
+        return [wrt_tuple(net, wrt)]
     if isinstance(wrt, list) and wrt:
         out = []
         for w in wrt:
@@ -354,7 +355,7 @@ def _derivatives(net: Network, of: str, wrt: Any, order: int) -> list[tuple[str,
     )
 
 
-def _draw(net: Network, of: str, seed: int, sizes: dict) -> tuple[dict, str]:
+def _draw(net: Computing, of: str, seed: int, sizes: dict) -> tuple[dict, str]:
     """Values drawn as ``random_values`` draws them (standard normal, or in
     each declared domain); where ``of`` is then not finite (a log or a square
     root of a negative number), ``|v| + 0.5`` for the tensors without a domain."""
@@ -370,7 +371,7 @@ def _draw(net: Network, of: str, seed: int, sizes: dict) -> tuple[dict, str]:
 
 
 def verify(
-    net: Network,
+    net: Computing,
     of: str,
     wrt: Any = None,
     values: Mapping[str, Any] | None = None,
@@ -425,7 +426,7 @@ def verify(
 
 
 def _result(
-    net: Network, of: str, wrts: Sequence[str], env: Mapping[str, Any], limit
+    net: Computing, of: str, wrts: Sequence[str], env: Mapping[str, Any], limit
 ) -> np.ndarray:
     """tensorchain's derivative, dense."""
     if len(wrts) == 1 and not net.tensors[of].dims:
@@ -436,7 +437,7 @@ def _result(
 
 
 def _rows(
-    net: Network,
+    net: Computing,
     of: str,
     wrts: tuple[str, ...],
     env: Mapping[str, Any],
@@ -542,7 +543,7 @@ def _rows(
     return rows
 
 
-def _library_failed(net: Network, library: str, err: Exception) -> str:
+def _library_failed(net: Computing, library: str, err: Exception) -> str:
     """Why ``library`` could not differentiate ``net``: its error, first line,
     and the registered functions it most likely comes from."""
     from ..language.user_functions import USER_FUNCTIONS
@@ -570,7 +571,7 @@ def _library_failed(net: Network, library: str, err: Exception) -> str:
 
 
 def _differences_row(
-    net: Network,
+    net: Computing,
     of: str,
     wrts: tuple[str, ...],
     wide: dict[str, np.ndarray],
@@ -664,5 +665,5 @@ def _differences_row(
     ), kinks  # fmt: skip
 
 
-def _namer(net: Network, of: str, wrts: Sequence[str]) -> Callable[[tuple[int, ...]], str]:
+def _namer(net: Computing, of: str, wrts: Sequence[str]) -> Callable[[tuple[int, ...]], str]:
     return lambda index: derivative_entry(net, of, wrts, index)
