@@ -17,6 +17,7 @@ from ..language.network_like import Computing
 from ..reference.reshape import check_reshape_memory, reshape_cost, reshape_method
 from ..runtime.compiled import cached_program, dtype_of
 from ..runtime.leaves import placeholders
+from ..runtime.values import checked_values
 from .derivation import Derivation
 from .notation import format_array, format_terms, local_shape
 
@@ -34,7 +35,7 @@ def derivation(
     """The report for ``d of / d wrt`` and the largest difference from the reshape method."""
     # The memory forecast of the same derivative, compiled (nothing is run),
     # before the uncompiled derivation below allocates anything.
-    env = net._check_values(values, check_finite=False)
+    env = checked_values(net, values, check_finite=False)
     kind = "grad" if not net.tensors[of].dims else "jacobian"
     cached_program(net, kind, of, (wrt,), net.sizes(env), dtype_of(env)).check_memory()
     check_reshape_memory(net, of, wrt, net.sizes(env))  # the reference, at the end

@@ -38,7 +38,7 @@ from .compiled import (
 from .finite import check_results
 from .graphs import hvp_graph
 from .values import _finite as finite
-from .values import check_vector
+from .values import check_vector, checked_values
 
 if TYPE_CHECKING:
     from ..calculus.chain import ChainResult
@@ -148,7 +148,7 @@ def evaluate(net: Differentiable, values: Any, strict, check_finite, memory_limi
     result = fast(net, key, values, strict, check_finite, memory_limit)
     if result is not MISS:
         return result
-    env = net._check_values(values, strict, check_finite)
+    env = checked_values(net, values, strict, check_finite)
     return _run(net, "forward", "", (), env, key, strict, check_finite, memory_limit)
 
 
@@ -161,7 +161,7 @@ def grad(net: Differentiable, of, wrt, values, strict, check_finite, memory_limi
     targets = grad_targets(net, of, wrt)
     if values is None:
         raise ValuesError("grad needs values: net.grad(of, wrt, values=...)")
-    env = net._check_values(values, strict, check_finite)
+    env = checked_values(net, values, strict, check_finite)
     return _run(net, "grad", of, targets, env, key, strict, check_finite, memory_limit)
 
 
@@ -173,7 +173,7 @@ def derivative(net: Differentiable, of, wrt, values, strict, check_finite, memor
         return result
     wrts = wrt_tuple(net, wrt)
     net.info(of)
-    env = net._check_values(values, strict, check_finite)
+    env = checked_values(net, values, strict, check_finite)
     kind = "jacobian" if len(wrts) == 1 else "derivative"
     return _run(net, kind, of, wrts, env, key, strict, check_finite, memory_limit)
 
@@ -187,7 +187,7 @@ def jacobian(net: Differentiable, of, wrt, values, strict, check_finite, memory_
     net.info(of)
     targets = (wrt,) if isinstance(wrt, str) else wrt_list(net, wrt)
     refuse_positions(net, targets, "a Jacobian")
-    env = net._check_values(values, strict, check_finite)
+    env = checked_values(net, values, strict, check_finite)
     sizes, dtype = net.sizes(env), dtype_of(env)
     out = {}
     for w in targets:
@@ -208,7 +208,7 @@ def hvp(net: Differentiable, of, wrt, vector, values, strict, check_finite, memo
         return result
     wrt_one(wrt, "hvp")
     grad_targets(net, of, [wrt], "hvp")
-    env = net._check_values(values, strict, check_finite)
+    env = checked_values(net, values, strict, check_finite)
     sizes = net.sizes(env)
     shape = tuple(sizes[d] for d in net.tensors[wrt].dims)
     vector = check_vector(vector, env, shape, wrt, "hvp", strict, check_finite)
@@ -234,7 +234,7 @@ def gnvp(
     wrt_one(wrt, "gnvp")
     grad_targets(net, loss, [out], "gnvp")
     net.info(wrt)
-    env = net._check_values(values, strict, check_finite)
+    env = checked_values(net, values, strict, check_finite)
     shape = tuple(net.sizes(env)[d] for d in net.tensors[wrt].dims)
     vector = check_vector(vector, env, shape, wrt, "Gauss–Newton", strict, check_finite)
     if net.derivative_graph(loss, (out,))[1] is None:
@@ -264,7 +264,7 @@ def product(
     refuse_positions(net, targets, CALLS.get(kind, f"the {kind}"))
     for name in of if isinstance(of, tuple) else (of,):
         net.info(name)
-    env = net._check_values(values, strict, check_finite)
+    env = checked_values(net, values, strict, check_finite)
     dtype = dtype_of(env)
     compiled = cached_program(net, kind, of, targets, net.sizes(env), dtype)
     with np.errstate(over="ignore"):  # a bound past float32's range is inf: no bound
@@ -311,7 +311,7 @@ def compile_jacobian(net: Differentiable, of, wrt, dims, sizes, dtype, memory_li
 def forward(net: Differentiable, values: Mapping[str, Any]) -> Forward:
     """Every statement evaluated (uncompiled) on checked values, keeping the
     value of every node."""
-    env = net._check_values(values)
+    env = checked_values(net, values)
     return net.run_forward(env, net.sizes(env))
 
 

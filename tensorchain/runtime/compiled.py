@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,7 +28,9 @@ from ..language.domains import check_domains
 from .fastcall import FastCall
 from .finite import check_results, dense_may_overflow
 from .graphs import hvp_graph
+from .higher import last_jacobian
 from .leaves import leaf_shapes, placeholders
+from .values import checked_values
 
 if TYPE_CHECKING:
     from ..language.network_like import Differentiable
@@ -182,7 +183,7 @@ class Compiled:
                 return MISS
             # The general checks, after the work: the values' NaN warns as it
             # would have before it, then the results are checked.
-            env = self.net._check_values(values)
+            env = checked_values(self.net, values)
             check_results(self.net, env, result, self.what, self.of)
         return result
 
@@ -247,7 +248,7 @@ class Compiled:
             result = self.fast(values, check_finite, memory_limit)
             if result is not MISS:
                 return result
-        env = self.net._check_values(values, strict, check_finite)
+        env = checked_values(self.net, values, strict, check_finite)
         given = dtype_of(env)
         if given.kind == "c" and self.dtype.kind != "c":  # never drop a complex part
             raise ValuesError(
@@ -426,7 +427,7 @@ def _compile_derivative(net, of, wrt, sizes, dtype, shapes) -> Compiled:
         with tracing(dtype.itemsize) as tape:
             env = placeholders(net, tape, sizes)
             forward = graph.run_forward(env, sizes, structured=True) if out is not None else None
-            structure = _derivative(net, graph, out, forward, of, wrt, sizes, mode)
+            structure = last_jacobian(net, graph, out, forward, of, wrt, sizes, mode)
             outputs = structure.stored_arrays()
         program = tape.program(outputs)
         work = sum(math.prod(program.shapes[step.out]) for step in program.steps)
@@ -441,43 +442,6 @@ def _compile_derivative(net, of, wrt, sizes, dtype, shapes) -> Compiled:
     what = _what("derivative", of, wrt)
     recipe = ("derivative", of, wrt)
     return Compiled(net, shapes, sizes, program, _cast(finish, dtype), what, dtype, recipe)
-
-
-_SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-
-
-def _derivative(net, graph, out, forward, of, wrt, sizes, mode: str) -> LabeledTensor:
-    """The last Jacobian of a derivative of order ``len(wrt)``, structured, its
-    axes named after dims (primed where they repeat)."""
-    from ..calculus.chain import axis_names
-
-    groups = axis_names(net.tensors[of].dims, *(net.tensors[w].dims for w in wrt))
-    indices = tuple(i for group in groups for i in group)
-    dims = [d for name in (of, *wrt) for d in net.tensors[name].dims]
-    if out is None:  # of does not depend on the first wrt
-        return LabeledTensor.zeros(
-            indices, {i: sizes[d] for i, d in zip(indices, dims, strict=True)}
-        )
-    result = graph.derivatives(out, [wrt[-1]], forward, structured=True, mode=mode)
-    structure = result.jacobians[wrt[-1]]
-    structure = structure.smallest().rename(indices)
-    # The chain rule names a block it contracted after its Jacobian (d out/d w,
-    # with out a name of the derivative's graph); such a block is a part of the
-    # derivative, not the derivative: each gets a name of its own, G₁, G₂, …
-    # (a subscript: no tensor of a spec is named so).
-    internal = f"d{out}/d{wrt[-1]}"
-    blocks: dict[int, int] = {}
-
-    def named(f):
-        if f.name != internal:
-            return f
-        k = blocks.setdefault(id(f.array), len(blocks) + 1)
-        return replace(f, name="G" + str(k).translate(_SUBSCRIPTS), tex=f"G_{{{k}}}")
-
-    terms = [replace(t, factors=tuple(named(f) for f in t.factors)) for t in structure.terms]
-    return LabeledTensor(
-        structure.indices, structure.sizes, terms, canonicalize=False, dtype=structure.dtype
-    )
 
 
 def _what(kind: str, of: Any, wrt: tuple[str, ...]) -> str:
