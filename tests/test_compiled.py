@@ -16,6 +16,7 @@ from benchmarks.run import mlp_spec
 from tensorchain.arrays.cache import LRUCache
 from tensorchain.contraction import paths
 from tensorchain.language import shift
+from tensorchain.runtime import calls
 from tensorchain.strategies import networks
 from tensorchain.testing import max_relative_error
 
@@ -136,7 +137,7 @@ def run_in_threads(work, count: int = 8) -> list[BaseException]:
 
 
 def test_threads_share_a_network_while_its_cache_evicts(monkeypatch):
-    monkeypatch.setattr(tc.network, "CACHE_SIZE", 2)  # evict on almost every call
+    monkeypatch.setattr(calls, "CACHE_SIZE", 2)  # evict on almost every call
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # switch threads as often as possible
     try:
@@ -189,7 +190,7 @@ L = sum(tanh(h) ^ 2)
 
 
 def test_a_loop_over_sizes_keeps_every_cache_and_the_memory_bounded(monkeypatch):
-    monkeypatch.setattr(tc.network, "CACHE_SIZE", 4)
+    monkeypatch.setattr(calls, "CACHE_SIZE", 4)
     monkeypatch.setattr(paths, "_EXPRESSIONS", LRUCache(32), raising=False)
     monkeypatch.setattr(shift, "_CONSTANTS", LRUCache(8), raising=False)
     monkeypatch.setattr(shift, "_SHIFTS", {})  # none from earlier tests' shift tensors

@@ -1,10 +1,8 @@
-"""The package's layers (issue 21): imports go downwards only, the
-reference shares no code with what it checks, modules stay short, and
-docs/architecture.md shows the layers as the import graph has them.
-
-The imports and the long modules listed here are those left to remove; the
-tests fail on any new one, and on a listed one that is gone (take it off
-the list), so the lists say the truth."""
+"""The package's layers (issue 21): imports go downwards only, no circle
+of imports anywhere, the reference shares no code with what it checks,
+modules stay short, and docs/architecture.md shows the layers as the import
+graph has them. Every import counts: module level, inside functions and
+under ``TYPE_CHECKING``."""
 
 from __future__ import annotations
 
@@ -17,33 +15,6 @@ _spec = importlib.util.spec_from_file_location("layers", ROOT / "tools" / "layer
 layers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(layers)
 
-#: Imports from a lower layer to a higher one, left to remove.
-KNOWN_UPWARD = {
-    "calculus.products -> network",
-    "language.domains -> network",
-    "language.shift -> network",
-    "planning.explore -> network",
-    "planning.plan -> network",
-    "planning.plan -> presentation.derivation",
-    "presentation.derivation -> network",
-    "presentation.report -> network",
-    "reference.reshape -> network",
-    "runtime.compiled -> network",
-    "runtime.compiled -> presentation.derivation",
-    "runtime.finite -> network",
-    "runtime.values -> network",
-    "verification.autodiff -> network",
-    "verification.check_gradient -> network",
-    "verification.search -> network",
-    "verification.suspects -> network",
-    "verification.verify -> network",
-}
-
-#: Modules over 500 lines, left to split.
-KNOWN_LONG = {
-    "network",
-}
-
 
 def test_every_layer_is_named():
     names = {name for name, _ in layers.LAYERS}
@@ -51,31 +22,25 @@ def test_every_layer_is_named():
 
 
 def test_imports_go_downwards_only():
-    assert set(layers.upward()) == KNOWN_UPWARD
+    assert layers.upward() == []
 
 
-#: Circles of imports within a layer, left to break.
-KNOWN_CYCLES = []
-
-
-def test_no_cycle_but_those_left_to_break():
-    """Without the listed upward imports, the only circles are the listed
-    ones within a layer (every import counted, function-level ones too)."""
-    assert layers.cycles(without=KNOWN_UPWARD) == KNOWN_CYCLES
+def test_no_circle_of_imports():
+    assert layers.cycles() == []
 
 
 def test_the_reference_imports_nothing_it_checks():
     checked = ("calculus", "contraction", "planning", "runtime", "functions")
-    found = {
+    found = [
         f"{a} -> {b}"
         for a, b, _ in layers.imports()
         if layers.layer(a) == "reference" and layers.layer(b) in checked
-    }
-    assert found <= KNOWN_UPWARD, found - KNOWN_UPWARD
+    ]
+    assert found == []
 
 
 def test_modules_stay_short():
-    assert set(layers.long_modules()) == KNOWN_LONG
+    assert layers.long_modules() == {}
 
 
 def test_the_architecture_page_shows_the_import_graph():

@@ -9,7 +9,8 @@ evaluates lowered statements; ``rules`` and ``matrix_rules`` give the local
 derivative of each operation, built from ``factors`` and named by
 ``node_names``; ``chain`` runs the chain rule over a network; ``graph``,
 ``differentiate`` and ``vjp`` build derivatives of any order as a
-transformation of the lowered network; ``products`` plans products of
+transformation of the lowered network (``from_spec`` builds a network's
+graph from its syntax tree); ``products`` plans products of
 derivatives (per-sample norms, clipped sums, the NTK).
 
 How to add the derivative of a new operation: a rule in ``rules.RULES``

@@ -26,7 +26,7 @@ from .contract import contract
 
 if TYPE_CHECKING:
     from ..arrays.trace import Tape
-    from ..network import Network
+    from ..language.network_like import Differentiable
     from .graph import Forward
     from .labeled import LabeledTensor
 
@@ -37,7 +37,7 @@ MAX_NORM = "__max_norm"
 VECTOR = "__vector"
 
 
-def check_per_sample(net: Network, of: str) -> None:
+def check_per_sample(net: Differentiable, of: str) -> None:
     dims = net.info(of).dims
     if len(dims) != 1:
         raise DerivativeError(
@@ -46,7 +46,7 @@ def check_per_sample(net: Network, of: str) -> None:
         )
 
 
-def _jacobians(net: Network, forward: Forward, of: str, wrt: Sequence[str]):
+def _jacobians(net: Differentiable, forward: Forward, of: str, wrt: Sequence[str]):
     return net.derivatives(of, list(wrt), forward, structured=True).jacobians
 
 
@@ -64,7 +64,7 @@ def _sum(a, b):
     return a + b
 
 
-def _squared_norms(net: Network, forward: Forward, of: str, wrt: Sequence[str]):
+def _squared_norms(net: Differentiable, forward: Forward, of: str, wrt: Sequence[str]):
     """Σ over the parameters' axes of (∂of[s]/∂θ)², for each sample s."""
     total = None
     for J in _jacobians(net, forward, of, wrt).values():
@@ -84,7 +84,9 @@ def _sqrt(x):
     )
 
 
-def build_norms(net: Network, tape: Tape, forward: Forward, of: str, wrt: Sequence[str]) -> Built:
+def build_norms(
+    net: Differentiable, tape: Tape, forward: Forward, of: str, wrt: Sequence[str]
+) -> Built:
     check_per_sample(net, of)
     return [_sqrt(_squared_norms(net, forward, of, wrt))], lambda arrays: arrays[0]
 
@@ -99,7 +101,9 @@ def clip_scale(norms: np.ndarray, max_norm: np.ndarray) -> np.ndarray:
         return np.where(norms > 0, np.minimum(1.0, max_norm / norms), 1.0)
 
 
-def build_clipped(net: Network, tape: Tape, forward: Forward, of: str, wrt: Sequence[str]) -> Built:
+def build_clipped(
+    net: Differentiable, tape: Tape, forward: Forward, of: str, wrt: Sequence[str]
+) -> Built:
     check_per_sample(net, of)
     max_norm = tape.input(MAX_NORM, ())
     norms = _sqrt(_squared_norms(net, forward, of, wrt))
@@ -118,7 +122,9 @@ def build_clipped(net: Network, tape: Tape, forward: Forward, of: str, wrt: Sequ
     return outputs, lambda arrays: dict(zip(wrt, arrays, strict=True))
 
 
-def build_ntk(net: Network, tape: Tape, forward: Forward, out: str, wrt: Sequence[str]) -> Built:
+def build_ntk(
+    net: Differentiable, tape: Tape, forward: Forward, out: str, wrt: Sequence[str]
+) -> Built:
     from .chain import axis_names
 
     dims = net.info(out).dims
@@ -138,7 +144,7 @@ def build_ntk(net: Network, tape: Tape, forward: Forward, out: str, wrt: Sequenc
 
 
 def build_gnvp(
-    net: Network, tape: Tape, forward: Forward, of: tuple[str, str], wrt: Sequence[str]
+    net: Differentiable, tape: Tape, forward: Forward, of: tuple[str, str], wrt: Sequence[str]
 ) -> Built:
     """Jᵀ H J v with ``J = ∂out/∂wrt`` (structured) and ``H = ∂²loss/∂out²``, the
     Jacobian of ``loss``'s gradient network by ``out``: three contractions."""

@@ -15,11 +15,12 @@ import numpy as np
 
 from ..errors import TensorchainError
 from ..language.domains import drawn_note
-from ..network import Network, free_name, load, parse
+from ..network import Network, load, parse
 from ..networks import builtin
 from ..presentation.derivation import module_source
 from ..presentation.report import RULE, derivation, derivative_report, hessian_report
 from ..presentation.usercode import UsageError, user_function
+from ..runtime.arguments import free_name
 from ..runtime.finite import first_non_finite, upstream
 from ..runtime.values import values_from_file
 

@@ -12,7 +12,9 @@ labeled operations (``operations``; its parts ``lower_arithmetic``,
 (``selections``), the Kronecker delta as a value (``delta_values``) and
 user-registered functions (``user_functions``, ``user_function_checks``,
 ``user_function_calls``, ``user_function_source``) and the message for a
-singular matrix, shared by the rules and the reference (``matrix_failures``).
+singular matrix, shared by the rules and the reference (``matrix_failures``); the text of a
+spec (``spec_file``), and what the layers below the facade may ask of a
+network (``network_like``, typing only).
 
 May import: ``functions``, ``arrays``, ``errors``.
 """

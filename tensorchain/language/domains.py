@@ -35,7 +35,7 @@ from ..arrays.backend import backend_of
 from ..errors import ValuesError
 
 if TYPE_CHECKING:
-    from ..network import Network
+    from .network_like import NetworkLike
     from .syntax import Program, TensorDecl
 
 Entry = tuple[tuple[int | None, ...], str]  # an entry (None: a whole axis, ':') and what is wrong
@@ -333,14 +333,14 @@ def tolerance(dtype: np.dtype) -> float:
     return max(1e-6, math.sqrt(float(eps)))
 
 
-def declaration(net: Network, name: str) -> str:
+def declaration(net: NetworkLike, name: str) -> str:
     """The declaration of ``name`` (``'param s[n] positive' (line 3)``)."""
     t = net.tensors[name]
     axes = f"[{', '.join(t.dims)}]" if t.dims else ""
     return f"'{t.kind} {name}{axes} {t.domain}' (line {t.pos.line})"
 
 
-def check_domains(net: Network, values: Mapping[str, Any]) -> None:
+def check_domains(net: NetworkLike, values: Mapping[str, Any]) -> None:
     """Raise :class:`ValuesError` for the first value outside its declared
     domain, naming the tensor, the entry and the domain. NaN entries are left
     to the finiteness check; values of other libraries than numpy are not
@@ -389,7 +389,7 @@ def room(domain: Domain | None, x: np.ndarray) -> Room | None:
     return Room(np.maximum(down, 0.0), np.maximum(up, 0.0), kind.closed)
 
 
-def drawn_note(net: Network, seed: int, names: list[str] | None = None) -> str:
+def drawn_note(net: NetworkLike, seed: int, names: list[str] | None = None) -> str:
     """How the values of ``names`` (default: all) are drawn, in words:
     ``standard normal, seed 0 (s positive, y onehot c: drawn in their domains;
     ids: positions drawn uniformly)``."""
@@ -410,7 +410,7 @@ def drawn_note(net: Network, seed: int, names: list[str] | None = None) -> str:
     return note + (f" ({'; '.join(parts)})" if parts else "")
 
 
-def shifted(net: Network, values: Mapping[str, np.ndarray], seed: int) -> tuple[dict, str]:
+def shifted(net: NetworkLike, values: Mapping[str, np.ndarray], seed: int) -> tuple[dict, str]:
     """``|v| + 0.5`` for every drawn tensor without a declared domain (the
     fallback of ``verify`` and ``check_gradient`` where standard-normal values
     make the result NaN), and the note that says so."""

@@ -26,7 +26,7 @@ from ..arrays.cache import LRUCache
 from ..errors import ShapeError
 
 if TYPE_CHECKING:
-    from ..network import Network
+    from .network_like import NetworkLike
 
 
 def output_length(length: int, kernel: int, stride: int, padding: int) -> int:
@@ -48,7 +48,7 @@ def shift_tensor(P: int, K: int, T: int, stride: int, padding: int) -> np.ndarra
     )
 
 
-def shift_sizes(net: Network, sizes: dict[str, int]) -> None:
+def shift_sizes(net: NetworkLike, sizes: dict[str, int]) -> None:
     """Check every shift tensor's dims against each other, and fill in an
     output dim that has no size yet."""
     for t in net.tensors.values():

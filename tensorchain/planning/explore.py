@@ -15,7 +15,7 @@ from .pictures import pyplot
 from .plan import Plan
 
 if TYPE_CHECKING:
-    from ..network import Network
+    from ..language.network_like import Computing
 
 
 @dataclass
@@ -91,7 +91,7 @@ class Exploration:
 
 
 def explore(
-    net: Network,
+    net: Computing,
     of: str,
     wrt: str,
     orders: Sequence[str] | None = None,
@@ -116,7 +116,7 @@ def explore(
 
 
 def sweep(
-    net: Network,
+    net: Computing,
     of: str,
     wrt: str,
     dim: str,

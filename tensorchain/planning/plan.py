@@ -26,16 +26,16 @@ from ..arrays.trace import Tape, tracing
 from ..calculus.labeled import Factor, LabeledTensor, Term
 from ..contraction.einsum import contract, equation
 from ..errors import MemoryLimitError, PlanError, ShapeError
-from ..presentation.derivation import placeholders
 from ..runtime.compiled import MISS, cast_result, domain_check, dtype_of, typed_result
 from ..runtime.fastcall import FastCall
 from ..runtime.finite import check_results, dense_may_overflow
+from ..runtime.leaves import placeholders
 from .chain_orders import ORDERS, TermPlan, plan_term
 from .pictures import pyplot
 
 if TYPE_CHECKING:
     from ..calculus.chain import ChainResult
-    from ..network import Network
+    from ..language.network_like import Differentiable
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Plan:
     and ``steps`` describe it; ``reshape_flops`` and ``reshape_bytes`` are the
     reshape method's for the same derivative."""
 
-    net: Network
+    net: Differentiable
     of: str
     wrt: str
     order: str
@@ -327,7 +327,7 @@ class Plan:
 
 
 def make_plan(
-    net: Network,
+    net: Differentiable,
     of: str,
     wrt: str,
     order: Any = "optimal",
@@ -390,7 +390,9 @@ def make_plan(
     )
 
 
-def _derive(net: Network, of: str, wrt: str, sizes: dict[str, int]) -> tuple[Tape, ChainResult]:
+def _derive(
+    net: Differentiable, of: str, wrt: str, sizes: dict[str, int]
+) -> tuple[Tape, ChainResult]:
     """The chain of ``d of / d wrt`` on placeholders, and the tape it was traced on."""
     with tracing() as tape:
         forward = net.run_forward(placeholders(net, tape, sizes), sizes)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..arrays.trace import Slot, Tape, tracing
+from ..arrays.trace import Slot, tracing
 from ..calculus.dense import place
 from ..calculus.labeled import LabeledTensor, Term
 from ..calculus.node_names import tex_name
@@ -36,12 +36,14 @@ from ..language.gather import Selection, gather, onehot, scatter
 from ..language.shift import unwindows, windows
 from ..language.user_function_calls import calls_of
 from ..language.user_function_source import helper_source, helper_sources
+from ..runtime.arguments import wrt_list
+from ..runtime.leaves import placeholders
 from ..version import __version__
 from .notation import text_tex
 
 if TYPE_CHECKING:
     from ..calculus.chain import ChainResult
-    from ..network import Network
+    from ..language.network_like import Differentiable
 
 OUTPUT_LETTERS = "ijklmnoabcdefgh"
 SUMMED_LETTERS = "pqrstuvwxyz"
@@ -62,7 +64,7 @@ class Derivation:
     """
 
     def __init__(
-        self, net: Network, of: str, wrt: str, result: ChainResult, sizes: dict[str, int]
+        self, net: Differentiable, of: str, wrt: str, result: ChainResult, sizes: dict[str, int]
     ) -> None:
         self.net = net
         self.of = of
@@ -263,8 +265,21 @@ class Derivation:
         return module_source([self], names=[name] if name else None)
 
 
+def derivations(
+    net: Differentiable,
+    of: str,
+    wrt: str | Sequence[str],
+    values: Mapping[str, Any] | None,
+    dims: Mapping[str, int],
+) -> Derivation | dict[str, Derivation]:
+    """``net.derive``: one derivation for a name, a dict of them for a list."""
+    if isinstance(wrt, str):
+        return derive(net, of, wrt, values, dims)
+    return {w: derive(net, of, w, values, dims) for w in wrt_list(net, wrt)}
+
+
 def derive(
-    net: Network,
+    net: Differentiable,
     of: str,
     wrt: str,
     values: Mapping[str, Any] | None = None,
@@ -286,15 +301,6 @@ def derive(
         forward = net.run_forward(placeholders(net, tape, sizes), sizes)
         result = net.derivatives(of, [wrt], forward)
     return Derivation(net, of, wrt, result, sizes)
-
-
-def placeholders(net: Network, tape: Tape, sizes: Mapping[str, int]) -> dict[str, Slot]:
-    """A placeholder for every input and param of ``net`` on ``tape``."""
-    return {
-        t.name: tape.input(t.name, tuple(sizes[d] for d in t.dims))
-        for t in net.tensors.values()
-        if t.kind in ("input", "param")
-    }
 
 
 def _reps(term: Term, indices: Sequence[str]) -> list[str]:

@@ -14,10 +14,12 @@ from ..calculus.labeled import LabeledTensor
 from ..calculus.printing import format_terms
 from ..contraction.einsum import Contraction
 from ..errors import MemoryLimitError
-from ..network import Network
+from ..language.network_like import Computing
 from ..reference.reshape import check_reshape_memory, reshape_cost, reshape_method
-from ..runtime.compiled import dtype_of
-from .derivation import Derivation, placeholders
+from ..runtime.compiled import cached_program, dtype_of
+from ..runtime.leaves import placeholders
+from ..runtime.values import checked_values
+from .derivation import Derivation
 from .notation import format_array, local_shape
 
 RULE = "─" * 78
@@ -29,14 +31,14 @@ def _axes(t) -> str:
 
 
 def derivation(
-    net: Network, of: str, wrt: str, values: Mapping[str, np.ndarray]
+    net: Computing, of: str, wrt: str, values: Mapping[str, np.ndarray]
 ) -> tuple[str, float]:
     """The report for ``d of / d wrt`` and the largest difference from the reshape method."""
     # The memory forecast of the same derivative, compiled (nothing is run),
     # before the uncompiled derivation below allocates anything.
-    env = net._check_values(values, check_finite=False)
+    env = checked_values(net, values, check_finite=False)
     kind = "grad" if not net.tensors[of].dims else "jacobian"
-    net._compiled(kind, of, (wrt,), net.sizes(env), dtype_of(env)).check_memory()
+    cached_program(net, kind, of, (wrt,), net.sizes(env), dtype_of(env)).check_memory()
     check_reshape_memory(net, of, wrt, net.sizes(env))  # the reference, at the end
     forward = net.forward(values)
     sizes = forward.sizes
@@ -136,7 +138,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {plural}"
 
 
-def _lhs(d: Derivation, names: tuple[str, ...], net: Network) -> str:
+def _lhs(d: Derivation, names: tuple[str, ...], net: Computing) -> str:
     """``∂²C/∂W[i, j]∂W[k, l]``: a derivative's left side with the derivation's letters."""
     letters = [d._names[i] for i in d.chain.indices]
     parts, at = [], 0
@@ -153,7 +155,7 @@ def _power(k: int) -> str:
 
 
 def derivative_report(
-    net: Network, of: str, wrt: str, order: int, values: Mapping[str, np.ndarray]
+    net: Computing, of: str, wrt: str, order: int, values: Mapping[str, np.ndarray]
 ) -> tuple[str, float]:
     """The structure of ``∂ᵏ of / ∂wrt^k`` (its axes, the deltas that survive,
     stored against dense entries) and its difference from the reference
@@ -182,7 +184,7 @@ def derivative_report(
     )
 
 
-def _legend(net: Network, of: str, wrt: str, order: int, D: LabeledTensor) -> list[str]:
+def _legend(net: Computing, of: str, wrt: str, order: int, D: LabeledTensor) -> list[str]:
     """What the factors of a derivative's structure are that are not tensors of
     the network: arrays the chain rule contracted (single letters), and
     tensors of the derivative's graph (with their statements)."""
@@ -249,7 +251,7 @@ def sizes_text(t: LabeledTensor) -> str:
 
 
 def hessian_report(
-    net: Network, of: str, wrt: str, wrt2: str, values: Mapping[str, np.ndarray]
+    net: Computing, of: str, wrt: str, wrt2: str, values: Mapping[str, np.ndarray]
 ) -> tuple[str, float]:
     """The report for d² of / d wrt d wrt2 and its difference from the reference."""
     from ..reference.reshape import reshape_hessian

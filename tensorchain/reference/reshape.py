@@ -50,7 +50,7 @@ from .jet_algebra import Jets
 from .jets import reference_derivative
 
 if TYPE_CHECKING:
-    from ..network import Forward, Network
+    from ..language.network_like import Differentiable
 
 
 def _einsum(operands: list[tuple[np.ndarray, tuple[str, ...]]], out: tuple[str, ...]):
@@ -218,7 +218,7 @@ def _is_identity(node: Node, k: int) -> bool:
     )
 
 
-def statement_matrices(net: Network, target: str, forward: Forward) -> dict[str, np.ndarray]:
+def statement_matrices(net: Differentiable, target: str, forward: Any) -> dict[str, np.ndarray]:
     """d target / d operand as dense matrices, for each tensor the statement uses."""
     stmt = next(s for s in net.statements if s.target == target)
     # A node holding a Kronecker delta keeps a structured value: dense here.
@@ -256,7 +256,7 @@ def _dtype_of(env: Mapping[str, Any]) -> np.dtype:
     return np.dtype(np.float64)
 
 
-def _downstream(net: Network, wrt: str) -> set[str]:
+def _downstream(net: Differentiable, wrt: str) -> set[str]:
     down = {wrt}
     for stmt in net.statements:
         if any(op in down for op in stmt.operands):
@@ -265,7 +265,7 @@ def _downstream(net: Network, wrt: str) -> set[str]:
 
 
 def reshape_method(
-    net: Network,
+    net: Differentiable,
     of: str,
     wrt: str,
     values: Mapping[str, Any],
@@ -310,7 +310,7 @@ def reshape_method(
 
 
 def reshape_hessian(
-    net: Network,
+    net: Differentiable,
     of: str,
     wrt: str,
     values: Mapping[str, Any],
@@ -330,7 +330,7 @@ def reshape_hessian(
 
 
 def check_reshape_memory(
-    net: Network,
+    net: Differentiable,
     of: str,
     wrt: str,
     sizes: Mapping[str, int],
@@ -367,7 +367,7 @@ class ReshapeCost:
     products: tuple[str, ...]  # each matrix product, e.g. "1×4 · 4×12"
 
 
-def reshape_cost(net: Network, of: str, wrt: str, sizes: Mapping[str, int]) -> ReshapeCost:
+def reshape_cost(net: Differentiable, of: str, wrt: str, sizes: Mapping[str, int]) -> ReshapeCost:
     """Count the reshape method's work without running it (2·m·k·n per product)."""
 
     def entries(name: str) -> int:

@@ -14,23 +14,26 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..arrays.backend import astype, numpy_dtype
+from ..arrays.building import paused_gc
 from ..arrays.limits import format_bytes, get_memory_limit
 from ..arrays.trace import Program, tracing
 from ..calculus.labeled import LabeledTensor
 from ..errors import MemoryLimitError, ShapeError, ValuesError
 from ..language.domains import check_domains
-from ..presentation.derivation import placeholders
 from .fastcall import FastCall
 from .finite import check_results, dense_may_overflow
+from .graphs import hvp_graph
+from .higher import last_jacobian
+from .leaves import leaf_shapes, placeholders
+from .values import checked_values
 
 if TYPE_CHECKING:
-    from ..network import Network
+    from ..language.network_like import Differentiable
 
 
 CACHE_SIZE = 64
@@ -96,7 +99,7 @@ def _cast(finish, dtype: np.dtype):
 MISS = object()
 
 
-def domain_check(net: Network) -> Any:
+def domain_check(net: Differentiable) -> Any:
     """The check of values against the domains of ``net``'s declarations
     (:func:`tensorchain.language.domains.check_domains`), or None where none is declared."""
     if not any(t.domain is not None for t in net.tensors.values()):
@@ -117,7 +120,7 @@ class Compiled:
 
     def __init__(
         self,
-        net: Network,
+        net: Differentiable,
         shapes,
         sizes,
         program: Program,
@@ -180,7 +183,7 @@ class Compiled:
                 return MISS
             # The general checks, after the work: the values' NaN warns as it
             # would have before it, then the results are checked.
-            env = self.net._check_values(values)
+            env = checked_values(self.net, values)
             check_results(self.net, env, result, self.what, self.of)
         return result
 
@@ -245,7 +248,7 @@ class Compiled:
             result = self.fast(values, check_finite, memory_limit)
             if result is not MISS:
                 return result
-        env = self.net._check_values(values, strict, check_finite)
+        env = checked_values(self.net, values, strict, check_finite)
         given = dtype_of(env)
         if given.kind == "c" and self.dtype.kind != "c":  # never drop a complex part
             raise ValuesError(
@@ -297,7 +300,7 @@ class Compiled:
 
 
 def compile_program(
-    net: Network,
+    net: Differentiable,
     kind: str,
     of: Any,
     wrt: tuple[str, ...],
@@ -309,8 +312,7 @@ def compile_program(
     :meth:`LabeledTensor.compacted`), "derivative" (of order ``len(wrt)``, the
     Jacobian of a derivative's graph), "hvp", or a product of
     :mod:`tensorchain.calculus.products` ("norms", "clipped", "ntk", "gnvp")."""
-    leaves = [t for t in net.tensors.values() if t.kind in ("input", "param")]
-    shapes = {t.name: tuple(sizes[d] for d in t.dims) for t in leaves}
+    shapes = leaf_shapes(net, sizes)
     if kind == "derivative":
         return _compile_derivative(net, of, wrt, sizes, dtype, shapes)
     try:
@@ -339,7 +341,7 @@ def _compile(net, kind, of, wrt, sizes, dtype, shapes) -> Compiled:
         if kind in ("derivative", "hvp"):
             graph, out = net.derivative_graph(of, wrt[:-1])
             if kind == "hvp":
-                graph, out = net.hvp_graph(of, wrt[0])
+                graph, out = hvp_graph(net, of, wrt[0])
                 shape = tuple(sizes[d] for d in net.tensors[wrt[0]].dims)
                 env[VECTOR] = tape.input(VECTOR, shape)
         else:
@@ -390,10 +392,24 @@ def _compile(net, kind, of, wrt, sizes, dtype, shapes) -> Compiled:
     return Compiled(net, shapes, sizes, program, _cast(finish, dtype), what, dtype, (kind, of, wrt))
 
 
-def _recompile(net: Network, recipe, sizes, dtype: str, memory_limit: int | None) -> Compiled:
-    """A pickled :class:`Compiled`, compiled again."""
+def cached_program(
+    net: Differentiable, kind: str, of: Any, wrt: tuple[str, ...], sizes: dict, dtype: np.dtype
+) -> Compiled:
+    """``net``'s compiled program for (kind, of, wrt, sizes, dtype), from its
+    cache (``net._cache``), compiled on a miss."""
+    key = (kind, of, wrt, tuple(sorted(sizes.items())), dtype.str)
+
+    def build() -> Compiled:
+        with paused_gc():
+            return compile_program(net, kind, of, wrt, sizes, dtype)
+
+    return net._cache.get(key, build)
+
+
+def _recompile(net: Differentiable, recipe, sizes, dtype: str, memory_limit: int | None):
+    """A pickled :class:`Compiled`, compiled again (through the network's cache)."""
     kind, of, wrt = recipe
-    return net._compiled(kind, of, wrt, dict(sizes), np.dtype(dtype)).limited(memory_limit)
+    return cached_program(net, kind, of, wrt, dict(sizes), np.dtype(dtype)).limited(memory_limit)
 
 
 def _compile_derivative(net, of, wrt, sizes, dtype, shapes) -> Compiled:
@@ -411,7 +427,7 @@ def _compile_derivative(net, of, wrt, sizes, dtype, shapes) -> Compiled:
         with tracing(dtype.itemsize) as tape:
             env = placeholders(net, tape, sizes)
             forward = graph.run_forward(env, sizes, structured=True) if out is not None else None
-            structure = _derivative(net, graph, out, forward, of, wrt, sizes, mode)
+            structure = last_jacobian(net, graph, out, forward, of, wrt, sizes, mode)
             outputs = structure.stored_arrays()
         program = tape.program(outputs)
         work = sum(math.prod(program.shapes[step.out]) for step in program.steps)
@@ -426,43 +442,6 @@ def _compile_derivative(net, of, wrt, sizes, dtype, shapes) -> Compiled:
     what = _what("derivative", of, wrt)
     recipe = ("derivative", of, wrt)
     return Compiled(net, shapes, sizes, program, _cast(finish, dtype), what, dtype, recipe)
-
-
-_SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-
-
-def _derivative(net, graph, out, forward, of, wrt, sizes, mode: str) -> LabeledTensor:
-    """The last Jacobian of a derivative of order ``len(wrt)``, structured, its
-    axes named after dims (primed where they repeat)."""
-    from ..calculus.chain import axis_names
-
-    groups = axis_names(net.tensors[of].dims, *(net.tensors[w].dims for w in wrt))
-    indices = tuple(i for group in groups for i in group)
-    dims = [d for name in (of, *wrt) for d in net.tensors[name].dims]
-    if out is None:  # of does not depend on the first wrt
-        return LabeledTensor.zeros(
-            indices, {i: sizes[d] for i, d in zip(indices, dims, strict=True)}
-        )
-    result = graph.derivatives(out, [wrt[-1]], forward, structured=True, mode=mode)
-    structure = result.jacobians[wrt[-1]]
-    structure = structure.smallest().rename(indices)
-    # The chain rule names a block it contracted after its Jacobian (d out/d w,
-    # with out a name of the derivative's graph); such a block is a part of the
-    # derivative, not the derivative: each gets a name of its own, G₁, G₂, …
-    # (a subscript: no tensor of a spec is named so).
-    internal = f"d{out}/d{wrt[-1]}"
-    blocks: dict[int, int] = {}
-
-    def named(f):
-        if f.name != internal:
-            return f
-        k = blocks.setdefault(id(f.array), len(blocks) + 1)
-        return replace(f, name="G" + str(k).translate(_SUBSCRIPTS), tex=f"G_{{{k}}}")
-
-    terms = [replace(t, factors=tuple(named(f) for f in t.factors)) for t in structure.terms]
-    return LabeledTensor(
-        structure.indices, structure.sizes, terms, canonicalize=False, dtype=structure.dtype
-    )
 
 
 def _what(kind: str, of: Any, wrt: tuple[str, ...]) -> str:

@@ -30,7 +30,7 @@ from ..language.gather import Selection
 from .values import _count, _count_non_finite, _finite
 
 if TYPE_CHECKING:
-    from ..network import Network
+    from ..language.network_like import Differentiable
 
 
 def result_arrays(result: Any) -> list[Any]:
@@ -119,7 +119,7 @@ def _dense_overflow(tensor: LabeledTensor) -> tuple[int, int] | None:
 
 
 def check_results(
-    net: Network,
+    net: Differentiable,
     env: Mapping[str, Any],
     result: Any,
     what: str,
@@ -169,7 +169,7 @@ def check_results(
     warn(message + " (strict=True makes this an error)", NonFiniteWarning)
 
 
-def first_non_finite(net: Network, env: Mapping[str, Any], of: str | None = None) -> str:
+def first_non_finite(net: Differentiable, env: Mapping[str, Any], of: str | None = None) -> str:
     """Where non-finite values first appear, in words: the first statement
     (of those ``of`` depends on) whose value is not finite, else the first
     whose local derivative is not, else the products of the chain rule."""
@@ -201,7 +201,7 @@ def first_non_finite(net: Network, env: Mapping[str, Any], of: str | None = None
     )
 
 
-def upstream(net: Network, of: str | None) -> set[str]:
+def upstream(net: Differentiable, of: str | None) -> set[str]:
     """The tensors ``of`` depends on, itself included (every tensor when ``of``
     is None)."""
     if of is None:

@@ -13,16 +13,17 @@ from ..arrays.backend import as_value, astype, backend_of_values, namespace, num
 from ..arrays.limits import format_bytes, get_memory_limit
 from ..errors import MemoryLimitError, NonFiniteWarning, ShapeError, ValuesError, warn
 from ..functions.registry import NOT_HOLOMORPHIC
-from ..language.domains import check_domains, drawn_note
-from ..language.gather import check_dtype, check_positions
+from ..language.domains import check_domains, draw, drawn_note
+from ..language.gather import as_positions, check_dtype, check_positions, draw_positions
 from ..language.operations import Along, Map, Where, walk
+from .leaves import leaf_shapes
 
 if TYPE_CHECKING:
-    from ..network import Network
+    from ..language.network_like import NetworkLike
 
 
 def check_values(
-    net: Network, values: Mapping[str, Any], strict: bool = False, check_finite: bool = True
+    net: NetworkLike, values: Mapping[str, Any], strict: bool = False, check_finite: bool = True
 ) -> dict[str, np.ndarray]:
     """Names, dtypes and finiteness of ``values``, before any work.
 
@@ -127,6 +128,40 @@ def check_values(
     return out
 
 
+def checked_values(
+    net: NetworkLike, values: Mapping[str, Any], strict: bool = False, check_finite: bool = True
+) -> dict[str, np.ndarray]:
+    """:func:`check_values`, and every integer position within its dim (the
+    values a network's call runs on)."""
+    env = check_values(net, values, strict, check_finite)
+    if net.indexes:  # every position within its dim
+        sizes = net.sizes(env)
+        for name, dim in net.indexes.items():
+            check_positions(name, env[name], dim, sizes[dim])
+            env[name] = as_positions(env[name])
+    return env
+
+
+def random_values(
+    net: NetworkLike, seed: Any, memory_limit: int | None, dims: Any, given: dict[str, int]
+) -> dict[str, np.ndarray]:
+    """See :meth:`tensorchain.Network.random_values` (``dims``, ``given``: the
+    sizes as given)."""
+    if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
+        raise ValuesError(f"the seed is a whole number of at least 0, got {seed!r}")
+    sizes = net.sizes(dims=dims, **given)
+    shapes = leaf_shapes(net, sizes)
+    forecast_values(shapes, sizes, memory_limit)
+    rng = np.random.default_rng(seed)
+    indexes = net.indexes  # integer positions, drawn within their dim
+    return {
+        name: draw_positions(rng, shape, sizes[indexes[name]])
+        if name in indexes
+        else draw(net.tensors[name].domain, rng.standard_normal(shape), sizes)
+        for name, shape in shapes.items()
+    }
+
+
 def check_vector(
     vector: Any,
     env: Mapping[str, Any],
@@ -169,7 +204,7 @@ def check_vector(
     return astype(vector, values_dtype)
 
 
-def read_npz(path: str, net: Network) -> dict[str, np.ndarray]:
+def read_npz(path: str, net: NetworkLike) -> dict[str, np.ndarray]:
     """The arrays of a .npz file, one per input or param of ``net`` named
     after it (never unpickled): a :class:`ValuesError` naming the file and
     the array for anything else."""
@@ -209,7 +244,7 @@ def read_npz(path: str, net: Network) -> dict[str, np.ndarray]:
 
 
 def values_from_file(
-    net: Network, path: str, seed: int = 0, dims: Mapping[str, int] | None = None
+    net: NetworkLike, path: str, seed: int = 0, dims: Mapping[str, int] | None = None
 ) -> tuple[dict[str, np.ndarray], str]:
     """The values in the .npz file ``path`` (:func:`read_npz`; their shapes
     and domains checked, a :class:`ValuesError` naming the file), the inputs
@@ -298,7 +333,7 @@ def _count_non_finite(array: Any) -> int:
 NOT_HOLOMORPHIC_ALONG = ("max", "min", "logdet", "cholesky")
 
 
-def check_holomorphic(net: Network) -> None:
+def check_holomorphic(net: NetworkLike) -> None:
     """Refuse complex values for a network with a function that has no complex derivative."""
     for stmt in net.statements:
         for node in walk(stmt.root):

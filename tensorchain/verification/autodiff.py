@@ -18,7 +18,7 @@ from ..errors import TensorchainError
 from ..language.operations import Map, walk
 
 if TYPE_CHECKING:
-    from ..network import Network
+    from ..language.network_like import Computing
 
 
 @contextlib.contextmanager
@@ -34,7 +34,7 @@ def x64(jax: Any) -> Iterator[None]:
         yield
 
 
-def jax_derivative(net: Network, of: str, wrts: Sequence[str], values: dict) -> np.ndarray:
+def jax_derivative(net: Computing, of: str, wrts: Sequence[str], values: dict) -> np.ndarray:
     import jax
 
     with x64(jax):
@@ -55,7 +55,7 @@ def jax_derivative(net: Network, of: str, wrts: Sequence[str], values: dict) -> 
         return np.asarray(jax.jit(g)(*(env[n] for n in names)), dtype=np.float64)
 
 
-def torch_derivative(net: Network, of: str, wrts: Sequence[str], values: dict) -> np.ndarray:
+def torch_derivative(net: Computing, of: str, wrts: Sequence[str], values: dict) -> np.ndarray:
     import torch
     from torch.autograd.functional import jacobian
 
@@ -81,7 +81,7 @@ def installed(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def library_failed(net: Network, library: str, err: Exception) -> str:
+def library_failed(net: Computing, library: str, err: Exception) -> str:
     """Why ``library`` could not differentiate ``net``: its error, first line,
     and the registered functions it most likely comes from."""
     from ..language.user_functions import USER_FUNCTIONS

@@ -43,6 +43,7 @@ from ..functions.along import ALONG
 from ..language.gather import Selection, cast_values
 from ..language.operations import Along, Solve, walk
 from ..language.shapes import check_given_dims
+from ..runtime.arguments import grad_targets
 from ..runtime.compiled import dtype_of
 from .autodiff import x64
 from .gradient_report import GradientCheck, Mismatch, Outcome, Tolerance
@@ -52,7 +53,7 @@ from .suspects import diagnose as find_suspects
 from .user_gradients import LIBRARIES, gradients, numpy_gradients, require, to_library, to_numpy
 
 if TYPE_CHECKING:
-    from ..network import Network
+    from ..language.network_like import Computing
 
 EPS32 = float(np.finfo(np.float32).eps)
 SHOWN = 5  # differing entries listed per tensor
@@ -65,7 +66,7 @@ class _Checker:
     def __init__(
         self,
         fn: Callable[[dict[str, Any]], Any],
-        net: Network,
+        net: Computing,
         of: str,
         wrts: tuple[str, ...],
         dtype: np.dtype,
@@ -177,7 +178,7 @@ class _Checker:
         return Outcome(sizes, drawn, values, yours, exact, tolerance, failed)
 
 
-def _condition(net: Network, forward: Any) -> float:
+def _condition(net: Computing, forward: Any) -> float:
     """The largest 2-norm condition number of the matrices of ``inv``, ``det``,
     ``logdet``, ``cholesky`` and ``solve`` in one evaluation (1 when none)."""
     worst = 1.0
@@ -217,7 +218,7 @@ def _positive(jac: LabeledTensor) -> LabeledTensor:
 
 
 def _mismatch(
-    net: Network, w: str, yours: np.ndarray, exact: np.ndarray, tol: Tolerance
+    net: Computing, w: str, yours: np.ndarray, exact: np.ndarray, tol: Tolerance
 ) -> Mismatch:
     dims = net.tensors[w].dims
     m = Mismatch(w, dims, exact.shape, yours.shape)
@@ -246,7 +247,7 @@ def _mismatch(
 
 def check_gradient(
     fn: Callable[[dict[str, Any]], Any],
-    net: Network,
+    net: Computing,
     of: str,
     wrt: str | Sequence[str] | None = None,
     *,
@@ -294,7 +295,7 @@ def check_gradient(
             f"check_gradient takes your gradient function first, got {type(fn).__name__};"
             " to compare arrays you have, use tensorchain.testing.assert_gradient_close"
         )
-    wrts = net._grad_targets(of, wrt, "check_gradient")
+    wrts = grad_targets(net, of, wrt, "check_gradient")
     if library not in LIBRARIES:
         raise ValuesError(f"library is one of {', '.join(LIBRARIES)}, got {library!r}")
     require(library)

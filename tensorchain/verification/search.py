@@ -17,10 +17,10 @@ from ..language.domains import drawn_note, shifted
 from ..language.gather import cast_values
 
 if TYPE_CHECKING:
-    from ..network import Network
+    from ..language.network_like import Computing
 
 
-def free_dims(net: Network, fixed: Mapping[str, int]) -> list[str]:
+def free_dims(net: Computing, fixed: Mapping[str, int]) -> list[str]:
     """The dims drawn: used by an input or param, not given, not computed by
     a shift, and not a member of a derived dim given (those take the spec's
     sizes or follow from the derived one)."""
@@ -31,7 +31,7 @@ def free_dims(net: Network, fixed: Mapping[str, int]) -> list[str]:
 
 
 def draw(
-    net: Network, of: str, sizes: dict[str, int], seed: int, dtype: np.dtype
+    net: Computing, of: str, sizes: dict[str, int], seed: int, dtype: np.dtype
 ) -> tuple[dict, str] | None:
     """Values as ``random_values`` draws them, standard normal or in each
     declared domain (``|v| + 0.5`` for those without a domain where the draw

@@ -36,7 +36,7 @@ from ..language.gather import cast_values
 from ..runtime.finite import upstream
 
 if TYPE_CHECKING:
-    from ..network import Network
+    from ..language.network_like import Computing
     from .gradient_report import Outcome
 
 LOCAL_LIMIT = 20_000  # gradient entries up to which local suspects are tried
@@ -44,7 +44,7 @@ SHOWN = 6
 
 
 def diagnose(
-    net: Network, of: str, wrts: tuple[str, ...], outcome: Outcome
+    net: Computing, of: str, wrts: tuple[str, ...], outcome: Outcome
 ) -> tuple[list[str], list[str]]:
     """The suspects that explain the failing example ``outcome``, and notes."""
     found = _whole(net, of, wrts, outcome)
@@ -94,7 +94,7 @@ def _factor_names(sizes: dict[str, int]) -> Iterator[tuple[float, str]]:
             )
 
 
-def _whole(net: Network, of: str, wrts: tuple[str, ...], outcome: Outcome) -> list[str]:
+def _whole(net: Computing, of: str, wrts: tuple[str, ...], outcome: Outcome) -> list[str]:
     found: dict[str, list[str]] = {}  # what -> the tensors whose gradient it describes
     for w in outcome.failed:
         yours, exact, tol = outcome.yours[w], outcome.exact[w], outcome.tolerance[w]
@@ -134,7 +134,7 @@ def _whole(net: Network, of: str, wrts: tuple[str, ...], outcome: Outcome) -> li
     return out + _left_out(net, of, wrts, outcome)
 
 
-def _left_out(net: Network, of: str, wrts: tuple[str, ...], outcome: Outcome) -> list[str]:
+def _left_out(net: Computing, of: str, wrts: tuple[str, ...], outcome: Outcome) -> list[str]:
     """The exact gradient with the first or last slice of a dim left out of
     every value that has it: an off-by-one in a sum over that dim."""
     failed = outcome.failed
@@ -223,7 +223,7 @@ def _with_factor(jac: LabeledTensor, terms: list, k: int, j: int, factor: Any) -
 
 
 def _local(
-    net: Network,
+    net: Computing,
     of: str,
     wrts: tuple[str, ...],
     outcome: Outcome,

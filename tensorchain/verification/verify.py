@@ -33,6 +33,7 @@ from ..errors import DerivativeError, MemoryLimitError, NonFiniteWarning
 from ..language.domains import KINDS, check_domains, drawn_note, room, shifted
 from ..language.gather import cast_values
 from ..reference.differences import central_differences
+from ..runtime.arguments import wrt_tuple
 from ..runtime.compiled import dtype_of
 from ..runtime.finite import upstream
 from .autodiff import installed, jax_derivative, library_failed, torch_derivative
@@ -40,7 +41,7 @@ from .entries import derivative_title, sci, superscript, tensor_entry
 from .verify_report import Row, VerifyReport, compare
 
 if TYPE_CHECKING:
-    from ..network import Network
+    from ..language.network_like import Computing
 
 REFERENCES = ("reference", "differences", "jax", "torch")
 FD_TOLERANCE = 1e-6
@@ -56,7 +57,7 @@ def default_tolerance(dtype: Any) -> float:
     return max(1e-9, 1e3 * eps)
 
 
-def derivative_entry(net: Network, of: str, wrts: Sequence[str], index: Sequence[int]) -> str:
+def derivative_entry(net: Computing, of: str, wrts: Sequence[str], index: Sequence[int]) -> str:
     """An entry of ``∂ᵏ of / ∂wrt…`` by named index: ``∂a[n=1]/∂W[n=1, m=2]``."""
     index = list(index)
     parts = []
@@ -70,7 +71,7 @@ def derivative_entry(net: Network, of: str, wrts: Sequence[str], index: Sequence
 # --- verify ---
 
 
-def _derivatives(net: Network, of: str, wrt: Any, order: int) -> list[tuple[str, ...]]:
+def _derivatives(net: Computing, of: str, wrt: Any, order: int) -> list[tuple[str, ...]]:
     if not isinstance(order, int) or isinstance(order, bool) or order < 1:
         raise DerivativeError(f"order is a whole number of at least 1, got {order!r}")
     if wrt is None:
@@ -87,7 +88,7 @@ def _derivatives(net: Network, of: str, wrt: Any, order: int) -> list[tuple[str,
                 f"wrt={wrt!r} is one derivative of order {len(wrt)} already; leave out"
                 f" order={order}, or give wrt as one tensor name"
             )
-        return [net._wrt_tuple(wrt)]
+        return [wrt_tuple(net, wrt)]
     if isinstance(wrt, list) and wrt:
         out = []
         for w in wrt:
@@ -99,7 +100,7 @@ def _derivatives(net: Network, of: str, wrt: Any, order: int) -> list[tuple[str,
     )
 
 
-def _draw(net: Network, of: str, seed: int, sizes: dict) -> tuple[dict, str]:
+def _draw(net: Computing, of: str, seed: int, sizes: dict) -> tuple[dict, str]:
     """Values drawn as ``random_values`` draws them (standard normal, or in
     each declared domain); where ``of`` is then not finite (a log or a square
     root of a negative number), ``|v| + 0.5`` for the tensors without a domain."""
@@ -115,7 +116,7 @@ def _draw(net: Network, of: str, seed: int, sizes: dict) -> tuple[dict, str]:
 
 
 def verify(
-    net: Network,
+    net: Computing,
     of: str,
     wrt: Any = None,
     values: Mapping[str, Any] | None = None,
@@ -170,7 +171,7 @@ def verify(
 
 
 def _result(
-    net: Network, of: str, wrts: Sequence[str], env: Mapping[str, Any], limit
+    net: Computing, of: str, wrts: Sequence[str], env: Mapping[str, Any], limit
 ) -> np.ndarray:
     """tensorchain's derivative, dense."""
     if len(wrts) == 1 and not net.tensors[of].dims:
@@ -181,7 +182,7 @@ def _result(
 
 
 def _rows(
-    net: Network,
+    net: Computing,
     of: str,
     wrts: tuple[str, ...],
     env: Mapping[str, Any],
@@ -288,7 +289,7 @@ def _rows(
 
 
 def _differences_row(
-    net: Network,
+    net: Computing,
     of: str,
     wrts: tuple[str, ...],
     wide: dict[str, np.ndarray],
@@ -382,5 +383,5 @@ def _differences_row(
     ), kinks  # fmt: skip
 
 
-def _namer(net: Network, of: str, wrts: Sequence[str]) -> Callable[[tuple[int, ...]], str]:
+def _namer(net: Computing, of: str, wrts: Sequence[str]) -> Callable[[tuple[int, ...]], str]:
     return lambda index: derivative_entry(net, of, wrts, index)
