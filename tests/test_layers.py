@@ -6,6 +6,7 @@ under ``TYPE_CHECKING``."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 from pathlib import Path
@@ -41,6 +42,34 @@ def test_the_reference_imports_nothing_it_checks():
 
 def test_modules_stay_short():
     assert layers.long_modules() == {}
+
+
+def test_each_package_says_what_it_may_import_and_keeps_to_it():
+    """A package's docstring ends with "May import: ..." (layer names, "every
+    layer below" or "nothing"); the imports its modules make stay within it."""
+    below = {name: set(list(layers.RANK)[: layers.RANK[name]]) for name in layers.RANK}
+    imported: dict[str, set[str]] = {}
+    for a, b, _ in layers.imports():
+        if layers.layer(a) != layers.layer(b):
+            imported.setdefault(layers.layer(a), set()).add(layers.layer(b))
+    packages = [
+        m for m, path in layers.modules().items() if path.name == "__init__.py" and m != "__init__"
+    ]
+    assert packages
+    for package in packages:
+        doc = ast.get_docstring(ast.parse(layers.modules()[package].read_text(encoding="utf-8")))
+        said = re.search(r"^May import: (.*?)(?:\n\n|\Z)", doc or "", re.M | re.S)
+        assert said, f"{package}/__init__.py: its docstring does not say what it may import"
+        text = said.group(1)
+        named = set(re.findall(r"``([a-z_]+)``", text))
+        assert named <= below[package], (
+            f"{package} names layers not below it: {named - below[package]}"
+        )
+        allowed = below[package] if "every layer below" in text else named
+        assert imported.get(package, set()) <= allowed, (
+            f"{package} imports {sorted(imported[package] - allowed)}, which its docstring"
+            f" does not allow ({text!r})"
+        )
 
 
 def test_the_architecture_page_shows_the_import_graph():

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 import tensorchain as tc
 from benchmarks.chains import tanh_chain_spec
 from tensorchain.cli import main
-from tensorchain.planning.chain_orders import chain_dp, smallest_peak
+from tensorchain.planning import chain_orders
+from tensorchain.planning.chain_orders import ORDERS, chain_dp, smallest_peak
 from tensorchain.strategies import jacobian_networks, networks
 from tensorchain.testing import max_relative_error
 
@@ -85,13 +86,42 @@ def test_optimal_never_costs_more_than_either_pure_mode(widths):
     assert flops["optimal"] <= min(flops["forward"], flops["reverse"])
 
 
-@given(networks(), st.sampled_from(["optimal", "forward", "reverse", "greedy", "dp"]))
+@given(networks(), st.sampled_from([*ORDERS, "greedy", "dp"]))
 def test_every_order_gives_the_reshape_methods_jacobian(drawn, order):
     net = tc.parse(drawn.text)
     vals = net.random_values(seed=0)
     for w in net.params[:2]:
         J = net.plan(drawn.of, w, order=order)(vals).array
         assert max_relative_error(J, tc.reshape_method(net, drawn.of, w, vals)) < 1e-10
+
+
+def _middle_out(links, limit):
+    """Pairs from the middle link outwards: ((m, m+1), m-1), m+2, ..."""
+    n = len(links.members)
+    left, right = n // 2 - 1, n // 2
+    tree, right = (right if left < 0 else (left, right)), right + 1
+    left -= 1
+    while left >= 0 or right < n:
+        if left >= 0:
+            tree, left = (tree, left), left - 1
+        if right < n:
+            tree, right = (tree, right), right + 1
+    return tree
+
+
+def test_a_new_chain_order_is_a_function_and_its_name_in_orders(monkeypatch):
+    """The example of docs/architecture.md ("How to add one"): an order added
+    to ORDERS is taken by net.plan and net.explore and gives the reshape
+    method's Jacobian."""
+    monkeypatch.setitem(chain_orders.ORDERS, "middle-out", _middle_out)
+    net, out = tanh_chain([3, 5, 2, 4, 6])
+    vals = net.random_values(seed=1)
+    plan = net.plan(out, "x", order="middle-out")
+    assert plan.order == "middle-out"
+    assert max_relative_error(plan(vals).array, tc.reshape_method(net, out, "x", vals)) < 1e-10
+    flops = {o: net.plan(out, "x", order=o).flops for o in ("optimal", "middle-out")}
+    assert flops["optimal"] <= flops["middle-out"]
+    assert "middle-out" in {p.order for p in net.explore(out, "x").plans}
 
 
 def test_wide_narrow_chain_optimal_is_several_times_cheaper():

@@ -3,8 +3,9 @@
 the command (:mod:`.commands`) and turns an error into a message on stderr and
 an exit status (:data:`EXIT_CODES`).
 
-May import every layer below (it is the top one); ``python -m tensorchain.cli``
-runs :func:`main` (``__main__``).
+``python -m tensorchain.cli`` (and ``python -m tensorchain``) runs :func:`main`.
+
+May import: every layer below (the command line is the top layer of code).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Built-in specs; ``article.tc`` is the network of the backprop article."""
+"""Built-in specs; ``article.tc`` is the network of the backprop article.
+
+May import: nothing of the package (data, read with importlib.resources)."""
 
 from importlib.resources import files
 

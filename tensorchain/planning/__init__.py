@@ -6,8 +6,9 @@ object), ``explore`` compares every order of one derivative (``tensorchain
 paths``), ``pictures`` loads matplotlib for their pictures; the public
 ``tc.contract`` on labeled tensors is ``calculus.contract``.
 
-How to add a chain order: its path for the delta-reduced factors in
-``chain_orders.plan_term``, and its name in ``ORDERS``.
+How to add a chain order: a function of a term's ``Links`` that returns
+their bracketing, and its name in ``chain_orders.ORDERS``
+(docs/architecture.md, "How to add one").
 
-May import: ``runtime`` and every layer below.
+May import: every layer below (``runtime`` and down).
 """

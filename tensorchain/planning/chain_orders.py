@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,6 @@ from ..calculus.labeled import Factor, LabeledTensor, Term
 from ..contraction.einsum import equation
 from ..errors import PlanError
 
-ORDERS = ("reverse", "forward", "optimal")
 #: opt_einsum strategies ``explore`` tries (and ``"cotengra"`` when installed);
 #: any other opt_einsum name works in ``plan`` too, ``"optimal-einsum"`` is
 #: opt_einsum's exhaustive ``optimal``.
@@ -196,9 +195,63 @@ def _linear_tree(n: int, reverse: bool) -> Any:
     return tree
 
 
+@dataclass
+class Links:
+    """One term's chain, cut into links (a link: the factors one local
+    Jacobian contributes), in chain order: what a chain order brackets."""
+
+    labels: list[tuple[str, ...]]  # each factor's labels
+    members: list[list[int]]  # each link's factors, by position
+    output: tuple[str, ...]
+    sizes: Mapping[str, int]
+
+    @property
+    def groups(self) -> list[frozenset]:
+        """Each link's labels."""
+        return [frozenset(lab for k in m for lab in self.labels[k]) for m in self.members]
+
+
+def _reverse(links: Links, limit: int | None) -> Any:
+    """From the output back to the inputs (backpropagation's order)."""
+    return _linear_tree(len(links.members), True)
+
+
+def _forward(links: Links, limit: int | None) -> Any:
+    """From the inputs to the output (forward mode's order)."""
+    return _linear_tree(len(links.members), False)
+
+
+def _optimal(links: Links, limit: int | None) -> Any:
+    """The fewest FLOPs over every bracketing, each intermediate within
+    ``limit`` entries (:func:`chain_dp`)."""
+    groups, output, sizes = links.groups, frozenset(links.output), links.sizes
+    leaf = [_link_cost(links.labels, m, groups, links.output, sizes) for m in links.members]
+    _, tree = chain_dp(groups, leaf, output, sizes, limit)
+    if tree is None:
+        smallest = smallest_peak(groups, output, sizes)
+        raise PlanError(
+            f"no order of this chain keeps every intermediate within the memory"
+            f" limit of {format_bytes(8 * limit)}; the smallest achievable largest"
+            f" intermediate is {smallest:,} entries ({format_bytes(8 * smallest)})"
+        )
+    return tree
+
+
+#: The chain orders by name: each gives the bracketing in which a term's
+#: links are multiplied, a binary tree of link positions (``((0, 1), 2)``),
+#: within ``limit`` entries per intermediate where it can. A new order is a
+#: function here and its name in this table.
+ORDERS: dict[str, Callable[[Links, int | None], Any]] = {
+    "reverse": _reverse,
+    "forward": _forward,
+    "optimal": _optimal,
+}
+
+
 def plan_term(chain: LabeledTensor, term: Term, order: Any, limit: int | None) -> TermPlan:
     """The order of one ``term`` of ``chain``, as an opt_einsum path over its
-    factors, with its cost; ``limit`` bounds every intermediate (entries) of
+    factors, with its cost: a chain order of :data:`ORDERS`, or an
+    opt_einsum strategy; ``limit`` bounds every intermediate (entries) of
     ``"optimal"``. Raises PlanError when no order fits the limit."""
     sizes = chain.sizes
     output = _output(chain, term)
@@ -212,20 +265,8 @@ def plan_term(chain: LabeledTensor, term: Term, order: Any, limit: int | None) -
     ]
     if len(term.factors) <= 1:
         path: list[tuple[int, ...]] = [(0,)] if term.factors else []
-    elif order in ("reverse", "forward", "optimal"):
-        if order == "optimal":
-            groups = [frozenset(lab for k in m for lab in labels[k]) for m in members]
-            leaf = [_link_cost(labels, m, groups, output, sizes) for m in members]
-            _, tree = chain_dp(groups, leaf, frozenset(output), sizes, limit)
-            if tree is None:
-                smallest = smallest_peak(groups, frozenset(output), sizes)
-                raise PlanError(
-                    f"no order of this chain keeps every intermediate within the memory"
-                    f" limit of {format_bytes(8 * limit)}; the smallest achievable largest"
-                    f" intermediate is {smallest:,} entries ({format_bytes(8 * smallest)})"
-                )
-        else:
-            tree = _linear_tree(len(members), order == "reverse")
+    elif isinstance(order, str) and order in ORDERS:
+        tree = ORDERS[order](Links(labels, members, tuple(output), sizes), limit)
         path = _tree_path(tree, members)
     else:
         if order == "cotengra":

@@ -5,6 +5,6 @@ derivations (index notation, einsum, LaTeX, steps, generated numpy code),
 ``report`` what ``tensorchain derive`` prints, ``usercode`` the user's
 modules named on the command line.
 
-May import: ``planning`` and every layer below, and the reference (whose
-results a report shows beside tensorchain's).
+May import: every layer below (``planning`` and down; among them the
+reference, whose results a report shows beside tensorchain's).
 """

@@ -13,4 +13,6 @@ differences.
 The reference must not share code with what it checks: it imports the
 language (to read a network) and the array layer, never the calculus,
 contraction, planning, runtime or functions.
+
+May import: ``language``, ``arrays``, ``errors``.
 """

@@ -6,5 +6,5 @@ derivative with every reference at hand (JAX's and PyTorch's autodiff in
 in ``gradient_report`` and diagnoses a wrong one (``suspects``). ``entries``
 names derivatives and entries in both reports.
 
-May import: ``reference``, ``runtime`` and every layer below.
+May import: every layer below (``presentation`` and down).
 """
