@@ -352,3 +352,9 @@ def test_misspelled_keywords_indexed_calls_and_missing_operators(text, line, col
     assert (err.line, err.column) == (line, column)
     assert re.search(message, str(err)), str(err)
     assert "put one statement on each line" not in str(err) or "operator" in str(err)
+
+
+@pytest.mark.parametrize("name", ["nope", "../article", "article.tc", 3])
+def test_an_unknown_builtin_spec_names_the_ones_there_are(name):
+    with pytest.raises(tc.SpecError, match=r"no built-in spec .*; the built-in specs are article"):
+        tc.builtin(name)

@@ -103,3 +103,43 @@ def test_the_graph_reader_sees_every_kind_of_import(tmp_path):
     }
     assert layers.upward(package) == ["calculus.chain -> network"]
     assert layers.cycles(package) == [["calculus.chain", "calculus.rules"]]
+
+
+def test_the_graph_reader_sees_the_package_itself_and_imports_by_name(tmp_path):
+    """``import tensorchain`` (the package's ``__init__``, the top layer), and
+    ``importlib.import_module`` or ``__import__`` of a literal name."""
+    package = tmp_path / "tensorchain"
+    (package / "arrays").mkdir(parents=True)
+    for name in ("__init__.py", "network.py", "cli.py", "arrays/__init__.py"):
+        (package / name).write_text("")
+    (package / "arrays" / "cache.py").write_text(
+        "import importlib\nimport tensorchain\n"
+        "def f():\n    importlib.import_module('tensorchain.network')\n"
+        "    __import__('tensorchain.cli')\n    importlib.import_module(name)\n"
+    )
+    edges = {(a, b) for a, b, _ in layers.imports(package)}
+    assert edges == {
+        ("arrays.cache", "__init__"),
+        ("arrays.cache", "network"),
+        ("arrays.cache", "cli"),
+    }
+
+
+def test_the_check_fails_on_what_it_finds_and_on_a_module_in_no_layer(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "repo"
+    shutil.copytree(ROOT / "tensorchain", copy / "tensorchain")
+    shutil.copytree(ROOT / "tools", copy / "tools")
+    check = [sys.executable, str(copy / "tools" / "layers.py"), "--check"]
+    assert subprocess.run(check, capture_output=True).returncode == 0
+    (copy / "tensorchain" / "arrays" / "up.py").write_text(
+        '"""Up."""\nimport tensorchain.network\n'
+    )
+    out = subprocess.run(check, capture_output=True, text=True)
+    assert out.returncode == 1 and "arrays.up -> network" in out.stdout
+    (copy / "tensorchain" / "extras.py").write_text('"""Extras."""\n')
+    out = subprocess.run(check, capture_output=True, text=True)
+    assert out.returncode == 1 and "extras: in no layer" in out.stderr

@@ -3,10 +3,12 @@
 ``python tools/layers.py`` prints the picture that docs/architecture.md
 shows (a test checks that the page holds exactly this output, so it stays
 true), and ``python tools/layers.py --check`` lists every import that goes
-from a lower layer to a higher one.
+from a lower layer to a higher one, every circle of imports and every
+module over 500 lines, and exits with status 1 when it finds one.
 
-Every import counts: module level, inside functions, and under
-``TYPE_CHECKING``. A module may import modules of its own layer and of the
+Every import counts: module level, inside functions, under
+``TYPE_CHECKING``, ``import tensorchain`` itself, and ``importlib.import_module``
+or ``__import__`` of a literal name. A module may import modules of its own layer and of the
 layers below it.
 """
 
@@ -23,8 +25,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tensorchain"
 #: top-level module of tensorchain.
 LAYERS: list[tuple[str, str]] = [
     ("version", "the version"),
-    ("networks", "built-in specs (data: the article's network)"),
     ("errors", "the exception family; warnings that name the caller's line"),
+    ("networks", "built-in specs (data: the article's network)"),
     ("arrays", "array libraries, the trace of array operations, limits, caches"),
     ("functions", "the vocabulary: elementwise, matrix and along-index functions"),
     ("language", "text to syntax tree to lowered labeled operations, shapes, constants"),
@@ -82,13 +84,16 @@ def imports(package: Path = PACKAGE) -> list[tuple[str, str, int]]:
                 module = node.module.removeprefix("tensorchain").lstrip(".")
             elif isinstance(node, ast.Import):
                 module = None
+            elif (text := _dynamic_import(node)) is not None:
+                node = ast.Import(names=[ast.alias(text)], lineno=node.lineno)
+                module = None
             else:
                 continue
-            if module is None:
+            if module is None:  # import tensorchain[.x], or importlib.import_module("...")
                 targets = [
-                    a.name.removeprefix("tensorchain.")
+                    a.name.removeprefix("tensorchain").lstrip(".") or "__init__"
                     for a in node.names
-                    if a.name.startswith("tensorchain.")
+                    if a.name == "tensorchain" or a.name.startswith("tensorchain.")
                 ]
             else:  # a module imported from a package, or a name from a module
                 targets = [
@@ -104,6 +109,25 @@ def imports(package: Path = PACKAGE) -> list[tuple[str, str, int]]:
                 if target != name:
                     edges.append((name, target, node.lineno))
     return edges
+
+
+def _dynamic_import(node: ast.AST) -> str | None:
+    """The module named by ``importlib.import_module("tensorchain...")`` or
+    ``__import__("tensorchain...")`` with a literal name, else None."""
+    if not (isinstance(node, ast.Call) and node.args):
+        return None
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    first = node.args[0]
+    named = isinstance(first, ast.Constant) and isinstance(first.value, str)
+    if name in ("import_module", "__import__") and named:
+        return first.value if first.value.split(".")[0] == "tensorchain" else None
+    return None
+
+
+def unnamed(package: Path = PACKAGE) -> list[str]:
+    """Modules whose layer :data:`LAYERS` does not name."""
+    return sorted(m for m in modules(package) if layer(m) not in RANK)
 
 
 def upward(package: Path = PACKAGE) -> list[str]:
@@ -191,12 +215,18 @@ def picture(package: Path = PACKAGE) -> str:
 
 
 if __name__ == "__main__":
+    missing = unnamed()
+    if missing:
+        sys.exit(
+            f"{', '.join(missing)}: in no layer; add the layer to LAYERS in tools/layers.py"
+            " (or move the module into the subpackage of its layer)"
+        )
     if "--check" in sys.argv:
-        for edge in upward():
-            print(edge)
-        for component in cycles():
-            print("cycle:", " ".join(component))
-        for name, n in long_modules().items():
-            print(f"long: {name} {n}")
-    else:
-        sys.stdout.write(picture())
+        found = [
+            *upward(),
+            *(f"cycle: {' '.join(component)}" for component in cycles()),
+            *(f"long: {name} {n}" for name, n in long_modules().items()),
+        ]
+        print("\n".join(found) or "the layers hold: no upward import, no circle, no long module")
+        sys.exit(1 if found else 0)
+    sys.stdout.write(picture())
