@@ -13,8 +13,14 @@ transformation of the lowered network (``from_spec`` builds a network's
 graph from its syntax tree); ``products`` plans products of
 derivatives (per-sample norms, clipped sums, the NTK).
 
-How to add the derivative of a new operation: a rule in ``rules.RULES``
-keyed by the operation's node type.
+How to add a new operation (a node type of ``language.operations``, made by
+the lowering): its value in ``forward.evaluate_node``; its local Jacobian,
+a labeled tensor, in ``rules.RULES`` keyed by the node type (first
+derivatives); its vector-Jacobian product written as operations in
+``vjp.local_vjp`` (second and higher derivatives); and, independently, in
+the references: ``reference.reshape`` (its dense local Jacobian) and
+``reference.jets`` (its jet, for every order), which the tests compare
+with.
 
 May import: ``contraction``, ``language``, ``functions``, ``arrays``, ``errors``.
 """
