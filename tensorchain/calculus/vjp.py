@@ -66,7 +66,8 @@ def _one_minus(v: Node, labels: tuple[str, ...]) -> Node:
 
 #: f' of each elementwise function as operations: ``(coefficient, factors)``
 #: from the input ``x``, the output ``y``, the exponent ``p`` and the axes; ``None``
-#: where f' is zero almost everywhere (piecewise-constant functions).
+#: where f' is zero almost everywhere (piecewise-constant functions). Every
+#: entry of ``ELEMENTWISE`` needs one (tests/test_function_tables.py).
 DerivativeNodes = Callable[[Node, Node, float, tuple[str, ...]], tuple[float, list[Node]] | None]
 
 DERIVATIVES: dict[str, DerivativeNodes] = {
