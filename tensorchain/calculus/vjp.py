@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+from ..errors import DerivativeError
 from ..functions.along import ALONG
 from ..language.operations import (
     Along,
@@ -65,7 +66,8 @@ def _one_minus(v: Node, labels: tuple[str, ...]) -> Node:
 
 #: f' of each elementwise function as operations: ``(coefficient, factors)``
 #: from the input ``x``, the output ``y``, the exponent ``p`` and the axes; ``None``
-#: where f' is zero almost everywhere (piecewise-constant functions).
+#: where f' is zero almost everywhere (piecewise-constant functions). Every
+#: entry of ``ELEMENTWISE`` needs one (tests/test_function_tables.py).
 DerivativeNodes = Callable[[Node, Node, float, tuple[str, ...]], tuple[float, list[Node]] | None]
 
 DERIVATIVES: dict[str, DerivativeNodes] = {
@@ -173,7 +175,13 @@ def local_vjp(
     y = Leaf(stmt.target, node.labels, stmt.pos)
     if isinstance(node, Map):
         # a registered function's derivative is its own registration's
-        rule = getattr(node.func, "operations", None) or DERIVATIVES[node.func]
+        rule = getattr(node.func, "operations", None) or DERIVATIVES.get(node.func)
+        if rule is None:
+            raise DerivativeError(
+                f"line {stmt.pos.line}: {node.func} has a first derivative but no rule for its"
+                " second and higher ones (tensorchain.calculus.vjp.DERIVATIVES has no entry"
+                " for it); grad and jacobian work, hessian and higher derivatives need the entry"
+            )
         found = rule(child, y, node.param, node.labels)
         if found is None:
             return None

@@ -1,7 +1,8 @@
 """Elementwise functions of the language: value, derivative and how to print them.
 
-Adding a function means adding one entry to :data:`ELEMENTWISE` (its array
-code in :mod:`tensorchain.functions.kernels`; users add theirs with
+A built-in function has one entry in :data:`ELEMENTWISE` (its array
+code in :mod:`tensorchain.functions.kernels`; the other places it goes are
+listed in :mod:`tensorchain.functions`; users add theirs with
 :func:`tensorchain.register_function`, whose entries each network holds
 itself: :func:`elementwise` finds them), and the tables the language, the
 runtime and the calculus read (names a spec may call, numpy-only forms,

@@ -20,6 +20,12 @@ import numpy as np
 from ..errors import DerivativeError
 from ..language.user_functions import registered
 
+#: The reference's own list of the functions it refuses for complex values (no
+#: complex derivative, or no complex value here), kept apart from the registry's
+#: ``NOT_HOLOMORPHIC``: tests/test_function_tables.py compares the two.
+NOT_HOLOMORPHIC = ("relu", "abs", "softplus", "step", "sign", "erf", "gelu", "normal_cdf")
+NOT_HOLOMORPHIC += ("logsigmoid",)
+
 
 def _polynomial_derivatives(first: list[float], r: int) -> np.polynomial.Polynomial:
     """P_r with f^(r) = P_r(y) for f' = Q(y) (``first`` = Q's coefficients):

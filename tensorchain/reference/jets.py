@@ -60,6 +60,7 @@ from ..language.operations import (
 )
 from . import matrix_jets
 from .constants import reindex_values, shift_values
+from .functions import NOT_HOLOMORPHIC
 from .jet_algebra import Jet, Jets, compose, product, select, sum_jets
 
 
@@ -207,10 +208,14 @@ def reference_derivative(
     return np.asarray(out, dtype=given)
 
 
+#: Functions along indices the reference refuses for complex values (its
+#: elementwise ones are in :data:`tensorchain.reference.functions.NOT_HOLOMORPHIC`).
+NOT_HOLOMORPHIC_ALONG = ("max", "min", "logdet", "cholesky")
+
+
 def _holomorphic(net: LoweredNetwork) -> None:
     """Complex values only through functions with a complex derivative."""
-    refused = ("relu", "abs", "softplus", "step", "sign", "max", "min", "logdet", "cholesky")
-    refused += ("erf", "gelu", "normal_cdf", "logsigmoid")
+    refused = (*NOT_HOLOMORPHIC, *NOT_HOLOMORPHIC_ALONG)
     for stmt in net.statements:
         stack = [stmt.root]
         while stack:
