@@ -98,14 +98,20 @@ def _verdict(net, of: str, diffs: list[tuple[str, float]], values, args) -> int:
     return 3
 
 
+def _differentiated(args: argparse.Namespace, net: Network, title: str) -> str:
+    """The tensor ``--of`` names, else the network's last output."""
+    of = args.of or (net.outputs[-1] if net.outputs else None)
+    if of is None:
+        raise UsageError(f"{title} defines no tensor to differentiate")
+    return of
+
+
 def paths_command(args: argparse.Namespace) -> int:
     from ..planning.explore import crossover, explore, sweep
 
     out = sys.stdout
     net, title = _load(args)
-    of = args.of or (net.outputs[-1] if net.outputs else None)
-    if of is None:
-        raise UsageError(f"{title} defines no tensor to differentiate")
+    of = _differentiated(args, net, title)
     net.info(of)
     if args.wrt:
         wrts = [w.strip() for w in args.wrt.split(",") if w.strip()]
@@ -148,9 +154,7 @@ def paths_command(args: argparse.Namespace) -> int:
 def derive(args: argparse.Namespace) -> int:
     out = sys.stdout
     net, title = _load(args)
-    of = args.of or (net.outputs[-1] if net.outputs else None)
-    if of is None:
-        raise UsageError(f"{title} defines no tensor to differentiate")
+    of = _differentiated(args, net, title)
     if args.wrt is not None:
         wrts = [w.strip() for w in args.wrt.split(",") if w.strip()]
         if not wrts:
@@ -216,9 +220,7 @@ def verify_command(args: argparse.Namespace) -> int:
     # imported first: a module that registers functions does it before the spec is read
     fn = user_function(args.against) if args.against else None
     net, title = _load(args)
-    of = args.of or (net.outputs[-1] if net.outputs else None)
-    if of is None:
-        raise UsageError(f"{title} defines no tensor to differentiate")
+    of = _differentiated(args, net, title)
     wrts = [w.strip() for w in args.wrt.split(",") if w.strip()] if args.wrt else None
     values = _values(net, args)[0] if args.values else None
     dims = args.dims or None

@@ -119,3 +119,9 @@ def text_tex(text: str) -> str:
             out.append(c if c.isascii() else "?")
         k += 1
     return "".join(out)
+
+
+def superscript(k: int) -> str:
+    """The order of a derivative as a superscript: ``²`` for 2, ``³`` for 3;
+    nothing for 1 (``∂²C/∂W²``, ``∂C/∂W``)."""
+    return "" if k == 1 else str(k).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))

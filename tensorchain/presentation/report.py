@@ -20,7 +20,7 @@ from ..runtime.compiled import cached_program, dtype_of
 from ..runtime.leaves import placeholders
 from ..runtime.values import checked_values
 from .derivation import Derivation
-from .notation import format_array, local_shape
+from .notation import format_array, local_shape, superscript
 
 RULE = "─" * 78
 LIMIT_PATHS = 1000  # paths counted for the report (the chain rule never enumerates them)
@@ -147,11 +147,7 @@ def _lhs(d: Derivation, names: tuple[str, ...], net: Computing) -> str:
         parts.append(f"{name}[{', '.join(letters[at : at + k])}]" if k else name)
         at += k
     order = len(names) - 1
-    return f"∂{_power(order)}{parts[0]}/" + "".join(f"∂{p}" for p in parts[1:])
-
-
-def _power(k: int) -> str:
-    return "" if k == 1 else str(k).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    return f"∂{superscript(order)}{parts[0]}/" + "".join(f"∂{p}" for p in parts[1:])
 
 
 def derivative_report(
@@ -163,7 +159,7 @@ def derivative_report(
     from ..reference.jets import reference_derivative
 
     D = net.derivative(of, (wrt,) * order, values)
-    title = f"∂{_power(order)}{of}/∂{wrt}{_power(order)}"
+    title = f"∂{superscript(order)}{of}/∂{wrt}{superscript(order)}"
     shape = " × ".join(map(str, D.shape)) if D.shape else "() (a scalar)"
     lines = [f"{title}   shape {shape}", RULE]
     lines.append(f"axes [{', '.join(D.indices)}]")

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-
-def superscript(k: int) -> str:
-    """``²`` for 2, ``³`` for 3; nothing for 1."""
-    return "" if k == 1 else str(k).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+from ..presentation.notation import superscript
 
 
 def derivative_title(of: str, wrts: Sequence[str]) -> str:
